@@ -1,0 +1,46 @@
+# The README's commands: `make demo` and `make test`. Everything they need is installed here.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+CORES  ?= 2
+
+.PHONY: env demo test test-all lint bench lock clean
+
+env: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES) reports/demo/report.html
+	@echo "The demo report is at reports/demo/report.html"
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest --runslow
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check src tests workflow/scripts
+	$(BIN)/snakemake --lint
+
+bench: $(STAMP)
+	$(BIN)/python -m accord.bench
+
+# Update the pinned versions on purpose: resolve the ranges in pyproject.toml afresh.
+lock:
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet --disable-pip-version-check setuptools wheel -e '.[dev]'
+	(echo "# Exact versions installed by 'make'; regenerate deliberately with 'make lock'."; \
+	 .lock-venv/bin/python -m pip freeze --all --exclude-editable | grep -v -E '^pip==') > requirements.lock
+	rm -rf .lock-venv
+
+clean:
+	rm -rf results reports logs data/demo .snakemake

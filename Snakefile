@@ -1,0 +1,21 @@
+# accord: validate -> measures -> models -> report, for every study in the config.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/simulate.smk"
+include: "workflow/rules/validate.smk"
+include: "workflow/rules/measures.smk"
+include: "workflow/rules/models.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        expand("reports/{study}/report.html", study=STUDIES),
+    default_target: True

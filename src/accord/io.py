@@ -1,0 +1,217 @@
+"""Reading study tables and writing outputs: the one place files are opened.
+
+Every input is read as text first (so nothing is guessed before the contract says what a column
+is) and dictionary-encoded, which keeps tens of millions of rows over few distinct labels small.
+Every output is written atomically (a temporary file in the same folder, then a rename) and
+deterministically, so the same inputs give byte-identical files.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from accord.errors import StudyError
+
+TABLE_SUFFIXES = (".csv", ".parquet")
+_BOM = b"\xef\xbb\xbf"
+_DELIMITERS = {";": "semicolons", "\t": "tabs", "|": "vertical bars"}
+
+
+def find_table(folder: str | Path, table: str) -> Path | None:
+    """The file holding `table` in a study folder (CSV or Parquet), or None if there is none."""
+    folder = Path(folder)
+    found = [folder / f"{table}{suffix}" for suffix in TABLE_SUFFIXES]
+    found = [path for path in found if path.exists()]
+    if len(found) > 1:
+        names = " and ".join(path.name for path in found)
+        raise StudyError(f"{folder}: both {names} exist; keep one of them.", file=str(folder))
+    return found[0] if found else None
+
+
+def read_table(path: str | Path) -> tuple[pd.DataFrame, list[str]]:
+    """Read a CSV or Parquet table with every column as a categorical of text labels.
+
+    Returns the frame (a RangeIndex: row i is data row i + 1 of the file) and notes about how the
+    file was read (a delimiter other than a comma, say). Raises StudyError, naming the file, for
+    a file that cannot be read as a table.
+    """
+    path = Path(path)
+    if path.suffix == ".parquet":
+        return _read_parquet(path), []
+    return _read_csv(path)
+
+
+def _read_csv(path: Path) -> tuple[pd.DataFrame, list[str]]:
+    notes: list[str] = []
+    with path.open("rb") as handle:
+        head = handle.read(64 * 1024)
+    if not head.strip(_BOM + b" \r\n\t"):
+        raise StudyError(f"{path.name}: the file is empty (not even a header row).", file=path.name)
+    try:
+        first_line = head.removeprefix(_BOM).splitlines()[0].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _encoding_error(path, exc) from None
+    delimiter = _sniff_delimiter(first_line)
+    if delimiter != ",":
+        notes.append(
+            f"{path.name}: columns are separated by {_DELIMITERS[delimiter]}, not commas; "
+            "read accordingly."
+        )
+    header = next(csv.reader([first_line], delimiter=delimiter))
+    if len(set(header)) != len(header):
+        dupes = sorted({name for name in header if header.count(name) > 1})
+        raise StudyError(
+            f"{path.name}: the header repeats column(s) {', '.join(dupes)}.",
+            file=path.name,
+            column=dupes[0],
+        )
+    convert = pacsv.ConvertOptions(
+        column_types={name: pa.string() for name in header},
+        strings_can_be_null=True,
+        null_values=[""],
+        quoted_strings_can_be_null=True,
+    )
+    try:
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(encoding="utf8", block_size=1 << 24),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter),
+            convert_options=convert,
+        )
+    except pa.ArrowInvalid as exc:
+        raise _parse_error(path, exc) from None
+    return _to_categorical_frame(table), notes
+
+
+def _sniff_delimiter(header_line: str) -> str:
+    if "," in header_line:
+        return ","
+    for candidate in _DELIMITERS:
+        if candidate in header_line:
+            return candidate
+    return ","
+
+
+def _encoding_error(path: Path, exc: UnicodeDecodeError) -> StudyError:
+    return StudyError(
+        f"{path.name}: the file is not valid UTF-8 (an undecodable byte at offset {exc.start}). "
+        "Save it as 'CSV UTF-8' (in Excel: Save As > CSV UTF-8) and run again.",
+        file=path.name,
+    )
+
+
+def _parse_error(path: Path, exc: pa.ArrowInvalid) -> StudyError:
+    message = str(exc)
+    if "UTF8" in message.upper() or "utf-8" in message.lower():
+        return StudyError(
+            f"{path.name}: the file is not valid UTF-8. Save it as 'CSV UTF-8' and run again.",
+            file=path.name,
+        )
+    if "Expected" in message and "columns" in message:
+        # Arrow quotes the offending row's text; keep only the counts, never the values.
+        detail = message.split(":")[0]
+        return StudyError(
+            f"{path.name}: a row has a different number of fields than the header ({detail}). "
+            "Check for unquoted separators inside values.",
+            file=path.name,
+        )
+    return StudyError(f"{path.name}: the file cannot be read as CSV.", file=path.name)
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError):
+        raise StudyError(f"{path.name}: the file cannot be read as Parquet.", file=path.name) from None
+    columns = []
+    for column in table.columns:
+        if pa.types.is_dictionary(column.type):
+            column = column.cast(column.type.value_type)
+        columns.append(column.cast(pa.string()))
+    return _to_categorical_frame(pa.table(columns, names=table.column_names))
+
+
+def _to_categorical_frame(table: pa.Table) -> pd.DataFrame:
+    data = {}
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        encoded = column.dictionary_encode().combine_chunks()
+        codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+        labels = encoded.dictionary.to_pylist()
+        data[name] = pd.Categorical.from_codes(codes, categories=pd.Index(labels, dtype=object))
+    return pd.DataFrame(data, index=pd.RangeIndex(table.num_rows))
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; move it into place only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    """JSON with sorted keys and a trailing newline: stable bytes for the same content."""
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def write_csv(path: str | Path, frame: pd.DataFrame) -> None:
+    """CSV with a fixed float format and line ending, so bytes are reproducible."""
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False, lineterminator="\n", float_format="%.10g")
+
+
+def write_parquet(path: str | Path, frame: pd.DataFrame, metadata: dict | None = None) -> None:
+    """Parquet without pandas' index and with fixed writer settings, plus optional metadata.
+
+    `metadata` is stored as JSON under the key ``accord`` in the file's schema metadata.
+    """
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    extra = {b"accord": json.dumps(metadata, sort_keys=True).encode()} if metadata else {}
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), **extra})
+    with atomic_path(path) as tmp:
+        pq.write_table(
+            table,
+            tmp,
+            compression="zstd",
+            use_dictionary=True,
+            write_statistics=True,
+        )
+
+
+def read_parquet_metadata(path: str | Path) -> dict:
+    """The ``accord`` metadata stored by `write_parquet`, or an empty dict."""
+    meta = pq.read_schema(path).metadata or {}
+    raw = meta.get(b"accord")
+    return json.loads(raw) if raw else {}

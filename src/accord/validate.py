@@ -1,0 +1,573 @@
+"""Ingest and validation: every input row ends accepted or quarantined with its reasons.
+
+The order is fixed: read -> missing codes -> identifier guard -> table-level checks -> types ->
+per-column rules (pandera, lazily) -> rules across rows and tables -> cascade to children.
+Table-level faults raise `StudyError` naming the file and column; row-level faults become
+quarantine rows (table, 1-based source row, client_id, rule, column). Values are never copied
+into messages or the quarantine, so a suspected identifier cannot leak through them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+
+from accord import contract
+from accord.errors import StudyError
+from accord.guard import GuardReport, check_identifiers
+from accord.instruments import Registry
+from accord.io import find_table, read_table
+
+log = logging.getLogger(__name__)
+
+QUARANTINE_COLUMNS = ["table", "row_number", "client_id", "rule", "column"]
+_TRUE = {"true", "t", "yes", "y", "1", "1.0"}
+_FALSE = {"false", "f", "no", "n", "0", "0.0"}
+_ID_REGEX = contract.ID_PATTERN
+
+
+@dataclass(frozen=True)
+class StudyInput:
+    """Where a study's tables are and the study's own settings from the config."""
+
+    name: str
+    path: Path
+    missing_codes: tuple = ()
+    extra_columns: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    acknowledged_columns: tuple[str, ...] = ()
+    quasi_identifier_k: int = 5
+
+
+@dataclass
+class ValidationResult:
+    """Accepted rows per table, the quarantine, and the counts that reconcile them."""
+
+    tables: dict[str, pd.DataFrame]
+    quarantine: pd.DataFrame
+    summary: dict
+    guard: GuardReport
+
+
+def validate_study(study: StudyInput, registry: Registry) -> ValidationResult:
+    """Read, guard and validate one study folder. Raises StudyError on a table-level fault."""
+    files = _locate(study.path)
+    raw: dict[str, pd.DataFrame] = {}
+    notes: list[str] = []
+    checksums: dict[str, str] = {}
+    for table, path in files.items():
+        frame, read_notes = read_table(path)
+        raw[table] = frame
+        notes.extend(read_notes)
+        checksums[path.name] = sha256(path)
+    names = {table: path.name for table, path in files.items()}
+
+    # Declared missing codes are not data: a 999 meaning "not asked" is not an age of 999.
+    replaced: dict[str, dict[str, int]] = {}
+    for table, frame in raw.items():
+        raw[table], replaced[table] = _replace_missing_codes(frame, study.missing_codes)
+
+    guard = check_identifiers(
+        raw, names, acknowledged=study.acknowledged_columns, k=study.quasi_identifier_k
+    )
+
+    for table, frame in raw.items():
+        _check_table_shape(table, frame, names[table], study.extra_columns.get(table, ()))
+
+    issues: dict[str, list[pd.DataFrame]] = {table: [] for table in raw}
+    typed: dict[str, pd.DataFrame] = {}
+    for table, frame in raw.items():
+        frame, type_issues = _coerce(table, frame)
+        issues[table].extend(type_issues)
+        _apply_defaults(table, frame)
+        issues[table].append(_schema_issues(table, frame, names[table]))
+        issues[table].append(_key_issues(table, frame))
+        typed[table] = frame
+
+    issues["sessions"].append(_day_order_issues(typed["sessions"]))
+    issues["measures"].append(_instrument_issues(typed["measures"], registry))
+    if "goals" in typed:
+        issues["goals"].append(_revision_issues(typed["goals"]))
+        issues["measures"].append(_gas_goal_issues(typed["measures"], typed["goals"]))
+
+    bad = {table: _collect(issues[table]) for table in typed}
+    _cascade(typed, bad)
+
+    accepted = {}
+    quarantine_parts = []
+    for table, frame in typed.items():
+        rows = bad[table]
+        rejected = rows["row"].unique() if len(rows) else np.array([], dtype=np.int64)
+        keep = np.ones(len(frame), dtype=bool)
+        keep[rejected] = False
+        accepted[table] = frame.loc[keep].reset_index(drop=True)
+        quarantine_parts.append(_quarantine_rows(table, frame, rows))
+
+    quarantine = pd.concat(quarantine_parts, ignore_index=True)
+    quarantine = quarantine.sort_values(
+        ["table", "row_number", "rule", "column"], kind="stable"
+    ).reset_index(drop=True)
+    summary = _summary(study, typed, accepted, quarantine, replaced, notes, checksums, guard)
+    return ValidationResult(accepted, quarantine, summary, guard)
+
+
+def sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _locate(folder: Path) -> dict[str, Path]:
+    if not folder.is_dir():
+        raise StudyError(f"The study folder {folder} does not exist.", file=str(folder))
+    files = {}
+    for table in contract.TABLES:
+        path = find_table(folder, table)
+        if path is None and table in contract.REQUIRED_TABLES:
+            raise StudyError(
+                f"{folder}: {table}.csv (or {table}.parquet) is missing; "
+                f"a study needs {', '.join(contract.REQUIRED_TABLES)}.",
+                file=f"{table}.csv",
+            )
+        if path is not None:
+            files[table] = path
+    return files
+
+
+def _check_table_shape(table: str, frame: pd.DataFrame, file: str, extra: Sequence[str]) -> None:
+    specs = contract.columns(table)
+    missing = [name for name, spec in specs.items() if spec.required and name not in frame]
+    if missing:
+        raise StudyError(
+            f"{file}: required column '{missing[0]}' is missing"
+            + (f" (also: {', '.join(missing[1:])})" if len(missing) > 1 else "")
+            + ". Column names must be exactly as in the data contract (lower case).",
+            file=file,
+            column=missing[0],
+        )
+    unknown = [name for name in frame.columns if name not in specs and name not in extra]
+    if unknown:
+        raise StudyError(
+            f"{file}: column '{unknown[0]}' is not in the data contract"
+            + (f" (also: {', '.join(unknown[1:])})" if len(unknown) > 1 else "")
+            + f". Declare it under studies.<study>.extra_columns.{table} in the config "
+            "if it belongs in the study, or remove it.",
+            file=file,
+            column=unknown[0],
+        )
+    if len(frame) == 0:
+        raise StudyError(f"{file}: the table has a header but no rows.", file=file)
+
+
+def _replace_missing_codes(
+    frame: pd.DataFrame, codes: Collection
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Turn declared missing-value codes into missing cells; count them per column."""
+    counts: dict[str, int] = {}
+    if not codes:
+        return frame, counts
+    text_codes = {str(code).strip() for code in codes}
+    numeric_codes = {float(code) for code in codes if _is_number(code)}
+    frame = frame.copy()
+    for name in frame.columns:
+        column = frame[name]
+        labels = column.cat.categories
+        numbers = pd.to_numeric(pd.Series(labels, dtype=object), errors="coerce").to_numpy()
+        is_code = np.array([str(label).strip() in text_codes for label in labels], dtype=bool)
+        if numeric_codes:
+            is_code |= np.isin(numbers, list(numeric_codes))
+        if not is_code.any():
+            continue
+        hit_codes = np.flatnonzero(is_code)
+        n = int(np.isin(column.cat.codes.to_numpy(), hit_codes).sum())
+        if n:
+            counts[name] = n
+            frame[name] = column.cat.remove_categories(labels[is_code])
+    return frame, counts
+
+
+def _is_number(value) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _coerce(table: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
+    """Give each contract column its type; a cell that does not parse is a row issue."""
+    specs = contract.columns(table)
+    out = {}
+    issues = []
+    for name in frame.columns:
+        column = frame[name]
+        spec = specs.get(name)
+        kind = spec.kind if spec else _guess_kind(column)
+        values, unparsed = _parse(column, kind)
+        out[name] = values
+        if unparsed.any():
+            issues.append(_issue_frame(np.flatnonzero(unparsed), f"type:{kind}", name))
+    return pd.DataFrame(out, index=frame.index), issues
+
+
+def _guess_kind(column: pd.Series) -> str:
+    """Extra columns declared in config: numbers if every label parses, else text."""
+    labels = pd.Series(column.cat.categories, dtype=object)
+    numbers = pd.to_numeric(labels, errors="coerce")
+    return "number" if len(labels) and numbers.notna().all() else "string"
+
+
+def _parse(column: pd.Series, kind: str) -> tuple[pd.Series, np.ndarray]:
+    """Parse a categorical column of text labels; parse each distinct label once."""
+    codes = column.cat.codes.to_numpy()
+    labels = pd.Series(column.cat.categories, dtype=object).str.strip()
+    if kind in ("id", "string"):
+        if labels.equals(pd.Series(column.cat.categories, dtype=object)) and (labels != "").all():
+            return column, np.zeros(len(column), dtype=bool)
+        # Surrounding spaces are an export artefact, not a different label.
+        cleaned = labels.where(labels != "").to_numpy(dtype=object)
+        values = pd.Series(np.where(codes >= 0, cleaned[np.maximum(codes, 0)], None), dtype=object)
+        return values.astype("category").set_axis(column.index), np.zeros(len(column), dtype=bool)
+    if kind == "boolean":
+        lowered = labels.str.lower()
+        parsed = pd.array(
+            [True if v in _TRUE else False if v in _FALSE else pd.NA for v in lowered],
+            dtype="boolean",
+        )
+    else:
+        numbers = pd.to_numeric(labels, errors="coerce").to_numpy(dtype=float)
+        if kind == "integer":
+            whole = np.isfinite(numbers) & (numbers == np.round(numbers))
+            parsed = pd.array(np.where(whole, numbers, np.nan), dtype="Float64").astype("Int64")
+        else:
+            finite = np.isfinite(numbers)
+            parsed = pd.array(np.where(finite, numbers, np.nan), dtype="Float64")
+    bad_label = np.append(np.asarray(pd.isna(parsed), dtype=bool), False)
+    present = codes >= 0
+    # Code -1 (an empty cell) points at an appended NA that is not a parse failure.
+    safe = np.where(present, codes, len(parsed))
+    values = pd.Series(parsed.take(np.where(present, codes, -1), allow_fill=True), index=column.index)
+    unparsed = bad_label[safe] & present
+    return values, unparsed
+
+
+def _apply_defaults(table: str, frame: pd.DataFrame) -> None:
+    if table != "measures":
+        return
+    rater = frame["rater"] if "rater" in frame else pd.Series(pd.NA, index=frame.index)
+    frame["rater"] = _fill_category(rater, pd.Series("client", index=frame.index))
+    phase_default = pd.Series(
+        np.where(frame["session_number"].fillna(-1).to_numpy() == 0, "intake", "treatment"),
+        index=frame.index,
+    )
+    phase = frame["phase"] if "phase" in frame else pd.Series(pd.NA, index=frame.index)
+    frame["phase"] = _fill_category(phase, phase_default)
+
+
+def _fill_category(values: pd.Series, default: pd.Series) -> pd.Series:
+    filled = values.astype(object).where(values.notna(), default)
+    return filled.astype("category")
+
+
+def _schema_issues(table: str, frame: pd.DataFrame, file: str) -> pd.DataFrame:
+    """Per-column rules through pandera, collected lazily; keys are checked in `_key_issues`."""
+    schema = contract.MODELS[table].to_schema()
+    schema = schema.update_columns({name: {"unique": False} for name in schema.columns})
+    present = {name: col for name, col in schema.columns.items() if name in frame}
+    schema = pa.DataFrameSchema(present, name=schema.name, strict=False)
+    try:
+        schema.validate(frame, lazy=True)
+    except pa.errors.SchemaErrors as errors:
+        cases = errors.failure_cases
+        row_level = cases["index"].notna()
+        if not row_level.all():
+            unexpected = cases.loc[~row_level, ["column", "check"]].astype(str)
+            first = unexpected.iloc[0]
+            raise StudyError(
+                f"{file}: column '{first['column']}' breaks rule {first['check']} as a whole.",
+                file=file,
+                column=first["column"],
+            ) from None
+        rows = cases["index"].astype(np.int64).to_numpy()
+        return pd.DataFrame(
+            {"row": rows, "rule": cases["check"].astype(str).to_numpy(), "column": cases["column"]}
+        )
+    return _issue_frame(np.array([], dtype=np.int64), "", "")
+
+
+def _key_codes(frame: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
+    """One int64 per row identifying its key, built from the factorized key columns."""
+    key = np.zeros(len(frame), dtype=np.int64)
+    for name in columns:
+        codes, uniques = pd.factorize(frame[name], use_na_sentinel=True)
+        key = key * (len(uniques) + 1) + (codes + 1)
+    return key
+
+
+def _key_issues(table: str, frame: pd.DataFrame) -> pd.DataFrame:
+    columns = contract.KEYS[table]
+    complete = frame[list(columns)].notna().all(axis=1).to_numpy()
+    key = pd.Series(_key_codes(frame, columns))
+    duplicated = key.duplicated(keep=False).to_numpy() & complete
+    rule = f"duplicate_key({', '.join(columns)})"
+    return _issue_frame(np.flatnonzero(duplicated), rule, columns[-1])
+
+
+def _day_order_issues(sessions: pd.DataFrame) -> pd.DataFrame:
+    """`day` must not decrease as session_number increases within a client."""
+    if "day" not in sessions:
+        return _issue_frame(np.array([], dtype=np.int64), "", "")
+    ordered = sessions[["client_id", "session_number", "day"]].dropna()
+    ordered = ordered.sort_values(["client_id", "session_number"], kind="stable")
+    running_max = ordered.groupby("client_id", observed=True)["day"].cummax()
+    previous = running_max.groupby(ordered["client_id"], observed=True).shift(1)
+    decreasing = (ordered["day"] < previous).fillna(False).to_numpy(dtype=bool)
+    return _issue_frame(ordered.index.to_numpy()[decreasing], "day_decreasing", "day")
+
+
+def _revision_issues(goals: pd.DataFrame) -> pd.DataFrame:
+    if "revised_session" not in goals:
+        return _issue_frame(np.array([], dtype=np.int64), "", "")
+    before = (goals["revised_session"] < goals["set_session"]).fillna(False).to_numpy(dtype=bool)
+    return _issue_frame(np.flatnonzero(before), "revised_before_set", "revised_session")
+
+
+def _instrument_issues(measures: pd.DataFrame, registry: Registry) -> pd.DataFrame:
+    """Instrument known, item a label of that instrument, value within the item/total range."""
+    instrument = measures["instrument"].astype("category")
+    item = measures["item"].astype("category")
+    inst_labels = list(instrument.cat.categories)
+    item_labels = list(item.cat.categories)
+    known = np.array([label in registry for label in inst_labels] + [False])
+    allowed = np.zeros((len(inst_labels) + 1, len(item_labels) + 1), dtype=bool)
+    low = np.full((len(inst_labels) + 1, len(item_labels) + 1), np.nan)
+    high = np.full_like(low, np.nan)
+    for i, key in enumerate(inst_labels):
+        if key not in registry:
+            continue
+        spec = registry[key]
+        labels = set(spec.item_labels)
+        for j, label in enumerate(item_labels):
+            if label == "total":
+                if spec.total_min is not None and spec.total_max is not None:
+                    allowed[i, j] = True
+                    low[i, j], high[i, j] = spec.total_min, spec.total_max
+            elif label in labels or not spec.item_labels:
+                allowed[i, j] = True
+                low[i, j], high[i, j] = spec.item_min, spec.item_max
+    inst_codes = instrument.cat.codes.to_numpy().astype(np.int64)
+    item_codes = item.cat.codes.to_numpy().astype(np.int64)
+    inst_codes[inst_codes < 0] = len(inst_labels)
+    item_codes[item_codes < 0] = len(item_labels)
+    present = measures["instrument"].notna().to_numpy() & measures["item"].notna().to_numpy()
+    unknown_instrument = present & ~known[inst_codes]
+    unknown_item = present & ~unknown_instrument & ~allowed[inst_codes, item_codes]
+    value = measures["value"].to_numpy(dtype=float, na_value=np.nan)
+    lo, hi = low[inst_codes, item_codes], high[inst_codes, item_codes]
+    checkable = present & ~unknown_instrument & ~unknown_item & np.isfinite(value)
+    out_of_range = checkable & ((value < lo) | (value > hi))
+    parts = [
+        _issue_frame(np.flatnonzero(unknown_instrument), "unknown_instrument", "instrument"),
+        _issue_frame(np.flatnonzero(unknown_item), "unknown_item_for_instrument", "item"),
+    ]
+    for i, key in enumerate(inst_labels):
+        rows = np.flatnonzero(out_of_range & (inst_codes == i))
+        if len(rows) == 0:
+            continue
+        spec = registry[key]
+        is_total = np.array([label == "total" for label in item_labels] + [False])[item_codes[rows]]
+        for mask, (a, b) in (
+            (~is_total, (spec.item_min, spec.item_max)),
+            (is_total, (spec.total_min, spec.total_max)),
+        ):
+            if mask.any():
+                parts.append(_issue_frame(rows[mask], f"in_range({a:g}, {b:g})", "value"))
+    return pd.concat(parts, ignore_index=True)
+
+
+def _gas_goal_issues(measures: pd.DataFrame, goals: pd.DataFrame) -> pd.DataFrame:
+    """A GAS rating's item names a goal; that goal must exist for the client."""
+    is_gas = (measures["instrument"] == "gas").to_numpy(dtype=bool)
+    if not is_gas.any():
+        return _issue_frame(np.array([], dtype=np.int64), "", "")
+    rated = measures.loc[is_gas, ["client_id", "item"]].astype(str)
+    known = pd.MultiIndex.from_frame(goals[["client_id", "goal_id"]].astype(str))
+    found = pd.MultiIndex.from_frame(rated).isin(known)
+    return _issue_frame(rated.index.to_numpy()[~found], "gas_goal_not_in_goals", "item")
+
+
+def _issue_frame(rows: np.ndarray, rule: str, column: str) -> pd.DataFrame:
+    return pd.DataFrame(
+        {"row": np.asarray(rows, dtype=np.int64), "rule": rule, "column": column},
+        columns=["row", "rule", "column"],
+    )
+
+
+def _collect(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    parts = [part for part in parts if len(part)]
+    if not parts:
+        return _issue_frame(np.array([], dtype=np.int64), "", "")
+    out = pd.concat(parts, ignore_index=True)
+    return out.drop_duplicates(ignore_index=True)
+
+
+def _cascade(typed: dict[str, pd.DataFrame], bad: dict[str, pd.DataFrame]) -> None:
+    """Quarantine children of quarantined or unknown parents, naming which it is."""
+    clients = typed["clients"]
+    good_clients = _accepted_mask(clients, bad["clients"])
+    all_ids = set(clients["client_id"].dropna().astype(str))
+    good_ids = set(clients.loc[good_clients, "client_id"].astype(str))
+    for table in ("sessions", "measures", "goals"):
+        if table not in typed:
+            continue
+        bad[table] = _collect(
+            [bad[table], _parent_issues(typed[table], "client_id", all_ids, good_ids, "clients")]
+        )
+
+    sessions = typed["sessions"]
+    good_sessions = _accepted_mask(sessions, bad["sessions"])
+    all_keys = _pairs(sessions, np.ones(len(sessions), dtype=bool))
+    good_keys = _pairs(sessions, good_sessions)
+    measures = typed["measures"]
+    treated = (measures["session_number"].fillna(0) > 0).to_numpy(dtype=bool)
+    treated &= measures["client_id"].notna().to_numpy()
+    keys = pd.MultiIndex.from_arrays(
+        [
+            measures.loc[treated, "client_id"].astype(str),
+            measures.loc[treated, "session_number"].astype("int64"),
+        ]
+    )
+    rows = measures.index.to_numpy()[treated]
+    unknown = ~keys.isin(all_keys)
+    quarantined = ~unknown & ~keys.isin(good_keys)
+    bad["measures"] = _collect(
+        [
+            bad["measures"],
+            _issue_frame(rows[unknown], "session_not_in_sessions", "session_number"),
+            _issue_frame(rows[quarantined], "parent_quarantined(sessions)", "session_number"),
+        ]
+    )
+
+
+def _accepted_mask(frame: pd.DataFrame, rows: pd.DataFrame) -> np.ndarray:
+    keep = np.ones(len(frame), dtype=bool)
+    keep[rows["row"].to_numpy()] = False
+    return keep
+
+
+def _pairs(sessions: pd.DataFrame, mask: np.ndarray) -> pd.MultiIndex:
+    chosen = sessions.loc[mask, ["client_id", "session_number"]].dropna()
+    return pd.MultiIndex.from_arrays(
+        [chosen["client_id"].astype(str), chosen["session_number"].astype("int64")]
+    )
+
+
+def _parent_issues(
+    frame: pd.DataFrame, column: str, all_ids: set, good_ids: set, parent: str
+) -> pd.DataFrame:
+    ids = frame[column].astype("category")
+    labels = [str(label) for label in ids.cat.categories]
+    codes = ids.cat.codes.to_numpy()
+    present = codes >= 0
+    missing_label = np.array([label not in all_ids for label in labels] + [False])
+    quarantined_label = np.array(
+        [label in all_ids and label not in good_ids for label in labels] + [False]
+    )
+    safe = np.where(present, codes, len(labels))
+    return pd.concat(
+        [
+            _issue_frame(np.flatnonzero(missing_label[safe]), f"not_in_{parent}", column),
+            _issue_frame(
+                np.flatnonzero(quarantined_label[safe]), f"parent_quarantined({parent})", column
+            ),
+        ],
+        ignore_index=True,
+    )
+
+
+def _quarantine_rows(table: str, frame: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    if len(rows) == 0:
+        return pd.DataFrame(columns=QUARANTINE_COLUMNS)
+    client = frame["client_id"].astype(object).to_numpy()[rows["row"].to_numpy()]
+    # Only a well-formed pseudonym is repeated in the quarantine; anything else stays blank.
+    well_formed = pd.Series(client, dtype=object).astype(str).str.fullmatch(_ID_REGEX)
+    client = np.where(well_formed.to_numpy() & pd.notna(client), client, "")
+    return pd.DataFrame(
+        {
+            "table": table,
+            "row_number": rows["row"].to_numpy() + 1,
+            "client_id": client,
+            "rule": rows["rule"].to_numpy(),
+            "column": rows["column"].to_numpy(),
+        }
+    )
+
+
+def _summary(
+    study: StudyInput,
+    typed: Mapping[str, pd.DataFrame],
+    accepted: Mapping[str, pd.DataFrame],
+    quarantine: pd.DataFrame,
+    replaced: Mapping[str, Mapping[str, int]],
+    notes: list[str],
+    checksums: Mapping[str, str],
+    guard: GuardReport,
+) -> dict:
+    tables = {}
+    for table, frame in typed.items():
+        in_table = quarantine[quarantine["table"] == table]
+        rows_quarantined = int(in_table["row_number"].nunique())
+        reasons = in_table.groupby(["rule", "column"]).size().sort_index()
+        tables[table] = {
+            "rows_in": len(frame),
+            "rows_accepted": len(accepted[table]),
+            "rows_quarantined": rows_quarantined,
+            "missing_codes_replaced": int(sum(replaced[table].values())),
+            "missing_codes_replaced_by_column": dict(sorted(replaced[table].items())),
+            "quarantine_reasons": [
+                {"rule": rule, "column": column, "rows": int(n)}
+                for (rule, column), n in reasons.items()
+            ],
+        }
+        if tables[table]["rows_in"] != tables[table]["rows_accepted"] + rows_quarantined:
+            raise AssertionError(f"{table}: counts do not reconcile")
+    return {
+        "study": study.name,
+        "contract_version": contract.CONTRACT_VERSION,
+        "missing_codes": [str(code) for code in study.missing_codes],
+        "tables": tables,
+        "notes": notes,
+        "input_checksums_sha256": dict(sorted(checksums.items())),
+        "identifier_guard": guard.to_dict(),
+    }
+
+
+def write_validation(result: ValidationResult, paths: Mapping[str, str | Path]) -> None:
+    """Write the validated tables, the quarantine and the summary to `paths` (keys as outputs)."""
+    from accord.io import write_csv, write_json, write_parquet
+
+    for table in contract.TABLES:
+        frame = result.tables.get(table)
+        if frame is None:
+            frame = empty_table(table)
+        write_parquet(paths[table], frame, metadata={"contract_version": contract.CONTRACT_VERSION})
+    write_csv(paths["quarantine"], result.quarantine)
+    write_json(paths["summary"], result.summary)
+
+
+def empty_table(table: str) -> pd.DataFrame:
+    """A table with the contract's required columns and no rows (an absent optional table)."""
+    dtypes = {"id": "category", "string": "category", "integer": "Int64", "number": "Float64",
+              "boolean": "boolean"}
+    specs = contract.columns(table)
+    return pd.DataFrame(
+        {name: pd.Series(dtype=dtypes[spec.kind]) for name, spec in specs.items() if spec.required}
+    )

@@ -1,0 +1,77 @@
+"""Shared fixtures: a tiny valid study written as CSV, and the opt-in switch for slow checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--runslow", action="store_true", help="also run the slow, opt-in checks")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--runslow"):
+        return
+    skip = pytest.mark.skip(reason="slow check: run with --runslow (make test-all)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+def phq9_rows(client: str, session: int, values: list[int]) -> list[str]:
+    return [f"{client},{session},phq9,client,{i},{v}," for i, v in enumerate(values, start=1)]
+
+
+CLIENTS = """client_id,therapist_id,site_id,arm,intake_year,age,age_band,gender,end_reason
+C1A,T1,S1,collaborative,2024,34,25-44,female,completed
+C2B,T1,S1,usual_care,2024,51,45-64,male,dropout
+C3C,T2,S1,collaborative,2025,,18-24,female,ongoing
+"""
+
+SESSIONS = """client_id,session_number,status,day,duration_min,modality,homework_assigned,homework_completion,goal_review
+C1A,1,attended,0,50,in_person,true,1,true
+C1A,2,attended,7,50,video,true,0.5,false
+C2B,1,attended,0,45,in_person,false,,true
+C2B,2,no_show,7,,,,,
+C3C,1,attended,0,50,phone,,,
+"""
+
+GOALS = """client_id,goal_id,set_session,set_by,client_importance,therapist_importance,smart_specific,smart_measurable,smart_achievable,smart_relevant,smart_time_bound,status,revised_session
+C1A,G1,0,joint,5,4,true,true,true,true,false,active,
+C2B,G1,1,therapist,3,3,false,true,true,true,true,revised,2
+"""
+
+
+def measures_text() -> str:
+    rows = ["client_id,session_number,instrument,rater,item,value,phase"]
+    rows += phq9_rows("C1A", 0, [2, 2, 2, 2, 2, 2, 2, 2, 2])
+    rows += phq9_rows("C1A", 2, [1, 1, 1, 1, 1, 1, 1, 1, 0])
+    rows += phq9_rows("C2B", 0, [3, 3, 3, 3, 3, 3, 3, 3, 3])
+    rows += phq9_rows("C3C", 1, [0, 1, 0, 1, 0, 1, 0, 1, 0])
+    rows.append("C1A,1,gas,client,G1,1,")
+    return "\n".join(rows) + "\n"
+
+
+def write_study(folder: Path, **overrides: str | None) -> Path:
+    """Write the tiny valid study into `folder`; `table=text` replaces a table, None drops it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tables = {
+        "clients": CLIENTS,
+        "sessions": SESSIONS,
+        "measures": measures_text(),
+        "goals": GOALS,
+    }
+    tables.update(overrides)
+    for table, text in tables.items():
+        if text is not None:
+            (folder / f"{table}.csv").write_text(text, encoding="utf-8")
+    return folder
+
+
+@pytest.fixture
+def study_dir(tmp_path: Path) -> Path:
+    return write_study(tmp_path / "study")

@@ -1,0 +1,49 @@
+# Configuration, its validation, and the input functions every stage shares.
+import re
+from pathlib import Path
+
+from snakemake.utils import validate
+
+from accord.config import validate_config
+from accord.contract import TABLES
+from accord.io import TABLE_SUFFIXES
+
+# accord's own check first: its messages name the offending key.
+config.update(validate_config(config))
+validate(config, schema="../schemas/config.schema.yaml")
+
+STUDIES = sorted(config["studies"])
+SIMULATED = {
+    study: entry for study, entry in config["studies"].items() if "simulate" in entry
+}
+SIMULATED_DIRS = sorted({entry["path"].rstrip("/") for entry in SIMULATED.values()})
+
+
+wildcard_constraints:
+    study="|".join(re.escape(study) for study in STUDIES),
+
+
+def study_path(study):
+    return config["studies"][study]["path"].rstrip("/")
+
+
+def study_tables(wildcards):
+    """The input files of a study: the simulator's outputs, or whatever the folder holds.
+
+    A missing required table is not an input error here: validation reports it by name.
+    """
+    folder = study_path(wildcards.study)
+    if wildcards.study in SIMULATED:
+        return {table: f"{folder}/{table}.csv" for table in TABLES}
+    found = {}
+    for table in TABLES:
+        for suffix in TABLE_SUFFIXES:
+            path = Path(folder) / f"{table}{suffix}"
+            if path.exists():
+                found[table] = str(path)
+    return found
+
+
+def simulation_settings(wildcards):
+    matches = [e for e in SIMULATED.values() if e["path"].rstrip("/") == wildcards.simdir]
+    return matches[0]["simulate"]

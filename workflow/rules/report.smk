@@ -1,0 +1,25 @@
+# The study report: one self-contained HTML file.
+
+
+rule render_report:
+    input:
+        summary="results/{study}/validation/summary.json",
+        quarantine="results/{study}/validation/quarantine.csv",
+        client_measures="results/{study}/client_measures.parquet",
+        session_panel="results/{study}/session_panel.parquet",
+        coefficients="results/{study}/models/coefficients.csv",
+        diagnostics="results/{study}/models/diagnostics.json",
+        reliability="results/{study}/reliability.csv",
+    output:
+        report(
+            "reports/{study}/report.html",
+            caption="../report/study_report.rst",
+            category="Study report",
+            labels={"study": "{study}"},
+        ),
+    log:
+        "logs/{study}/render_report.log",
+    params:
+        study="{study}",
+    script:
+        "../scripts/render_report.py"

@@ -1,0 +1,19 @@
+# Ingest, identifier guard and validation with quarantine.
+
+
+rule validate_study:
+    input:
+        unpack(study_tables),
+    output:
+        clients="results/{study}/validated/clients.parquet",
+        sessions="results/{study}/validated/sessions.parquet",
+        measures="results/{study}/validated/measures.parquet",
+        goals="results/{study}/validated/goals.parquet",
+        quarantine="results/{study}/validation/quarantine.csv",
+        summary="results/{study}/validation/summary.json",
+    log:
+        "logs/{study}/validate_study.log",
+    params:
+        study="{study}",
+    script:
+        "../scripts/validate_study.py"

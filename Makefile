@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CORES  ?= 2
 
-.PHONY: env demo test test-all lint bench lock clean
+.PHONY: env demo test test-all lint bench lock clean schemas
 
 env: $(STAMP)
 
@@ -44,3 +44,6 @@ lock:
 
 clean:
 	rm -rf results reports logs data/demo .snakemake
+
+schemas: $(STAMP)
+	$(BIN)/python -c "from accord.contract import export_schemas; export_schemas('data/schemas')"

@@ -48,32 +48,62 @@ ROW_RULES = [
     ("clients", "2025,,18-24", "2025,abc,18-24", "type:integer", "age"),
     ("clients", "2025,,18-24", "2025,30.5,18-24", "type:integer", "age"),
     ("clients", "female,ongoing", "female,lost", "isin", "end_reason"),
-    ("sessions", "C3C,1,attended", "C3C,0,attended", "greater_than_or_equal_to(1)", "session_number"),
+    (
+        "sessions",
+        "C3C,1,attended",
+        "C3C,0,attended",
+        "greater_than_or_equal_to(1)",
+        "session_number",
+    ),
     ("sessions", "C3C,1,attended", "C3C,1,late", "isin", "status"),
     ("sessions", "C3C,1,attended,0", "C3C,1,attended,-3", "greater_than_or_equal_to(0)", "day"),
     ("sessions", "C1A,2,attended,7", "C1A,2,attended,-0", None, None),  # -0 is 0: valid
-    ("sessions", "C3C,1,attended,0,50", "C3C,1,attended,0,601", "less_than_or_equal_to(600)",
-     "duration_min"),
+    (
+        "sessions",
+        "C3C,1,attended,0,50",
+        "C3C,1,attended,0,601",
+        "less_than_or_equal_to(600)",
+        "duration_min",
+    ),
     ("sessions", "0,50,phone", "0,50,carrier_pigeon", "isin", "modality"),
-    ("sessions", "true,0.5,false", "true,1.5,false", "less_than_or_equal_to(1)",
-     "homework_completion"),
+    (
+        "sessions",
+        "true,0.5,false",
+        "true,1.5,false",
+        "less_than_or_equal_to(1)",
+        "homework_completion",
+    ),
     ("sessions", "true,0.5,false", "maybe,0.5,false", "type:boolean", "homework_assigned"),
     ("sessions", "true,0.5,false", "TRUE,0.5,No", None, None),  # booleans in any common spelling
     ("sessions", "C1A,2,attended,7", "C1A,2,attended,0", None, None),  # equal days are fine
     ("measures", "C3C,1,phq9,client,9,0", "C3C,1,phq9,client,9,4", "in_range(0, 3)", "value"),
     ("measures", "C3C,1,phq9,client,9,0", "C3C,1,phq9,client,9,", "not_nullable", "value"),
-    ("measures", "C3C,1,phq9,client,9,0", "C3C,1,phq9,client,10,0",
-     "unknown_item_for_instrument", "item"),
-    ("measures", "C3C,1,phq9,client,9,0", "C3C,1,bdi2,client,9,0", "unknown_instrument",
-     "instrument"),
+    (
+        "measures",
+        "C3C,1,phq9,client,9,0",
+        "C3C,1,phq9,client,10,0",
+        "unknown_item_for_instrument",
+        "item",
+    ),
+    (
+        "measures",
+        "C3C,1,phq9,client,9,0",
+        "C3C,1,bdi2,client,9,0",
+        "unknown_instrument",
+        "instrument",
+    ),
     ("measures", "C3C,1,phq9,client,9,0", "C3C,1,phq9,parent,9,0", "isin", "rater"),
     ("measures", "C3C,1,phq9,client,9,0,", "C3C,1,phq9,client,9,0,later", "isin", "phase"),
     ("measures", "C1A,1,gas,client,G1,1", "C1A,1,gas,client,G1,3", "in_range(-2, 2)", "value"),
-    ("measures", "C1A,1,gas,client,G1,1", "C1A,1,gas,client,G9,1", "gas_goal_not_in_goals",
-     "item"),
+    ("measures", "C1A,1,gas,client,G1,1", "C1A,1,gas,client,G9,1", "gas_goal_not_in_goals", "item"),
     ("goals", "C1A,G1,0,joint", "C1A,G1,0,together", "isin", "set_by"),
-    ("goals", "C1A,G1,0,joint,5", "C1A,G1,0,joint,6", "less_than_or_equal_to(5)",
-     "client_importance"),
+    (
+        "goals",
+        "C1A,G1,0,joint,5",
+        "C1A,G1,0,joint,6",
+        "less_than_or_equal_to(5)",
+        "client_importance",
+    ),
     ("goals", "revised,2", "revised,0", "revised_before_set", "revised_session"),
     ("goals", "C1A,G1,0", "C1A,G1,-1", "greater_than_or_equal_to(0)", "set_session"),
 ]
@@ -127,8 +157,7 @@ def test_references_and_cascade(tmp_path: Path) -> None:
     clients = replace_line(CLIENTS, "C2B,T1,S1,usual_care,2024,51", "C2B,T1,S1,usual_care,2024,-5")
     sessions = SESSIONS + "C9Z,1,attended,0,50,phone,,,\n"
     measures = measures_text() + "C3C,7,phq9,client,1,1,\n"
-    result = run(write_study(tmp_path / "s", clients=clients, sessions=sessions,
-                             measures=measures))
+    result = run(write_study(tmp_path / "s", clients=clients, sessions=sessions, measures=measures))
     q = result.quarantine
     rules = q.groupby(["table", "rule"]).size().to_dict()
     # C2B breaks the age rule; its 2 sessions, 9 intake items and 1 goal follow it.
@@ -146,8 +175,7 @@ def test_counts_reconcile_on_a_broken_study(tmp_path: Path) -> None:
     clients = CLIENTS + "bad id!,T1,S1,,,,,,\nC1A,T1,S1,,,,,,\n"
     sessions = SESSIONS + "C1A,3,late,8,,,,,\nC3C,2,attended,x,,,,,\n"
     measures = measures_text() + "C3C,1,phq9,client,9,2,\nC1A,0,gad7,client,1,9,\n"
-    result = run(write_study(tmp_path / "s", clients=clients, sessions=sessions,
-                             measures=measures))
+    result = run(write_study(tmp_path / "s", clients=clients, sessions=sessions, measures=measures))
     for table, counts in result.summary["tables"].items():
         assert counts["rows_in"] == counts["rows_accepted"] + counts["rows_quarantined"], table
         quarantined_rows = result.quarantine.loc[result.quarantine["table"] == table, "row_number"]
@@ -168,8 +196,9 @@ def test_missing_codes_are_replaced_and_counted(tmp_path: Path) -> None:
     clients = replace_line(CLIENTS, "2025,,18-24", "2025,-99,18-24")
     clients = replace_line(clients, "2024,51", "2024,999")
     sessions = replace_line(SESSIONS, "C2B,1,attended,0,45", "C2B,1,attended,0,-99.0")
-    result = run(write_study(tmp_path / "s", clients=clients, sessions=sessions),
-                 missing_codes=(-99, 999))
+    result = run(
+        write_study(tmp_path / "s", clients=clients, sessions=sessions), missing_codes=(-99, 999)
+    )
     assert result.quarantine.empty
     tables = result.summary["tables"]
     assert tables["clients"]["missing_codes_replaced"] == 2
@@ -181,9 +210,10 @@ def test_missing_codes_are_replaced_and_counted(tmp_path: Path) -> None:
 
 def test_extra_columns_need_a_declaration(tmp_path: Path) -> None:
     clients = CLIENTS.replace("end_reason\n", "end_reason,referral_source\n", 1)
-    clients = "\n".join(
-        line if i == 0 else line + ",gp" for i, line in enumerate(clients.splitlines())
-    ) + "\n"
+    clients = (
+        "\n".join(line if i == 0 else line + ",gp" for i, line in enumerate(clients.splitlines()))
+        + "\n"
+    )
     folder = write_study(tmp_path / "s", clients=clients)
     with pytest.raises(StudyError, match=r"clients.csv: column 'referral_source' is not in"):
         run(folder)
@@ -195,10 +225,16 @@ def test_extra_columns_need_a_declaration(tmp_path: Path) -> None:
     ("override", "message", "column"),
     [
         ({"sessions": None}, r"sessions.csv \(or sessions.parquet\) is missing", None),
-        ({"sessions": SESSIONS.replace("status,", "state,", 1)},
-         r"sessions.csv: required column 'status' is missing", "status"),
-        ({"clients": CLIENTS.splitlines()[0] + "\n"}, r"clients.csv: the table has a header but",
-         None),
+        (
+            {"sessions": SESSIONS.replace("status,", "state,", 1)},
+            r"sessions.csv: required column 'status' is missing",
+            "status",
+        ),
+        (
+            {"clients": CLIENTS.splitlines()[0] + "\n"},
+            r"clients.csv: the table has a header but",
+            None,
+        ),
         ({"clients": ""}, r"clients.csv: the file is empty", None),
     ],
 )

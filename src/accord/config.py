@@ -41,7 +41,7 @@ def validate_config(config: Mapping[str, Any]) -> dict:
     Raises ConfigError naming the offending key, e.g. ``studies.demo.missing_codes[0]``.
     """
     config = copy.deepcopy(dict(config))
-    validator = jsonschema.Draft7Validator(schema())
+    validator = jsonschema.Draft202012Validator(schema())
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.path), list(e.path)))
     if errors:
         raise ConfigError(_describe(errors[0], len(errors)))

@@ -134,7 +134,9 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     try:
         table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError):
-        raise StudyError(f"{path.name}: the file cannot be read as Parquet.", file=path.name) from None
+        raise StudyError(
+            f"{path.name}: the file cannot be read as Parquet.", file=path.name
+        ) from None
     columns = []
     for column in table.columns:
         if pa.types.is_dictionary(column.type):
@@ -175,7 +177,9 @@ def write_text_atomic(path: str | Path, text: str) -> None:
 
 def write_json(path: str | Path, data: Any) -> None:
     """JSON with sorted keys and a trailing newline: stable bytes for the same content."""
-    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=_json_default) + "\n")
+    write_text_atomic(
+        path, json.dumps(data, indent=2, sort_keys=True, default=_json_default) + "\n"
+    )
 
 
 def _json_default(value: Any) -> Any:

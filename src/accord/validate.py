@@ -254,7 +254,9 @@ def _parse(column: pd.Series, kind: str) -> tuple[pd.Series, np.ndarray]:
     present = codes >= 0
     # Code -1 (an empty cell) points at an appended NA that is not a parse failure.
     safe = np.where(present, codes, len(parsed))
-    values = pd.Series(parsed.take(np.where(present, codes, -1), allow_fill=True), index=column.index)
+    values = pd.Series(
+        parsed.take(np.where(present, codes, -1), allow_fill=True), index=column.index
+    )
     unparsed = bad_label[safe] & present
     return values, unparsed
 
@@ -565,8 +567,13 @@ def write_validation(result: ValidationResult, paths: Mapping[str, str | Path]) 
 
 def empty_table(table: str) -> pd.DataFrame:
     """A table with the contract's required columns and no rows (an absent optional table)."""
-    dtypes = {"id": "category", "string": "category", "integer": "Int64", "number": "Float64",
-              "boolean": "boolean"}
+    dtypes = {
+        "id": "category",
+        "string": "category",
+        "integer": "Int64",
+        "number": "Float64",
+        "boolean": "boolean",
+    }
     specs = contract.columns(table)
     return pd.DataFrame(
         {name: pd.Series(dtype=dtypes[spec.kind]) for name, spec in specs.items() if spec.required}

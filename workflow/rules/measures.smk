@@ -9,6 +9,8 @@ rule score_measures:
         scores="results/{study}/scores.parquet",
         reliability="results/{study}/reliability.csv",
         disagreements="results/{study}/validation/total_disagreements.csv",
+    conda:
+        "../envs/accord.yaml"
     log:
         "logs/{study}/score_measures.log",
     script:
@@ -25,6 +27,8 @@ rule build_measures:
         client_measures="results/{study}/client_measures.parquet",
         session_panel="results/{study}/session_panel.parquet",
         metadata="results/{study}/measures_metadata.json",
+    conda:
+        "../envs/accord.yaml"
     log:
         "logs/{study}/build_measures.log",
     script:

@@ -8,6 +8,8 @@ rule fit_growth:
     output:
         coefficients="results/{study}/models/growth/coefficients.csv",
         diagnostics="results/{study}/models/growth/diagnostics.json",
+    conda:
+        "../envs/accord.yaml"
     log:
         "logs/{study}/fit_growth.log",
     script:
@@ -21,6 +23,8 @@ rule gather_models:
     output:
         coefficients="results/{study}/models/coefficients.csv",
         diagnostics="results/{study}/models/diagnostics.json",
+    conda:
+        "../envs/accord.yaml"
     log:
         "logs/{study}/gather_models.log",
     script:

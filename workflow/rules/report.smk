@@ -17,6 +17,8 @@ rule render_report:
             category="Study report",
             labels={"study": "{study}"},
         ),
+    conda:
+        "../envs/accord.yaml"
     log:
         "logs/{study}/render_report.log",
     params:

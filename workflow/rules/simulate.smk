@@ -8,6 +8,8 @@ rule simulate_study:
         measures="{simdir}/measures.csv",
         goals="{simdir}/goals.csv",
         truth="{simdir}/truth.json",
+    conda:
+        "../envs/accord.yaml"
     log:
         "logs/simulate/{simdir}.log",
     params:

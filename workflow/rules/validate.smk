@@ -11,6 +11,8 @@ rule validate_study:
         goals="results/{study}/validated/goals.parquet",
         quarantine="results/{study}/validation/quarantine.csv",
         summary="results/{study}/validation/summary.json",
+    conda:
+        "../envs/accord.yaml"
     log:
         "logs/{study}/validate_study.log",
     params:

@@ -1,0 +1,341 @@
+"""Outcome change per client and instrument: reliable and clinically significant change.
+
+Jacobson & Truax (1991):
+    SE = SD_pre * sqrt(1 - r_xx);  S_diff = sqrt(2 * SE^2);  RCI = (post - pre) / S_diff,
+    a change is reliable when |RCI| > 1.96 in the better or worse direction.
+    Cut-offs for clinically significant change, with clinical (dysfunctional) and functional norms:
+    a = M_clin -+ 2 SD_clin (two SDs from the clinical mean toward the functional side),
+    b = M_func +- 2 SD_func (two SDs from the functional mean toward the dysfunctional side),
+    c = (SD_clin * M_func + SD_func * M_clin) / (SD_clin + SD_func).
+
+Instruments with a published reliable-change value (PHQ-9 6, GAD-7 4, ORS 5, CORE-10 6) use it
+directly (|change| >= value) by default, as NHS Talking Therapies do; the RCI is used where the
+settings ask for it or no published value exists (and the published value where the RCI cannot be
+computed). SD_pre defaults to the study's own intake SD: the sample SD (ddof = 1) of the clients'
+first assessments.
+
+"Clinical" means at or beyond the instrument's cut-off: score >= cut-off where higher is worse,
+score < cut-off where higher is better (ORS below 25), unless the registry gives the instrument an
+explicit comparison (`cutoff_rule`). Cut-off a, b or c replaces the registry's cut-off where the
+settings choose it and the instrument has norms. Categories, from two assessments on:
+recovered (clinical at first, not at last, reliable improvement), improved (reliable improvement,
+not recovered), deteriorated (reliable worsening), unchanged (otherwise). A reliable improver
+whose clinical status cannot be judged (no cut-off) has no category.
+
+NHS Talking Therapies (formerly IAPT) indicators, for clients who finished a course of treatment
+(2 or more sessions attended). Every indicator but `nhs_finished` needs paired scores
+(first and last) on both PHQ-9 and GAD-7, as the NHS definitions do; it is NA otherwise.
+caseness = PHQ-9 >= 10 or GAD-7 >= 8 at first; recovery (defined for cases) = below caseness on
+both at last; reliable improvement = reliable improvement on PHQ-9 or GAD-7 and reliable
+deterioration on neither; reliable recovery = recovery and reliable improvement; reliable
+deterioration = reliable deterioration on either. They always use the published values.
+
+PHQ-9 response: last at most half the first, from a first score of 10 or more (NA otherwise);
+remission: last below 5. Both need two assessments.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from accord.panel import ClientSeries, ScoreTable, nullable_bool, nullable_int
+
+CHANGE_METHODS = ("published", "rci")
+CLINICAL_CUTOFFS = ("registry", "a", "b", "c")
+SD_SOURCES = ("intake", "norms")
+CATEGORIES = ("recovered", "improved", "unchanged", "deteriorated")
+#: Two-tailed 5 % criterion for the RCI (Jacobson & Truax 1991).
+RCI_Z = 1.96
+EPS = 1e-9
+
+CHANGE_COLUMNS = (
+    "first",
+    "last",
+    "first_session",
+    "last_session",
+    "n_assessments",
+    "change",
+    "rci",
+    "reliable_improvement",
+    "reliable_deterioration",
+    "clinical_first",
+    "clinical_last",
+    "category",
+)
+THRESHOLD_COLUMNS = (
+    "instrument",
+    "higher_is",
+    "n_pre",
+    "sd_pre",
+    "sd_source",
+    "reliability",
+    "se_measurement",
+    "s_diff",
+    "rci_z",
+    "rci_threshold_points",
+    "reliable_change",
+    "reliable_change_method",
+    "cutoff",
+    "cutoff_source",
+    "a",
+    "b",
+    "c",
+)
+NHS_COLUMNS = (
+    "nhs_finished",
+    "nhs_caseness",
+    "nhs_recovery",
+    "nhs_reliable_improvement",
+    "nhs_reliable_recovery",
+    "nhs_reliable_deterioration",
+)
+#: Sessions attended to have finished a course of treatment (NHS Talking Therapies).
+NHS_FINISHED_SESSIONS = 2
+
+
+def _is_worse(instrument: Any) -> bool:
+    direction = getattr(instrument, "higher_is", "worse")
+    if direction not in ("worse", "better"):
+        raise ValueError(f"{instrument.key}: higher_is must be 'worse' or 'better'")
+    return direction == "worse"
+
+
+def _number(value: Any) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def jacobson_truax_cutoffs(norms: dict | None, higher_is: str = "worse") -> dict[str, float]:
+    """Cut-offs a, b and c from clinical and functional norms ({"mean", "sd"} each).
+
+    All NaN without norms.
+    """
+    if not norms or "clinical" not in norms or "functional" not in norms:
+        return {"a": math.nan, "b": math.nan, "c": math.nan}
+    m_clin, sd_clin = float(norms["clinical"]["mean"]), float(norms["clinical"]["sd"])
+    m_func, sd_func = float(norms["functional"]["mean"]), float(norms["functional"]["sd"])
+    toward_functional = -1.0 if higher_is == "worse" else 1.0
+    return {
+        "a": m_clin + toward_functional * 2 * sd_clin,
+        "b": m_func - toward_functional * 2 * sd_func,
+        "c": (sd_clin * m_func + sd_func * m_clin) / (sd_clin + sd_func),
+    }
+
+
+def _sd_pre(first: np.ndarray, instrument: Any, sd_source: str) -> tuple[float, int]:
+    baseline = first[~np.isnan(first)]
+    if sd_source == "norms":
+        norms = getattr(instrument, "norms", None) or {}
+        clinical = norms.get("clinical") or {}
+        return _number(clinical.get("sd")), len(baseline)
+    sd = float(np.std(baseline, ddof=1)) if len(baseline) >= 2 else math.nan
+    return sd, len(baseline)
+
+
+def outcome_change(
+    scores: pd.DataFrame | ScoreTable | None,
+    client_ids: pd.Index,
+    instrument: Any,
+    *,
+    method: str = "published",
+    clinical_cutoff: str = "registry",
+    sd_source: str = "intake",
+    rater: str = "client",
+    z: float = RCI_Z,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Change on one instrument's total, one row per client in `client_ids` (index: client_id).
+
+    `instrument` needs key, higher_is, cutoff, reliable_change, reliability and norms.
+    Returns the per-client frame (columns `CHANGE_COLUMNS`, unprefixed) and the thresholds used
+    (sd_pre, reliability, s_diff, rci_threshold_points, reliable_change, cutoff, a, b, c, ...).
+    """
+    if method not in CHANGE_METHODS:
+        raise ValueError(f"method must be one of {CHANGE_METHODS}")
+    if clinical_cutoff not in CLINICAL_CUTOFFS:
+        raise ValueError(f"clinical_cutoff must be one of {CLINICAL_CUTOFFS}")
+    if sd_source not in SD_SOURCES:
+        raise ValueError(f"sd_source must be one of {SD_SOURCES}")
+    worse = _is_worse(instrument)
+    toward_better = -1.0 if worse else 1.0
+    series = ClientSeries.from_scores(scores, client_ids, instrument.key, "total", rater)
+    count = series.count
+    first, last = series.first(), series.last()
+    paired = count >= 2
+    change = np.where(paired, last - first, np.nan)
+
+    sd_pre, n_pre = _sd_pre(first, instrument, sd_source)
+    reliability = _number(getattr(instrument, "reliability", None))
+    se = sd_pre * math.sqrt(1.0 - reliability) if reliability <= 1.0 else math.nan
+    s_diff = math.sqrt(2.0 * se**2)
+    has_rci = math.isfinite(s_diff) and s_diff > 0
+    rci = change / s_diff if has_rci else np.full(len(change), np.nan)
+
+    published = getattr(instrument, "reliable_change", None)
+    if published is not None and (method == "published" or not has_rci):
+        used = "published"
+        gain = toward_better * change
+        improved = gain >= float(published) - EPS
+        worsened = gain <= -float(published) + EPS
+    elif has_rci:
+        used = "rci"
+        improved = toward_better * rci > z
+        worsened = toward_better * rci < -z
+    else:
+        used = None
+        improved = worsened = np.zeros(len(change), dtype=bool)
+    judged = paired & (used is not None)
+
+    jt = jacobson_truax_cutoffs(getattr(instrument, "norms", None), "worse" if worse else "better")
+    # A Jacobson-Truax cut-off needs norms; without them the registry's cut-off stands (the
+    # thresholds record which one was used).
+    cutoff_source = clinical_cutoff
+    if clinical_cutoff == "registry" or math.isnan(jt[clinical_cutoff]):
+        cutoff_source = "registry"
+    cutoff = (
+        _number(getattr(instrument, "cutoff", None))
+        if cutoff_source == "registry"
+        else jt[clinical_cutoff]
+    )
+    has_cutoff = not math.isnan(cutoff)
+
+    rule = getattr(instrument, "cutoff_rule", None) if cutoff_source == "registry" else None
+    if rule in (None, "clinical"):
+        rule = ">=" if worse else "<"
+    compare = {">=": np.greater_equal, ">": np.greater, "<=": np.less_equal, "<": np.less}[rule]
+
+    def clinical(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        with np.errstate(invalid="ignore"):
+            status = compare(values, cutoff)
+        return status, ~np.isnan(values) & has_cutoff
+
+    clin_first, known_first = clinical(first)
+    clin_last, known_last = clinical(last)
+    recovered = improved & clin_first & ~clin_last
+    recovery_known = known_first & known_last
+    category = np.select(
+        [worsened, improved & recovered, improved & ~recovered],
+        ["deteriorated", "recovered", "improved"],
+        "unchanged",
+    ).astype(object)
+    category_known = judged & (~improved | recovery_known)
+    category[~category_known] = None
+
+    out = pd.DataFrame(index=client_ids)
+    out["first"] = first
+    out["last"] = last
+    out["first_session"] = nullable_int(series.first(series.session.astype(np.float64)))
+    out["last_session"] = nullable_int(series.last(series.session.astype(np.float64)))
+    out["n_assessments"] = pd.array(count.astype(np.int64), dtype="Int64")
+    out["change"] = change
+    out["rci"] = rci
+    out["reliable_improvement"] = nullable_bool(improved, judged)
+    out["reliable_deterioration"] = nullable_bool(worsened, judged)
+    out["clinical_first"] = nullable_bool(clin_first, known_first)
+    out["clinical_last"] = nullable_bool(clin_last, known_last)
+    out["category"] = pd.array(category, dtype="string")
+
+    thresholds = {
+        "instrument": instrument.key,
+        "higher_is": "worse" if worse else "better",
+        "n_pre": n_pre,
+        "sd_pre": sd_pre,
+        "sd_source": sd_source,
+        "reliability": reliability,
+        "se_measurement": se,
+        "s_diff": s_diff,
+        "rci_z": z,
+        "rci_threshold_points": z * s_diff,
+        "reliable_change": _number(published),
+        "reliable_change_method": used,
+        "cutoff": cutoff,
+        "cutoff_source": cutoff_source if has_cutoff else None,
+        **jt,
+    }
+    return out, thresholds
+
+
+def response_remission(
+    change: pd.DataFrame,
+    *,
+    baseline_min: float = 10,
+    response_share: float = 0.5,
+    remission_below: float = 5,
+) -> pd.DataFrame:
+    """PHQ-9 response (at least a 50 % reduction from a first score >= 10) and remission (last < 5).
+
+    `change` is an `outcome_change` frame; both need two assessments.
+    """
+    first = change["first"].to_numpy(dtype=np.float64)
+    last = change["last"].to_numpy(dtype=np.float64)
+    paired = change["n_assessments"].to_numpy(dtype=np.int64) >= 2
+    with np.errstate(invalid="ignore"):
+        response = last <= (1.0 - response_share) * first + EPS
+        eligible = paired & (first >= baseline_min)
+        remission = last < remission_below
+    return pd.DataFrame(
+        {
+            "response": nullable_bool(response, eligible),
+            "remission": nullable_bool(remission, paired),
+        },
+        index=change.index,
+    )
+
+
+def nhs_indicators(
+    phq9: pd.DataFrame,
+    gad7: pd.DataFrame,
+    sessions_attended: pd.Series,
+    *,
+    phq9_caseness: float = 10,
+    gad7_caseness: float = 8,
+) -> pd.DataFrame:
+    """NHS Talking Therapies indicators from PHQ-9 and GAD-7 `outcome_change` frames.
+
+    The frames' reliable_improvement / reliable_deterioration must come from the published
+    reliable-change values (6 and 4 points). Columns `NHS_COLUMNS`, nullable booleans.
+    """
+    index = phq9.index
+    attended = sessions_attended.reindex(index).fillna(0).to_numpy(dtype=np.int64)
+    finished = attended >= NHS_FINISHED_SESSIONS
+    paired = (
+        finished
+        & (phq9["n_assessments"].to_numpy(dtype=np.int64) >= 2)
+        & (gad7["n_assessments"].to_numpy(dtype=np.int64) >= 2)
+    )
+
+    def values(frame: pd.DataFrame, column: str) -> np.ndarray:
+        return frame[column].to_numpy(dtype=np.float64)
+
+    with np.errstate(invalid="ignore"):
+        case_first = (values(phq9, "first") >= phq9_caseness) | (
+            values(gad7, "first") >= gad7_caseness
+        )
+        case_last = (values(phq9, "last") >= phq9_caseness) | (
+            values(gad7, "last") >= gad7_caseness
+        )
+    caseness = nullable_bool(case_first, paired)
+    recovery = nullable_bool(~case_last, paired & case_first)
+    improved = phq9["reliable_improvement"].array | gad7["reliable_improvement"].array
+    worsened = phq9["reliable_deterioration"].array | gad7["reliable_deterioration"].array
+    # Kleene logic keeps an undetermined flag NA; undefined clients are masked explicitly,
+    # since `False & NA` is False.
+    reliable_improvement = improved & ~worsened
+    reliable_improvement[~paired] = pd.NA
+    reliable_deterioration = worsened.copy()
+    reliable_deterioration[~paired] = pd.NA
+    reliable_recovery = recovery & reliable_improvement
+    reliable_recovery[~(paired & case_first)] = pd.NA
+    return pd.DataFrame(
+        {
+            "nhs_finished": pd.array(finished, dtype="boolean"),
+            "nhs_caseness": caseness,
+            "nhs_recovery": recovery,
+            "nhs_reliable_improvement": reliable_improvement,
+            "nhs_reliable_recovery": reliable_recovery,
+            "nhs_reliable_deterioration": reliable_deterioration,
+        },
+        index=index,
+    )

@@ -1,0 +1,20 @@
+"""Reading one stage's outputs as the next stage's inputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+
+def read_validated(path: str | Path) -> pd.DataFrame:
+    """A table written by an earlier stage, with text columns as plain strings.
+
+    Validated tables hold text as categories on disk (small files, fast reads); later stages
+    compute with ordinary string columns, so nothing downstream trips over unused categories.
+    """
+    frame = pd.read_parquet(path)
+    for name in frame.columns:
+        if isinstance(frame[name].dtype, pd.CategoricalDtype):
+            frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
+    return frame

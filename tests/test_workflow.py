@@ -1,0 +1,157 @@
+"""End to end: the real Snakemake workflow on a small simulated study in a temporary folder."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from conftest import ROOT, write_study
+
+pytestmark = pytest.mark.e2e
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")]
+OUTPUTS = [
+    "validated/clients.parquet",
+    "validated/sessions.parquet",
+    "validated/measures.parquet",
+    "validated/goals.parquet",
+    "validation/quarantine.csv",
+    "validation/summary.json",
+    "scores.parquet",
+    "reliability.csv",
+    "client_measures.parquet",
+    "session_panel.parquet",
+    "models/coefficients.csv",
+]
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*SNAKEMAKE, "--cores", "2", *args],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=workdir,
+    )
+
+
+def digests(folder: Path) -> dict[str, str]:
+    return {name: hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in OUTPUTS}
+
+
+@pytest.fixture(scope="module")
+def workflow_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    workdir = tmp_path_factory.mktemp("workflow")
+    config = {
+        "studies": {
+            "small": {
+                "path": "data/small",
+                "simulate": {"n_clients": 150, "n_therapists": 10, "n_sites": 2, "seed": 11},
+            }
+        },
+        "privacy": {"min_cell": 11},
+    }
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    done = snakemake(workdir, "--configfile", "config.yaml")
+    assert done.returncode == 0, done.stderr[-4000:]
+    return workdir
+
+
+def test_every_output_exists_and_counts_reconcile(workflow_run: Path) -> None:
+    results = workflow_run / "results" / "small"
+    for name in OUTPUTS:
+        assert (results / name).exists(), name
+    assert (workflow_run / "reports" / "small" / "report.html").exists()
+    summary = json.loads((results / "validation" / "summary.json").read_text())
+    for table, counts in summary["tables"].items():
+        assert counts["rows_in"] == counts["rows_accepted"] + counts["rows_quarantined"], table
+    assert summary["tables"]["clients"]["rows_in"] == 150
+    clients = pd.read_parquet(results / "client_measures.parquet")
+    assert len(clients) == 150
+    scores = pd.read_parquet(results / "scores.parquet")
+    assert list(scores.columns[:8]) == [
+        "client_id",
+        "session_number",
+        "instrument",
+        "rater",
+        "scale",
+        "score",
+        "items_answered",
+        "prorated",
+    ]
+    coefficients = pd.read_csv(results / "models" / "coefficients.csv")
+    assert {"model", "term", "estimate", "std_error", "converged"} <= set(coefficients.columns)
+
+
+def test_rerun_gives_byte_identical_tables(workflow_run: Path, tmp_path: Path) -> None:
+    first = digests(workflow_run / "results" / "small")
+    again = tmp_path / "again"
+    again.mkdir()
+    shutil.copy(workflow_run / "config.yaml", again / "config.yaml")
+    done = snakemake(
+        again,
+        "--configfile",
+        "config.yaml",
+        "results/small/models/coefficients.csv",
+        "results/small/reliability.csv",
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert digests(again / "results" / "small") == first
+
+
+def test_study_fault_stops_with_one_clear_message(tmp_path: Path) -> None:
+    study = write_study(tmp_path / "data" / "broken")
+    sessions = (study / "sessions.csv").read_text().replace("status,", "state,", 1)
+    (study / "sessions.csv").write_text(sessions)
+    (tmp_path / "config.yaml").write_text(
+        yaml.safe_dump({"studies": {"broken": {"path": "data/broken"}}})
+    )
+    done = snakemake(tmp_path, "--configfile", "config.yaml")
+    assert done.returncode != 0
+    assert "accord: sessions.csv: required column 'status' is missing" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_identifier_stops_the_run_without_echoing(tmp_path: Path) -> None:
+    study = write_study(tmp_path / "data" / "leaky")
+    clients = (
+        (study / "clients.csv").read_text().replace("female,ongoing", "jo@example.org,ongoing")
+    )
+    (study / "clients.csv").write_text(clients)
+    (tmp_path / "config.yaml").write_text(
+        yaml.safe_dump({"studies": {"leaky": {"path": "data/leaky"}}})
+    )
+    done = snakemake(tmp_path, "--configfile", "config.yaml")
+    assert done.returncode != 0
+    assert "clients.csv" in done.stderr and "gender" in done.stderr
+    everything = done.stdout + done.stderr
+    for path in tmp_path.rglob("*"):
+        if path.is_file() and path.suffix in (".log", ".json", ".csv") and "data" not in path.parts:
+            everything += path.read_text(errors="replace")
+    assert "jo@example.org" not in everything
+    assert not (tmp_path / "results" / "leaky" / "validated").exists()
+
+
+def test_bad_config_names_the_key(tmp_path: Path) -> None:
+    (tmp_path / "config.yaml").write_text(
+        yaml.safe_dump({"studies": {"s": {"path": "x"}}, "analysis": {"dropout_definition": "x"}})
+    )
+    done = snakemake(tmp_path, "--configfile", "config.yaml")
+    assert done.returncode != 0
+    assert "config key 'analysis.dropout_definition'" in done.stderr
+
+
+def test_lint_is_clean() -> None:
+    lint = subprocess.run([*SNAKEMAKE, "--lint"], capture_output=True, text=True, cwd=ROOT)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    ruff = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "."], capture_output=True, text=True, cwd=ROOT
+    )
+    assert ruff.returncode == 0, ruff.stdout

@@ -1,0 +1,11 @@
+from accord.io import write_csv, write_json
+from accord.logs import run_step
+from accord.models.gather import gather_models
+
+with run_step(snakemake.log[0]) as log:
+    coefficients, diagnostics = gather_models(
+        snakemake.input.coefficients, snakemake.input.diagnostics
+    )
+    write_csv(snakemake.output.coefficients, coefficients)
+    write_json(snakemake.output.diagnostics, diagnostics)
+    log.info("gathered %d models", len(diagnostics))

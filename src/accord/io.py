@@ -151,7 +151,9 @@ def _to_categorical_frame(table: pa.Table) -> pd.DataFrame:
         encoded = column.dictionary_encode().combine_chunks()
         codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
         labels = encoded.dictionary.to_pylist()
-        data[name] = pd.Categorical.from_codes(codes, categories=pd.Index(labels, dtype=object))
+        data[name] = pd.Categorical.from_codes(
+            codes, categories=pd.Index(labels, dtype=object), validate=False
+        )
     return pd.DataFrame(data, index=pd.RangeIndex(table.num_rows))
 
 

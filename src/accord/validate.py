@@ -262,21 +262,31 @@ def _parse(column: pd.Series, kind: str) -> tuple[pd.Series, np.ndarray]:
 
 
 def _apply_defaults(table: str, frame: pd.DataFrame) -> None:
+    """Measures: rater defaults to client; phase to intake at session 0, else treatment."""
     if table != "measures":
         return
-    rater = frame["rater"] if "rater" in frame else pd.Series(pd.NA, index=frame.index)
-    frame["rater"] = _fill_category(rater, pd.Series("client", index=frame.index))
-    phase_default = pd.Series(
-        np.where(frame["session_number"].fillna(-1).to_numpy() == 0, "intake", "treatment"),
-        index=frame.index,
-    )
-    phase = frame["phase"] if "phase" in frame else pd.Series(pd.NA, index=frame.index)
-    frame["phase"] = _fill_category(phase, phase_default)
+    at_intake = (frame["session_number"] == 0).fillna(False).to_numpy(dtype=bool)
+    rater = frame["rater"] if "rater" in frame else _empty_category(len(frame), frame.index)
+    frame["rater"] = _fill_category(rater, {"client": np.ones(len(frame), dtype=bool)})
+    phase = frame["phase"] if "phase" in frame else _empty_category(len(frame), frame.index)
+    frame["phase"] = _fill_category(phase, {"intake": at_intake, "treatment": ~at_intake})
 
 
-def _fill_category(values: pd.Series, default: pd.Series) -> pd.Series:
-    filled = values.astype(object).where(values.notna(), default)
-    return filled.astype("category")
+def _empty_category(n: int, index: pd.Index) -> pd.Series:
+    return pd.Series(pd.Categorical.from_codes(np.full(n, -1), categories=[]), index=index)
+
+
+def _fill_category(values: pd.Series, defaults: Mapping[str, np.ndarray]) -> pd.Series:
+    """Fill missing cells of a categorical with a default label chosen per row by a mask."""
+    missing = values.isna().to_numpy()
+    new = [label for label in defaults if label not in values.cat.categories]
+    codes = values.cat.codes.to_numpy().copy()
+    categories = values.cat.categories.append(pd.Index(new, dtype=object))
+    for label, mask in defaults.items():
+        codes[missing & mask] = categories.get_loc(label)
+    return pd.Series(
+        pd.Categorical.from_codes(codes, categories=categories), index=values.index
+    ).cat.remove_unused_categories()
 
 
 def _schema_issues(table: str, frame: pd.DataFrame, file: str) -> pd.DataFrame:
@@ -306,19 +316,36 @@ def _schema_issues(table: str, frame: pd.DataFrame, file: str) -> pd.DataFrame:
 
 
 def _key_codes(frame: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
-    """One int64 per row identifying its key, built from the factorized key columns."""
+    """One int64 per row identifying its key, from each key column's integer codes."""
     key = np.zeros(len(frame), dtype=np.int64)
     for name in columns:
-        codes, uniques = pd.factorize(frame[name], use_na_sentinel=True)
-        key = key * (len(uniques) + 1) + (codes + 1)
+        column = frame[name]
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            codes, size = column.cat.codes.to_numpy().astype(np.int64), len(column.cat.categories)
+        else:
+            values = column.to_numpy(dtype=float, na_value=np.nan)
+            low = np.nanmin(values) if np.isfinite(values).any() else 0
+            codes = np.where(np.isfinite(values), values - low, -1).astype(np.int64)
+            size = int(codes.max()) + 1 if len(codes) else 0
+        key = key * (size + 1) + (codes + 1)
     return key
+
+
+def _duplicated(key: np.ndarray) -> np.ndarray:
+    """Every row whose key occurs more than once (sort-based: fast on tens of millions)."""
+    order = np.argsort(key, kind="stable")
+    ordered = key[order]
+    same = ordered[1:] == ordered[:-1]
+    flagged = np.zeros(len(key), dtype=bool)
+    flagged[order[1:][same]] = True
+    flagged[order[:-1][same]] = True
+    return flagged
 
 
 def _key_issues(table: str, frame: pd.DataFrame) -> pd.DataFrame:
     columns = contract.KEYS[table]
     complete = frame[list(columns)].notna().all(axis=1).to_numpy()
-    key = pd.Series(_key_codes(frame, columns))
-    duplicated = key.duplicated(keep=False).to_numpy() & complete
+    duplicated = _duplicated(_key_codes(frame, columns)) & complete
     rule = f"duplicate_key({', '.join(columns)})"
     return _issue_frame(np.flatnonzero(duplicated), rule, columns[-1])
 
@@ -424,39 +451,59 @@ def _collect(parts: list[pd.DataFrame]) -> pd.DataFrame:
 def _cascade(typed: dict[str, pd.DataFrame], bad: dict[str, pd.DataFrame]) -> None:
     """Quarantine children of quarantined or unknown parents, naming which it is."""
     clients = typed["clients"]
-    good_clients = _accepted_mask(clients, bad["clients"])
-    all_ids = set(clients["client_id"].dropna().astype(str))
-    good_ids = set(clients.loc[good_clients, "client_id"].astype(str))
+    ids = clients["client_id"].cat.categories
+    state = np.full(len(ids) + 1, _UNKNOWN, dtype=np.int8)
+    codes = clients["client_id"].cat.codes.to_numpy()
+    state[codes[codes >= 0]] = _QUARANTINED
+    good = _accepted_mask(clients, bad["clients"]) & (codes >= 0)
+    # A client ID is accepted only if no row carrying it was quarantined.
+    accepted_ids = np.setdiff1d(codes[good], codes[(~good) & (codes >= 0)])
+    state[accepted_ids] = _ACCEPTED
     for table in ("sessions", "measures", "goals"):
-        if table not in typed:
-            continue
-        bad[table] = _collect(
-            [bad[table], _parent_issues(typed[table], "client_id", all_ids, good_ids, "clients")]
-        )
+        if table in typed:
+            child = typed[table]["client_id"]
+            issues = _parent_issues(_recode(child, ids), child.notna().to_numpy(), state)
+            bad[table] = _collect([bad[table], issues])
 
     sessions = typed["sessions"]
+    session_client = _recode(sessions["client_id"], ids)
+    session_key = _session_key(session_client, sessions["session_number"])
     good_sessions = _accepted_mask(sessions, bad["sessions"])
-    all_keys = _pairs(sessions, np.ones(len(sessions), dtype=bool))
-    good_keys = _pairs(sessions, good_sessions)
     measures = typed["measures"]
-    treated = (measures["session_number"].fillna(0) > 0).to_numpy(dtype=bool)
-    treated &= measures["client_id"].notna().to_numpy()
-    keys = pd.MultiIndex.from_arrays(
-        [
-            measures.loc[treated, "client_id"].astype(str),
-            measures.loc[treated, "session_number"].astype("int64"),
-        ]
-    )
-    rows = measures.index.to_numpy()[treated]
-    unknown = ~keys.isin(all_keys)
-    quarantined = ~unknown & ~keys.isin(good_keys)
+    measure_key = _session_key(_recode(measures["client_id"], ids), measures["session_number"])
+    treated = (measures["session_number"] > 0).fillna(False).to_numpy(dtype=bool)
+    treated &= measure_key >= 0
+    known = np.isin(measure_key, session_key[session_key >= 0])
+    # A session key counts as accepted only if none of its rows was quarantined.
+    accepted_keys = np.setdiff1d(session_key[good_sessions], session_key[~good_sessions])
+    accepted = np.isin(measure_key, accepted_keys)
     bad["measures"] = _collect(
         [
             bad["measures"],
-            _issue_frame(rows[unknown], "session_not_in_sessions", "session_number"),
-            _issue_frame(rows[quarantined], "parent_quarantined(sessions)", "session_number"),
+            _issue_frame(
+                np.flatnonzero(treated & ~known), "session_not_in_sessions", "session_number"
+            ),
+            _issue_frame(
+                np.flatnonzero(treated & known & ~accepted),
+                "parent_quarantined(sessions)",
+                "session_number",
+            ),
         ]
     )
+
+
+_UNKNOWN, _QUARANTINED, _ACCEPTED = 0, 1, 2
+
+
+def _recode(column: pd.Series, categories: pd.Index) -> np.ndarray:
+    """Codes of `column` in another table's categories (-1 where the label is not there)."""
+    return pd.Categorical(column, categories=categories).codes.astype(np.int64)
+
+
+def _session_key(client_codes: np.ndarray, session_number: pd.Series) -> np.ndarray:
+    number = session_number.to_numpy(dtype=float, na_value=np.nan)
+    ok = (client_codes >= 0) & np.isfinite(number) & (number >= 0)
+    return np.where(ok, client_codes * (1 << 32) + np.where(ok, number, 0).astype(np.int64), -1)
 
 
 def _accepted_mask(frame: pd.DataFrame, rows: pd.DataFrame) -> np.ndarray:
@@ -465,30 +512,21 @@ def _accepted_mask(frame: pd.DataFrame, rows: pd.DataFrame) -> np.ndarray:
     return keep
 
 
-def _pairs(sessions: pd.DataFrame, mask: np.ndarray) -> pd.MultiIndex:
-    chosen = sessions.loc[mask, ["client_id", "session_number"]].dropna()
-    return pd.MultiIndex.from_arrays(
-        [chosen["client_id"].astype(str), chosen["session_number"].astype("int64")]
-    )
-
-
 def _parent_issues(
-    frame: pd.DataFrame, column: str, all_ids: set, good_ids: set, parent: str
+    child_codes: np.ndarray, has_value: np.ndarray, state: np.ndarray
 ) -> pd.DataFrame:
-    ids = frame[column].astype("category")
-    labels = [str(label) for label in ids.cat.categories]
-    codes = ids.cat.codes.to_numpy()
-    present = codes >= 0
-    missing_label = np.array([label not in all_ids for label in labels] + [False])
-    quarantined_label = np.array(
-        [label in all_ids and label not in good_ids for label in labels] + [False]
-    )
-    safe = np.where(present, codes, len(labels))
+    """Rows whose client_id is not among the clients, or belongs to a quarantined client."""
+    # Code -1 (a label absent from clients) indexes the trailing UNKNOWN slot of `state`.
+    child_state = state[np.where(child_codes >= 0, child_codes, len(state) - 1)]
     return pd.concat(
         [
-            _issue_frame(np.flatnonzero(missing_label[safe]), f"not_in_{parent}", column),
             _issue_frame(
-                np.flatnonzero(quarantined_label[safe]), f"parent_quarantined({parent})", column
+                np.flatnonzero((child_state == _UNKNOWN) & has_value), "not_in_clients", "client_id"
+            ),
+            _issue_frame(
+                np.flatnonzero(child_state == _QUARANTINED),
+                "parent_quarantined(clients)",
+                "client_id",
             ),
         ],
         ignore_index=True,

@@ -1,0 +1,238 @@
+"""Internal consistency per instrument, scale and assessment wave: Cronbach's alpha and omega.
+
+For each instrument (GAS excepted), each scale (the total and every subscale), each rater and each
+wave (wave = session_number; the intake assessment is wave 0), the complete cases on that scale's
+items give:
+
+- Cronbach's (1951) alpha, k / (k - 1) * (1 - sum of item variances / variance of the sum), with
+  the Feldt (1965; Feldt, Woodruff & Salih 1987) 95 % interval, as R's psych::alpha.ci computes it:
+  1 - (1 - alpha) * F(1 - p/2) and 1 - (1 - alpha) * F(p/2), F with n - 1 and (n - 1)(k - 1)
+  degrees of freedom.
+- McDonald's omega total from a one-factor model fitted by maximum likelihood (Joereskog 1967, the
+  algorithm of R's factanal): omega = (sum loadings)^2 / ((sum loadings)^2 + sum uniquenesses).
+  The model is fitted to the correlation matrix and its loadings rescaled by the item standard
+  deviations (ML is scale-free), so omega, like alpha, describes the unweighted sum of raw items.
+
+Reverse-keyed items are reversed first. A cell with fewer than `min_n` complete cases, or whose
+items do not vary, gets NaN statistics and a `reason`; so does omega where the factor model
+fails, and an omega whose model has a uniqueness at its lower bound (a Heywood case) is kept
+but flagged in `reason`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, stats
+
+from accord.instruments import Registry
+from accord.scoring import prepare_forms, scale_columns
+
+__all__ = [
+    "RELIABILITY_COLUMNS",
+    "alpha_ci",
+    "cronbach_alpha",
+    "omega_total",
+    "one_factor_ml",
+    "reliability_table",
+]
+
+RELIABILITY_COLUMNS = (
+    "instrument",
+    "scale",
+    "rater",
+    "wave",
+    "n",
+    "k_items",
+    "alpha",
+    "alpha_ci_low",
+    "alpha_ci_high",
+    "omega",
+    "reason",
+)
+# factanal's lower bound on uniquenesses (of standardised items).
+_PSI_LOWER = 0.005
+
+
+def cronbach_alpha(cov: np.ndarray) -> float:
+    """Cronbach's alpha from an item covariance matrix: k/(k-1) * (1 - trace / sum)."""
+    cov = np.asarray(cov, dtype="float64")
+    k = cov.shape[0]
+    total_variance = cov.sum()
+    if k < 2 or not total_variance > 0:
+        return math.nan
+    return k / (k - 1) * (1 - np.trace(cov) / total_variance)
+
+
+def alpha_ci(alpha: float, n: int, k: int, level: float = 0.95) -> tuple[float, float]:
+    """Feldt (1965) confidence interval for alpha from n cases and k items (psych::alpha.ci)."""
+    if not math.isfinite(alpha) or n < 2 or k < 2:
+        return math.nan, math.nan
+    tail = (1 - level) / 2
+    df1, df2 = n - 1, (n - 1) * (k - 1)
+    low = 1 - (1 - alpha) * stats.f.ppf(1 - tail, df1, df2)
+    high = 1 - (1 - alpha) * stats.f.ppf(tail, df1, df2)
+    return float(low), float(high)
+
+
+def one_factor_ml(corr: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Maximum-likelihood one-factor model of a correlation matrix: (loadings, uniquenesses, ok).
+
+    Follows R's factanal: for given uniquenesses Psi the best loadings come from the largest
+    eigenvalue of Psi^-1/2 R Psi^-1/2, and Psi is found by L-BFGS-B on the ML discrepancy with
+    uniquenesses bounded to [0.005, 1].
+    """
+    corr = np.asarray(corr, dtype="float64")
+    p = corr.shape[0]
+    try:
+        start = (1 - 0.5 / p) / np.diag(np.linalg.inv(corr))
+    except np.linalg.LinAlgError:
+        start = np.full(p, 0.5)
+    start = np.clip(start, _PSI_LOWER, 1.0)
+
+    def scaled(psi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        root = 1 / np.sqrt(psi)
+        return np.linalg.eigh(corr * np.outer(root, root))
+
+    def discrepancy(psi: np.ndarray) -> float:
+        values = scaled(psi)[0][:-1]  # all but the largest eigenvalue
+        if np.any(values <= 0):
+            return math.inf
+        return -float(np.sum(np.log(values) - values) - 1 + p)
+
+    def loadings(psi: np.ndarray) -> np.ndarray:
+        values, vectors = scaled(psi)
+        return np.sqrt(psi) * vectors[:, -1] * math.sqrt(max(values[-1] - 1, 0.0))
+
+    def gradient(psi: np.ndarray) -> np.ndarray:
+        load = loadings(psi)
+        return (load * load + psi - np.diag(corr)) / psi**2
+
+    result = optimize.minimize(
+        discrepancy,
+        start,
+        jac=gradient,
+        method="L-BFGS-B",
+        bounds=[(_PSI_LOWER, 1.0)] * p,
+        options={"ftol": 1e-12, "gtol": 1e-9, "maxiter": 1000},
+    )
+    psi = result.x
+    load = loadings(psi)
+    if load.sum() < 0:  # the eigenvector's sign is arbitrary
+        load = -load
+    ok = bool(result.success) and bool(np.all(np.isfinite(load)))
+    return load, psi, ok
+
+
+def omega_total(cov: np.ndarray) -> float:
+    """McDonald's omega total of the unweighted item sum, from a one-factor ML model of `cov`."""
+    return _omega(cov)[0]
+
+
+def _omega(cov: np.ndarray) -> tuple[float, bool]:
+    """(omega, whether a uniqueness sits at its lower bound: a Heywood case)."""
+    cov = np.asarray(cov, dtype="float64")
+    if cov.shape[0] < 3:
+        return math.nan, False
+    sd = np.sqrt(np.diag(cov))
+    if not np.all(sd > 0):
+        return math.nan, False
+    load, psi, ok = one_factor_ml(cov / np.outer(sd, sd))
+    if not ok:
+        return math.nan, False
+    common = float(np.sum(load * sd)) ** 2
+    heywood = bool(np.any(psi <= _PSI_LOWER * (1 + 1e-6)))
+    return common / (common + float(np.sum(psi * sd**2))), heywood
+
+
+def reliability_table(
+    measures: pd.DataFrame,
+    registry: Registry,
+    *,
+    raters: Sequence[str] | None = ("client",),
+    min_n: int = 10,
+    level: float = 0.95,
+) -> pd.DataFrame:
+    """Alpha (with its Feldt interval) and omega per instrument, scale, rater and wave.
+
+    `raters` limits the raters (None: every rater in the data). One row per cell in which some
+    form has at least one answered item; `n` counts the complete cases on that scale. Sorted by
+    instrument, scale, rater, wave.
+    """
+    if isinstance(min_n, bool) or not isinstance(min_n, int) or min_n < 2:
+        raise ValueError("min_n must be a whole number of at least 2")
+    prepared = prepare_forms(measures, registry)
+    rows = []
+    for block in prepared.blocks:
+        inst = block.instrument
+        if inst.score == "gas" or block.matrix is None:
+            continue
+        keep = np.ones(block.n_forms, dtype=bool)
+        if raters is not None:
+            wanted = prepared.raters.get_indexer(list(raters))
+            keep = np.isin(block.rater, wanted[wanted >= 0])
+        keep &= (~np.isnan(block.matrix)).any(axis=1)
+        forms = np.flatnonzero(keep)
+        if forms.size == 0:
+            continue
+        cell_rater, cell_session = block.rater[forms], block.session[forms]
+        cells = pd.DataFrame({"rater": cell_rater, "session": cell_session})
+        groups = cells.groupby(["rater", "session"], sort=True).indices
+        for scale, columns, _ in scale_columns(inst):
+            matrix = block.matrix[np.ix_(forms, columns)]
+            complete = ~np.isnan(matrix).any(axis=1)
+            for (rater, session), members in groups.items():
+                data = matrix[members[complete[members]]]
+                rows.append(
+                    {
+                        "instrument": inst.key,
+                        "scale": scale,
+                        "rater": prepared.raters[rater],
+                        "wave": int(session),
+                        **_cell_statistics(data, min_n, level),
+                    }
+                )
+    table = pd.DataFrame(rows, columns=list(RELIABILITY_COLUMNS))
+    table = table.astype({"wave": np.int64, "n": np.int64, "k_items": np.int64})
+    return table.sort_values(["instrument", "scale", "rater", "wave"], ignore_index=True)
+
+
+def _cell_statistics(data: np.ndarray, min_n: int, level: float) -> dict:
+    n, k = data.shape
+    result = {
+        "n": n,
+        "k_items": k,
+        "alpha": math.nan,
+        "alpha_ci_low": math.nan,
+        "alpha_ci_high": math.nan,
+        "omega": math.nan,
+        "reason": None,
+    }
+    if k < 2:
+        result["reason"] = "fewer than 2 items"
+        return result
+    if n < min_n:
+        result["reason"] = f"fewer than {min_n} complete cases"
+        return result
+    cov = np.cov(data, rowvar=False)
+    if not cov.sum() > 0:
+        result["reason"] = "no variance in the total"
+        return result
+    alpha = cronbach_alpha(cov)
+    low, high = alpha_ci(alpha, n, k, level)
+    result.update(alpha=alpha, alpha_ci_low=low, alpha_ci_high=high)
+    if k < 3:
+        result["reason"] = "omega needs at least 3 items"
+    elif not np.all(np.diag(cov) > 0):
+        result["reason"] = "omega: an item does not vary"
+    else:
+        result["omega"], heywood = _omega(cov)
+        if math.isnan(result["omega"]):
+            result["reason"] = "omega: the one-factor model did not converge"
+        elif heywood:
+            # Kept, but flagged: one item carries the factor alone, so omega is not trustworthy.
+            result["reason"] = "omega: Heywood case (a uniqueness at its lower bound)"
+    return result

@@ -84,7 +84,8 @@ def _validate(args: argparse.Namespace) -> int:
     from accord.validate import validate_study, write_validation
 
     config = load_config(args.config)
-    study = study_input(config, args.study, root=args.config.resolve().parent.parent)
+    # Relative study paths are read from the working directory, as Snakemake does.
+    study = study_input(config, args.study, root=Path.cwd())
     result = validate_study(study, load_registry(config.get("instruments")))
     print(f"Study '{args.study}' ({study.path})")
     print(f"{'table':<10}{'rows in':>10}{'accepted':>10}{'quarantined':>13}{'missing codes':>15}")

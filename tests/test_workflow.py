@@ -95,12 +95,13 @@ def test_rerun_gives_byte_identical_tables(workflow_run: Path, tmp_path: Path) -
     again = tmp_path / "again"
     again.mkdir()
     shutil.copy(workflow_run / "config.yaml", again / "config.yaml")
+    # Targets first: --configfile takes every argument after it.
     done = snakemake(
         again,
-        "--configfile",
-        "config.yaml",
         "results/small/models/coefficients.csv",
         "results/small/reliability.csv",
+        "--configfile",
+        "config.yaml",
     )
     assert done.returncode == 0, done.stderr[-4000:]
     assert digests(again / "results" / "small") == first
@@ -155,3 +156,14 @@ def test_lint_is_clean() -> None:
         [sys.executable, "-m", "ruff", "check", "."], capture_output=True, text=True, cwd=ROOT
     )
     assert ruff.returncode == 0, ruff.stdout
+
+
+def test_bad_custom_instrument_names_the_key(tmp_path: Path) -> None:
+    config = {
+        "studies": {"s": {"path": "x"}},
+        "instruments": {"bdi2": {"items": 21, "item_min": 3, "item_max": 0, "higher_is": "worse"}},
+    }
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    done = snakemake(tmp_path, "--configfile", "config.yaml")
+    assert done.returncode != 0
+    assert "instruments.bdi2.item_max" in done.stderr

@@ -6,11 +6,14 @@ from snakemake.utils import validate
 
 from accord.config import validate_config
 from accord.contract import TABLES
+from accord.instruments import load_registry
 from accord.io import TABLE_SUFFIXES
 
 # accord's own check first: its messages name the offending key.
 config.update(validate_config(config))
 validate(config, schema="../schemas/config.schema.yaml")
+# Custom instruments are checked now, so a bad definition stops the run before any job.
+load_registry(config["instruments"])
 
 STUDIES = sorted(config["studies"])
 SIMULATED = {

@@ -1,0 +1,208 @@
+"""Small-cell suppression for everything meant for sharing (privacy.md, section 2).
+
+Counts from 1 to ``min_cell - 1`` are shown as ``"<11"`` (for the default threshold of 11, the
+CMS cell-size suppression policy); 0 may be shown. A percentage, mean or other statistic
+computed from fewer than ``min_cell`` clients is shown as ``"<11"`` too. Where a table carries
+totals, complementary suppression hides the next smallest cell of any row or column that would
+otherwise have exactly one hidden cell, so a hidden cell cannot be recovered by subtraction.
+
+A cell hidden only to protect another reads ``"*"`` rather than ``"<11"``: its value may be
+large, and showing which cell was complemented reveals nothing, since the protected cell's value
+is already known to lie between 1 and 10. Every function returns text for display; the numbers
+themselves stay with the caller.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Sequence
+from numbers import Real
+
+import numpy as np
+import pandas as pd
+
+DEFAULT_MIN_CELL = 11
+NOT_AVAILABLE = "–"
+COMPLEMENTARY_LABEL = "*"
+
+
+def suppressed_label(min_cell: int = DEFAULT_MIN_CELL) -> str:
+    """The text shown in place of a suppressed value, e.g. ``"<11"``."""
+    return f"<{min_cell}"
+
+
+def is_small(n: float, min_cell: int = DEFAULT_MIN_CELL) -> bool:
+    """True for a count from 1 to ``min_cell - 1``: a cell that must not be shown."""
+    return 0 < n < min_cell
+
+
+def suppress_count(n: float | None, min_cell: int = DEFAULT_MIN_CELL) -> str:
+    """A count for display: ``"0"``, ``"<11"`` for 1..10, otherwise the count itself.
+
+    A missing count is shown as an en dash. Raises ValueError for a negative or fractional
+    count, which would mean a caller passed something other than a count.
+    """
+    _check_min_cell(min_cell)
+    if _is_missing(n):
+        return NOT_AVAILABLE
+    if n < 0 or float(n) != math.floor(float(n)):
+        raise ValueError(f"a count must be a whole number >= 0, got {n!r}")
+    if is_small(n, min_cell):
+        return suppressed_label(min_cell)
+    return str(int(n))
+
+
+def suppress_statistic(
+    value: float | None,
+    n_clients: int,
+    min_cell: int = DEFAULT_MIN_CELL,
+    *,
+    fmt: str = "{:.1f}",
+) -> str:
+    """A mean, percentage or other statistic for display, computed from `n_clients` clients.
+
+    Shown as ``"<11"`` when fewer than ``min_cell`` clients (but at least one) contributed;
+    a statistic from no clients, or a missing value, is shown as an en dash.
+    """
+    _check_min_cell(min_cell)
+    if n_clients < 0:
+        raise ValueError(f"n_clients must be >= 0, got {n_clients!r}")
+    if n_clients == 0 or _is_missing(value):
+        return NOT_AVAILABLE
+    if n_clients < min_cell:
+        return suppressed_label(min_cell)
+    return fmt.format(value)
+
+
+def suppress_proportion(
+    count: int,
+    n_clients: int,
+    min_cell: int = DEFAULT_MIN_CELL,
+    *,
+    fmt: str = "{:.1%}",
+) -> str:
+    """`count` out of `n_clients` as a percentage for display, e.g. a dropout rate.
+
+    Next to its denominator a percentage gives its count away, so it is suppressed when the
+    count, or the rest (``n_clients - count``), is a small cell, as well as when fewer than
+    ``min_cell`` clients contributed.
+    """
+    if not 0 <= count <= n_clients:
+        raise ValueError(f"count {count!r} must lie between 0 and n_clients ({n_clients!r})")
+    if n_clients and (is_small(count, min_cell) or is_small(n_clients - count, min_cell)):
+        return suppressed_label(min_cell)
+    return suppress_statistic(
+        count / n_clients if n_clients else None, n_clients, min_cell, fmt=fmt
+    )
+
+
+def suppression_mask(
+    df: pd.DataFrame,
+    count_columns: Sequence[Hashable],
+    min_cell: int = DEFAULT_MIN_CELL,
+    *,
+    total_row: Hashable | None = None,
+    total_column: Hashable | None = None,
+) -> pd.DataFrame:
+    """Which cells of `count_columns` must be hidden (a boolean frame of those columns).
+
+    Primary suppression hides every count from 1 to ``min_cell - 1``, totals included.
+    Complementary suppression applies where the table shows totals: `total_column` names the
+    column holding each row's total (so every row is an additive line), `total_row` the index
+    label of the row holding each column's total (so every column is one). A line whose cells
+    and total contain exactly one hidden value would give that value away by subtraction, so
+    its smallest shown cell is hidden too (ties: the first in table order); this repeats
+    until no line has a single hidden value.
+    """
+    small, complementary = _suppression(df, count_columns, min_cell, total_row, total_column)
+    return pd.DataFrame(small | complementary, index=df.index, columns=list(count_columns))
+
+
+def suppress_table(
+    df: pd.DataFrame,
+    count_columns: Sequence[Hashable],
+    min_cell: int = DEFAULT_MIN_CELL,
+    *,
+    total_row: Hashable | None = None,
+    total_column: Hashable | None = None,
+) -> pd.DataFrame:
+    """A copy of `df` with its count columns as display text, small cells suppressed.
+
+    Small cells read ``"<11"``; cells hidden to protect them (complementary suppression, see
+    `suppression_mask` for the rules and the meaning of the totals) read ``"*"``. Other
+    columns are returned unchanged.
+    """
+    _, complementary = _suppression(df, count_columns, min_cell, total_row, total_column)
+    out = df.copy()
+    for j, column in enumerate(count_columns):
+        shown = [
+            COMPLEMENTARY_LABEL if complementary[i, j] else suppress_count(value, min_cell)
+            for i, value in enumerate(df[column])
+        ]
+        out[column] = pd.Series(shown, index=df.index, dtype=object)
+    return out
+
+
+def _suppression(
+    df: pd.DataFrame,
+    count_columns: Sequence[Hashable],
+    min_cell: int,
+    total_row: Hashable | None,
+    total_column: Hashable | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(small, complementary): boolean arrays over the rows x count columns of `df`."""
+    _check_min_cell(min_cell)
+    columns = list(count_columns)
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise KeyError(f"count columns not in the table: {missing}")
+    if total_column is not None and total_column not in columns:
+        raise KeyError(f"total_column {total_column!r} is not one of the count columns")
+    if not df.index.is_unique:
+        raise ValueError("the table's index must be unique to find rows and totals")
+    if total_row is not None and total_row not in df.index:
+        raise KeyError(f"total_row {total_row!r} is not in the table's index")
+
+    values = df[columns].apply(pd.to_numeric, errors="raise").to_numpy(dtype=float)
+    if (values < 0).any() or (np.mod(values[~np.isnan(values)], 1) != 0).any():
+        raise ValueError("counts must be whole numbers >= 0")
+    small = (values > 0) & (values < min_cell)
+    hidden = small.copy()
+
+    # Each additive line: its cells and the cell holding their total.
+    lines: list[tuple[list[tuple[int, int]], tuple[int, int]]] = []
+    rows = range(len(df))
+    if total_column is not None:
+        t = columns.index(total_column)
+        interior = [j for j in range(len(columns)) if j != t]
+        lines += [([(i, j) for j in interior], (i, t)) for i in rows]
+    if total_row is not None:
+        r = df.index.get_loc(total_row)
+        lines += [([(i, j) for i in rows if i != r], (r, j)) for j in range(len(columns))]
+
+    changed = True
+    while changed:
+        changed = False
+        for cells, total in lines:
+            if sum(hidden[c] for c in cells) + hidden[total] != 1:
+                continue
+            shown = [c for c in cells if not hidden[c] and not np.isnan(values[c])]
+            if shown:
+                hidden[min(shown, key=lambda c: values[c])] = True
+                changed = True
+            elif not hidden[total]:
+                # No cell left to hide: the lone hidden cell equals the total, so hide that.
+                hidden[total] = True
+                changed = True
+    return small, hidden & ~small
+
+
+def _is_missing(value: object) -> bool:
+    if value is None or value is pd.NA:
+        return True
+    return isinstance(value, Real) and math.isnan(float(value))
+
+
+def _check_min_cell(min_cell: int) -> None:
+    if int(min_cell) != min_cell or min_cell < 1:
+        raise ValueError(f"min_cell must be a whole number >= 1, got {min_cell!r}")

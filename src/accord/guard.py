@@ -1,0 +1,972 @@
+"""The identifier guard: refuse input that looks identifiable before anything is written.
+
+accord accepts only de-identified data. Before validation writes a single file, every input
+table is scanned for the identifiers listed by the HIPAA Safe Harbor method
+(45 CFR 164.514(b)(2)): names, geographic subdivisions smaller than a state (street, city,
+ZIP code), all elements of dates except the year, ages of 90 or more, phone and fax numbers,
+e-mail addresses, Social Security, medical record, health plan and account numbers, licence,
+vehicle and device identifiers, URLs, IP addresses, photographs, and free text (the likeliest
+place for a name to hide); see section 1 of the privacy spec.
+
+Four kinds of evidence are used:
+
+- column names, split into tokens (``dateOfBirth`` -> date, of, birth) and matched as whole
+  tokens, so ``rename`` or ``session_number`` never match ``name`` or ``number``;
+- the values of every text column, matched against compiled patterns. Only the *unique*
+  values of a column are scanned (the categories of a categorical column), and rows are
+  counted only for a column that has a hit, so a 30-million-row measures table costs one
+  hash pass per text column;
+- ages of 90 or more in any age-like column (Safe Harbor allows only a single ``90+`` group);
+- client IDs that are shaped like an SSN or phone number, or that embed another column's
+  value (a *derived* ID: contract IDs are independent random pseudonyms).
+
+Quasi-identifier combinations (age band x gender x site, say) shared by fewer than ``k``
+clients are reported as warnings, not stops.
+
+Nothing here ever holds, logs or prints a cell value: findings carry the table, file, column,
+kind and a row count. A column *name* that itself looks like a data value (a CSV exported
+without its header row) is withheld too and shown by position.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import logging
+import os
+import re
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from accord.errors import IdentifierError
+
+__all__ = [
+    "KIND_LABELS",
+    "Finding",
+    "GuardReport",
+    "QuasiIdentifierWarning",
+    "check_identifiers",
+    "scan_identifiers",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_QUASI_IDENTIFIERS: tuple[str, ...] = ("age_band", "age", "gender", "site_id", "intake_year")
+
+#: kind -> short human label, as shown in messages.
+KIND_LABELS: dict[str, str] = {
+    "column_name": "column name suggests",
+    "header_value": "the column name itself looks like a data value (is the header row missing?)",
+    "email": "e-mail addresses",
+    "phone": "phone numbers",
+    "ssn": "SSN-shaped numbers (###-##-#### or 9 digits)",
+    "date": "full calendar dates",
+    "zip": "ZIP-code-shaped text (5 digits or ZIP+4; store numeric codes as numbers)",
+    "url": "URLs",
+    "ip_address": "IP addresses",
+    "age_90_plus": "ages of 90 or more (Safe Harbor allows only a single '90+' group)",
+    "id_shape": "client IDs shaped like an SSN, a phone number or a long digit string",
+    "derived_id": "derived ID: client IDs that contain the value of column",
+}
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One suspected identifier in one column. Never holds a cell value.
+
+    ``rows`` is the number of rows that hit (0 for a finding about the column's name).
+    ``detail`` qualifies the kind with text taken from column names only: the matched
+    name token for ``column_name``, the other column for ``derived_id``.
+    """
+
+    table: str
+    file: str
+    column: str
+    kind: str
+    rows: int
+    detail: str = ""
+
+    @property
+    def label(self) -> str:
+        base = KIND_LABELS.get(self.kind, self.kind)
+        if self.kind == "column_name":
+            return f"{base} {self.detail}"
+        if self.kind == "derived_id":
+            return f"{base} '{self.detail}'"
+        return base
+
+    def describe(self) -> str:
+        text = f"{self.file}, column '{self.column}': {self.label}"
+        if self.kind in ("column_name", "header_value"):
+            return text
+        if self.rows == 0:
+            return f"{text} in unused category levels (0 rows)"
+        return f"{text} in {_plural(self.rows, 'row')}"
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "table": self.table,
+            "file": self.file,
+            "column": self.column,
+            "kind": self.kind,
+            "label": self.label,
+            "rows": self.rows,
+            "detail": self.detail,
+            "message": self.describe(),
+        }
+
+
+@dataclass(frozen=True)
+class QuasiIdentifierWarning:
+    """Combinations of quasi-identifiers shared by fewer than ``k`` clients (counts only)."""
+
+    table: str
+    columns: tuple[str, ...]
+    combinations: int
+    clients: int
+    k: int
+
+    def describe(self) -> str:
+        combos = _plural(self.combinations, "combination")
+        verb = "is" if self.combinations == 1 else "are"
+        return (
+            f"{self.table}: {combos} of ({', '.join(self.columns)}) {verb} shared by fewer "
+            f"than {self.k} clients ({_plural(self.clients, 'client')} in all); consider "
+            "coarser bands or dropping a column before sharing any client-level output"
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "table": self.table,
+            "columns": list(self.columns),
+            "combinations": self.combinations,
+            "clients": self.clients,
+            "k": self.k,
+            "message": self.describe(),
+        }
+
+
+@dataclass
+class GuardReport:
+    """Everything the guard found: findings stop a run, warnings do not."""
+
+    findings: list[Finding] = field(default_factory=list)
+    warnings: list[QuasiIdentifierWarning] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when there is nothing that stops the run."""
+        return not self.findings
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready summary: names, kinds and counts, never values."""
+        return {
+            "ok": self.ok,
+            "findings": [f.to_dict() for f in self.findings],
+            "warnings": [w.to_dict() for w in self.warnings],
+        }
+
+    def message(self) -> str:
+        """The multi-line message raised by :func:`check_identifiers`."""
+        files = sorted({f.file for f in self.findings})
+        head = (
+            f"Suspected identifiers in the input: {_plural(len(self.findings), 'finding')} "
+            f"in {', '.join(files)}. The run stops before anything is written."
+        )
+        lines = [head, *(f"  {f.describe()}" for f in self.findings)]
+        lines.append(
+            "To proceed, remove these columns (or the identifying values) from the export, "
+            "or, if a privacy review clears a column, list it under acknowledged_columns in "
+            "the study's config as table.column (e.g. clients.notes)."
+        )
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return (
+            f"GuardReport: {_plural(len(self.findings), 'finding')}, "
+            f"{_plural(len(self.warnings), 'warning')}"
+        )
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+# --------------------------------------------------------------------------- column names
+
+# Columns of the data contract. Their names are known-safe; their values are still scanned.
+CONTRACT_ID_COLUMNS = frozenset({"client_id", "therapist_id", "site_id", "goal_id"})
+# Contract columns that hold numbers; if such a column was read as text and every value is a
+# plain number, it is treated as numeric (no ZIP/SSN patterns on session numbers).
+CONTRACT_NUMERIC_COLUMNS = frozenset(
+    {
+        "intake_year",
+        "age",
+        "session_number",
+        "day",
+        "duration_min",
+        "homework_completion",
+        "value",
+        "set_session",
+        "client_importance",
+        "therapist_importance",
+        "revised_session",
+    }
+)
+
+# Column-name tokens that name an identifier, by Safe Harbor category. A token matches on its
+# own; a pair matches two adjacent tokens (``member_id``, ``social_security``), so the bare
+# words ``member``, ``record`` or ``device`` in a covariate's name do not.
+_ID_WORDS = "id ids number numbers no num nr nbr"
+
+
+def _pairs(heads: str, tails: str = _ID_WORDS) -> list[tuple[str, str]]:
+    return [(h, t) for h in heads.split() for t in tails.split()]
+
+
+_NAME_RULES: list[tuple[str, str, list[tuple[str, str]]]] = [
+    (
+        "a personal name",
+        "name names firstname lastname surname surnames fullname forename forenames "
+        "givenname middlename maidenname nickname initials",
+        [],
+    ),
+    (
+        "an address or place",
+        "address addresses addr street city town county zip zipcode zipcodes postcode "
+        "postal geocode latitude longitude gps",
+        [("post", "code")],
+    ),
+    ("a birth date", "dob birth birthdate birthday birthdays birthplace born", []),
+    ("a date", "date dates datetime timestamp", []),
+    (
+        "a phone or fax number",
+        "phone phones telephone tel mobile cell cellphone fax phonenumber",
+        [],
+    ),
+    ("an e-mail address", "email emails mail emailaddress", []),
+    ("a Social Security number", "ssn", [("social", "security")]),
+    (
+        "a medical record number",
+        "mrn nhs nhsnumber medicalrecord",
+        [
+            ("medical", "record"),
+            *_pairs("patient hospital chart"),
+            *_pairs("record", "number numbers no num nr nbr"),
+        ],
+    ),
+    (
+        "a health plan or account number",
+        "beneficiary account accounts",
+        [("health", "plan"), *_pairs("insurance member policy plan")],
+    ),
+    ("a licence or certificate number", "license licence certificate passport", []),
+    ("a vehicle identifier", "plate vin", [*_pairs("vehicle"), ("license", "plate")]),
+    ("a device identifier", "serial imei udi", _pairs("device")),
+    ("a web address", "url urls uri website webpage homepage", []),
+    ("an IP address", "ip ipaddress ipv4 ipv6", []),
+    (
+        "a photo or biometric",
+        "photo photos photograph image images picture face biometric biometrics "
+        "fingerprint voiceprint",
+        [],
+    ),
+    (
+        "free text",
+        "note notes comment comments freetext description descriptions text remark "
+        "remarks memo narrative transcript verbatim",
+        [],
+    ),
+]
+_NAME_TOKENS = {tok: cat for cat, toks, _ in _NAME_RULES for tok in toks.split()}
+_NAME_PAIRS = {pair: cat for cat, _, pairs in _NAME_RULES for pair in pairs}
+
+# 'name' after these is the name of a thing, not of a person.
+_THING_NAME_PREFIXES = frozenset(
+    {"instrument", "scale", "measure", "questionnaire", "item", "variable", "file", "study"}
+    | {"arm", "condition", "group", "medication", "drug"}
+)
+
+_TOKEN_RE = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
+
+
+def name_tokens(column: str) -> list[str]:
+    """Split a column name on ``_``, ``-``, spaces, camelCase and digits; lower-case tokens."""
+    return [t.lower() for t in _TOKEN_RE.findall(str(column))]
+
+
+def _name_matches(column: str) -> list[str]:
+    """Categories (with the matching tokens) that a column name suggests, in order."""
+    tokens = name_tokens(column)
+    hits: dict[str, list[str]] = {}
+    for i, tok in enumerate(tokens):
+        prev = tokens[i - 1] if i else ""
+        nxt = tokens[i + 1] if i + 1 < len(tokens) else ""
+        if (tok, nxt) in _NAME_PAIRS:
+            category, label = _NAME_PAIRS[(tok, nxt)], f"{tok} {nxt}"
+        elif tok in _NAME_TOKENS:
+            if tok in ("name", "names") and prev in _THING_NAME_PREFIXES:
+                continue
+            category, label = _NAME_TOKENS[tok], tok
+        else:
+            continue
+        hits.setdefault(category, [])
+        if label not in hits[category]:
+            hits[category].append(label)
+    return [f"{category} ({', '.join(labels)})" for category, labels in hits.items()]
+
+
+# --------------------------------------------------------------------------- value patterns
+
+_MONTH = (
+    r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
+    r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
+)
+_DAY = r"(?:0?[1-9]|[12]\d|3[01])"
+_MON_NUM = r"(?:0?[1-9]|1[0-2])"
+_YEAR4 = r"(?:1[89]|2[01])\d{2}"
+
+
+def _digits(text: str) -> int:
+    return sum(ch.isdigit() for ch in text)
+
+
+def _phone_ok(m: str) -> bool:
+    n = _digits(m)
+    if m.startswith("+"):
+        return 8 <= n <= 15
+    if m.startswith("0"):
+        return 10 <= n <= 11
+    return 7 <= n <= 11
+
+
+def _numeric_date_ok(m: str) -> bool:
+    a, b, year = (int(p) for p in re.split(r"[/.-]", m))
+    if len(str(year)) == 4 and not 1800 <= year <= 2199:
+        return False
+    return 1 <= a <= 31 and 1 <= b <= 31 and min(a, b) <= 12
+
+
+def _ipv6_ok(m: str) -> bool:
+    try:
+        ipaddress.IPv6Address(m)
+    except ValueError:
+        return False
+    return any(ch not in ":." for ch in m)
+
+
+def _ip_ok(m: str) -> bool:
+    return ":" not in m or _ipv6_ok(m)
+
+
+_NUMERIC_DATE_PARTS = re.compile(r"\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}")
+
+
+def _date_ok(m: str) -> bool:
+    # Only the D/M/Y and M/D/Y forms need a range check; the others are range-checked by regex.
+    return _numeric_date_ok(m) if _NUMERIC_DATE_PARTS.fullmatch(m) else True
+
+
+@dataclass(frozen=True)
+class _Pattern:
+    """One kind of identifier value.
+
+    ``prefilter`` is a loose RE2 pattern (no look-arounds) that every hit also matches; it
+    runs vectorised over all unique values in pyarrow, and only the few candidates it keeps
+    are checked with the exact ``regex`` (and ``valid`` on each match) in Python.
+    """
+
+    kind: str
+    regex: re.Pattern[str]
+    prefilter: str
+    valid: Callable[[str], bool] | None = None
+
+    def hits(self, value: str) -> bool:
+        if self.valid is None:
+            return self.regex.search(value) is not None
+        return any(self.valid(m.group()) for m in self.regex.finditer(value))
+
+
+def _alt(*parts: str) -> str:
+    return "|".join(f"(?:{p})" for p in parts)
+
+
+_MONTH3 = "(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)"
+
+# Boundaries: a phone number must not be glued to other digits or words.
+_PB = r"(?<![\w+.-])"
+_PE = r"(?!\w|[.-]\d)"
+
+_PHONE = (
+    _PB
+    + "(?:"
+    + _alt(
+        # international: +44 20 7946 0958, +1 (555) 867-5309, +33612345678
+        r"\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{1,4}){1,5}",
+        # North American: (555) 867-5309, 555-867-5309, 555.867.5309, 1-555-867-5309
+        r"(?:1[ .-]?)?\(\d{3}\)[ .-]?\d{3}[ .-]?\d{4}",
+        r"(?:1-)?\d{3}-\d{3}-\d{4}",
+        r"(?:1\.)?\d{3}\.\d{3}\.\d{4}",
+        r"(?:1 )?\d{3} \d{3} \d{4}",
+        # UK national: 020 7946 0958, 07700 900123, 01632 960001
+        r"0\d{2,4}[ -]\d{3,6}(?:[ -]\d{3,4})?",
+        # bare digits: UK 07700900123, US 5558675309 or 15558675309
+        r"0\d{9,10}",
+        r"1?[2-9]\d{9}",
+    )
+    + ")"
+    + _PE
+    # a local number on its own: 867-5309
+    + r"|^\s*[2-9]\d{2}-\d{4}\s*$"
+)
+
+_SSN = _alt(
+    r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])",
+    r"(?<![\d-])(?<!\d )\d{3} \d{2} \d{4}(?! ?\d)",
+    r"(?<![\d.])\d{9}(?!\d|\.\d)",
+)
+
+_DATE = _alt(
+    # ISO and year-first: 2024-03-05, 2024/3/5, 2024.03.05, 2024-03-05T10:00
+    *(rf"(?<!\d){_YEAR4}{re.escape(sep)}{_MON_NUM}{re.escape(sep)}{_DAY}(?!\d)" for sep in "-/."),
+    # compact: 20240305
+    rf"(?<![\d.]){_YEAR4}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?!\d|\.\d)",
+    # 05/03/2024, 3/5/24, 05-03-2024, 05.03.2024
+    r"(?<![\d/.-])\d{1,2}/\d{1,2}/(?:\d{4}|\d{2})(?![\d/]|[.-]\d)",
+    r"(?<![\d/.-])\d{1,2}-\d{1,2}-(?:\d{4}|\d{2})(?![\d-]|[./]\d)",
+    r"(?<![\d/.-])\d{1,2}\.\d{1,2}\.\d{4}(?![\d.]|[/-]\d)",
+    # 5 March 2024, 5th of March 2024, 05-Mar-24, 12MAR2024
+    rf"(?i:(?<![a-z\d]){_DAY}(?:st|nd|rd|th)?(?:[ /-]|\s+of\s+)?{_MONTH}\.?(?![a-z])"
+    rf"[ ,/-]*(?:\d{{4}}|\d{{2}})(?![a-z\d]))",
+    # March 5, 2024; Mar 5 2024
+    rf"(?i:(?<![a-z]){_MONTH}\.?(?![a-z])\s*{_DAY}(?:st|nd|rd|th)?,?\s*\d{{4}}(?!\d))",
+)
+
+_IP = _alt(
+    r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}"
+    r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?!\d|\.\d)",
+    r"(?i:(?<![\w:.])(?:[0-9a-f]{0,4}:){2,7}(?:[0-9a-f]{1,4}|\d{1,3}(?:\.\d{1,3}){3})?"
+    r"(?![\w:]))",
+)
+
+
+def _ascii(source: str) -> re.Pattern[str]:
+    # ASCII classes, as in RE2, so the vectorised and the plain-Python paths agree.
+    return re.compile(source, re.ASCII)
+
+
+PATTERNS: dict[str, _Pattern] = {
+    p.kind: p
+    for p in [
+        _Pattern(
+            "email",
+            _ascii(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"),
+            r"@[A-Za-z0-9-]+\.",
+        ),
+        # prefilter: seven or more digits, at most three other characters apart
+        _Pattern("phone", _ascii(_PHONE), r"(?:\d[^0-9]{0,3}){6}\d", _phone_ok),
+        _Pattern("ssn", _ascii(_SSN), r"\d{3}[ -]?\d{2}[ -]?\d{4}"),
+        _Pattern(
+            "date",
+            _ascii(_DATE),
+            r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{8}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2}"
+            rf"|(?i:\d.*{_MONTH3}|{_MONTH3}.*\d)",
+            _date_ok,
+        ),
+        _Pattern(
+            "zip",
+            _ascii(_alt(r"^\s*\d{5}(?:-\d{4})?\s*$", r"(?<![\d-])\d{5}-\d{4}(?![\d-])")),
+            r"^\s*\d{5}\s*$|\d{5}-\d{4}",
+        ),
+        _Pattern(
+            "url",
+            _ascii(r"(?i:\b(?:https?|ftp)://[^\s/$.?#]\S*|\bwww\.[a-z0-9-]+(?:\.[a-z0-9-]+)+)"),
+            r"(?i:(?:https?|ftp)://|www\.)",
+        ),
+        _Pattern(
+            "ip_address",
+            _ascii(_IP),
+            r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|[0-9A-Fa-f]*:[0-9A-Fa-f]*:",
+            _ip_ok,
+        ),
+    ]
+}
+
+_DIGITS_ONLY = r"^\s*\d{7,}\s*$"
+_PLAIN_NUMBER = re.compile(r"\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*")
+
+
+# Below this many unique values, Python's re beats setting up a vectorised pyarrow call.
+_VECTORISE_FROM = 500
+
+
+@functools.cache
+def _compiled(prefilter: str) -> re.Pattern[str]:
+    return _ascii(prefilter)
+
+
+def _candidates(values: Sequence[str], prefilter: str, arr: pa.Array | None) -> list[int]:
+    """Indices of the values that match ``prefilter``: RE2 over ``arr`` when given."""
+    if arr is None:
+        search = _compiled(prefilter).search
+        return [i for i, v in enumerate(values) if search(v) is not None]
+    hit = pc.match_substring_regex(arr, prefilter)
+    return np.flatnonzero(hit.fill_null(False).to_numpy(zero_copy_only=False)).tolist()
+
+
+def _arrow(values: Sequence[str]) -> pa.Array | None:
+    if len(values) < _VECTORISE_FROM:
+        return None
+    return pa.array(values, type=pa.large_string())
+
+
+def _scan_values(values: Sequence[str], kinds: Collection[str]) -> dict[str, np.ndarray]:
+    """For each kind, a boolean mask over ``values`` of the values that hit it."""
+    masks: dict[str, np.ndarray] = {}
+    arr = _arrow(values)
+    for kind in kinds:
+        pattern = PATTERNS[kind]
+        mask = np.zeros(len(values), dtype=bool)
+        for i in _candidates(values, pattern.prefilter, arr):
+            mask[i] = pattern.hits(values[i])
+        if mask.any():
+            masks[kind] = mask
+    return masks
+
+
+# --------------------------------------------------------------------------- column access
+
+
+def _is_text(s: pd.Series) -> bool:
+    dtype = s.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        cats = dtype.categories
+        return pd.api.types.is_object_dtype(cats) or pd.api.types.is_string_dtype(cats)
+    return pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype)
+
+
+def _is_datetime(s: pd.Series) -> bool:
+    dtype = s.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        dtype = dtype.categories.dtype
+    return pd.api.types.is_datetime64_any_dtype(dtype) or isinstance(dtype, pd.PeriodDtype)
+
+
+def _is_number(s: pd.Series) -> bool:
+    dtype = s.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        dtype = dtype.categories.dtype
+    return pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+
+
+class _Uniques:
+    """The distinct non-missing values of one column, with rows counted only on demand.
+
+    For a categorical column these are all its categories, used or not: an unused level is
+    still stored with the data (in a Parquet dictionary, say), so it is scanned too.
+    """
+
+    def __init__(self, s: pd.Series):
+        self._s = s
+        self._codes: np.ndarray | None = None
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            self.raw = np.asarray(s.cat.categories, dtype=object)
+            self._codes = s.cat.codes.to_numpy()
+        else:
+            raw = _arrow_unique(s)
+            if raw is None:
+                raw = np.asarray(pd.unique(s), dtype=object)
+            self.raw = raw[~pd.isna(raw)]
+
+    def rows(self, mask: np.ndarray) -> int:
+        """How many rows hold one of the unique values selected by ``mask``."""
+        if not mask.any():
+            return 0
+        if self._codes is not None:
+            # slot 0 stands for missing (code -1), so codes shift by one
+            wanted = np.zeros(len(self.raw) + 1, dtype=bool)
+            wanted[1:] = mask
+            return int(np.count_nonzero(wanted[self._codes.astype(np.int64) + 1]))
+        return int(self._s.isin(self.raw[mask]).sum())
+
+
+# Arrow-backed columns longer than this are hashed in slices on several threads (pyarrow
+# releases the GIL); the slices' distinct values are then merged.
+_PARALLEL_FROM = 2_000_000
+
+
+def _arrow_unique(s: pd.Series) -> np.ndarray | None:
+    """Distinct values of a long arrow-backed column, hashed in parallel; None otherwise."""
+    workers = min(os.cpu_count() or 1, 8)
+    arrow_backed = isinstance(s.dtype, pd.ArrowDtype) or (
+        isinstance(s.dtype, pd.StringDtype) and s.dtype.storage.startswith("pyarrow")
+    )
+    if len(s) < _PARALLEL_FROM or workers < 2 or not arrow_backed:
+        return None
+    arr = pa.array(s.array)  # the column's own arrow data, never via Python objects
+    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        return None
+    step = -(-len(arr) // workers)
+    parts = [arr.slice(i, step) for i in range(0, len(arr), step)]
+    with ThreadPoolExecutor(workers) as pool:
+        distinct = list(pool.map(pc.unique, parts))
+    merged = pc.unique(pa.chunked_array(distinct, type=arr.type))
+    return np.asarray(merged.to_pylist(), dtype=object)
+
+
+def _as_text(values: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """Values as strings, plus a mask of values that are date or datetime objects."""
+    texts: list[str] = []
+    is_date = np.zeros(len(values), dtype=bool)
+    for i, v in enumerate(values):
+        if isinstance(v, str):
+            texts.append(v)
+        elif isinstance(v, date | np.datetime64):
+            texts.append("")
+            is_date[i] = True
+        elif isinstance(v, float) and v.is_integer():
+            texts.append(str(int(v)))
+        else:
+            texts.append(str(v))
+    return texts, is_date
+
+
+# --------------------------------------------------------------------------- the checks
+
+
+def _age_like(tokens: list[str]) -> bool:
+    return "age" in tokens and not {"month", "months", "week", "weeks", "day", "days"} & set(tokens)
+
+
+_AGE_TEXT = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(?:y|yr|yrs|years?)?\s*", re.IGNORECASE)
+_AGE_RANGE = re.compile(r"\s*(\d+)\s*(?:-|–|to)\s*(\d+)\s*(?:y|yr|yrs|years?)?\s*", re.IGNORECASE)
+
+
+def _age_text_90(v: str) -> bool:
+    """A text age of 90+: a bare number, or a band with both ends given (``90-94``)."""
+    m = _AGE_TEXT.fullmatch(v) or _AGE_RANGE.fullmatch(v)
+    return m is not None and float(m.group(1)) >= 90
+
+
+def _integer_texts(s: pd.Series) -> list[str | None] | None:
+    """An integer-valued numeric column as text, row by row; None if not integer-valued."""
+    num = pd.to_numeric(pd.Series(np.asarray(s, dtype=object)), errors="coerce")
+    present = num.notna().to_numpy()
+    if not present.any():
+        return None
+    values = num.to_numpy(dtype=float, na_value=np.nan)
+    if not np.all(values[present] == np.round(values[present])):
+        return None
+    return [str(int(v)) if ok else None for v, ok in zip(values, present, strict=True)]
+
+
+def _row_texts(s: pd.Series) -> list[str | None] | None:
+    """A column as stripped lower-case text, row by row (None for missing); None if unusable."""
+    if _is_text(s):
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            cats = [str(c).strip().lower() for c in s.cat.categories]
+            return [cats[c] if c >= 0 else None for c in s.cat.codes.tolist()]
+        values = s.tolist()
+        if all(isinstance(v, str) or v is None for v in values):
+            return [v.strip().lower() if v is not None else None for v in values]
+        texts, _ = _as_text(np.asarray(values, dtype=object))
+        missing = pd.isna(np.asarray(values, dtype=object))
+        return [None if gone else v.strip().lower() for v, gone in zip(texts, missing, strict=True)]
+    if _is_number(s):
+        return _integer_texts(s)
+    return None
+
+
+def _char_class(ch: str) -> int:
+    return 1 if ch.isalpha() else 2 if ch.isdigit() else 0
+
+
+def _embeds(container: str, part: str) -> bool:
+    """``part`` occurs in ``container`` as a token of its own.
+
+    Each end of the occurrence must be the end of ``container`` or border a character of
+    another class (letter, digit, other): ``smith_1980`` and ``T123-C045`` embed ``smith``,
+    ``1980`` and ``t123``, but ``AT123B`` does not embed ``t123`` (a chance overlap).
+    """
+    start = container.find(part)
+    while start != -1:
+        end = start + len(part)
+        before = start == 0 or _char_class(container[start - 1]) != _char_class(part[0])
+        after = end == len(container) or _char_class(container[end]) != _char_class(part[-1])
+        if before and after:
+            return True
+        start = container.find(part, start + 1)
+    return False
+
+
+def _distinct_texts(s: pd.Series) -> list[str]:
+    """The distinct values of a column as stripped lower-case text (integers as digits)."""
+    if _is_text(s):
+        texts, _ = _as_text(_Uniques(s).raw)
+        return [v.strip().lower() for v in texts]
+    if _is_number(s):
+        values = pd.to_numeric(pd.Series(_Uniques(s).raw, dtype=object), errors="coerce")
+        values = values.dropna().to_numpy(dtype=float)
+        if np.all(values == np.round(values)):
+            return [str(int(v)) for v in values]
+    return []
+
+
+def _derived_id_findings(
+    df: pd.DataFrame,
+    table: str,
+    file: str,
+    id_col: str,
+    cols: Sequence[object],
+    shown: dict,
+    codes: _MissingCodes,
+) -> list[Finding]:
+    ids = _row_texts(df[id_col])
+    if ids is None:
+        return []
+    # A value found nowhere in the joined IDs cannot be embedded in any one of them, so most
+    # columns are settled from their distinct values without touching a single row.
+    haystack = "\n".join(x for x in ids if x is not None)
+    findings = []
+    for col in cols:
+        values = {v for v in _distinct_texts(df[col]) if len(v) >= 3} - codes.lower_texts
+        if len(values) <= 1_000:
+            values = {v for v in values if v in haystack}
+        if not values:
+            continue
+        others = _row_texts(df[col])
+        if others is None:
+            continue
+        rows = sum(
+            1
+            for x, y in zip(ids, others, strict=True)
+            if y in values and x is not None and y in x and _embeds(x, y)
+        )
+        if rows:
+            findings.append(Finding(table, file, shown[id_col], "derived_id", rows, shown[col]))
+    return findings
+
+
+def _quasi_warning(
+    df: pd.DataFrame, table: str, columns: Sequence[str], k: int
+) -> QuasiIdentifierWarning | None:
+    if not columns or k <= 1 or df.empty:
+        return None
+    data = df
+    if "client_id" in df.columns:
+        data = df.drop_duplicates("client_id")
+    sizes = data.groupby(list(columns), dropna=False, observed=True).size()
+    small = sizes[sizes < k]
+    if small.empty:
+        return None
+    return QuasiIdentifierWarning(table, tuple(columns), len(small), int(small.sum()), k)
+
+
+@dataclass(frozen=True)
+class _MissingCodes:
+    """A study's missing-value codes, as text (for text columns) and as numbers."""
+
+    texts: frozenset[str] = frozenset()
+    numbers: tuple[float, ...] = ()
+
+    @property
+    def lower_texts(self) -> frozenset[str]:
+        return frozenset(t.lower() for t in self.texts)
+
+    @classmethod
+    def of(cls, codes: Collection[object]) -> _MissingCodes:
+        texts, numbers = set(), []
+        for code in codes:
+            texts.add(str(code).strip())
+            try:
+                number = float(code)  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                continue
+            numbers.append(number)
+            if number.is_integer():
+                texts.add(str(int(number)))
+        return cls(frozenset(texts), tuple(numbers))
+
+
+def _acknowledged(ack: Collection[str]) -> set[str]:
+    return {str(a).strip().casefold() for a in ack}
+
+
+def _display_names(columns: Iterable[object]) -> dict[object, str]:
+    """How each column is named in messages; a name that looks like a value is withheld."""
+    shown = {}
+    for pos, col in enumerate(columns, start=1):
+        text = str(col)
+        if any(pattern.hits(text) for pattern in PATTERNS.values()):
+            shown[col] = f"#{pos} (name withheld)"
+        else:
+            shown[col] = text
+    return shown
+
+
+def scan_identifiers(
+    tables: Mapping[str, pd.DataFrame],
+    files: Mapping[str, str],
+    acknowledged: Collection[str] = (),
+    k: int = 5,
+    quasi_identifiers: Sequence[str] = DEFAULT_QUASI_IDENTIFIERS,
+    *,
+    missing_codes: Collection[object] = (),
+) -> GuardReport:
+    """Scan raw input tables for Safe Harbor identifiers; return findings and warnings.
+
+    ``tables`` maps a table name (clients, sessions, measures, goals) to the DataFrame as
+    read; ``files`` maps the table name to the file name shown in messages. Columns listed
+    in ``acknowledged`` (``table.column``, or a bare ``column`` for every table) were cleared
+    by a privacy review and are skipped entirely, including as quasi-identifiers.
+    ``k`` is the smallest number of clients a quasi-identifier combination may describe.
+    ``missing_codes`` are the study's extra missing-value codes (``-99``, ``999``): the guard
+    runs before they are replaced, so they are treated as missing here (an age of 999 is
+    a code, not a 999-year-old).
+    """
+    ack = _acknowledged(acknowledged)
+    codes = _MissingCodes.of(missing_codes)
+    report = GuardReport()
+    for table, df in tables.items():
+        file = files.get(table, table)
+        shown = _display_names(df.columns)
+        cols = [
+            c
+            for c in df.columns
+            if str(c).casefold() not in ack and f"{table}.{c}".casefold() not in ack
+        ]
+        for col in cols:
+            report.findings.extend(_column_findings(df[col], table, file, col, shown[col], codes))
+        if "client_id" in cols and table == "clients":
+            others = [c for c in cols if c != "client_id"]
+            report.findings.extend(
+                _derived_id_findings(df, table, file, "client_id", others, shown, codes)
+            )
+        if table == "clients":
+            quasi = [q for q in quasi_identifiers if q in cols]
+            if "age_band" in quasi and "age" in quasi:
+                quasi.remove("age")
+            warning = _quasi_warning(df, table, quasi, k)
+            if warning is not None:
+                report.warnings.append(warning)
+    return report
+
+
+def _column_findings(
+    s: pd.Series, table: str, file: str, col: object, shown: str, codes: _MissingCodes
+) -> list[Finding]:
+    name = str(col)
+    found: list[Finding] = []
+
+    def add(kind: str, rows: int, detail: str = "") -> None:
+        found.append(Finding(table, file, shown, kind, int(rows), detail))
+
+    if shown != name:
+        add("header_value", 0)
+    else:
+        matches = _name_matches(name)
+        if matches:
+            add("column_name", 0, "; ".join(matches))
+
+    tokens = name_tokens(name)
+    age_like = _age_like(tokens)
+
+    if _is_datetime(s):
+        if s.notna().any():
+            add("date", int(s.notna().sum()))
+        return found
+
+    if _is_number(s):
+        if age_like:
+            num = s.astype("float64")
+            if codes.numbers:
+                num = num.where(~num.isin(codes.numbers))
+            old = int((num >= 90).sum())
+            if old:
+                add("age_90_plus", old)
+        if name == "client_id":
+            uniq = _Uniques(s)
+            shaped = _id_shape_mask(_as_text(uniq.raw)[0])
+            if shaped.any():
+                add("id_shape", uniq.rows(shaped))
+        return found
+
+    if not _is_text(s):
+        return found
+
+    uniq = _Uniques(s)
+    texts, is_date = _as_text(uniq.raw)
+    if codes.texts:
+        texts = ["" if v.strip() in codes.texts else v for v in texts]
+    if is_date.any():
+        add("date", uniq.rows(is_date))
+
+    if age_like:
+        old_mask = np.fromiter((_age_text_90(v) for v in texts), dtype=bool, count=len(texts))
+        if old_mask.any():
+            add("age_90_plus", uniq.rows(old_mask))
+
+    if name in CONTRACT_NUMERIC_COLUMNS and all(_PLAIN_NUMBER.fullmatch(v) for v in texts):
+        return found
+
+    kinds = list(PATTERNS)
+    if name == "client_id":
+        kinds = [kd for kd in kinds if kd not in ("ssn", "phone", "zip")]
+        shaped = _id_shape_mask(texts)
+        if shaped.any():
+            add("id_shape", uniq.rows(shaped))
+    elif name in CONTRACT_ID_COLUMNS:
+        kinds.remove("zip")
+    for kind, mask in _scan_values(texts, kinds).items():
+        add(kind, uniq.rows(mask))
+    return found
+
+
+def _id_shape_mask(texts: list[str]) -> np.ndarray:
+    """Which client IDs are all digits (7 or more), SSN-shaped or phone-shaped."""
+    mask = np.zeros(len(texts), dtype=bool)
+    arr = _arrow(texts)
+    mask[_candidates(texts, _DIGITS_ONLY, arr)] = True
+    for pattern in (PATTERNS["ssn"], PATTERNS["phone"]):
+        for i in _candidates(texts, pattern.prefilter, arr):
+            mask[i] = mask[i] or pattern.hits(texts[i])
+    return mask
+
+
+def check_identifiers(
+    tables: Mapping[str, pd.DataFrame],
+    files: Mapping[str, str],
+    acknowledged: Collection[str] = (),
+    k: int = 5,
+    quasi_identifiers: Sequence[str] = DEFAULT_QUASI_IDENTIFIERS,
+    *,
+    missing_codes: Collection[object] = (),
+) -> GuardReport:
+    """Like :func:`scan_identifiers`, but raise :class:`IdentifierError` on any finding.
+
+    The error lists every finding (file, column, kind, row count) and never a value; its
+    ``file`` and ``column`` are those of the first finding and its ``report`` attribute holds
+    the full :class:`GuardReport`. Quasi-identifier warnings are logged (counts only) and
+    returned, never raised.
+    """
+    report = scan_identifiers(
+        tables, files, acknowledged, k, quasi_identifiers, missing_codes=missing_codes
+    )
+    for warning in report.warnings:
+        log.warning("quasi-identifiers: %s", warning.describe())
+    if report.findings:
+        first = report.findings[0]
+        err = IdentifierError(report.message(), file=first.file, column=first.column)
+        err.report = report  # type: ignore[attr-defined]
+        raise err
+    return report

@@ -1,0 +1,130 @@
+"""The shape every model's results take: a tidy coefficient table plus a diagnostics record.
+
+Estimates are on the model's linear-predictor scale (points of the outcome, log-odds,
+log-hazard); odds and hazard ratios have their own columns (`ratio`, `ratio_ci_low`,
+`ratio_ci_high`) and are missing for linear models (analyses.md).
+
+Files are written through `accord.io`: atomically, with floats to 10 significant digits (far
+beyond any reported precision, and it keeps the last bits of floating-point noise out of the
+bytes, so the same inputs give identical files) and JSON with sorted keys.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from accord.io import write_csv, write_json
+
+COEFFICIENT_COLUMNS = [
+    "model",
+    "outcome",
+    "exposure",
+    "term",
+    "estimate",
+    "std_error",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "n_obs",
+    "n_clients",
+    "converged",
+    "primary",
+    "ratio",
+    "ratio_ci_low",
+    "ratio_ci_high",
+]
+
+SIGNIFICANT_DIGITS = 10
+
+_FLOAT_COLUMNS = [
+    "estimate",
+    "std_error",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "ratio",
+    "ratio_ci_low",
+    "ratio_ci_high",
+]
+
+
+@dataclass
+class ModelResult:
+    """One fitted model: its tidy coefficients and what a statistician checks about the fit.
+
+    `diagnostics` holds at least: model, converged, optimizer, warnings (list of str),
+    log_likelihood, method, random_effects ({component: variance}), boundary (bool),
+    boundary_components (list of str), n_obs, n_clients, n_therapists, formula and extras
+    (model-specific results, such as a standardized effect).
+    """
+
+    model: str
+    outcome: str
+    exposure: str
+    coefficients: pd.DataFrame
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+
+
+def coefficient_frame(rows: list[Mapping[str, Any]]) -> pd.DataFrame:
+    """A coefficient table with exactly `COEFFICIENT_COLUMNS`, in order, from row mappings.
+
+    Columns a row does not give are missing (NaN), so a linear model need not mention ratios.
+    """
+    frame = pd.DataFrame(list(rows), columns=COEFFICIENT_COLUMNS)
+    for column in _FLOAT_COLUMNS:
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+    for column in ("n_obs", "n_clients"):
+        frame[column] = frame[column].astype("Int64")
+    for column in ("converged", "primary"):
+        frame[column] = frame[column].astype("boolean")
+    return frame
+
+
+def write_model_result(
+    result: ModelResult, coefficients_csv: str | Path, diagnostics_json: str | Path
+) -> None:
+    """Write a model's coefficients (CSV) and diagnostics (JSON), each atomically.
+
+    Floats carry 10 significant digits in both files; JSON keys are sorted, and a missing or
+    infinite number becomes ``null`` (JSON has no NaN).
+    """
+    coefficients = result.coefficients.reindex(columns=COEFFICIENT_COLUMNS)
+    write_csv(coefficients_csv, coefficients)
+    write_json(diagnostics_json, json_ready(result.diagnostics))
+
+
+def json_ready(value: Any) -> Any:
+    """`value` as plain JSON types: floats rounded to 10 significant digits, NaN as None."""
+    if isinstance(value, Mapping):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [json_ready(v) for v in value.tolist()]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return round_significant(float(value))
+    if value is None or value is pd.NA:
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def round_significant(x: float, digits: int = SIGNIFICANT_DIGITS) -> float | None:
+    """`x` rounded to `digits` significant digits; None for NaN or infinity."""
+    if not math.isfinite(x):
+        return None
+    if x == 0:
+        return 0.0
+    return float(f"{x:.{digits}g}")

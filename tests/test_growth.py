@@ -1,0 +1,282 @@
+"""Growth model: parameter recovery on simulated data, convergence reporting, tidy output."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from accord.errors import AccordError, ConfigError
+from accord.models import COEFFICIENT_COLUMNS, ModelResult, fit_growth, write_model_result
+from accord.models.tidy import coefficient_frame, round_significant
+
+TRUE_INTERACTION = -0.3  # PHQ-9 points per unit of time per unit of joint_goal_share
+
+
+def simulate(
+    *,
+    n_clients: int = 240,
+    n_therapists: int = 16,
+    max_session: int = 10,
+    min_last_session: int = 3,
+    interaction: float = TRUE_INTERACTION,
+    time_coding: str = "linear",
+    intercept_sd: float = 3.5,
+    slope_sd: float = 0.25,
+    correlation: float = -0.4,
+    therapist_sd: float = 1.0,
+    seed: int = 11,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Session panel and client measures from the growth model with known parameters.
+
+    y = 16 + 0.5 x - 0.4 t + interaction t x + v_therapist + u0 + u1 t + e, e ~ N(0, 2^2);
+    clients leave after min_last_session..max_session sessions (unbalanced panels).
+    """
+    rng = np.random.default_rng(seed)
+    therapist = rng.integers(0, n_therapists, n_clients)
+    x = rng.uniform(0, 1, n_clients)
+    z = rng.normal(size=(n_clients, 2))
+    u0 = intercept_sd * z[:, 0]
+    u1 = slope_sd * (correlation * z[:, 0] + math.sqrt(1 - correlation**2) * z[:, 1])
+    v = rng.normal(0, therapist_sd, n_therapists)
+    last = rng.integers(min_last_session, max_session + 1, n_clients)
+    client = np.repeat(np.arange(n_clients), last + 1)
+    session = np.concatenate([np.arange(k + 1) for k in last])
+    t = np.log1p(session) if time_coding == "log" else session.astype(float)
+    y = (
+        16
+        + 0.5 * x[client]
+        + (-0.4 + interaction * x[client] + u1[client]) * t
+        + u0[client]
+        + v[therapist[client]]
+        + rng.normal(0, 2, len(client))
+    )
+    ids = np.array([f"C{i:04d}" for i in range(n_clients)])
+    panel = pd.DataFrame(
+        {
+            "client_id": ids[client],
+            "session_number": session,
+            "therapist_id": np.array([f"T{j:02d}" for j in range(n_therapists)])[therapist[client]],
+            "arm": np.where(x[client] > 0.5, "collaborative", "usual_care"),
+            "phq9": y,
+        }
+    )
+    measures = pd.DataFrame({"client_id": ids, "joint_goal_share": x})
+    return panel, measures
+
+
+@pytest.fixture(scope="module")
+def recovered() -> tuple[ModelResult, pd.DataFrame]:
+    panel, measures = simulate()
+    return fit_growth(panel, measures), panel
+
+
+def row(result: ModelResult, term: str) -> pd.Series:
+    table = result.coefficients.set_index("term")
+    return table.loc[term]
+
+
+def test_growth_recovers_the_time_by_exposure_interaction(recovered):
+    result, panel = recovered
+    term = row(result, "time:joint_goal_share")
+    assert term["ci_low"] < TRUE_INTERACTION < term["ci_high"]
+    assert term["estimate"] < 0 and term["ci_high"] < 0
+    assert term["primary"]
+    assert not result.coefficients.loc[result.coefficients["term"] != term.name, "primary"].any()
+    assert list(result.coefficients.columns) == COEFFICIENT_COLUMNS
+    assert result.coefficients["n_obs"].eq(len(panel)).all()
+    assert result.coefficients["n_clients"].eq(240).all()
+    assert result.coefficients["ratio"].isna().all()
+
+
+def test_growth_reports_fit_and_random_effects(recovered):
+    result, _ = recovered
+    d = result.diagnostics
+    assert d["converged"] is True
+    assert d["method"] == "REML"
+    assert d["optimizer"] == "lbfgs"
+    assert d["n_therapists"] == 16
+    assert d["boundary"] is False
+    assert d["formula"] == "phq9 ~ time * joint_goal_share"
+    re = d["random_effects"]
+    assert set(re) == {
+        "therapist_intercept",
+        "client_intercept",
+        "client_slope",
+        "client_intercept_slope_covariance",
+        "residual",
+    }
+    # Loose bounds around the truth (3.5^2, 0.25^2, -0.35, 2^2): right size and sign.
+    assert 7 < re["client_intercept"] < 18
+    assert 0.01 < re["client_slope"] < 0.2
+    assert re["client_intercept_slope_covariance"] < 0
+    assert 3 < re["residual"] < 5
+    assert re["therapist_intercept"] > 0
+    assert math.isfinite(d["log_likelihood"])
+
+
+def test_standardized_effect_is_the_difference_at_the_last_session_over_intake_sd(recovered):
+    result, panel = recovered
+    effect = result.diagnostics["extras"]["standardized_effect"]
+    b_x = row(result, "joint_goal_share")["estimate"]
+    b_tx = row(result, "time:joint_goal_share")["estimate"]
+    intake_sd = panel.loc[panel["session_number"] == 0, "phq9"].std()
+    assert effect["contrast"] == "exposure 1 vs 0"
+    assert effect["last_session"] == 10
+    assert effect["intake_sd"] == pytest.approx(intake_sd)
+    assert effect["estimate"] == pytest.approx((b_x + 10 * b_tx) / intake_sd)
+    assert effect["ci_low"] < effect["estimate"] < effect["ci_high"]
+    half_width = 1.959964 * effect["difference_se"] / intake_sd
+    assert effect["ci_high"] - effect["estimate"] == pytest.approx(half_width, rel=1e-5)
+
+
+def test_log_time_coding_recovers_an_interaction_on_log_sessions():
+    panel, measures = simulate(time_coding="log", interaction=-1.2, slope_sd=0.6, seed=5)
+    result = fit_growth(panel, measures, time_coding="log")
+    term = row(result, "time:joint_goal_share")
+    assert term["ci_low"] < -1.2 < term["ci_high"]
+    effect = result.diagnostics["extras"]["standardized_effect"]
+    b_x = row(result, "joint_goal_share")["estimate"]
+    assert effect["difference"] == pytest.approx(b_x + math.log(11) * term["estimate"])
+
+
+def no_slope_variance(n_clients: int = 60, seed: int = 2) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every client's scores lie around a line with the same slope (-0.4 - 0.3 x), and each
+    client's noise is made orthogonal to (1, session), so per-client slopes are exactly the
+    fixed slope: the REML estimate of the client slope variance is zero."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    x = rng.uniform(0, 1, n_clients)
+    for i in range(n_clients):
+        s = np.arange(int(rng.integers(4, 9)))
+        design = np.column_stack([np.ones(len(s)), s])
+        noise = rng.normal(0, 2, len(s))
+        noise -= design @ np.linalg.lstsq(design, noise, rcond=None)[0]
+        y = 15 + rng.normal(0, 3) + (-0.4 - 0.3 * x[i]) * s + noise
+        frames.append(
+            pd.DataFrame(
+                {"client_id": f"C{i}", "session_number": s, "therapist_id": f"T{i % 6}", "phq9": y}
+            )
+        )
+    measures = pd.DataFrame(
+        {"client_id": [f"C{i}" for i in range(n_clients)], "joint_goal_share": x}
+    )
+    return pd.concat(frames, ignore_index=True), measures
+
+
+def test_no_slope_variance_is_flagged_as_boundary_not_a_crash():
+    panel, measures = no_slope_variance()
+    result = fit_growth(panel, measures)
+    d = result.diagnostics
+    assert d["boundary"] is True
+    assert "client_slope" in d["boundary_components"]
+    assert isinstance(d["converged"], bool)
+    assert all(isinstance(w, str) for w in d["warnings"])
+    assert d["random_effects"]["client_slope"] < 1e-3
+    assert any("boundary" in w for w in d["warnings"])
+    term = row(result, "time:joint_goal_share")
+    assert term["ci_low"] < -0.3 < term["ci_high"]
+
+
+def test_too_few_therapists_gives_a_client_level_model_with_a_warning():
+    panel, measures = simulate(n_clients=80, n_therapists=3, seed=8)
+    result = fit_growth(panel, measures)
+    d = result.diagnostics
+    assert "therapist_intercept" not in d["random_effects"]
+    assert any("therapist variance not estimated" in w for w in d["warnings"])
+    assert d["n_therapists"] == 3
+
+
+def test_text_exposure_is_coded_against_its_reference_level():
+    panel, measures = simulate(n_clients=80, n_therapists=6, seed=4)
+    result = fit_growth(
+        panel, measures, exposure="arm", exposure_reference="usual_care", therapist_effect=False
+    )
+    assert result.diagnostics["extras"]["exposure_coding"] == "1 = collaborative, 0 = usual_care"
+    assert "time:arm" in set(result.coefficients["term"])
+
+
+def test_clients_missing_the_exposure_are_left_out_and_counted():
+    panel, measures = simulate(n_clients=80, n_therapists=6, seed=4)
+    measures.loc[:4, "joint_goal_share"] = np.nan
+    # C0010 has no known therapist; C0011 changes therapist after session 1.
+    panel.loc[panel["client_id"] == "C0010", "therapist_id"] = None
+    switch = (panel["client_id"] == "C0011") & (panel["session_number"] >= 2)
+    panel.loc[switch, "therapist_id"] = "T99"
+    result = fit_growth(panel, measures, therapist_effect=False)
+    d = result.diagnostics
+    assert d["n_clients"] == 75
+    assert d["n_obs"] == int((~panel["client_id"].isin(measures["client_id"][:5])).sum())
+    assert d["extras"]["clients_excluded_missing_predictor"] == 5
+    assert d["extras"]["clients_unknown_therapist"] == 1
+    assert "5 client(s) left out for a missing exposure or covariate" in d["warnings"]
+    assert any(w.startswith("1 client(s) saw more than one therapist") for w in d["warnings"])
+
+
+def test_bad_model_requests_are_refused_clearly():
+    panel, measures = simulate(n_clients=30, n_therapists=3)
+    with pytest.raises(ConfigError, match="no column 'goal_consensus'"):
+        fit_growth(panel, measures, exposure="goal_consensus")
+    with pytest.raises(ConfigError, match="time_coding"):
+        fit_growth(panel, measures, time_coding="quadratic")
+    measures["joint_goal_share"] = 0.5
+    with pytest.raises(AccordError, match="does not vary"):
+        fit_growth(panel, measures)
+
+
+def test_write_model_result_is_deterministic_with_sorted_json(tmp_path):
+    coefficients = coefficient_frame(
+        [
+            {
+                "model": "growth",
+                "outcome": "phq9",
+                "exposure": "joint_goal_share",
+                "term": "time",
+                "estimate": 1 / 3,
+                "std_error": 0.1,
+                "ci_low": math.nan,
+                "ci_high": 2.0,
+                "p_value": 1e-20,
+                "n_obs": 10,
+                "n_clients": 3,
+                "converged": True,
+                "primary": False,
+            }
+        ]
+    )
+    result = ModelResult(
+        "growth",
+        "phq9",
+        "joint_goal_share",
+        coefficients,
+        {"zeta": 2 / 3, "alpha": [math.nan, np.float64(1.5)], "converged": np.bool_(True)},
+    )
+    csv1, json1 = tmp_path / "a" / "c.csv", tmp_path / "a" / "d.json"
+    csv2, json2 = tmp_path / "b" / "c.csv", tmp_path / "b" / "d.json"
+    write_model_result(result, csv1, json1)
+    write_model_result(result, csv2, json2)
+    assert csv1.read_bytes() == csv2.read_bytes()
+    assert json1.read_bytes() == json2.read_bytes()
+    lines = csv1.read_text().splitlines()
+    assert lines[0] == ",".join(COEFFICIENT_COLUMNS)
+    assert (
+        lines[1] == "growth,phq9,joint_goal_share,time,0.3333333333,0.1,,2,1e-20,10,3,True,False,,,"
+    )
+    text = json1.read_text()
+    assert text.index('"alpha"') < text.index('"converged"') < text.index('"zeta"')
+    assert json.loads(text) == {"alpha": [None, 1.5], "converged": True, "zeta": 0.6666666667}
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["c.csv", "d.json"]
+    assert round_significant(123456.789012345) == 123456.789
+
+
+def test_write_model_result_of_a_real_fit_round_trips(recovered, tmp_path):
+    result, _ = recovered
+    write_model_result(result, tmp_path / "c.csv", tmp_path / "d.json")
+    back = pd.read_csv(tmp_path / "c.csv")
+    assert back["term"].tolist() == result.coefficients["term"].tolist()
+    assert np.allclose(back["estimate"], result.coefficients["estimate"], rtol=1e-9)
+    diagnostics = json.loads((tmp_path / "d.json").read_text())
+    assert diagnostics["random_effects"].keys() == result.diagnostics["random_effects"].keys()

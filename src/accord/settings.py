@@ -27,6 +27,9 @@ def measure_settings(config: Mapping[str, Any]) -> MeasureSettings:
         early_sessions=analysis.get("early_sessions", 3),
         rupture_repair_window=analysis.get("rupture_repair_window", 3),
         srs_alert_threshold=analysis.get("srs_alert_threshold", 36),
+        srs_alert_drop=analysis.get("srs_alert_drop", 1),
+        rupture_sds=tuple(analysis.get("rupture_sds", (1, 2))),
+        rci_sd_source=analysis.get("rci_sd_source", "intake"),
         change_method=analysis.get("change_method", "published"),
         clinical_cutoff=analysis.get("clinical_cutoff", "registry"),
         # Every scored instrument with a cut-off (the primary outcome among them).

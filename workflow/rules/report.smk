@@ -10,6 +10,8 @@ rule render_report:
         coefficients="results/{study}/models/coefficients.csv",
         diagnostics="results/{study}/models/diagnostics.json",
         reliability="results/{study}/reliability.csv",
+        scores="results/{study}/scores.parquet",
+        measures_metadata="results/{study}/measures_metadata.json",
     output:
         report(
             "reports/{study}/report.html",

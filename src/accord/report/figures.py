@@ -9,6 +9,8 @@ the user's backend alone.
 from __future__ import annotations
 
 import io
+import itertools
+from collections.abc import Sequence
 
 import matplotlib
 import numpy as np
@@ -16,6 +18,8 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from scipy import stats
+
+from accord.disclosure import suppressed_label, suppression_mask
 
 ALL_CLIENTS = "All clients"
 # Okabe-Ito: distinguishable with common colour-vision deficiencies.
@@ -65,13 +69,19 @@ def trajectory_summary(
     return out
 
 
-def trajectory_figure(summary: pd.DataFrame, outcome_label: str) -> bytes | None:
+def trajectory_figure(
+    summary: pd.DataFrame, outcome_label: str, *, xlabel: str = "Session (0 = intake)"
+) -> bytes | None:
     """PNG of the mean trajectories with 95% CI bands, one line per group; None if no group
-    has a session with enough clients to draw."""
+    has a session with enough clients to draw.
+
+    The x axis holds the sessions at which anyone was assessed, so a measure given every other
+    session is drawn as one line; a session withheld for a group breaks that group's line.
+    """
     shown = summary.loc[summary["shown"]]
     if shown.empty:
         return None
-    sessions = np.arange(summary["session_number"].min(), summary["session_number"].max() + 1)
+    sessions = np.sort(summary["session_number"].unique())
     with matplotlib.rc_context(_STYLE):
         fig = Figure(figsize=(6.4, 3.6), dpi=100)
         FigureCanvasAgg(fig)
@@ -86,10 +96,72 @@ def trajectory_figure(summary: pd.DataFrame, outcome_label: str) -> bytes | None
             ax.fill_between(
                 sessions, part["ci_low"], part["ci_high"], color=colour, alpha=0.18, linewidth=0
             )
-        ax.set_xlabel("Session (0 = intake)")
+        ax.set_xlabel(xlabel)
         ax.set_ylabel(f"Mean {outcome_label} (95% CI)")
         ax.set_xticks(sessions)
         ax.legend(frameon=False)
+        fig.tight_layout()
+        return figure_png(fig)
+
+
+def share_histogram(
+    groups: Sequence[tuple[str, pd.Series]],
+    *,
+    xlabel: str,
+    bins: Sequence[float] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0),
+    min_cell: int = 11,
+) -> bytes | None:
+    """PNG of grouped bars: each group's clients per bin of a share (0..1), as % of the group.
+
+    Drawn only when every group has at least `min_cell` clients with a value and some bin can be
+    shown (else None). Within a group, a bin of 1 to ``min_cell - 1`` clients is not drawn, and
+    neither is the bin hidden to protect it (complementary suppression against the group's
+    total, which the percentages give away); a withheld bin is marked with the suppression label
+    at its foot.
+    """
+    edges = np.asarray(bins, dtype=float)
+    values = [pd.to_numeric(v, errors="coerce").dropna().to_numpy(dtype=float) for _, v in groups]
+    if not groups or any(len(v) < min_cell for v in values):
+        return None
+    labels = [f"{lo:g}\u2013{hi:g}" for lo, hi in itertools.pairwise(edges)]
+    counts = pd.DataFrame(
+        [np.histogram(np.clip(v, edges[0], edges[-1]), bins=edges)[0] for v in values],
+        columns=labels,
+        index=[name for name, _ in groups],
+    )
+    counts["total"] = [len(v) for v in values]
+    hidden = suppression_mask(counts, [*labels, "total"], min_cell, total_column="total")
+    if not ((counts[labels] > 0) & ~hidden[labels]).to_numpy().any():
+        return None
+    width = 0.8 / len(groups)
+    x = np.arange(len(labels))
+    with matplotlib.rc_context(_STYLE):
+        fig = Figure(figsize=(6.4, 2.9), dpi=100)
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot()
+        for k, (name, row) in enumerate(counts.iterrows()):
+            offset = x - 0.4 + width * (k + 0.5)
+            share = 100 * row[labels].to_numpy(dtype=float) / row["total"]
+            drawn = ~hidden.loc[name, labels].to_numpy()
+            colour = PALETTE[k % len(PALETTE)]
+            ax.bar(offset[drawn], share[drawn], width=width * 0.95, color=colour, label=name)
+            for position in offset[~drawn]:
+                # In axes coordinates vertically, so the mark never stretches the axes.
+                ax.text(
+                    position,
+                    0.01,
+                    suppressed_label(min_cell),
+                    transform=ax.get_xaxis_transform(),
+                    ha="center",
+                    va="bottom",
+                    fontsize=7,
+                    color="#555555",
+                )
+        ax.set_xticks(x, labels)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("% of the group's clients")
+        if len(groups) > 1:
+            ax.legend(frameon=False)
         fig.tight_layout()
         return figure_png(fig)
 

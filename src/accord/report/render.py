@@ -25,11 +25,15 @@ from typing import Any
 import jinja2
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import yaml
 
 import accord
+from accord.alliance import rupture_column
 from accord.disclosure import (
+    COMPLEMENTARY_LABEL,
     NOT_AVAILABLE,
+    is_small,
     suppress_count,
     suppress_proportion,
     suppress_statistic,
@@ -37,9 +41,10 @@ from accord.disclosure import (
     suppressed_label,
     suppression_mask,
 )
-from accord.errors import AccordError
+from accord.errors import AccordError, ConfigError
+from accord.instruments import Instrument, load_registry
 from accord.io import write_text_atomic
-from accord.report.figures import trajectory_figure, trajectory_summary
+from accord.report.figures import share_histogram, trajectory_figure, trajectory_summary
 
 TEMPLATE = "report.html.j2"
 PACKAGES = ("numpy", "pandas", "scipy", "statsmodels", "matplotlib", "pyarrow", "jinja2")
@@ -52,7 +57,36 @@ _INSTRUMENT_LABELS = {
     "ors": "ORS",
     "srs": "SRS",
     "wai_sr": "WAI-SR",
+    "gas": "GAS",
 }
+_DROPOUT_TEXT = {
+    "end_reason": "the recorded end reason is dropout",
+    "min_sessions": "fewer than {min_sessions} sessions attended",
+    "last_scheduled_missed": "the last scheduled session was missed",
+}
+#: The goal-setting exposures shown in the report, with their labels and display formats.
+_EXPOSURES = {
+    "joint_goal_share": ("Joint goal share", "{:.2f}"),
+    "goal_consensus": ("Goal consensus", "{:.2f}"),
+    "goal_agreement": ("Goal agreement", "{:.2f}"),
+    "smart_quality": ("SMART quality", "{:.2f}"),
+    "gas_t": ("GAS T-score (last)", "{:.1f}"),
+}
+_CATEGORY_LABELS = {
+    "recovered": "Recovered",
+    "improved": "Improved",
+    "unchanged": "Unchanged",
+    "deteriorated": "Deteriorated",
+}
+#: NHS Talking Therapies indicators: column, label, and what the percentage is of.
+_NHS_INDICATORS = (
+    ("nhs_finished", "Finished", "clients"),
+    ("nhs_caseness", "At caseness", "finished"),
+    ("nhs_recovery", "Recovery", "cases"),
+    ("nhs_reliable_improvement", "Reliable improvement", "finished"),
+    ("nhs_reliable_recovery", "Reliable recovery", "cases"),
+    ("nhs_reliable_deterioration", "Reliable deterioration", "finished"),
+)
 _TERM_LABELS = {"Intercept": "Intercept", "time": "Time"}
 _RANDOM_LABELS = {
     "therapist_intercept": "Therapist intercept",
@@ -74,7 +108,8 @@ def render_report(
 ) -> None:
     """Write the study report for `study` from the files in `results_dir` to `out_html`.
 
-    Reads validation/summary.json, validation/quarantine.csv, client_measures.parquet,
+    Reads validation/summary.json, validation/quarantine.csv, reliability.csv, the scoring
+    settings in scores.parquet's metadata, measures_metadata.json, client_measures.parquet,
     session_panel.parquet, models/coefficients.csv and the models' diagnostics JSON (the
     gathered models/diagnostics.json, else models/*.json and models/*/diagnostics.json).
     Every file is optional: a section whose input is missing says so. Raises AccordError if
@@ -91,16 +126,26 @@ def render_report(
 
     summary_json = inputs.json("validation/summary.json")
     quarantine = inputs.csv("validation/quarantine.csv")
+    reliability = inputs.csv("reliability.csv")
+    scoring = inputs.parquet_metadata("scores.parquet", "accord")
+    measures_metadata = inputs.json("measures_metadata.json")
     clients = inputs.parquet("client_measures.parquet")
     panel = inputs.parquet("session_panel.parquet")
     coefficients = inputs.csv("models/coefficients.csv")
     diagnostics = _diagnostics(inputs)
+    settings = _measure_settings(measures_metadata, analysis)
 
     sections = {
         "data": _data_section(summary_json, quarantine, min_cell),
         "sample": _sample_section(clients, panel, min_cell),
-        "engagement": _engagement_section(clients, analysis, min_cell),
+        "measures": _measures_section(
+            reliability, scoring, measures_metadata, settings, config, min_cell
+        ),
+        "engagement": _engagement_section(clients, settings, min_cell),
+        "alliance": _alliance_section(clients, panel, settings, min_cell),
+        "goalsetting": _goalsetting_section(clients, outcome_column, outcome_label, min_cell),
         "outcomes": _outcomes_section(panel, outcome_column, outcome_label, min_cell),
+        "change": _change_section(clients, outcome_column, outcome_label, min_cell),
         "models": _models_section(coefficients, diagnostics, min_cell),
     }
     summary = _summary_section(coefficients, diagnostics, outcome_label, sections, min_cell)
@@ -149,6 +194,15 @@ class _Inputs:
     def parquet(self, relative: str) -> pd.DataFrame | None:
         path = self.path(relative)
         return pd.read_parquet(path) if path else None
+
+    def parquet_metadata(self, relative: str, key: str) -> Any:
+        """The JSON stored under `key` in a parquet file's schema metadata (None if absent)."""
+        path = self.path(relative)
+        if path is None:
+            return None
+        metadata = pq.read_schema(path).metadata or {}
+        raw = metadata.get(key.encode("utf-8"))
+        return json.loads(raw) if raw else None
 
     def glob(self, pattern: str) -> list[str]:
         return sorted(str(p.relative_to(self.root)) for p in self.root.glob(pattern))
@@ -248,26 +302,30 @@ def _sample_section(
 
 
 def _engagement_section(
-    clients: pd.DataFrame | None, analysis: Mapping[str, Any], min_cell: int
+    clients: pd.DataFrame | None, settings: Mapping[str, Any], min_cell: int
 ) -> dict:
     section: dict[str, Any] = {
         "available": clients is not None,
-        "dropout_definition": str(analysis.get("dropout_definition", "end_reason")),
+        "dropout_definition": str(settings["dropout_definition"]),
+        "dropout_text": _dropout_text(settings),
         "rows": [],
     }
     if clients is None:
         return section
     groups = _groups(clients)
+    columns = {
+        "sessions_attended": "{:.1f}",
+        "attendance_rate": "{:.0%}",
+        "homework_rate": "{:.0%}",
+        "goal_review_rate": "{:.0%}",
+    }
     rows = []
     for name, part in groups:
-        rows.append(
-            {
-                "group": name,
-                "attendance_rate": _mean_sd(part, "attendance_rate", min_cell, fmt="{:.0%}"),
-                "sessions_attended": _mean_sd(part, "sessions_attended", min_cell),
-            }
-        )
-    _protect_overall(rows, ["attendance_rate", "sessions_attended"], min_cell)
+        row = {"group": name}
+        for column, fmt in columns.items():
+            row[column] = _mean_sd(part, column, min_cell, fmt=fmt)
+        rows.append(row)
+    _protect_overall(rows, list(columns), min_cell)
     # Dropouts and non-dropouts per group, with the overall row as the total: a small count
     # in one arm must not be recoverable from the others.
     counts = pd.DataFrame(
@@ -305,9 +363,7 @@ def _outcomes_section(
     if not section["available"]:
         return section
     summary = trajectory_summary(panel, outcome, group="arm", min_cell=min_cell)
-    png = trajectory_figure(summary, outcome_label)
-    if png is not None:
-        section["figure"] = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+    section["figure"] = _data_uri(trajectory_figure(summary, outcome_label))
     groups = sorted(summary["group"].unique())
     section["groups"] = groups
     # Clients assessed per session over all arms; per-arm counts are left out, as at intake
@@ -329,6 +385,462 @@ def _outcomes_section(
                 "assessed": suppress_count(int(assessed.get(session, 0)), min_cell),
             }
         )
+    return section
+
+
+def _measures_section(
+    reliability: pd.DataFrame | None,
+    scoring: Any,
+    metadata: Any,
+    settings: Mapping[str, Any],
+    config: Mapping[str, Any],
+    min_cell: int,
+) -> dict:
+    required = {"instrument", "scale", "wave", "n", "alpha"}
+    section: dict[str, Any] = {
+        "reliability_available": reliability is not None and required <= set(reliability),
+        "reliability": [],
+        "reliability_notes": [],
+        "choices": [],
+        "choices_available": isinstance(metadata, dict) or isinstance(scoring, dict),
+    }
+    if section["reliability_available"]:
+        rows, notes = _reliability_rows(reliability, min_cell)
+        section["reliability"], section["reliability_notes"] = rows, notes
+    section["choices"] = _choices(
+        scoring if isinstance(scoring, dict) else {},
+        metadata if isinstance(metadata, dict) else {},
+        settings,
+        _registry(config),
+        min_cell,
+    )
+    return section
+
+
+def _reliability_rows(reliability: pd.DataFrame, min_cell: int) -> tuple[list[dict], list[str]]:
+    """One row per instrument, scale and rater: the intake wave, the first treatment wave and
+    the range of alpha over every wave with enough clients; notes say why a value is missing."""
+    table = reliability.copy()
+    if "rater" not in table.columns:
+        table["rater"] = "client"
+    for column in ("alpha_ci_low", "alpha_ci_high", "omega", "reason"):
+        if column not in table.columns:
+            table[column] = np.nan
+    table["rater"] = table["rater"].fillna("client").astype(str)
+    several_raters = table["rater"].nunique() > 1
+    rows, notes = [], []
+    keys = sorted(
+        table.groupby(["instrument", "scale", "rater"], sort=False).groups,
+        key=lambda k: (str(k[0]), str(k[1]) != "total", str(k[1]), str(k[2])),
+    )
+    for instrument, scale, rater in keys:
+        part = table.loc[
+            (table["instrument"] == instrument)
+            & (table["scale"] == scale)
+            & (table["rater"] == rater)
+        ].sort_values("wave")
+        label = _scale_label(str(instrument), str(scale))
+        if several_raters:
+            label += f" ({rater})"
+        intake = part.loc[part["wave"] == 0]
+        later = part.loc[part["wave"] > 0]
+        enough = part.loc[(part["n"] >= min_cell) & part["alpha"].map(_finite)]
+        if len(enough) > 1:
+            spread = f"{_coef(enough['alpha'].min())}\u2013{_coef(enough['alpha'].max())}"
+            spread += f" ({len(enough)} waves)"
+        elif len(enough) == 1:
+            spread = f"{_coef(enough['alpha'].iloc[0])} (1 wave)"
+        else:
+            spread = NOT_AVAILABLE
+        rows.append(
+            {
+                "measure": label,
+                "intake": _reliability_cells(intake.iloc[0] if len(intake) else None, min_cell),
+                "first_wave": str(int(later["wave"].iloc[0])) if len(later) else NOT_AVAILABLE,
+                "first": _reliability_cells(later.iloc[0] if len(later) else None, min_cell),
+                "alpha_range": spread,
+            }
+        )
+        reasons = part.loc[part["reason"].notna() & (part["reason"].astype(str) != "")]
+        for reason, waves in reasons.groupby("reason", sort=True)["wave"]:
+            listed = ", ".join(str(int(w)) for w in sorted(waves))
+            plural = "s" if len(waves) > 1 else ""
+            notes.append(
+                f"{label}, wave{plural} {listed}: {_suppress_counts_in(str(reason), min_cell)}"
+            )
+    return rows, notes
+
+
+def _reliability_cells(row: pd.Series | None, min_cell: int) -> dict[str, str]:
+    if row is None:
+        return {"n": NOT_AVAILABLE, "alpha": NOT_AVAILABLE, "omega": NOT_AVAILABLE}
+    n = _int_or_none(row["n"]) or 0
+    if n < min_cell:
+        hidden = suppressed_label(min_cell) if n else NOT_AVAILABLE
+        return {"n": suppress_count(n, min_cell), "alpha": hidden, "omega": hidden}
+    alpha = _coef(row["alpha"])
+    if alpha != NOT_AVAILABLE and _finite(row["alpha_ci_low"]) and _finite(row["alpha_ci_high"]):
+        alpha += f" [{_coef(row['alpha_ci_low'])}, {_coef(row['alpha_ci_high'])}]"
+    return {"n": suppress_count(n, min_cell), "alpha": alpha, "omega": _coef(row["omega"])}
+
+
+def _choices(
+    scoring: Mapping[str, Any],
+    metadata: Mapping[str, Any],
+    settings: Mapping[str, Any],
+    registry: Mapping[str, Instrument],
+    min_cell: int,
+) -> list[dict[str, str]]:
+    """The scoring and measure choices behind the results, as (label, text) items."""
+    choices: list[dict[str, str]] = []
+
+    def add(label: str, text: str) -> None:
+        choices.append({"label": label, "text": text})
+
+    summary = scoring.get("summary") or []
+    scored = sorted({str(r.get("instrument")) for r in summary if isinstance(r, dict)})
+    for key in scored:
+        inst = registry.get(key)
+        if inst is None or inst.score == "gas":
+            continue
+        text = _prorating_text(inst)
+        counts = _scored_counts(summary, key, min_cell)
+        add(f"Scoring, {_instrument_label(key)}", f"{text}{counts}")
+    rules = scoring.get("scoring") or {}
+    if rules.get("supplied_total"):
+        text = str(rules["supplied_total"])
+        add("Supplied totals", f"{text[:1].upper()}{text[1:]}.")
+    if "gas_rho" in rules:
+        weights = {
+            "equal": "equal goal weights",
+            "importance": "the client's importance ratings as goal weights",
+        }.get(str(rules.get("gas_weights")), f"goal weights: {rules.get('gas_weights')}")
+        add(
+            "GAS T-score",
+            f"Kiresuk-Sherman T-score with \u03c1 = {_num(rules['gas_rho'], 2)} and {weights}; "
+            "goals without a rating are left out.",
+        )
+    if settings.get("dropout_definition"):
+        add(
+            "Dropout",
+            f"{_dropout_text(settings).capitalize()} "
+            f"(dropout_definition = {settings['dropout_definition']}).",
+        )
+    thresholds = metadata.get("change_thresholds") or {}
+    if isinstance(thresholds, dict) and thresholds:
+        # Outcome instruments in the order the study lists them (the primary one first).
+        listed = [str(k) for k in metadata.get("outcome_instruments") or [] if k in thresholds]
+        keys = listed + sorted(k for k in thresholds if k not in listed)
+        method = settings.get("change_method", "published")
+        parts = [_reliable_change_text(k, thresholds[k]) for k in keys]
+        add(f"Reliable change (change_method = {method})", "; ".join(parts) + ".")
+        cutoff = str(settings.get("clinical_cutoff", "registry"))
+        parts = [_cutoff_text(k, thresholds[k], cutoff) for k in keys]
+        add(f"Clinical cut-offs (clinical_cutoff = {cutoff})", "; ".join(parts) + ".")
+    if settings.get("alliance_instrument"):
+        early = settings.get("early_sessions", 3)
+        add(
+            "Alliance",
+            f"{_alliance_label(settings)}; early alliance is the mean of the first {early} "
+            "assessed sessions.",
+        )
+    if settings.get("goal_consensus_instrument"):
+        scale = str(settings.get("goal_consensus_scale", "goal"))
+        add(
+            "Goal consensus",
+            f"{_scale_label(str(settings['goal_consensus_instrument']), scale)}, client-rated, "
+            f"mean of the first {settings.get('early_sessions', 3)} assessed sessions.",
+        )
+    if settings.get("rupture_sds"):
+        sds = " and ".join(f"{_num(k, 1).removesuffix('.0')}" for k in settings["rupture_sds"])
+        window = settings.get("rupture_repair_window", 3)
+        add(
+            "Ruptures",
+            f"An assessed session whose alliance falls at least k of the client's own SDs below "
+            f"the previous assessed session, k = {sds}; repaired when the alliance is back to "
+            f"its pre-rupture level within {window} assessed sessions.",
+        )
+    if "srs_alert_threshold" in settings:
+        add(
+            "SRS alerts",
+            f"SRS below {_num(settings['srs_alert_threshold'], 0)}, or a drop of "
+            f"{_num(settings.get('srs_alert_drop', 1), 0)} point or more from the previous "
+            "session.",
+        )
+    if settings.get("primary_exposure"):
+        add("Primary exposure", f"{settings['primary_exposure']}.")
+    return choices
+
+
+def _prorating_text(inst: Instrument) -> str:
+    k, m = inst.items, inst.prorate_max_missing
+    if m > 0:
+        how = "mean of the answered items" if inst.score == "mean" else f"sum \u00d7 {k} / answered"
+        text = f"total prorated ({how}) when at most {m} of {k} items are missing"
+    else:
+        text = f"all {k} items needed for the total"
+    if inst.subscales:
+        s = inst.subscale_prorate_max_missing
+        text += (
+            "; each subscale needs all its items"
+            if s == 0
+            else f"; a subscale is prorated when at most {s} of its items are missing"
+        )
+    if inst.reverse_items:
+        text += f"; reverse-keyed items {', '.join(inst.reverse_items)}"
+    return text[0].upper() + text[1:]
+
+
+def _scored_counts(summary: list, key: str, min_cell: int) -> str:
+    """Forms scored, prorated and not scored on the instrument's total (all raters)."""
+    rows = [
+        r
+        for r in summary
+        if isinstance(r, dict) and r.get("instrument") == key and r.get("scale") == "total"
+    ]
+    if not rows:
+        return "."
+    total = {name: sum(int(r.get(name) or 0) for r in rows) for name in ("scored", "prorated")}
+    not_scored = sum(int(r.get("not_scored") or 0) for r in rows)
+    return (
+        f" ({suppress_count(total['prorated'], min_cell)} of "
+        f"{suppress_count(total['scored'], min_cell)} scored forms prorated; "
+        f"{suppress_count(not_scored, min_cell)} not scored)."
+    )
+
+
+def _reliable_change_text(key: str, t: Mapping[str, Any]) -> str:
+    """How much change counts as reliable for one instrument (from the change thresholds)."""
+    label = _instrument_label(key)
+    points = t.get("reliable_change")
+    if t.get("reliable_change_method") == "published" and _finite(points):
+        return f"{label} {_num(points, 1).removesuffix('.0')} points (published value)"
+    if not _finite(t.get("rci_threshold_points")):
+        return f"{label} not available"
+    text = (
+        f"{label} |RCI| > {_num(t.get('rci_z', 1.96), 2)}, i.e. "
+        f"{_num(t['rci_threshold_points'], 2)} points (Jacobson-Truax"
+    )
+    if _finite(t.get("reliability")) and _finite(t.get("sd_pre")):
+        text += (
+            f" with r_xx = {_coef(t['reliability'])} and SD_pre = {_num(t['sd_pre'], 2)} "
+            f"from {t.get('sd_source', 'intake')}"
+        )
+    return text + ")"
+
+
+def _cutoff_text(key: str, t: Mapping[str, Any], setting: str) -> str:
+    """The clinical cut-off of one instrument; its source is named where it is not the one
+    the setting asked for (an instrument without norms keeps its registry cut-off)."""
+    label = _instrument_label(key)
+    if not _finite(t.get("cutoff")):
+        return f"{label} none"
+    sign = "\u2265" if t.get("higher_is", "worse") == "worse" else "<"
+    text = f"{label} {sign} {_num(t['cutoff'], 2).removesuffix('.00')}"
+    source = str(t.get("cutoff_source", setting))
+    return text if source == setting else f"{text} ({source})"
+
+
+def _alliance_section(
+    clients: pd.DataFrame | None,
+    panel: pd.DataFrame | None,
+    settings: Mapping[str, Any],
+    min_cell: int,
+) -> dict:
+    label = _alliance_label(settings)
+    measures = ["early_alliance", "mean_alliance", "alliance_slope"]
+    section: dict[str, Any] = {
+        "available": clients is not None and any(c in clients.columns for c in measures),
+        "label": label,
+        "short_label": _scale_label(
+            str(settings.get("alliance_instrument", "wai_sr")),
+            str(settings.get("alliance_scale", "total")),
+        ),
+        "early_sessions": settings.get("early_sessions", 3),
+        "repair_window": settings.get("rupture_repair_window", 3),
+        "rows": [],
+        "ruptures": [],
+        "rupture_sds": [],
+        "figure": None,
+        "panel_available": panel is not None and "alliance" in panel.columns,
+    }
+    if section["panel_available"]:
+        summary = trajectory_summary(panel, "alliance", group="arm", min_cell=min_cell)
+        png = trajectory_figure(summary, section["short_label"], xlabel="Session")
+        section["figure"] = _data_uri(png)
+    if not section["available"]:
+        return section
+    groups = _groups(clients)
+    n_early = _n_cells(groups, "early_alliance", min_cell)
+    rows = []
+    for (name, part), n in zip(groups, n_early, strict=True):
+        rows.append(
+            {
+                "group": name,
+                "n": n,
+                "early_alliance": _mean_sd(part, "early_alliance", min_cell, fmt="{:.2f}"),
+                "mean_alliance": _mean_sd(part, "mean_alliance", min_cell, fmt="{:.2f}"),
+                "alliance_slope": _mean_sd(part, "alliance_slope", min_cell, fmt="{:.3f}"),
+            }
+        )
+    _protect_overall(rows, measures, min_cell)
+    section["rows"] = rows
+
+    sds = [k for k in settings.get("rupture_sds") or [1, 2] if rupture_column(k) in clients]
+    flags = {}
+    for k in sds:
+        count = pd.to_numeric(clients[rupture_column(k)], errors="coerce")
+        repaired = pd.to_numeric(
+            clients.get(rupture_column(k, True), pd.Series(np.nan, index=clients.index)),
+            errors="coerce",
+        )
+        flags[f"_rupture_{k:g}"] = _flag(count > 0, count.isna())
+        # Repair is defined for clients with at least one rupture.
+        flags[f"_repaired_{k:g}"] = _flag(repaired > 0, ~(count > 0) | repaired.isna())
+    if flags:
+        flagged = _groups(clients.assign(**flags))
+        cells = {name: _rate_cells(flagged, name, min_cell) for name in flags}
+        section["rupture_sds"] = [_num(k, 1).removesuffix(".0") for k in sds]
+        section["ruptures"] = [
+            {
+                "group": name,
+                "cells": [
+                    c
+                    for k in sds
+                    for c in (cells[f"_rupture_{k:g}"][i], cells[f"_repaired_{k:g}"][i])
+                ],
+            }
+            for i, (name, _) in enumerate(flagged)
+        ]
+    return section
+
+
+def _goalsetting_section(
+    clients: pd.DataFrame | None, outcome: str, outcome_label: str, min_cell: int
+) -> dict:
+    exposures = [c for c in _EXPOSURES if clients is not None and c in clients.columns]
+    section: dict[str, Any] = {
+        "available": bool(exposures),
+        "groups": [],
+        "rows": [],
+        "figure": None,
+        "figure_note": "",
+        "correlations": [],
+        "correlates": [],
+    }
+    if not exposures:
+        return section
+    groups = _groups(clients)
+    section["groups"] = [name for name, _ in groups]
+    for column in exposures:
+        label, fmt = _EXPOSURES[column]
+        means = [
+            {"group": name, "value": _mean_sd(part, column, min_cell, fmt=fmt)}
+            for name, part in groups
+        ]
+        _protect_overall(means, ["value"], min_cell)
+        counts = _n_cells(groups, column, min_cell)
+        section["rows"].append(
+            {
+                "label": label,
+                "cells": [
+                    {"value": m["value"], "n": n} for m, n in zip(means, counts, strict=True)
+                ],
+            }
+        )
+    if "joint_goal_share" in clients.columns:
+        arms = groups[:-1] or groups
+        shares = [(name, part["joint_goal_share"]) for name, part in arms]
+        png = share_histogram(shares, xlabel="Joint goal share", min_cell=min_cell)
+        section["figure"] = _data_uri(png)
+        if png is None:
+            section["figure_note"] = (
+                f"The joint goal share is not drawn: an arm has fewer than {min_cell} clients "
+                f"with a value, or every bin would be withheld."
+            )
+    correlates = [
+        ("early_alliance", "Early alliance"),
+        ("attendance_rate", "Attendance rate"),
+        (f"{outcome}_change", f"{outcome_label} change"),
+    ]
+    section["correlates"] = [label for _, label in correlates]
+    for column in ("joint_goal_share", "goal_consensus"):
+        if column not in clients.columns:
+            continue
+        section["correlations"].append(
+            {
+                "label": _EXPOSURES[column][0],
+                "cells": [_correlation(clients, column, y, min_cell) for y, _ in correlates],
+            }
+        )
+    return section
+
+
+def _change_section(
+    clients: pd.DataFrame | None, outcome: str, outcome_label: str, min_cell: int
+) -> dict:
+    category = f"{outcome}_category"
+    nhs = [c for c in _NHS_INDICATORS if clients is not None and c[0] in clients.columns]
+    section: dict[str, Any] = {
+        "outcome_label": outcome_label,
+        "categories_available": clients is not None and category in clients.columns,
+        "categories": [],
+        "category_labels": list(_CATEGORY_LABELS.values()),
+        "nhs_available": bool(nhs),
+        "nhs_columns": [{"label": label, "of": of} for _, label, of in nhs],
+        "nhs": [],
+        "response": [],
+        "response_columns": [],
+    }
+    if clients is None:
+        return section
+    groups = _groups(clients)
+    total_row = groups[-1][0]
+    if section["categories_available"]:
+        values = clients[category].astype(object).where(clients[category].notna(), None)
+        counts = pd.DataFrame(
+            [
+                {
+                    **{c: int((values.loc[part.index] == c).sum()) for c in _CATEGORY_LABELS},
+                    "n": int(values.loc[part.index].isin(list(_CATEGORY_LABELS)).sum()),
+                }
+                for _, part in groups
+            ],
+            index=[name for name, _ in groups],
+        )
+        columns = [*_CATEGORY_LABELS, "n"]
+        shown = suppress_table(
+            counts,
+            columns,
+            min_cell,
+            total_row=total_row if len(groups) > 1 else None,
+            total_column="n",
+        )
+        for name in counts.index:
+            n_text = shown.loc[name, "n"]
+            cells = []
+            for c in _CATEGORY_LABELS:
+                text = shown.loc[name, c]
+                if text.isdigit() and n_text.isdigit() and counts.loc[name, "n"] > 0:
+                    text += f" ({counts.loc[name, c] / counts.loc[name, 'n']:.1%})"
+                cells.append(text)
+            section["categories"].append({"group": name, "cells": cells, "n": n_text})
+    if nhs:
+        cells = {column: _rate_cells(groups, column, min_cell) for column, _, _ in nhs}
+        section["nhs"] = [
+            {"group": name, "cells": [cells[column][i] for column, _, _ in nhs]}
+            for i, (name, _) in enumerate(groups)
+        ]
+    response = [c for c in ("phq9_response", "phq9_remission") if c in clients.columns]
+    if response:
+        cells = {column: _rate_cells(groups, column, min_cell) for column in response}
+        section["response"] = [
+            {"group": name, "cells": [cells[column][i] for column in response]}
+            for i, (name, _) in enumerate(groups)
+        ]
+        section["response_columns"] = [
+            {"phq9_response": "Response", "phq9_remission": "Remission"}[c] for c in response
+        ]
     return section
 
 
@@ -501,6 +1013,151 @@ def _run_date(run_date: dt.date | str | None) -> str:
     if epoch:
         return dt.datetime.fromtimestamp(int(epoch), tz=dt.UTC).date().isoformat()
     return dt.datetime.now(tz=dt.UTC).date().isoformat()
+
+
+def _measure_settings(metadata: Any, analysis: Mapping[str, Any]) -> dict[str, Any]:
+    """The measure settings recorded with the results; the dropout definition falls back on
+    the config when no metadata was found."""
+    settings: dict[str, Any] = {}
+    if isinstance(metadata, dict):
+        settings = dict(metadata.get("settings") or {})
+        settings.setdefault("dropout_definition", metadata.get("dropout_definition"))
+    if not settings.get("dropout_definition"):
+        settings["dropout_definition"] = str(analysis.get("dropout_definition", "end_reason"))
+    return settings
+
+
+def _dropout_text(settings: Mapping[str, Any]) -> str:
+    definition = str(settings.get("dropout_definition"))
+    text = _DROPOUT_TEXT.get(definition, definition)
+    return text.format(min_sessions=settings.get("dropout_min_sessions", 2))
+
+
+def _registry(config: Mapping[str, Any]) -> Mapping[str, Instrument]:
+    """The instrument registry with the config's own instruments (built-ins only if those are
+    not valid: the choices list then leaves the custom ones out)."""
+    try:
+        return load_registry(config.get("instruments") or None)
+    except ConfigError:
+        return load_registry()
+
+
+def _instrument_label(key: str) -> str:
+    return _INSTRUMENT_LABELS.get(key, key)
+
+
+def _scale_label(instrument: str, scale: str) -> str:
+    label = _instrument_label(instrument)
+    return label if scale in ("total", "t_score", "") else f"{label} {scale}"
+
+
+def _alliance_label(settings: Mapping[str, Any]) -> str:
+    instrument = str(settings.get("alliance_instrument", "wai_sr"))
+    scale = str(settings.get("alliance_scale", "total"))
+    rater = str(settings.get("alliance_rater", "client"))
+    return f"{_instrument_label(instrument)} {scale}, {rater}-rated"
+
+
+def _data_uri(png: bytes | None) -> str | None:
+    if png is None:
+        return None
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def _flag(condition: pd.Series, missing: pd.Series) -> pd.Series:
+    """A nullable boolean column: `condition`, NA where `missing`."""
+    values = pd.array(condition.fillna(False).astype(bool).to_numpy(), dtype="boolean")
+    values[missing.fillna(True).astype(bool).to_numpy()] = pd.NA
+    return pd.Series(values, index=condition.index)
+
+
+def _n_cells(groups: list[tuple[str, pd.DataFrame]], column: str, min_cell: int) -> list[str]:
+    """Clients with a value of `column` per group; the last group (all clients) is the total,
+    so a small arm is protected by complementary suppression."""
+    counts = pd.DataFrame(
+        {
+            "n": [
+                int(pd.to_numeric(part[column], errors="coerce").notna().sum())
+                if column in part.columns
+                else 0
+                for _, part in groups
+            ]
+        },
+        index=[name for name, _ in groups],
+    )
+    total_row = groups[-1][0] if len(groups) > 1 else None
+    return list(suppress_table(counts, ["n"], min_cell, total_row=total_row)["n"])
+
+
+def _rate_cells(
+    groups: list[tuple[str, pd.DataFrame]], column: str, min_cell: int, *, fmt: str = "{:.1%}"
+) -> list[str]:
+    """A yes/no measure per group as "count (percent)" of the clients for whom it is defined.
+
+    Yes, no and defined counts form a table whose last row (all clients) is the total and whose
+    defined column is each row's total; a cell whose yes or no count is hidden there is
+    withheld, "<11" when the yes count itself is small or too few clients are defined, "*"
+    when it is hidden to protect another cell.
+    """
+    counts = pd.DataFrame(
+        [_flag_counts(part, column) for _, part in groups], index=[name for name, _ in groups]
+    )
+    hidden = suppression_mask(
+        counts,
+        ["yes", "no", "defined"],
+        min_cell,
+        total_row=groups[-1][0] if len(groups) > 1 else None,
+        total_column="defined",
+    )
+    cells = []
+    for name, c in counts.iterrows():
+        yes, defined = int(c["yes"]), int(c["defined"])
+        if defined == 0:
+            cells.append(NOT_AVAILABLE)
+        elif is_small(yes, min_cell) or defined < min_cell:
+            cells.append(suppressed_label(min_cell))
+        elif hidden.loc[name, ["yes", "no", "defined"]].any():
+            cells.append(COMPLEMENTARY_LABEL)
+        else:
+            cells.append(f"{yes} ({fmt.format(yes / defined)})")
+    return cells
+
+
+def _flag_counts(part: pd.DataFrame, column: str) -> dict[str, int]:
+    if column not in part.columns:
+        return {"yes": 0, "no": 0, "defined": 0}
+    values = part[column].dropna().astype(bool)
+    yes = int(values.sum())
+    return {"yes": yes, "no": len(values) - yes, "defined": len(values)}
+
+
+def _correlation(frame: pd.DataFrame, x: str, y: str, min_cell: int) -> dict[str, str]:
+    """Pearson r of two client measures over the clients with both, with a Fisher-z 95% CI."""
+    empty = {"r": NOT_AVAILABLE, "ci": "", "n": ""}
+    if x not in frame.columns or y not in frame.columns:
+        return empty
+    pair = frame[[x, y]].apply(pd.to_numeric, errors="coerce").astype(float).dropna()
+    n = len(pair)
+    if n == 0:
+        return empty
+    if n < min_cell:
+        return {**empty, "r": suppressed_label(min_cell)}
+    if pair[x].std() == 0 or pair[y].std() == 0:
+        return {**empty, "n": str(n)}
+    r = float(np.corrcoef(pair[x], pair[y])[0, 1])
+    ci = ""
+    if n > 3 and abs(r) < 1:
+        half = 1.959963984540054 / math.sqrt(n - 3)
+        ci = f"[{_coef(math.tanh(math.atanh(r) - half))}, {_coef(math.tanh(math.atanh(r) + half))}]"
+    return {"r": _coef(r), "ci": ci, "n": str(n)}
+
+
+def _coef(value: Any) -> str:
+    """A coefficient bounded by 1 (alpha, omega, r) in APA style: two decimals, no leading zero."""
+    text = _num(value, 2)
+    if text.lstrip(_MINUS).startswith("0."):
+        text = text.replace("0.", ".", 1)
+    return text
 
 
 def _outcome_label(outcome: str) -> str:

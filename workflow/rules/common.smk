@@ -8,6 +8,7 @@ from accord.config import validate_config
 from accord.contract import TABLES
 from accord.instruments import load_registry
 from accord.io import TABLE_SUFFIXES
+from accord.models.spec import model_specs
 
 # accord's own check first: its messages name the offending key.
 config.update(validate_config(config))
@@ -16,6 +17,7 @@ validate(config, schema="../schemas/config.schema.yaml")
 load_registry(config["instruments"])
 
 STUDIES = sorted(config["studies"])
+MODELS = {spec.id: spec for spec in model_specs(config)}
 SIMULATED = {
     study: entry for study, entry in config["studies"].items() if "simulate" in entry
 }
@@ -24,6 +26,7 @@ SIMULATED_DIRS = sorted({entry["path"].rstrip("/") for entry in SIMULATED.values
 
 wildcard_constraints:
     study="|".join(re.escape(study) for study in STUDIES),
+    model="|".join(MODELS),
 
 
 def study_path(study):
@@ -50,3 +53,18 @@ def study_tables(wildcards):
 def simulation_settings(wildcards):
     matches = [e for e in SIMULATED.values() if e["path"].rstrip("/") == wildcards.simdir]
     return matches[0]["simulate"]
+
+
+def model_settings(wildcards):
+    """A model's config entry: a change to it reruns that model's job and no other."""
+    spec = MODELS[wildcards.model]
+    return {
+        "kind": spec.kind,
+        "outcome": spec.outcome,
+        "exposure": spec.exposure,
+        "covariates": list(spec.covariates),
+        "time_coding": spec.time_coding,
+        "therapist_effect": spec.therapist_effect,
+        "primary": spec.primary,
+        "options": dict(spec.options),
+    }

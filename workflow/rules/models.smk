@@ -1,25 +1,32 @@
-# Models linking collaborative goal-setting to outcomes; one job per model.
+# Models linking collaborative goal-setting to outcomes; one job per model in the config.
 
 
-rule fit_growth:
+rule fit_model:
     input:
         session_panel="results/{study}/session_panel.parquet",
         client_measures="results/{study}/client_measures.parquet",
     output:
-        coefficients="results/{study}/models/growth/coefficients.csv",
-        diagnostics="results/{study}/models/growth/diagnostics.json",
+        coefficients="results/{study}/models/{model}/coefficients.csv",
+        diagnostics="results/{study}/models/{model}/diagnostics.json",
     conda:
         "../envs/accord.yaml"
     log:
-        "logs/{study}/fit_growth.log",
+        "logs/{study}/fit_model/{model}.log",
+    params:
+        model="{model}",
+        settings=model_settings,
     script:
-        "../scripts/fit_growth.py"
+        "../scripts/fit_model.py"
 
 
 rule gather_models:
     input:
-        coefficients=["results/{study}/models/growth/coefficients.csv"],
-        diagnostics=["results/{study}/models/growth/diagnostics.json"],
+        coefficients=expand(
+            "results/{{study}}/models/{model}/coefficients.csv", model=sorted(MODELS)
+        ),
+        diagnostics=expand(
+            "results/{{study}}/models/{model}/diagnostics.json", model=sorted(MODELS)
+        ),
     output:
         coefficients="results/{study}/models/coefficients.csv",
         diagnostics="results/{study}/models/diagnostics.json",
@@ -29,3 +36,18 @@ rule gather_models:
         "logs/{study}/gather_models.log",
     script:
         "../scripts/gather_models.py"
+
+
+rule describe_missingness:
+    input:
+        session_panel="results/{study}/session_panel.parquet",
+        client_measures="results/{study}/client_measures.parquet",
+    output:
+        by_session="results/{study}/models/missing_by_session.csv",
+        vs_exposure="results/{study}/models/missingness_vs_exposure.csv",
+    conda:
+        "../envs/accord.yaml"
+    log:
+        "logs/{study}/describe_missingness.log",
+    script:
+        "../scripts/describe_missingness.py"

@@ -12,6 +12,8 @@ rule render_report:
         reliability="results/{study}/reliability.csv",
         scores="results/{study}/scores.parquet",
         measures_metadata="results/{study}/measures_metadata.json",
+        missing_by_session="results/{study}/models/missing_by_session.csv",
+        missingness_vs_exposure="results/{study}/models/missingness_vs_exposure.csv",
     output:
         report(
             "reports/{study}/report.html",

@@ -68,6 +68,7 @@ from scipy import stats
 from statsmodels.regression.mixed_linear_model import MixedLMParams
 
 from accord.errors import AccordError, ConfigError
+from accord.models.spec import ModelContext, ModelSpec
 from accord.models.tidy import ModelResult, coefficient_frame
 
 MIN_THERAPISTS = 5
@@ -567,3 +568,22 @@ def _standardized_effect(
         ci_high=(difference + _Z * se) / sd,
     )
     return out
+
+
+def fit_growth_spec(
+    panel: pd.DataFrame, client_measures: pd.DataFrame, spec: ModelSpec, context: ModelContext
+) -> ModelResult:
+    """`fit_growth` for a model declared in config (options: time, exposure_reference)."""
+    return fit_growth(
+        panel,
+        client_measures,
+        outcome=spec.outcome,
+        exposure=spec.exposure,
+        time=spec.options.get("time", "session_number"),
+        time_coding=spec.time_coding,
+        covariates=spec.covariates,
+        therapist_effect=spec.therapist_effect,
+        model_id=spec.id,
+        primary=spec.primary,
+        exposure_reference=spec.options.get("exposure_reference"),
+    )

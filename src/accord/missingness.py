@@ -1,0 +1,130 @@
+"""How much outcome data is missing, and whether missingness relates to the exposure.
+
+Mixed models use every observed session, which is valid when data are missing at random
+(analyses.md). Two tables let a reader judge that:
+
+- `missing_by_session`: per instrument and session number, the clients with a scheduled
+  session (or the intake), how many of them have a score, and the share missing;
+- `missingness_vs_exposure`: per instrument, a logistic model of "score missing at an attended
+  session" on the client's exposure (GEE with an exchangeable working correlation within
+  client, so repeated sessions do not count as independent clients), as an odds ratio.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import statsmodels.api as sm
+from scipy import stats
+
+_Z = stats.norm.ppf(0.975)
+
+
+def missing_by_session(panel: pd.DataFrame, instruments: Sequence[str]) -> pd.DataFrame:
+    """Per instrument and session: clients expected, clients scored, share missing.
+
+    A session is expected to carry a score when it was attended, or when it is the intake
+    (session 0) row of the panel.
+    """
+    expected = panel["attended"].fillna(False).astype(bool) | (panel["session_number"] == 0)
+    rows = []
+    for instrument in instruments:
+        if instrument not in panel:
+            continue
+        frame = pd.DataFrame(
+            {
+                "session_number": panel["session_number"],
+                "expected": expected,
+                "scored": expected & panel[instrument].notna(),
+            }
+        )
+        counts = frame.groupby("session_number")[["expected", "scored"]].sum()
+        counts = counts[counts["expected"] > 0]
+        counts.insert(0, "instrument", instrument)
+        rows.append(counts.reset_index())
+    if not rows:
+        return pd.DataFrame(
+            columns=["instrument", "session_number", "expected", "scored", "missing_share"]
+        )
+    out = pd.concat(rows, ignore_index=True)
+    out["expected"] = out["expected"].astype("int64")
+    out["scored"] = out["scored"].astype("int64")
+    out["missing_share"] = 1 - out["scored"] / out["expected"]
+    return out[["instrument", "session_number", "expected", "scored", "missing_share"]]
+
+
+def missingness_vs_exposure(
+    panel: pd.DataFrame,
+    client_measures: pd.DataFrame,
+    instruments: Sequence[str],
+    exposure: str,
+) -> pd.DataFrame:
+    """Per instrument: odds ratio of a missing score (attended sessions) per unit of exposure."""
+    columns = [
+        "instrument",
+        "exposure",
+        "n_sessions",
+        "n_clients",
+        "missing_share",
+        "log_odds",
+        "std_error",
+        "odds_ratio",
+        "ci_low",
+        "ci_high",
+        "p_value",
+        "converged",
+    ]
+    if exposure not in client_measures:
+        return pd.DataFrame(columns=columns)
+    attended = panel[panel["attended"].fillna(False).astype(bool)]
+    attended = attended.merge(client_measures[["client_id", exposure]], on="client_id")
+    attended = attended[attended[exposure].notna()]
+    rows = []
+    for instrument in instruments:
+        if instrument not in attended:
+            continue
+        data = (
+            attended[["client_id", exposure]]
+            .assign(missing=attended[instrument].isna().astype(float))
+            .sort_values("client_id", kind="stable")
+        )
+        row = {
+            "instrument": instrument,
+            "exposure": exposure,
+            "n_sessions": len(data),
+            "n_clients": data["client_id"].nunique(),
+            "missing_share": data["missing"].mean() if len(data) else np.nan,
+        }
+        if data["missing"].nunique() == 2 and data[exposure].nunique() > 1:
+            row |= _fit(data, exposure)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _fit(data: pd.DataFrame, exposure: str) -> dict:
+    design = sm.add_constant(data[[exposure]].astype(float))
+    groups = pd.factorize(data["client_id"])[0]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = sm.GEE(
+            data["missing"],
+            design,
+            groups=groups,
+            family=sm.families.Binomial(),
+            cov_struct=sm.cov_struct.Exchangeable(),
+        )
+        result = model.fit()
+    estimate = float(result.params[exposure])
+    se = float(result.bse[exposure])
+    return {
+        "log_odds": estimate,
+        "std_error": se,
+        "odds_ratio": float(np.exp(estimate)),
+        "ci_low": float(np.exp(estimate - _Z * se)),
+        "ci_high": float(np.exp(estimate + _Z * se)),
+        "p_value": float(result.pvalues[exposure]),
+        "converged": not any("converge" in str(w.message).lower() for w in caught),
+    }

@@ -1,0 +1,111 @@
+"""Models declared in config: one `ModelSpec` per entry, fitted by the function of its kind.
+
+A researcher adds a model by adding an entry under `models:` in the config; each entry is its
+own Snakemake job. Every kind's function has the same shape::
+
+    fit(panel, client_measures, spec, context) -> ModelResult
+
+where `panel` is the session panel, `client_measures` the per-client table, `spec` the entry
+and `context` the study-wide settings (seed, primary outcome and exposure, min_cell).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import import_module
+from typing import Any
+
+import pandas as pd
+
+from accord.errors import ConfigError
+from accord.models.tidy import ModelResult
+
+# kind -> "module:function"; imported on use so a kind's dependencies load only when fitted.
+KINDS: Mapping[str, str] = {
+    "growth": "accord.models.growth:fit_growth_spec",
+}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model entry of the config."""
+
+    id: str
+    kind: str
+    outcome: str
+    exposure: str
+    covariates: tuple[str, ...] = ()
+    time_coding: str = "linear"
+    therapist_effect: bool = True
+    primary: bool = False
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelContext:
+    """Study-wide settings every model may need."""
+
+    primary_outcome: str = "phq9"
+    primary_exposure: str = "joint_goal_share"
+    seed: int = 2026
+    min_cell: int = 11
+
+
+FitFunction = Callable[[pd.DataFrame, pd.DataFrame, ModelSpec, ModelContext], ModelResult]
+
+
+def fit_function(kind: str) -> FitFunction:
+    """The function that fits models of `kind`."""
+    if kind not in KINDS:
+        raise ConfigError(f"models: unknown kind {kind!r}; known: {', '.join(sorted(KINDS))}")
+    module, name = KINDS[kind].split(":")
+    return getattr(import_module(module), name)
+
+
+def model_specs(config: Mapping[str, Any]) -> list[ModelSpec]:
+    """The config's `models` entries as specs, primary outcome and exposure filled in."""
+    analysis = config.get("analysis", {})
+    specs = []
+    for entry in config.get("models", DEFAULT_MODELS):
+        values = dict(entry)
+        values.setdefault("outcome", analysis.get("primary_outcome", "phq9"))
+        values.setdefault("exposure", analysis.get("primary_exposure", "joint_goal_share"))
+        values.setdefault("time_coding", analysis.get("time_coding", "linear"))
+        values["covariates"] = tuple(values.get("covariates", ()))
+        values["options"] = dict(values.get("options", {}))
+        values.setdefault(
+            "primary",
+            values["outcome"] == analysis.get("primary_outcome", "phq9")
+            and values["exposure"] == analysis.get("primary_exposure", "joint_goal_share"),
+        )
+        specs.append(ModelSpec(**values))
+    ids = [spec.id for spec in specs]
+    if len(set(ids)) != len(ids):
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        raise ConfigError(f"models: the id {dupes[0]!r} is used more than once")
+    for spec in specs:
+        fit_function(spec.kind)
+    return specs
+
+
+def model_context(config: Mapping[str, Any]) -> ModelContext:
+    analysis = config.get("analysis", {})
+    return ModelContext(
+        primary_outcome=analysis.get("primary_outcome", "phq9"),
+        primary_exposure=analysis.get("primary_exposure", "joint_goal_share"),
+        seed=analysis.get("seed", 2026),
+        min_cell=config.get("privacy", {}).get("min_cell", 11),
+    )
+
+
+def find_spec(specs: Sequence[ModelSpec], model_id: str) -> ModelSpec:
+    for spec in specs:
+        if spec.id == model_id:
+            return spec
+    raise ConfigError(f"models: no model with id {model_id!r}")
+
+
+DEFAULT_MODELS: list[dict[str, Any]] = [
+    {"id": "growth", "kind": "growth"},
+]

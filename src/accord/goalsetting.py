@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from accord.contract import SMART_CRITERIA
 from accord.panel import (
     ClientSeries,
     ScoreTable,
@@ -31,13 +32,6 @@ from accord.panel import (
     require_columns,
 )
 
-SMART_CRITERIA = (
-    "smart_specific",
-    "smart_measurable",
-    "smart_achievable",
-    "smart_relevant",
-    "smart_time_bound",
-)
 #: Largest possible |client - therapist| importance gap on the 1..5 scale.
 IMPORTANCE_RANGE = 4.0
 

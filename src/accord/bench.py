@@ -109,7 +109,7 @@ def _run_stage(stage: str, folder: Path) -> dict:
         from accord.scoring import score_measures
         from accord.stages import read_validated
 
-        measures = read_validated(paths["measures"])
+        measures = read_validated(paths["measures"], categorical=True)
         scores, _ = score_measures(measures, registry)
         write_parquet(out / "scores.parquet", scores)
         rows = len(measures)

@@ -7,13 +7,17 @@ from pathlib import Path
 import pandas as pd
 
 
-def read_validated(path: str | Path) -> pd.DataFrame:
+def read_validated(path: str | Path, *, categorical: bool = False) -> pd.DataFrame:
     """A table written by an earlier stage, with text columns as plain strings.
 
     Validated tables hold text as categories on disk (small files, fast reads); later stages
     compute with ordinary string columns, so nothing downstream trips over unused categories.
+    `categorical=True` keeps the categories, for code built on them (scoring tens of millions
+    of item rows).
     """
     frame = pd.read_parquet(path)
+    if categorical:
+        return frame
     for name in frame.columns:
         if isinstance(frame[name].dtype, pd.CategoricalDtype):
             frame[name] = frame[name].astype(object).where(frame[name].notna(), None)

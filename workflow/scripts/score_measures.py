@@ -8,7 +8,7 @@ from accord.stages import read_validated
 
 with run_step(snakemake.log[0]) as log:
     registry = load_registry(snakemake.config["instruments"])
-    measures = read_validated(snakemake.input.measures)
+    measures = read_validated(snakemake.input.measures, categorical=True)
     goals = read_validated(snakemake.input.goals)
     settings = scoring_settings(snakemake.config)
     result = score_measures_with_summary(measures, registry, settings=settings, goals=goals)

@@ -8,17 +8,33 @@ from pathlib import Path
 
 import pandas as pd
 
+from accord.models.multiplicity import add_fdr
 from accord.models.tidy import COEFFICIENT_COLUMNS
+
+GATHERED_COLUMNS = [*COEFFICIENT_COLUMNS, "exposure_effect", "p_fdr"]
 
 
 def gather_models(
-    coefficient_files: Sequence[str | Path], diagnostic_files: Sequence[str | Path]
+    coefficient_files: Sequence[str | Path],
+    diagnostic_files: Sequence[str | Path],
+    *,
+    primary_outcome: str,
+    primary_exposure: str,
 ) -> tuple[pd.DataFrame, dict]:
-    """All models' coefficients in one table (model order as given) and diagnostics by model."""
+    """All models' coefficients in one table, with Benjamini-Hochberg `p_fdr` across the
+    secondary exposure effects and the primary rows flagged; diagnostics keyed by model."""
     frames = [pd.read_csv(path) for path in coefficient_files]
-    coefficients = pd.concat(frames, ignore_index=True).reindex(columns=COEFFICIENT_COLUMNS)
+    frames = [frame for frame in frames if len(frame)]
+    coefficients = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    coefficients = coefficients.reindex(columns=COEFFICIENT_COLUMNS)
+    # A within-person lagged model's exposure effect is its `<predictor>_within` term.
+    within = coefficients["term"].astype(str) == coefficients["exposure"].astype(str) + "_within"
+    exposure_terms = dict(
+        zip(coefficients.loc[within, "model"], coefficients.loc[within, "term"], strict=True)
+    )
+    coefficients = add_fdr(coefficients, primary_outcome, primary_exposure, exposure_terms)
     diagnostics = {}
     for path in diagnostic_files:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         diagnostics[data.get("model", Path(path).parent.name)] = data
-    return coefficients, diagnostics
+    return coefficients.reindex(columns=GATHERED_COLUMNS), diagnostics

@@ -24,6 +24,15 @@ from accord.models.tidy import ModelResult
 # kind -> "module:function"; imported on use so a kind's dependencies load only when fitted.
 KINDS: Mapping[str, str] = {
     "growth": "accord.models.growth:fit_growth_spec",
+    "lagged": "accord.models.lagged:fit_lagged_spec",
+    "therapist": "accord.models.therapist:fit_therapist_spec",
+    "logistic": "accord.models.dropout:fit_logistic_spec",
+    "cox": "accord.models.dropout:fit_cox_spec",
+    "kaplan_meier": "accord.models.dropout:fit_kaplan_meier_spec",
+    "clinical_change": "accord.models.clinical_change:fit_clinical_change_spec",
+    "mediation": "accord.models.mediation:fit_mediation_spec",
+    "ancova": "accord.models.ancova:fit_ancova_spec",
+    "ancova_mice": "accord.models.ancova:fit_ancova_mice_spec",
 }
 
 
@@ -74,11 +83,7 @@ def model_specs(config: Mapping[str, Any]) -> list[ModelSpec]:
         values.setdefault("time_coding", analysis.get("time_coding", "linear"))
         values["covariates"] = tuple(values.get("covariates", ()))
         values["options"] = dict(values.get("options", {}))
-        values.setdefault(
-            "primary",
-            values["outcome"] == analysis.get("primary_outcome", "phq9")
-            and values["exposure"] == analysis.get("primary_exposure", "joint_goal_share"),
-        )
+        values.setdefault("primary", False)
         specs.append(ModelSpec(**values))
     ids = [spec.id for spec in specs]
     if len(set(ids)) != len(ids):
@@ -106,6 +111,59 @@ def find_spec(specs: Sequence[ModelSpec], model_id: str) -> ModelSpec:
     raise ConfigError(f"models: no model with id {model_id!r}")
 
 
+# The analysis plan of analyses.md. Entries without outcome or exposure take the primary ones.
 DEFAULT_MODELS: list[dict[str, Any]] = [
-    {"id": "growth", "kind": "growth"},
+    {"id": "growth", "kind": "growth", "primary": True},
+    {"id": "growth_gad7", "kind": "growth", "outcome": "gad7"},
+    {
+        "id": "lagged",
+        "kind": "lagged",
+        "exposure": "alliance",
+        "options": {"predictor": "alliance"},
+    },
+    {
+        "id": "lagged_detrended",
+        "kind": "lagged",
+        "exposure": "alliance",
+        "options": {"predictor": "alliance", "detrend": True},
+    },
+    {
+        "id": "lagged_goal_consensus",
+        "kind": "lagged",
+        "exposure": "goal_consensus",
+        "options": {"predictor": "goal_consensus"},
+    },
+    {"id": "therapist", "kind": "therapist", "exposure": "none", "options": {"n_boot": 200}},
+    {
+        "id": "dropout",
+        "kind": "logistic",
+        "outcome": "dropout",
+        "covariates": ["phq9_first", "early_alliance"],
+    },
+    {"id": "dropout_cox", "kind": "cox", "outcome": "dropout", "covariates": ["phq9_first"]},
+    {"id": "dropout_km", "kind": "kaplan_meier", "outcome": "dropout", "options": {"group": "arm"}},
+    {"id": "clinical_change", "kind": "clinical_change"},
+    *(
+        {
+            "id": f"mediation_{mediator}",
+            "kind": "mediation",
+            "covariates": ["phq9_first"],
+            "options": {"mediator": mediator, "n_boot": 500},
+        }
+        for mediator in ("attendance_rate", "homework_rate", "early_alliance")
+    ),
+    {"id": "ancova", "kind": "ancova", "covariates": []},
+    {
+        "id": "sensitivity_completers",
+        "kind": "ancova",
+        "options": {"completers_only": True},
+    },
+    {"id": "sensitivity_mice", "kind": "ancova_mice"},
+    {
+        "id": "sensitivity_dropout_min_sessions",
+        "kind": "logistic",
+        "outcome": "dropout_min_sessions",
+        "covariates": ["phq9_first", "early_alliance"],
+    },
+    {"id": "sensitivity_goal_consensus", "kind": "growth", "exposure": "goal_consensus"},
 ]

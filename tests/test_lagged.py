@@ -1,0 +1,172 @@
+"""Lagged model: pairing of consecutive sessions, detrending, and recovery of the planted
+within-person alliance effect on next session's PHQ-9."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from accord.errors import AccordError, ConfigError
+from accord.instruments import load_registry
+from accord.measures import build_measures
+from accord.models.lagged import fit_lagged, fit_lagged_spec, lagged_pairs
+from accord.models.spec import ModelContext, ModelSpec
+from accord.models.tidy import COEFFICIENT_COLUMNS
+from accord.scoring import score_measures
+from accord.simulate import simulate_study
+
+
+@pytest.fixture(scope="module")
+def study() -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    sim = simulate_study(n_clients=600, n_therapists=30, seed=7)
+    measures = sim.measures
+    if "rater" not in measures.columns:
+        measures = measures.assign(rater="client")
+    registry = load_registry()
+    scores, _ = score_measures(measures, registry)
+    built = build_measures(sim.clients, sim.sessions, sim.goals, scores, registry)
+    return built.session_panel, built.client_measures, sim.truth
+
+
+def tiny_panel() -> pd.DataFrame:
+    """Client A: intake, 1 attended, 2 no-show, 3 attended, 4 attended without PHQ-9,
+    5 attended. Client B: intake and one attended session (no pair with an alliance)."""
+    return pd.DataFrame(
+        {
+            "client_id": ["A"] * 6 + ["B"] * 2,
+            "session_number": [0, 1, 2, 3, 4, 5, 0, 1],
+            "attended": [False, True, False, True, True, True, False, True],
+            "therapist_id": ["T1"] * 6 + ["T2"] * 2,
+            "phq9": [20.0, 18.0, np.nan, 15.0, np.nan, 12.0, 10.0, 9.0],
+            "alliance_within": [np.nan, -0.2, np.nan, 0.1, 0.3, -0.2, np.nan, 0.0],
+            "alliance_between": [0.4, 0.4, 0.4, 0.4, 0.4, 0.4, -0.1, -0.1],
+        }
+    )
+
+
+def test_pairs_follow_attended_sessions_and_skip_missed_appointments() -> None:
+    data, prep = lagged_pairs(tiny_panel(), outcome="phq9", predictor="alliance")
+    # Pairs (1 -> 3) across the no-show and (3 -> 4) without a PHQ-9 at 4, left out, not
+    # bridged to 5; session 4 has no PHQ-9 itself, so it starts no pair; B has one session
+    # with an alliance and nothing after it.
+    assert data["session_number"].tolist() == [1.0]
+    assert data["next_session_number"].tolist() == [3.0]
+    assert data["phq9"].tolist() == [18.0]
+    assert data["phq9_next"].tolist() == [15.0]
+    assert data["alliance_within"].tolist() == [-0.2]
+    assert prep["n_pairs"] == 1
+    assert prep["pairs_missing_next_outcome"] == 1
+    assert prep["pairs_across_missed_appointments"] == 1
+    assert len(prep["warnings"]) == 1
+
+
+def test_unsorted_panel_gives_the_same_pairs() -> None:
+    panel = tiny_panel()
+    shuffled = panel.sample(frac=1.0, random_state=3)
+    a, _ = lagged_pairs(panel, outcome="phq9", predictor="alliance")
+    b, _ = lagged_pairs(shuffled, outcome="phq9", predictor="alliance")
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_without_attended_column_scored_rows_are_the_occasions() -> None:
+    panel = tiny_panel().drop(columns="attended")
+    data, _ = lagged_pairs(panel, outcome="phq9", predictor="alliance")
+    # Occasions of A: 0, 1, 3, 5 (rows with PHQ-9); pairs with an alliance: 1 -> 3, 3 -> 5.
+    assert data["session_number"].tolist() == [1.0, 3.0]
+    assert data["phq9_next"].tolist() == [15.0, 12.0]
+
+
+def test_detrending_removes_each_clients_linear_trend() -> None:
+    # Client A's alliance deviations lie on a line in time (slope 0.1 around the mean time 2):
+    # the residuals are 0. Client B has deviations (-0.1, 0.3, -0.2) at times 1, 2, 3: the
+    # slope is (-1 * -0.1 + 1 * -0.2) / 2 = -0.05, residuals -0.15, 0.3, -0.15.
+    panel = pd.DataFrame(
+        {
+            "client_id": ["A"] * 3 + ["B"] * 3 + ["C"],
+            "session_number": [1, 2, 3, 1, 2, 3, 1],
+            "attended": [True] * 7,
+            "phq9": [10.0, 9.0, 8.0, 12.0, 11.0, 10.0, 5.0],
+            "alliance_within": [-0.1, 0.0, 0.1, -0.1, 0.3, -0.2, 0.0],
+            "alliance_between": [0.0] * 7,
+        }
+    )
+    data, _ = lagged_pairs(panel, outcome="phq9", predictor="alliance", detrend=True)
+    got = data.set_index(["client", "session_number"])["alliance_within"]
+    assert got.loc[("A", 1.0)] == pytest.approx(0.0, abs=1e-12)
+    assert got.loc[("A", 2.0)] == pytest.approx(0.0, abs=1e-12)
+    assert got.loc[("B", 1.0)] == pytest.approx(-0.15)
+    assert got.loc[("B", 2.0)] == pytest.approx(0.3)
+
+
+def test_recovers_the_within_person_effect(study) -> None:
+    panel, _, truth = study
+    result = fit_lagged(panel)
+    table = result.coefficients.set_index("term")
+    within = table.loc["alliance_within"]
+    true_value = truth["lagged"]["within_alliance"]
+    assert within["ci_low"] <= true_value <= within["ci_high"]
+    assert within["estimate"] < 0
+    assert within["p_value"] < 0.001
+    assert bool(within["primary"])
+    assert table["primary"].sum() == 1
+    assert list(result.coefficients.columns) == COEFFICIENT_COLUMNS
+    assert set(table.index) == {
+        "Intercept",
+        "phq9",
+        "alliance_within",
+        "alliance_between",
+        "session_number",
+    }
+    diag = result.diagnostics
+    assert diag["converged"] is True
+    assert diag["method"] == "REML"
+    assert set(diag["random_effects"]) == {"client_intercept", "residual"}
+    assert diag["n_obs"] == diag["extras"]["n_pairs"] == int(table.loc["phq9", "n_obs"])
+    assert diag["n_therapists"] == 30
+    assert diag["n_clients"] <= 600
+    assert math.isfinite(diag["log_likelihood"])
+    assert diag["formula"] == (
+        "phq9_next ~ phq9 + alliance_within + alliance_between + session_number"
+    )
+
+
+def test_detrended_sensitivity_also_covers_the_truth(study) -> None:
+    panel, client_measures, truth = study
+    spec = ModelSpec(
+        id="lagged_detrended",
+        kind="lagged",
+        outcome="phq9",
+        exposure="joint_goal_share",
+        primary=False,
+        options={"detrend": True},
+    )
+    result = fit_lagged_spec(panel, client_measures, spec, ModelContext())
+    within = result.coefficients.set_index("term").loc["alliance_within"]
+    assert within["ci_low"] <= truth["lagged"]["within_alliance"] <= within["ci_high"]
+    assert not result.coefficients["primary"].any()
+    assert result.diagnostics["extras"]["detrend"] is True
+    assert result.model == "lagged_detrended"
+
+
+def test_goal_consensus_as_predictor(study) -> None:
+    panel, client_measures, _ = study
+    spec = ModelSpec(
+        id="lagged_goal",
+        kind="lagged",
+        outcome="phq9",
+        exposure="goal_consensus",
+        options={"predictor": "goal_consensus"},
+    )
+    result = fit_lagged_spec(panel, client_measures, spec, ModelContext())
+    assert "goal_consensus_within" in set(result.coefficients["term"])
+    assert result.exposure == "goal_consensus"
+
+
+def test_errors() -> None:
+    with pytest.raises(ConfigError, match="no column 'wai_within'"):
+        fit_lagged(tiny_panel(), predictor="wai")
+    with pytest.raises(AccordError, match="at least 3"):
+        fit_lagged(tiny_panel())

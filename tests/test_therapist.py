@@ -1,0 +1,191 @@
+"""Therapist model: the closed-form REML against statsmodels, recovery of known variances,
+the cluster bootstrap, and the therapist effects table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from accord.errors import AccordError, ConfigError
+from accord.instruments import load_registry
+from accord.measures import build_measures
+from accord.models.spec import ModelContext, ModelSpec
+from accord.models.therapist import (
+    ClientSums,
+    bootstrap_interval,
+    fit_therapist,
+    fit_therapist_spec,
+    fit_variance_components,
+    therapist_icc_replicates,
+)
+from accord.models.tidy import COEFFICIENT_COLUMNS
+from accord.scoring import score_measures
+from accord.simulate import simulate_study
+
+
+def three_level(
+    *,
+    n_therapists: int = 60,
+    clients_per_therapist: int = 15,
+    sessions: int = 8,
+    var_therapist: float = 1.0,
+    var_client: float = 4.0,
+    var_residual: float = 5.0,
+    seed: int = 5,
+) -> pd.DataFrame:
+    """A balanced normal three-level panel with known variances (ICC_therapist =
+    var_therapist / (var_therapist + var_client + var_residual))."""
+    rng = np.random.default_rng(seed)
+    n_clients = n_therapists * clients_per_therapist
+    therapist = np.repeat(np.arange(n_therapists), clients_per_therapist)
+    v = rng.normal(0, np.sqrt(var_therapist), n_therapists)
+    u = rng.normal(0, np.sqrt(var_client), n_clients)
+    client = np.repeat(np.arange(n_clients), sessions)
+    y = 12 + v[therapist[client]] + u[client] + rng.normal(0, np.sqrt(var_residual), client.size)
+    return pd.DataFrame(
+        {
+            "client_id": [f"C{i:04d}" for i in client],
+            "session_number": np.tile(np.arange(sessions), n_clients),
+            "therapist_id": [f"T{j:02d}" for j in therapist[client]],
+            "phq9": y,
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def hand_built() -> pd.DataFrame:
+    return three_level()
+
+
+@pytest.fixture(scope="module")
+def study() -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    sim = simulate_study(n_clients=800, n_therapists=40, seed=11)
+    measures = sim.measures
+    if "rater" not in measures.columns:
+        measures = measures.assign(rater="client")
+    registry = load_registry()
+    scores, _ = score_measures(measures, registry)
+    built = build_measures(sim.clients, sim.sessions, sim.goals, scores, registry)
+    return built.session_panel, built.client_measures, sim.truth
+
+
+def test_recovers_known_variances(hand_built) -> None:
+    result = fit_therapist(hand_built, n_boot=0)
+    variances = result.diagnostics["random_effects"]
+    # With 60 therapists the SE of the therapist variance is about 0.2; of the others < 0.25.
+    assert variances["therapist_intercept"] == pytest.approx(1.0, abs=0.45)
+    assert variances["client_intercept"] == pytest.approx(4.0, abs=0.6)
+    assert variances["residual"] == pytest.approx(5.0, abs=0.3)
+    table = result.coefficients.set_index("term")
+    assert table.loc["icc_therapist", "estimate"] == pytest.approx(0.1, abs=0.04)
+    assert table.loc["icc_client", "estimate"] == pytest.approx(0.4, abs=0.05)
+    assert np.isnan(table.loc["icc_therapist", "ci_low"])  # no bootstrap asked for
+    assert result.diagnostics["boundary"] is False
+
+
+def test_closed_form_reml_matches_statsmodels(hand_built) -> None:
+    result = fit_therapist(hand_built.iloc[::2], n_boot=0)
+    statsmodels_fit = result.diagnostics["random_effects"]
+    closed = result.diagnostics["extras"]["closed_form_fit"]
+    for name in ("therapist_intercept", "client_intercept", "residual"):
+        assert closed[name] == pytest.approx(statsmodels_fit[name], rel=2e-3)
+    assert closed["log_likelihood"] == pytest.approx(result.diagnostics["log_likelihood"], abs=1e-3)
+
+
+def test_zero_therapist_variance_is_flagged_on_the_boundary() -> None:
+    panel = three_level(var_therapist=0.0, n_therapists=20, seed=8)
+    result = fit_therapist(panel, n_boot=0)
+    assert "therapist_intercept" in result.diagnostics["boundary_components"]
+    sums = ClientSums.of(
+        panel.rename(columns={"client_id": "client", "therapist_id": "therapist"}), "phq9"
+    )
+    assert fit_variance_components(sums)["icc_therapist"] < 0.01
+
+
+def test_resample_draws_whole_therapists() -> None:
+    # Therapist 0 has clients with n = 1, 2; therapist 1 has n = 3.
+    sums = ClientSums(
+        therapist=np.array([0, 1, 0]),
+        n=np.array([1.0, 3.0, 2.0]),
+        total=np.array([1.0, 9.0, 4.0]),
+        squares=np.array([1.0, 27.0, 8.0]),
+        n_therapists=2,
+    )
+    for seed in range(10):
+        rep = sums.resample(np.random.default_rng(seed))
+        assert rep.n_therapists == 2
+        by_therapist = sorted(tuple(sorted(rep.n[rep.therapist == j].tolist())) for j in range(2))
+        assert all(group in ((1.0, 2.0), (3.0,)) for group in by_therapist)
+
+
+def test_replicates_are_reproducible_and_can_be_split_over_jobs(hand_built) -> None:
+    panel = hand_built.iloc[::4]
+    a = therapist_icc_replicates(panel, "phq9", 3, 5)
+    b = therapist_icc_replicates(panel, "phq9", np.random.default_rng(3), 5)
+    pd.testing.assert_frame_equal(a, b)
+    job0 = therapist_icc_replicates(panel, "phq9", (3, 0), 5)
+    job1 = therapist_icc_replicates(panel, "phq9", (3, 1), 5)
+    assert not np.allclose(job0["icc_therapist"], job1["icc_therapist"])
+    pooled = bootstrap_interval(pd.concat([job0, job1], ignore_index=True))
+    assert pooled["icc_therapist"]["ci_low"] <= pooled["icc_therapist"]["ci_high"]
+    assert list(a.columns) == [
+        "var_therapist",
+        "var_client",
+        "var_residual",
+        "icc_therapist",
+        "icc_client",
+        "converged",
+    ]
+    assert a["converged"].all()
+
+
+def test_recovers_the_simulated_therapist_share(study) -> None:
+    panel, client_measures, truth = study
+    spec = ModelSpec(
+        id="therapist",
+        kind="therapist",
+        outcome="phq9",
+        exposure="joint_goal_share",
+        primary=True,
+        options={"n_boot": 50},
+    )
+    result = fit_therapist_spec(panel, client_measures, spec, ModelContext(seed=4))
+    assert list(result.coefficients.columns) == COEFFICIENT_COLUMNS
+    table = result.coefficients.set_index("term")
+    icc = table.loc["icc_therapist"]
+    t = truth["therapist"]
+    realised = t["intercept_variance_realised"] * t["variance_share"] / t["intercept_variance"]
+    assert icc["ci_low"] <= realised <= icc["ci_high"]
+    assert icc["ci_low"] <= icc["estimate"] <= icc["ci_high"]
+    assert icc["std_error"] > 0
+    assert bool(icc["primary"]) and table["primary"].sum() == 1
+    assert set(table.index) == {"Intercept", "icc_therapist", "icc_client"}
+
+    diag = result.diagnostics
+    assert diag["converged"] is True
+    assert diag["n_therapists"] == 40
+    assert diag["extras"]["bootstrap"]["replicates_converged"] == 50
+    effects = pd.DataFrame(diag["extras"]["therapist_effects"])
+    assert list(effects.columns) == ["rank", "effect", "std_error", "ci_low", "ci_high"]
+    assert effects["rank"].tolist() == list(range(1, 41))
+    assert effects["effect"].is_monotonic_increasing
+    assert (effects["ci_low"] < effects["effect"]).all()
+    # BLUPs shrink toward 0: their mean is 0 and their spread below the therapist SD.
+    assert abs(effects["effect"].mean()) < 0.05
+    assert effects["effect"].std() < np.sqrt(diag["random_effects"]["therapist_intercept"])
+
+
+def test_same_seed_same_interval(hand_built) -> None:
+    panel = hand_built.iloc[::4]
+    a = fit_therapist(panel, n_boot=8, seed=1).coefficients
+    b = fit_therapist(panel, n_boot=8, seed=1).coefficients
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_errors(hand_built) -> None:
+    with pytest.raises(ConfigError, match="no column 'gad7'"):
+        fit_therapist(hand_built, outcome="gad7", n_boot=0)
+    few = hand_built.loc[hand_built["therapist_id"].isin(["T00", "T01", "T02"])]
+    with pytest.raises(AccordError, match="at least 5"):
+        fit_therapist(few, n_boot=0)

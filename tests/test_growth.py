@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import accord.models.growth as growth_module
 from accord.errors import AccordError, ConfigError
 from accord.models import COEFFICIENT_COLUMNS, ModelResult, fit_growth, write_model_result
 from accord.models.tidy import coefficient_frame, round_significant
@@ -131,6 +132,38 @@ def test_standardized_effect_is_the_difference_at_the_last_session_over_intake_s
     assert effect["ci_low"] < effect["estimate"] < effect["ci_high"]
     half_width = 1.959964 * effect["difference_se"] / intake_sd
     assert effect["ci_high"] - effect["estimate"] == pytest.approx(half_width, rel=1e-5)
+
+
+def test_centre_search_reaches_the_uncorrelated_point_of_the_fitted_model(recovered):
+    result, _ = recovered
+    d = result.diagnostics
+    search = d["extras"]["centre_search"]
+    assert search["converged"] and search["note"] is None
+    assert 1 <= search["refits"] <= search["max_refits"]
+    assert len(search["centres"]) == len(search["log_likelihoods"]) == search["refits"] + 1
+    assert search["centres"][0] == search["start"]
+    assert search["centres"][-1] == d["extras"]["time_centre_for_client_effects"]
+    assert d["log_likelihood"] == search["log_likelihoods"][-1] >= search["log_likelihoods"][0]
+    # The reported covariance is -c * slope variance, i.e. c is where intercepts and slopes
+    # are uncorrelated, and the profile log-likelihood is flat there.
+    re = d["random_effects"]
+    centre = -re["client_intercept_slope_covariance"] / re["client_slope"]
+    assert centre == pytest.approx(d["extras"]["time_centre_for_client_effects"], rel=1e-9)
+    assert abs(search["score"]) < 1e-3
+
+
+def test_a_centre_search_that_runs_out_of_refits_is_reported_not_dropped(monkeypatch):
+    panel, measures = simulate(correlation=-0.8, seed=13)
+    monkeypatch.setattr(growth_module, "MAX_CENTRE_REFITS", 0)
+    result = fit_growth(panel, measures)
+    d = result.diagnostics
+    search = d["extras"]["centre_search"]
+    assert search["refits"] == 0 and not search["converged"]
+    assert d["converged"] is False
+    assert not result.coefficients["converged"].any()
+    assert any("did not converge in 0 refits" in w for w in d["warnings"])
+    assert result.coefficients["estimate"].notna().all()
+    assert math.isfinite(d["log_likelihood"])
 
 
 def test_log_time_coding_recovers_an_interaction_on_log_sessions():

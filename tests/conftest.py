@@ -75,3 +75,17 @@ def write_study(folder: Path, **overrides: str | None) -> Path:
 @pytest.fixture
 def study_dir(tmp_path: Path) -> Path:
     return write_study(tmp_path / "study")
+
+
+def simulated_measures(**simulate_args):
+    """Session panel, client measures and truth of a simulated study, scored and measured."""
+    from accord.instruments import load_registry
+    from accord.measures import build_measures
+    from accord.scoring import score_measures
+    from accord.simulate import simulate_study
+
+    study = simulate_study(**simulate_args)
+    registry = load_registry()
+    scores, _ = score_measures(study.measures, registry)
+    built = build_measures(study.clients, study.sessions, study.goals, scores, registry)
+    return built.session_panel, built.client_measures, study.truth

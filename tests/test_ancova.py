@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import simulated_measures
 
 from accord.errors import ConfigError
 from accord.models.ancova import fit_ancova, fit_ancova_mice, fit_ancova_mice_spec, fit_ancova_spec
@@ -18,19 +19,9 @@ from accord.models.tidy import COEFFICIENT_COLUMNS
 
 @functools.cache
 def demo() -> tuple[pd.DataFrame, pd.DataFrame]:
-    from accord.instruments import load_registry
-    from accord.measures import build_measures
-    from accord.scoring import score_measures
-    from accord.simulate import simulate_study
 
-    study = simulate_study(n_clients=400, seed=7)
-    registry = load_registry()
-    measures = study.measures
-    if "rater" not in measures.columns:
-        measures = measures.assign(rater="client")
-    scores, _ = score_measures(measures, registry)
-    built = build_measures(study.clients, study.sessions, study.goals, scores, registry)
-    return built.session_panel, built.client_measures
+    panel, client_measures, _ = simulated_measures(n_clients=400, seed=7)
+    return panel, client_measures
 
 
 def test_exact_data_recovers_coefficients():

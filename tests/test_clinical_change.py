@@ -9,15 +9,12 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import simulated_measures
 
 from accord.errors import ConfigError
-from accord.instruments import load_registry
-from accord.measures import build_measures
 from accord.models.clinical_change import fit_clinical_change, fit_clinical_change_spec
 from accord.models.spec import ModelContext, ModelSpec
 from accord.models.tidy import COEFFICIENT_COLUMNS, write_model_result
-from accord.scoring import score_measures
-from accord.simulate import simulate_study
 
 
 def clients() -> pd.DataFrame:
@@ -147,17 +144,11 @@ def test_a_model_that_cannot_be_fitted_is_reported_not_dropped():
 
 
 def test_on_simulated_data_more_joint_goal_setting_more_recovery(tmp_path):
-    study = simulate_study(n_clients=800, n_therapists=30, seed=5)
-    measures = study.measures
-    if "rater" not in measures.columns:
-        measures = measures.assign(rater="client")
-    registry = load_registry()
-    scores, _ = score_measures(measures, registry)
-    built = build_measures(study.clients, study.sessions, study.goals, scores, registry)
+    _, client_measures, _ = simulated_measures(n_clients=800, n_therapists=30, seed=5)
     spec = ModelSpec(
         id="clinical_change", kind="clinical_change", outcome="phq9", exposure="joint_goal_share"
     )
-    result = fit_clinical_change_spec(pd.DataFrame(), built.client_measures, spec, ModelContext())
+    result = fit_clinical_change_spec(pd.DataFrame(), client_measures, spec, ModelContext())
     # The planted time x exposure effect steepens improvement, so both odds ratios exceed 1.
     assert row(result, "recovery:joint_goal_share")["ratio_ci_low"] > 1
     assert row(result, "reliable_improvement:joint_goal_share")["ratio_ci_low"] > 1

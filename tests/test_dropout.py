@@ -9,11 +9,10 @@ from functools import cache
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import simulated_measures
 from scipy import stats
 
 from accord.errors import AccordError, ConfigError
-from accord.instruments import load_registry
-from accord.measures import build_measures
 from accord.models.dropout import (
     exposure_tertiles,
     fit_cox,
@@ -25,8 +24,6 @@ from accord.models.dropout import (
 )
 from accord.models.spec import ModelContext, ModelSpec
 from accord.models.tidy import COEFFICIENT_COLUMNS, write_model_result
-from accord.scoring import score_measures
-from accord.simulate import simulate_study
 
 Z = stats.norm.ppf(0.975)
 COVARIATES = ["phq9_first", "early_alliance"]
@@ -35,14 +32,10 @@ COVARIATES = ["phq9_first", "early_alliance"]
 @cache
 def simulated(n_clients: int, **effects: float) -> tuple[pd.DataFrame, dict]:
     """Client measures of a simulated study (built once per argument set) and its truth."""
-    study = simulate_study(n_clients=n_clients, n_therapists=60, seed=31, **effects)
-    measures = study.measures
-    if "rater" not in measures.columns:
-        measures = measures.assign(rater="client")
-    registry = load_registry()
-    scores, _ = score_measures(measures, registry)
-    built = build_measures(study.clients, study.sessions, study.goals, scores, registry)
-    return built.client_measures, study.truth
+    _, client_measures, truth = simulated_measures(
+        n_clients=n_clients, n_therapists=60, seed=31, **effects
+    )
+    return client_measures, truth
 
 
 def row(result, term: str) -> pd.Series:

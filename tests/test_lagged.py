@@ -8,27 +8,17 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import simulated_measures
 
 from accord.errors import AccordError, ConfigError
-from accord.instruments import load_registry
-from accord.measures import build_measures
 from accord.models.lagged import fit_lagged, fit_lagged_spec, lagged_pairs
 from accord.models.spec import ModelContext, ModelSpec
 from accord.models.tidy import COEFFICIENT_COLUMNS
-from accord.scoring import score_measures
-from accord.simulate import simulate_study
 
 
 @pytest.fixture(scope="module")
 def study() -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    sim = simulate_study(n_clients=600, n_therapists=30, seed=7)
-    measures = sim.measures
-    if "rater" not in measures.columns:
-        measures = measures.assign(rater="client")
-    registry = load_registry()
-    scores, _ = score_measures(measures, registry)
-    built = build_measures(sim.clients, sim.sessions, sim.goals, scores, registry)
-    return built.session_panel, built.client_measures, sim.truth
+    return simulated_measures(n_clients=600, n_therapists=30, seed=7)
 
 
 def tiny_panel() -> pd.DataFrame:

@@ -6,10 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import simulated_measures
 
 from accord.errors import AccordError, ConfigError
-from accord.instruments import load_registry
-from accord.measures import build_measures
 from accord.models.spec import ModelContext, ModelSpec
 from accord.models.therapist import (
     ClientSums,
@@ -20,8 +19,6 @@ from accord.models.therapist import (
     therapist_icc_replicates,
 )
 from accord.models.tidy import COEFFICIENT_COLUMNS
-from accord.scoring import score_measures
-from accord.simulate import simulate_study
 
 
 def three_level(
@@ -60,14 +57,7 @@ def hand_built() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def study() -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    sim = simulate_study(n_clients=800, n_therapists=40, seed=11)
-    measures = sim.measures
-    if "rater" not in measures.columns:
-        measures = measures.assign(rater="client")
-    registry = load_registry()
-    scores, _ = score_measures(measures, registry)
-    built = build_measures(sim.clients, sim.sessions, sim.goals, scores, registry)
-    return built.session_panel, built.client_measures, sim.truth
+    return simulated_measures(n_clients=800, n_therapists=40, seed=11)
 
 
 def test_recovers_known_variances(hand_built) -> None:

@@ -53,7 +53,6 @@ MICE estimate as the less biased one.
 from __future__ import annotations
 
 import math
-import warnings
 import zlib
 from collections.abc import Sequence
 from typing import Any
@@ -66,7 +65,7 @@ from statsmodels.imputation.mice import MICE, MICEData
 
 from accord.errors import AccordError, ConfigError
 from accord.models.spec import ModelContext, ModelSpec
-from accord.models.tidy import ModelResult, coefficient_frame
+from accord.models.tidy import ModelResult, capture_fit, coefficient_frame, model_diagnostics
 
 DEFAULT_AUXILIARY = ("sessions_attended", "early_alliance")
 DEFAULT_N_IMPUTATIONS = 20
@@ -130,11 +129,11 @@ def fit_ancova(
 
     formula = _formula(last, exposure, first, covariates, data)
     fit = capture_fit(lambda: smf.ols(formula, data).fit())
-    result = fit["result"]
-    warn = notes + fit["warnings"]
-    if fit["error"]:
-        warn.append(f"fit failed: {fit['error']}")
-    converged = result is not None and not fit["error"]
+    result, fit_warnings, error = fit
+    warn = notes + fit_warnings
+    if error:
+        warn.append(f"fit failed: {error}")
+    converged = result is not None and not error
 
     n_obs = len(data)
     common = _common(model_id, outcome, exposure, n_obs, converged)
@@ -262,11 +261,11 @@ def fit_ancova_mice(
         # variance 0), so the complete-data fit is reported directly.
         notes.append("no missing values: the model was fitted once, without imputation")
         fit = capture_fit(lambda: smf.ols(formula, data).fit())
-    result = fit["result"]
-    warn = notes + fit["warnings"]
-    if fit["error"]:
-        warn.append(f"fit failed: {fit['error']}")
-    converged = result is not None and not fit["error"]
+    result, fit_warnings, error = fit
+    warn = notes + fit_warnings
+    if error:
+        warn.append(f"fit failed: {error}")
+    converged = result is not None and not error
 
     n_obs = len(data)
     common = _common(model_id, outcome, exposure, n_obs, converged)
@@ -411,19 +410,6 @@ def check_enough_clients(data: pd.DataFrame, exposure: str, model_name: str) -> 
         raise AccordError(f"{model_name}: the exposure {exposure!r} does not vary across clients")
 
 
-def capture_fit(build) -> dict[str, Any]:
-    """Run a fit, recording every warning and a numerical failure instead of raising it."""
-    out: dict[str, Any] = {"result": None, "warnings": [], "error": None}
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            out["result"] = build()
-        except (np.linalg.LinAlgError, ValueError) as exc:
-            out["error"] = f"{type(exc).__name__}: {exc}"
-    out["warnings"] = list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))
-    return out
-
-
 def _common(model_id: str, outcome: str, exposure: str, n: int, converged: bool) -> dict:
     return {
         "model": model_id,
@@ -459,24 +445,21 @@ def client_model_diagnostics(
         n_therapists = int(therapist.reindex(data["client_id"]).dropna().nunique())
     elif "therapist_id" in client_measures.columns:
         n_therapists = int(client_measures["therapist_id"].dropna().nunique())
-    return {
-        "model": model_id,
-        "outcome": outcome,
-        "exposure": exposure,
-        "formula": formula,
-        "method": method,
-        "optimizer": optimizer,
-        "converged": converged,
-        "warnings": list(dict.fromkeys(warn)),
-        "log_likelihood": llf,
-        "random_effects": {},
-        "boundary": False,
-        "boundary_components": [],
-        "n_obs": n_obs,
-        "n_clients": n_obs,
-        "n_therapists": n_therapists,
-        "extras": extras,
-    }
+    return model_diagnostics(
+        model_id=model_id,
+        outcome=outcome,
+        exposure=exposure,
+        formula=formula,
+        method=method,
+        optimizer=optimizer,
+        converged=converged,
+        warn=warn,
+        log_likelihood=llf,
+        n_obs=n_obs,
+        n_clients=n_obs,
+        n_therapists=n_therapists,
+        extras=extras,
+    )
 
 
 def fit_ancova_spec(

@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -59,7 +59,7 @@ from statsmodels.duration.survfunc import SurvfuncRight, survdiff
 
 from accord.errors import AccordError, ConfigError
 from accord.models.spec import ModelContext, ModelSpec
-from accord.models.tidy import ModelResult, coefficient_frame
+from accord.models.tidy import ModelResult, capture_fit, coefficient_frame, model_diagnostics
 
 _Z = float(stats.norm.ppf(0.975))
 # Fewer events than this per estimated coefficient (besides the intercept) makes logistic and
@@ -177,59 +177,10 @@ def _wald(estimate: float, se: float) -> dict[str, float]:
     }
 
 
-def _capture(fit: Callable[[], Any]) -> tuple[Any, list[str], str | None]:
-    """Run `fit`, recording every warning and a numerical failure instead of raising."""
-    result, error = None, None
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            result = fit()
-        except (np.linalg.LinAlgError, ValueError, OverflowError, ZeroDivisionError) as exc:
-            error = f"{type(exc).__name__}: {exc}"
-    messages = list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))
-    return result, messages, error
-
-
 def _n_therapists(frame: pd.DataFrame) -> int | None:
     if "therapist_id" not in frame.columns:
         return None
     return int(frame["therapist_id"].dropna().nunique())
-
-
-def _base_diagnostics(
-    *,
-    model_id: str,
-    outcome: str,
-    exposure: str,
-    formula: str,
-    method: str,
-    optimizer: str,
-    converged: bool,
-    warn: list[str],
-    log_likelihood: float,
-    n_obs: int,
-    n_clients: int,
-    n_therapists: int | None,
-    extras: dict[str, Any],
-) -> dict[str, Any]:
-    return {
-        "model": model_id,
-        "outcome": outcome,
-        "exposure": exposure,
-        "formula": formula,
-        "method": method,
-        "optimizer": optimizer,
-        "converged": converged,
-        "warnings": list(dict.fromkeys(warn)),
-        "log_likelihood": log_likelihood,
-        "random_effects": {},
-        "boundary": False,
-        "boundary_components": [],
-        "n_obs": n_obs,
-        "n_clients": n_clients,
-        "n_therapists": n_therapists,
-        "extras": extras,
-    }
 
 
 def _client_count(frame: pd.DataFrame) -> int:
@@ -297,7 +248,7 @@ def fit_logistic(
         detail = ", ".join(f"{k}: {v}" for k, v in missing.items())
         warn.append(f"{excluded} row(s) left out for a missing value ({detail})")
 
-    result, fit_warnings, error = _capture(
+    result, fit_warnings, error = capture_fit(
         lambda: sm.GLM(data["__y__"], exog, family=sm.families.Binomial()).fit(
             method="IRLS", maxiter=100
         )
@@ -343,7 +294,7 @@ def fit_logistic(
         }
         for term in model_terms
     ]
-    diagnostics = _base_diagnostics(
+    diagnostics = model_diagnostics(
         model_id=model_id,
         outcome=outcome,
         exposure=exposure,
@@ -474,7 +425,7 @@ def fit_cox(
         converged = bool(raw.mle_retvals.get("converged", False))
         return PHRegResults(model, raw.params, raw.cov_params()), converged
 
-    out, fit_warnings, error = _capture(fit)
+    out, fit_warnings, error = capture_fit(fit)
     warn += fit_warnings
     if error:
         warn.append(f"fit failed: {error}")
@@ -515,7 +466,7 @@ def fit_cox(
         }
         for term in model_terms
     ]
-    diagnostics = _base_diagnostics(
+    diagnostics = model_diagnostics(
         model_id=model_id,
         outcome=time,
         exposure=exposure,
@@ -772,7 +723,7 @@ def fit_kaplan_meier(
         )
     if any(math.isnan(m[0]) for m in medians.values()):
         warn.append("the median is not reached (survival stays above 0.5) in some group(s)")
-    diagnostics = _base_diagnostics(
+    diagnostics = model_diagnostics(
         model_id=model_id,
         outcome=time,
         exposure=exposure,

@@ -57,13 +57,12 @@ from statsmodels.stats.mediation import Mediation
 
 from accord.errors import ConfigError
 from accord.models.ancova import (
-    capture_fit,
     check_enough_clients,
     client_level_data,
     client_model_diagnostics,
 )
 from accord.models.spec import ModelContext, ModelSpec
-from accord.models.tidy import ModelResult, coefficient_frame
+from accord.models.tidy import ModelResult, capture_fit, coefficient_frame
 
 DEFAULT_N_BOOT = 500
 MIN_BOOT = 50
@@ -164,11 +163,11 @@ def fit_mediation(
         return analysis.fit(method="bootstrap", n_rep=int(n_boot), rng=rng)
 
     fit = capture_fit(run)
-    result = fit["result"]
-    warn = notes + fit["warnings"]
-    if fit["error"]:
-        warn.append(f"fit failed: {fit['error']}")
-    converged = result is not None and not fit["error"]
+    result, fit_warnings, error = fit
+    warn = notes + fit_warnings
+    if error:
+        warn.append(f"fit failed: {error}")
+    converged = result is not None and not error
 
     n_obs = len(data)
     common = {

@@ -12,7 +12,8 @@ bytes, so the same inputs give identical files) and JSON with sorted keys.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -128,3 +129,57 @@ def round_significant(x: float, digits: int = SIGNIFICANT_DIGITS) -> float | Non
     if x == 0:
         return 0.0
     return float(f"{x:.{digits}g}")
+
+
+def model_diagnostics(
+    *,
+    model_id: str,
+    outcome: str,
+    exposure: str,
+    formula: str,
+    method: str,
+    optimizer: str,
+    converged: bool,
+    warn: list[str],
+    log_likelihood: float,
+    n_obs: int,
+    n_clients: int,
+    n_therapists: int | None,
+    extras: dict[str, Any],
+) -> dict[str, Any]:
+    """The diagnostics record of a model without random effects (see `ModelResult`)."""
+    return {
+        "model": model_id,
+        "outcome": outcome,
+        "exposure": exposure,
+        "formula": formula,
+        "method": method,
+        "optimizer": optimizer,
+        "converged": converged,
+        "warnings": list(dict.fromkeys(warn)),
+        "log_likelihood": log_likelihood,
+        "random_effects": {},
+        "boundary": False,
+        "boundary_components": [],
+        "n_obs": n_obs,
+        "n_clients": n_clients,
+        "n_therapists": n_therapists,
+        "extras": extras,
+    }
+
+
+def capture_fit(fit: Callable[[], Any]) -> tuple[Any, list[str], str | None]:
+    """Run `fit`, recording every warning and a numerical failure instead of raising.
+
+    Returns (result or None, warning messages, error message or None): a fit that fails is
+    reported as not converged, never silently dropped.
+    """
+    result, error = None, None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            result = fit()
+        except (np.linalg.LinAlgError, ValueError, OverflowError, ZeroDivisionError) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+    messages = list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))
+    return result, messages, error

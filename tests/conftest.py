@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -89,3 +93,54 @@ def simulated_measures(**simulate_args):
     scores, _ = score_measures(study.measures, registry)
     built = build_measures(study.clients, study.sessions, study.goals, scores, registry)
     return built.session_panel, built.client_measures, study.truth
+
+
+# One real Snakemake run of a small simulated study, shared by every test that reads its outputs.
+SMALL_STUDY_CONFIG = {
+    "studies": {
+        "small": {
+            "path": "data/small",
+            "simulate": {"n_clients": 150, "n_therapists": 10, "n_sites": 2, "seed": 11},
+        }
+    },
+    "privacy": {"min_cell": 11},
+}
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")]
+OUTPUTS = [
+    "validated/clients.parquet",
+    "validated/sessions.parquet",
+    "validated/measures.parquet",
+    "validated/goals.parquet",
+    "validation/quarantine.csv",
+    "validation/summary.json",
+    "scores.parquet",
+    "reliability.csv",
+    "client_measures.parquet",
+    "session_panel.parquet",
+    "models/coefficients.csv",
+]
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*SNAKEMAKE, "--cores", "2", *args],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=workdir,
+    )
+
+
+def digests(folder: Path) -> dict[str, str]:
+    return {name: hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in OUTPUTS}
+
+
+@pytest.fixture(scope="session")
+def workflow_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The workflow run on SMALL_STUDY_CONFIG; its folder holds results/small and reports/small."""
+    workdir = tmp_path_factory.mktemp("workflow")
+    (workdir / "config.yaml").write_text(yaml.safe_dump(SMALL_STUDY_CONFIG))
+    done = snakemake(workdir, "--configfile", "config.yaml")
+    assert done.returncode == 0, done.stderr[-4000:]
+    return workdir

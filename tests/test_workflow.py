@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import subprocess
@@ -12,56 +11,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import ROOT, write_study
+from conftest import OUTPUTS, ROOT, SNAKEMAKE, digests, snakemake, write_study
 
 pytestmark = pytest.mark.e2e
-
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")]
-OUTPUTS = [
-    "validated/clients.parquet",
-    "validated/sessions.parquet",
-    "validated/measures.parquet",
-    "validated/goals.parquet",
-    "validation/quarantine.csv",
-    "validation/summary.json",
-    "scores.parquet",
-    "reliability.csv",
-    "client_measures.parquet",
-    "session_panel.parquet",
-    "models/coefficients.csv",
-]
-
-
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [*SNAKEMAKE, "--cores", "2", *args],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        cwd=workdir,
-    )
-
-
-def digests(folder: Path) -> dict[str, str]:
-    return {name: hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in OUTPUTS}
-
-
-@pytest.fixture(scope="module")
-def workflow_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    workdir = tmp_path_factory.mktemp("workflow")
-    config = {
-        "studies": {
-            "small": {
-                "path": "data/small",
-                "simulate": {"n_clients": 150, "n_therapists": 10, "n_sites": 2, "seed": 11},
-            }
-        },
-        "privacy": {"min_cell": 11},
-    }
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    done = snakemake(workdir, "--configfile", "config.yaml")
-    assert done.returncode == 0, done.stderr[-4000:]
-    return workdir
 
 
 def test_every_output_exists_and_counts_reconcile(workflow_run: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,6 +13,7 @@ import pytest
 import accord.models.growth as growth_module
 from accord.errors import AccordError, ConfigError
 from accord.models import COEFFICIENT_COLUMNS, ModelResult, fit_growth, write_model_result
+from accord.models.lmm import ModelStructureError
 from accord.models.tidy import coefficient_frame, round_significant
 
 TRUE_INTERACTION = -0.3  # PHQ-9 points per unit of time per unit of joint_goal_share
@@ -98,7 +100,8 @@ def test_growth_reports_fit_and_random_effects(recovered):
     d = result.diagnostics
     assert d["converged"] is True
     assert d["method"] == "REML"
-    assert d["optimizer"] == "lbfgs"
+    assert d["optimizer"] == "accord-profiled-reml (L-BFGS-B)"
+    assert d["engine"] == "profiled"
     assert d["n_therapists"] == 16
     assert d["boundary"] is False
     assert d["formula"] == "phq9 ~ time * joint_goal_share"
@@ -134,28 +137,54 @@ def test_standardized_effect_is_the_difference_at_the_last_session_over_intake_s
     assert effect["ci_high"] - effect["estimate"] == pytest.approx(half_width, rel=1e-5)
 
 
-def test_centre_search_reaches_the_uncorrelated_point_of_the_fitted_model(recovered):
+def test_the_centre_is_the_uncorrelated_point_of_the_fitted_model(recovered):
     result, _ = recovered
     d = result.diagnostics
     search = d["extras"]["centre_search"]
     assert search["converged"] and search["note"] is None
-    assert 1 <= search["refits"] <= search["max_refits"]
-    assert len(search["centres"]) == len(search["log_likelihoods"]) == search["refits"] + 1
+    assert search["refits"] == 1
+    assert len(search["centres"]) == len(search["log_likelihoods"]) == 2
     assert search["centres"][0] == search["start"]
     assert search["centres"][-1] == d["extras"]["time_centre_for_client_effects"]
     assert d["log_likelihood"] == search["log_likelihoods"][-1] >= search["log_likelihoods"][0]
-    # The reported covariance is -c * slope variance, i.e. c is where intercepts and slopes
-    # are uncorrelated, and the profile log-likelihood is flat there.
     re = d["random_effects"]
     centre = -re["client_intercept_slope_covariance"] / re["client_slope"]
     assert centre == pytest.approx(d["extras"]["time_centre_for_client_effects"], rel=1e-9)
-    assert abs(search["score"]) < 1e-3
+
+
+@pytest.fixture(scope="module")
+def both_engines() -> tuple[ModelResult, ModelResult]:
+    panel, measures = simulate(n_clients=120, n_therapists=10, seed=21)
+    return (
+        fit_growth(panel, measures, engine="profiled"),
+        fit_growth(panel, measures, engine="statsmodels"),
+    )
+
+
+def test_the_statsmodels_engine_with_its_centre_search_reaches_the_same_optimum(both_engines):
+    """The two engines maximise the same REML log-likelihood; statsmodels stops within its
+    tolerance of the optimum, so agreement is to about 1e-4, and the profiled fit's
+    log-likelihood is at least as high. The fixed-effect SEs differ more: statsmodels takes
+    them from the inverse Hessian of all parameters, the profiled engine from
+    s^2 (X'V^-1X)^-1, as lme4 does."""
+    profiled, statsmodels = both_engines
+    assert statsmodels.diagnostics["engine"] == "statsmodels"
+    assert statsmodels.diagnostics["optimizer"] == "statsmodels-mixedlm (lbfgs)"
+    assert statsmodels.diagnostics["extras"]["centre_search"]["refits"] >= 1
+    ours, theirs = (r.coefficients.set_index("term") for r in both_engines)
+    np.testing.assert_allclose(ours["estimate"], theirs["estimate"], rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(ours["std_error"], theirs["std_error"], rtol=2e-2)
+    for name, value in statsmodels.diagnostics["random_effects"].items():
+        assert profiled.diagnostics["random_effects"][name] == pytest.approx(value, rel=2e-2)
+    llf = profiled.diagnostics["log_likelihood"]
+    assert llf >= statsmodels.diagnostics["log_likelihood"] - 1e-6
+    assert llf == pytest.approx(statsmodels.diagnostics["log_likelihood"], abs=1e-3)
 
 
 def test_a_centre_search_that_runs_out_of_refits_is_reported_not_dropped(monkeypatch):
     panel, measures = simulate(correlation=-0.8, seed=13)
     monkeypatch.setattr(growth_module, "MAX_CENTRE_REFITS", 0)
-    result = fit_growth(panel, measures)
+    result = fit_growth(panel, measures, engine="statsmodels")
     d = result.diagnostics
     search = d["extras"]["centre_search"]
     assert search["refits"] == 0 and not search["converged"]
@@ -313,3 +342,36 @@ def test_write_model_result_of_a_real_fit_round_trips(recovered, tmp_path):
     assert np.allclose(back["estimate"], result.coefficients["estimate"], rtol=1e-9)
     diagnostics = json.loads((tmp_path / "d.json").read_text())
     assert diagnostics["random_effects"].keys() == result.diagnostics["random_effects"].keys()
+
+
+def test_ml_fit_reports_lme4s_ml_log_likelihood():
+    """`reml=False` fits by ML: the log-likelihood and estimates are lme4's ML fit (bobyqa
+    run to rhoend 1e-10; tests/data/reference/lmm)."""
+    reference = Path(__file__).resolve().parent / "data" / "reference"
+    panel = pd.read_csv(reference / "growth_negcorr.csv")
+    measures = panel.groupby("client_id", as_index=False)["joint_goal_share"].first()
+    result = fit_growth(panel, measures, reml=False)
+    d = result.diagnostics
+    assert d["method"] == "ML"
+    assert d["optimizer"] == "accord-profiled-ml (L-BFGS-B)"
+    fits = pd.read_csv(reference / "lmm" / "fits.csv", comment="#")
+    r = fits[(fits["dataset"] == "growth_negcorr") & (fits["method"] == "ML")]
+    r = r.set_index("quantity")["value"]
+    assert d["log_likelihood"] == pytest.approx(r["log_likelihood"], abs=1e-6)
+    estimate = row(result, "time:joint_goal_share")["estimate"]
+    assert estimate == pytest.approx(r["estimate:session_number:joint_goal_share"], rel=1e-6)
+    assert d["random_effects"]["residual"] == pytest.approx(r["residual"], rel=1e-6)
+
+
+def test_data_the_profiled_engine_cannot_fit_go_to_statsmodels_with_a_warning(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise ModelStructureError("a client is seen by more than one therapist")
+
+    monkeypatch.setattr(growth_module, "fit_lmm", refuse)
+    panel, measures = simulate(n_clients=40, n_therapists=3, seed=4)
+    result = fit_growth(panel, measures, therapist_effect=False)
+    d = result.diagnostics
+    assert d["engine"] == "statsmodels"
+    assert d["optimizer"] == "statsmodels-mixedlm (lbfgs)"
+    assert any(w.startswith("the profiled engine could not fit the model") for w in d["warnings"])
+    assert result.coefficients["estimate"].notna().all()

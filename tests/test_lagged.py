@@ -1,5 +1,5 @@
-"""Lagged model: pairing of consecutive sessions, detrending, and recovery of the planted
-within-person alliance effect on next session's PHQ-9."""
+"""Lagged model: pairing of consecutive sessions, detrending, recovery of the planted
+within-person alliance effect on next session's PHQ-9, baseline covariates and time coding."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+import statsmodels.formula.api as smf
 from conftest import simulated_measures
 
 from accord.errors import AccordError, ConfigError
-from accord.models.lagged import fit_lagged, fit_lagged_spec, lagged_pairs
+from accord.models.lagged import fit_lagged, fit_lagged_spec, lagged_model_data, lagged_pairs
 from accord.models.spec import ModelContext, ModelSpec
 from accord.models.tidy import COEFFICIENT_COLUMNS
 
@@ -19,6 +20,11 @@ from accord.models.tidy import COEFFICIENT_COLUMNS
 @pytest.fixture(scope="module")
 def study() -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     return simulated_measures(n_clients=600, n_therapists=30, seed=7)
+
+
+@pytest.fixture(scope="module")
+def small_study() -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    return simulated_measures(n_clients=150, n_therapists=10, seed=11)
 
 
 def tiny_panel() -> pd.DataFrame:
@@ -160,3 +166,100 @@ def test_errors() -> None:
         fit_lagged(tiny_panel(), predictor="wai")
     with pytest.raises(AccordError, match="at least 3"):
         fit_lagged(tiny_panel())
+
+
+def with_baseline_covariate(client_measures: pd.DataFrame, seed: int = 5) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return client_measures.assign(z=rng.normal(size=len(client_measures)))
+
+
+def test_covariate_shift_moves_only_its_own_coefficient(study) -> None:
+    # Adding delta * z_i to every score of client i adds delta * z to both the response and
+    # this session's score, both in the span of the model's columns, so the residuals (and
+    # hence the variance estimates) are unchanged and the fit moves exactly: the z coefficient
+    # by delta * (1 - b_phq9), every other coefficient not at all.
+    panel, client_measures, _ = study
+    client_measures = with_baseline_covariate(client_measures)
+    delta = 3.0
+    z = client_measures.set_index(client_measures["client_id"].astype(str))["z"]
+    shifted = panel.assign(phq9=panel["phq9"] + delta * panel["client_id"].astype(str).map(z))
+    before = fit_lagged(panel, client_measures, covariates=["z"]).coefficients.set_index("term")
+    after = fit_lagged(shifted, client_measures, covariates=["z"]).coefficients.set_index("term")
+    b_phq9 = before.loc["phq9", "estimate"]
+    assert after.loc["z", "estimate"] == pytest.approx(
+        before.loc["z", "estimate"] + delta * (1 - b_phq9), abs=1e-4
+    )
+    for term in ("phq9", "alliance_within", "alliance_between", "session_number"):
+        assert after.loc[term, "estimate"] == pytest.approx(before.loc[term, "estimate"], abs=1e-4)
+    # A baseline covariate unrelated to the outcome: its CI covers 0.
+    assert before.loc["z", "ci_low"] <= 0 <= before.loc["z", "ci_high"]
+
+
+def test_clients_missing_a_covariate_are_left_out_and_counted(small_study) -> None:
+    panel, client_measures, _ = small_study
+    client_measures = with_baseline_covariate(client_measures)
+    all_pairs, _, _ = lagged_model_data(
+        panel, client_measures, outcome="phq9", predictor="alliance", covariates=["z"]
+    )
+    dropped = sorted(all_pairs["client"].unique())[:7]
+    client_measures.loc[client_measures["client_id"].astype(str).isin(dropped), "z"] = np.nan
+    data, formula, prep = lagged_model_data(
+        panel, client_measures, outcome="phq9", predictor="alliance", covariates=["z"]
+    )
+    assert prep["clients_excluded_missing_covariate"] == 7
+    assert data["client"].nunique() == all_pairs["client"].nunique() - 7
+    assert prep["n_pairs"] == len(data) == (~all_pairs["client"].isin(dropped)).sum()
+    assert formula == "phq9_next ~ phq9 + alliance_within + alliance_between + session_number + z"
+    assert any("missing covariate" in w for w in prep["warnings"])
+
+
+def test_log_time_coding(small_study) -> None:
+    panel, client_measures, _ = small_study
+    data, formula, _ = lagged_model_data(
+        panel, client_measures, outcome="phq9", predictor="alliance", time_coding="log"
+    )
+    assert formula.endswith("+ log_session_number")
+    assert data["log_session_number"].to_numpy() == pytest.approx(
+        np.log(data["session_number"].to_numpy() + 1.0)
+    )
+    spec = ModelSpec(
+        id="lagged_log",
+        kind="lagged",
+        outcome="phq9",
+        exposure="alliance",
+        covariates=("phq9_first",),
+        time_coding="log",
+    )
+    result = fit_lagged_spec(panel, client_measures, spec, ModelContext())
+    table = result.coefficients.set_index("term")
+    assert {"log_session_number", "phq9_first"} <= set(table.index)
+    assert "session_number" not in table.index
+    assert result.diagnostics["extras"]["time_coding"] == "log"
+    # The same model fitted by statsmodels (Powell: its BFGS and L-BFGS fits stop short of the
+    # optimum on these data). Estimates and the REML log-likelihood agree; the SEs are
+    # lme4's (X'V^-1X)^-1 here and statsmodels' Hessian-based ones there, which differ.
+    first = client_measures.set_index(client_measures["client_id"].astype(str))["phq9_first"]
+    direct = data.assign(phq9_first=data["client"].map(first)).dropna(subset=["phq9_first"])
+    reference = smf.mixedlm(
+        "phq9_next ~ phq9 + alliance_within + alliance_between + log_session_number + phq9_first",
+        direct,
+        groups="client",
+    ).fit(reml=True, method=["powell"])
+    assert reference.converged
+    for term in ("log_session_number", "phq9_first", "alliance_within"):
+        assert table.loc[term, "estimate"] == pytest.approx(reference.fe_params[term], rel=1e-4)
+    assert result.diagnostics["log_likelihood"] == pytest.approx(reference.llf, abs=1e-4)
+    assert table.loc["phq9_first", "n_obs"] == len(direct)
+
+
+def test_covariate_and_time_coding_errors(small_study) -> None:
+    panel, client_measures, _ = small_study
+    with pytest.raises(ConfigError, match="no column 'intake_weight'"):
+        fit_lagged(panel, client_measures, covariates=["intake_weight"])
+    with pytest.raises(ConfigError, match="'alliance_within' cannot be used"):
+        fit_lagged(panel, client_measures, covariates=["alliance_within"])
+    with pytest.raises(ConfigError, match="time_coding must be 'linear' or 'log'"):
+        fit_lagged(panel, client_measures, time_coding="sqrt")
+    varying = panel.assign(visit_mood=np.arange(len(panel), dtype=float))
+    with pytest.raises(ConfigError, match="'visit_mood' varies within client"):
+        fit_lagged(varying, client_measures, covariates=["visit_mood"])

@@ -12,6 +12,8 @@ from accord.models.multiplicity import add_fdr
 from accord.models.tidy import COEFFICIENT_COLUMNS
 
 GATHERED_COLUMNS = [*COEFFICIENT_COLUMNS, "exposure_effect", "p_fdr"]
+# The term of a likelihood-ratio test's row (accord.models.lrt).
+LRT_TERM_PREFIX = "LRT: "
 
 
 def gather_models(
@@ -32,6 +34,9 @@ def gather_models(
     exposure_terms = dict(
         zip(coefficients.loc[within, "model"], coefficients.loc[within, "term"], strict=True)
     )
+    # A likelihood-ratio test repeats its full model's question: it is not an exposure effect.
+    lrt = coefficients["term"].astype(str).str.startswith(LRT_TERM_PREFIX)
+    exposure_terms.update({model: [] for model in coefficients.loc[lrt, "model"]})
     coefficients = add_fdr(coefficients, primary_outcome, primary_exposure, exposure_terms)
     diagnostics = {}
     for path in diagnostic_files:

@@ -33,6 +33,7 @@ KINDS: Mapping[str, str] = {
     "mediation": "accord.models.mediation:fit_mediation_spec",
     "ancova": "accord.models.ancova:fit_ancova_spec",
     "ancova_mice": "accord.models.ancova:fit_ancova_mice_spec",
+    "lrt": "accord.models.lrt:fit_lrt_spec",
 }
 
 
@@ -91,6 +92,10 @@ def model_specs(config: Mapping[str, Any]) -> list[ModelSpec]:
         raise ConfigError(f"models: the id {dupes[0]!r} is used more than once")
     for spec in specs:
         fit_function(spec.kind)
+    if any(spec.kind == "lrt" for spec in specs):
+        from accord.models.lrt import resolve_lrt_spec
+
+        specs = [resolve_lrt_spec(spec, specs) if spec.kind == "lrt" else spec for spec in specs]
     return specs
 
 
@@ -115,6 +120,11 @@ def find_spec(specs: Sequence[ModelSpec], model_id: str) -> ModelSpec:
 DEFAULT_MODELS: list[dict[str, Any]] = [
     {"id": "growth", "kind": "growth", "primary": True},
     {"id": "growth_gad7", "kind": "growth", "outcome": "gad7"},
+    {
+        "id": "growth_lrt_interaction",
+        "kind": "lrt",
+        "options": {"full": "growth", "drop": ["time:exposure"]},
+    },
     {
         "id": "lagged",
         "kind": "lagged",

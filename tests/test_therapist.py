@@ -112,14 +112,19 @@ def test_resample_draws_whole_therapists() -> None:
 def test_replicates_are_reproducible_and_can_be_split_over_jobs(hand_built) -> None:
     panel = hand_built.iloc[::4]
     a = therapist_icc_replicates(panel, "phq9", 3, 5)
-    b = therapist_icc_replicates(panel, "phq9", np.random.default_rng(3), 5)
-    pd.testing.assert_frame_equal(a, b)
-    job0 = therapist_icc_replicates(panel, "phq9", (3, 0), 5)
-    job1 = therapist_icc_replicates(panel, "phq9", (3, 1), 5)
-    assert not np.allclose(job0["icc_therapist"], job1["icc_therapist"])
-    pooled = bootstrap_interval(pd.concat([job0, job1], ignore_index=True))
+    pd.testing.assert_frame_equal(a, therapist_icc_replicates(panel, "phq9", 3, range(5)))
+    # Replicate r depends on (seed, model id, r) only: two jobs' halves pool to the same table.
+    job0 = therapist_icc_replicates(panel, "phq9", 3, range(0, 2))
+    job1 = therapist_icc_replicates(panel, "phq9", 3, [2, 3, 4])
+    pd.testing.assert_frame_equal(pd.concat([job0, job1], ignore_index=True), a)
+    other_model = therapist_icc_replicates(panel, "phq9", 3, 5, model_id="therapist_gad7")
+    other_seed = therapist_icc_replicates(panel, "phq9", 4, 5)
+    assert not np.allclose(a["icc_therapist"], other_model["icc_therapist"])
+    assert not np.allclose(a["icc_therapist"], other_seed["icc_therapist"])
+    pooled = bootstrap_interval(a)
     assert pooled["icc_therapist"]["ci_low"] <= pooled["icc_therapist"]["ci_high"]
     assert list(a.columns) == [
+        "replicate",
         "var_therapist",
         "var_client",
         "var_residual",
@@ -127,6 +132,7 @@ def test_replicates_are_reproducible_and_can_be_split_over_jobs(hand_built) -> N
         "icc_client",
         "converged",
     ]
+    assert a["replicate"].tolist() == [0, 1, 2, 3, 4]
     assert a["converged"].all()
 
 
@@ -157,7 +163,14 @@ def test_recovers_the_simulated_therapist_share(study) -> None:
     assert diag["n_therapists"] == 40
     assert diag["extras"]["bootstrap"]["replicates_converged"] == 50
     effects = pd.DataFrame(diag["extras"]["therapist_effects"])
-    assert list(effects.columns) == ["rank", "effect", "std_error", "ci_low", "ci_high"]
+    assert list(effects.columns) == [
+        "rank",
+        "effect",
+        "std_error",
+        "ci_low",
+        "ci_high",
+        "n_clients",
+    ]
     assert effects["rank"].tolist() == list(range(1, 41))
     assert effects["effect"].is_monotonic_increasing
     assert (effects["ci_low"] < effects["effect"]).all()

@@ -1,10 +1,34 @@
 # Models linking collaborative goal-setting to outcomes; one job per model in the config.
+# A model with a bootstrap draws its replicates in analysis.bootstrap_chunks jobs
+# (bootstrap_model) and pools them in its own job (fit_model).
+
+
+rule bootstrap_model:
+    input:
+        session_panel="results/{study}/session_panel.parquet",
+        client_measures="results/{study}/client_measures.parquet",
+    output:
+        replicates="results/{study}/models/{model}/bootstrap/chunk_{chunk}.parquet",
+    conda:
+        "../envs/accord.yaml"
+    log:
+        "logs/{study}/bootstrap_model/{model}/chunk_{chunk}.log",
+    wildcard_constraints:
+        chunk=r"\d+",
+    params:
+        model="{model}",
+        chunk="{chunk}",
+        chunks=BOOTSTRAP_CHUNKS,
+        settings=model_settings,
+    script:
+        "../scripts/bootstrap_model.py"
 
 
 rule fit_model:
     input:
         session_panel="results/{study}/session_panel.parquet",
         client_measures="results/{study}/client_measures.parquet",
+        replicates=bootstrap_replicates,
     output:
         coefficients="results/{study}/models/{model}/coefficients.csv",
         diagnostics="results/{study}/models/{model}/diagnostics.json",

@@ -32,8 +32,11 @@ variances. On the full data both fits are reported (``extras["closed_form_fit"]`
 optimizer precision; a test pins this. A replicate whose optimizer does not converge is left
 out and counted.
 
-`therapist_icc_replicates` draws replicates on its own, so a large bootstrap can be spread over
-jobs, each with its own seed, and the replicates pooled with `bootstrap_interval`.
+Replicate r draws from its own generator, seeded from (study seed, model id, r)
+(`accord.models.bootstrap.replicate_rng`). `therapist_icc_replicates` draws any set of replicates
+on its own, so the workflow spreads them over jobs (rule bootstrap_model) and `fit_therapist`
+pools them (``replicates=``): the interval is the same for any number of jobs and the same as
+drawing every replicate in one process.
 
 Clients are nested in therapists: a client seen by several therapists counts with the therapist
 of their earliest session (the diagnostics say how many), and assessments of clients without a
@@ -49,7 +52,7 @@ replicates (13 s measured on a heavily shared core).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,17 +62,23 @@ import statsmodels.formula.api as smf
 from scipy import optimize
 
 from accord.errors import AccordError, ConfigError
+from accord.models.bootstrap import (
+    BOOTSTRAP_KINDS,
+    check_replicates,
+    replicate_indices,
+    replicate_rng,
+)
 from accord.models.growth import BOUNDARY_RELATIVE_SD, _fit, _wald
 from accord.models.spec import ModelContext, ModelSpec
 from accord.models.tidy import ModelResult, coefficient_frame
 
 MIN_THERAPISTS = 5
-DEFAULT_N_BOOT = 200
+DEFAULT_N_BOOT = BOOTSTRAP_KINDS["therapist"][0]
 # Log-variance bounds relative to the outcome's variance: the lower one stands for zero.
 _LOG_LOWER, _LOG_UPPER = math.log(1e-10), math.log(10.0)
 _LOG_2PI = math.log(2 * math.pi)
 
-SeedLike = int | Sequence[int] | np.random.SeedSequence | np.random.Generator
+REPLICATE_COLUMNS = ["var_therapist", "var_client", "var_residual", "icc_therapist", "icc_client"]
 
 
 @dataclass(frozen=True)
@@ -126,12 +135,16 @@ def fit_therapist(
     model_id: str = "therapist",
     primary: bool = True,
     optimizer: str = "lbfgs",
+    replicates: pd.DataFrame | None = None,
 ) -> ModelResult:
     """Fit the null three-level model of `outcome` and its therapist ICC (module docstring).
 
     `panel` is the session panel (client_id, session_number, therapist_id, `outcome`); every
     row with an `outcome` score is an assessment. `n_boot` cluster-bootstrap replicates
-    (0 for none: the ICC CIs are then missing) are drawn from ``np.random.default_rng(seed)``.
+    (0 for none: the ICC CIs are then missing), replicate r drawn from
+    ``replicate_rng(seed, model_id, r)``. `replicates`, the replicates already drawn (by
+    `therapist_icc_replicates`, possibly in several jobs, pooled), replaces the drawing; it
+    must hold replicates 0 .. n_boot - 1.
 
     Raises ConfigError for a missing column, and AccordError with fewer than
     `MIN_THERAPISTS` therapists.
@@ -184,7 +197,12 @@ def fit_therapist(
     )
 
     n_boot = int(n_boot)
-    replicates = therapist_icc_replicates(panel, outcome, seed, n_boot) if n_boot > 0 else None
+    if replicates is not None:
+        check_replicates(replicates, n_boot, model_id)
+    elif n_boot > 0:
+        replicates = therapist_icc_replicates(panel, outcome, seed, n_boot, model_id=model_id)
+    if n_boot == 0:
+        replicates = None
     interval = bootstrap_interval(replicates) if replicates is not None else {}
     if replicates is not None:
         failed = int((~replicates["converged"]).sum())
@@ -244,6 +262,7 @@ def fit_therapist(
                     int(replicates["converged"].sum()) if replicates is not None else 0
                 ),
                 "seed": seed,
+                "replicate_seed": "default_rng([seed, crc32(model id), replicate])",
                 "interval": "95% percentile",
             },
             "closed_form_fit": closed,
@@ -261,27 +280,30 @@ def fit_therapist(
 
 
 def therapist_icc_replicates(
-    panel: pd.DataFrame, outcome: str, seeds_or_rng: SeedLike, n: int
+    panel: pd.DataFrame,
+    outcome: str,
+    seed: int,
+    replicates: int | Iterable[int],
+    *,
+    model_id: str = "therapist",
 ) -> pd.DataFrame:
-    """`n` cluster-bootstrap replicates of the null model's variances and ICCs.
+    """Cluster-bootstrap replicates of the null model's variances and ICCs.
 
-    `seeds_or_rng` seeds ``np.random.default_rng`` (an int, a sequence of ints such as
-    ``(seed, job)`` for one of several jobs, or a SeedSequence) or is a Generator used as is.
-    Returns one row per replicate: var_therapist, var_client, var_residual, icc_therapist,
-    icc_client, converged. Pool the rows of several jobs and pass them to `bootstrap_interval`.
+    `replicates` is the number of replicates (0 .. n - 1) or the replicate indices to draw;
+    replicate r resamples therapists with ``replicate_rng(seed, model_id, r)``, so any split of
+    the indices over jobs, pooled, gives the same table as drawing them all at once. Returns one
+    row per replicate: replicate, var_therapist, var_client, var_residual, icc_therapist,
+    icc_client, converged. Pass the pooled rows to `bootstrap_interval` or `fit_therapist`.
     """
-    rng = (
-        seeds_or_rng
-        if isinstance(seeds_or_rng, np.random.Generator)
-        else np.random.default_rng(seeds_or_rng)
-    )
+    indices = replicate_indices(replicates)
     data, _ = _model_data(panel, outcome)
     sums = ClientSums.of(data, outcome)
     rows = []
-    for _ in range(int(n)):
-        fit = fit_variance_components(sums.resample(rng))
+    for r in indices:
+        fit = fit_variance_components(sums.resample(replicate_rng(seed, model_id, r)))
         rows.append(
             {
+                "replicate": r,
                 "var_therapist": fit["therapist_intercept"],
                 "var_client": fit["client_intercept"],
                 "var_residual": fit["residual"],
@@ -290,9 +312,9 @@ def therapist_icc_replicates(
                 "converged": fit["converged"],
             }
         )
-    columns = ["var_therapist", "var_client", "var_residual", "icc_therapist", "icc_client"]
-    frame = pd.DataFrame(rows, columns=[*columns, "converged"])
-    frame[columns] = frame[columns].astype(float)
+    frame = pd.DataFrame(rows, columns=["replicate", *REPLICATE_COLUMNS, "converged"])
+    frame["replicate"] = frame["replicate"].astype(np.int64)
+    frame[REPLICATE_COLUMNS] = frame[REPLICATE_COLUMNS].astype(float)
     frame["converged"] = frame["converged"].astype(bool)
     return frame
 
@@ -397,9 +419,12 @@ def _shares(variances: dict[str, Any]) -> dict[str, float]:
 
 
 def _therapist_effects(result) -> list[dict[str, float]]:
-    """BLUPs of the therapist intercepts with conditional SEs, sorted, ids dropped."""
+    """BLUPs of the therapist intercepts with conditional SEs and each therapist's number of
+    clients (so a report can leave out effects from too few clients), sorted, ids dropped."""
     effects = result.random_effects
     covs = result.random_effects_cov
+    per_therapist = result.model.data.frame.groupby("therapist")["client"].nunique()
+    sizes = np.array([int(per_therapist.get(g, 0)) for g in effects])
     values = np.array([float(effects[g].iloc[0]) for g in effects])
     ses = np.array([math.sqrt(max(float(covs[g].iloc[0, 0]), 0.0)) for g in effects])
     order = np.argsort(values, kind="stable")
@@ -411,6 +436,7 @@ def _therapist_effects(result) -> list[dict[str, float]]:
             "std_error": float(ses[k]),
             "ci_low": float(values[k] - z * ses[k]),
             "ci_high": float(values[k] + z * ses[k]),
+            "n_clients": int(sizes[k]),
         }
         for rank, k in enumerate(order, start=1)
     ]
@@ -464,10 +490,15 @@ def _model_data(panel: pd.DataFrame, outcome: str) -> tuple[pd.DataFrame, dict[s
 
 
 def fit_therapist_spec(
-    panel: pd.DataFrame, client_measures: pd.DataFrame, spec: ModelSpec, context: ModelContext
+    panel: pd.DataFrame,
+    client_measures: pd.DataFrame,
+    spec: ModelSpec,
+    context: ModelContext,
+    replicates: pd.DataFrame | None = None,
 ) -> ModelResult:
     """`fit_therapist` for a model declared in config (option: n_boot); the bootstrap is
-    seeded from the study seed."""
+    seeded from the study seed and the model id. `replicates`: the pooled replicate tables of
+    the model's bootstrap jobs, if drawn there."""
     return fit_therapist(
         panel,
         outcome=spec.outcome,
@@ -475,4 +506,16 @@ def fit_therapist_spec(
         seed=context.seed,
         model_id=spec.id,
         primary=spec.primary,
+        replicates=replicates,
     )
+
+
+def therapist_replicates_spec(
+    panel: pd.DataFrame,
+    client_measures: pd.DataFrame,
+    spec: ModelSpec,
+    context: ModelContext,
+    replicates: range,
+) -> pd.DataFrame:
+    """`therapist_icc_replicates` for one chunk of a model declared in config."""
+    return therapist_icc_replicates(panel, spec.outcome, context.seed, replicates, model_id=spec.id)

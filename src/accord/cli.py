@@ -1,26 +1,36 @@
-"""The `accord` command: simulate a study, validate one, or run the workflow.
+"""The `accord` command: start a study's config, validate a study, run the workflow, simulate.
 
-Exit codes: 0 success; 1 the study or config broke a rule (the message says which);
-2 the command line itself was wrong.
+Snakemake stays the engine: `accord run` calls it with the study's config, so everything the
+README says about Snakemake still holds; the command is for people who would rather not learn it.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from accord import __version__
 from accord.errors import AccordError
 
+if TYPE_CHECKING:
+    from accord.validate import ValidationResult
+
+EXIT_CODES = """exit codes:
+  0  success
+  1  the study or the config broke a rule (the message names the file, column or key)
+  2  the command line itself was wrong (unknown option, missing argument)"""
+
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit code (see EXIT_CODES)."""
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    logging.basicConfig(level=logging.ERROR, format="%(levelname)s: %(message)s")
     try:
         return args.func(args)
     except AccordError as exc:
@@ -28,13 +38,90 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def _command(commands, name: str, help: str, description: str) -> argparse.ArgumentParser:
+    return commands.add_parser(
+        name,
+        help=help,
+        description=textwrap.fill(description, 88),
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="accord", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="accord",
+        description=__doc__.splitlines()[0],
+        epilog=EXIT_CODES + "\n\nRun 'accord COMMAND --help' for a command's options.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"accord {__version__}")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    simulate = commands.add_parser(
-        "simulate", help="write a synthetic study with known effects (truth.json)"
+    init = _command(
+        commands,
+        "init",
+        "write a commented study config to start from",
+        "Write DIR/config.yaml, a commented config for one study, and DIR/README.md with the "
+        "next steps. Fill in the study's path (and, for --format mapped or redcap, the source "
+        "columns), then run 'accord validate'.",
+    )
+    init.add_argument("folder", type=Path, metavar="DIR", help="the folder to write into")
+    init.add_argument(
+        "--format",
+        choices=["contract", "mapped", "redcap"],
+        default="contract",
+        help="contract: tables already in the contract's shape; mapped: your own CSV, Excel, "
+        "SPSS or Parquet files; redcap: a REDCap export with its data dictionary "
+        "(default: contract)",
+    )
+    init.add_argument("--study", default="mystudy", help="the study's name (default: mystudy)")
+    init.add_argument("--force", action="store_true", help="overwrite existing files")
+    init.set_defaults(func=_init)
+
+    validate = _command(
+        commands,
+        "validate",
+        "run ingest, the identifier guard and validation on one study, and summarise",
+        "Read one study (mapping its own files onto the data contract if it declares a "
+        "format), run the identifier guard and validation, and print what was accepted and "
+        "what was quarantined and why. Nothing is written unless --out is given.",
+    )
+    validate.add_argument("study", help="the study's name under `studies:` in the config")
+    validate.add_argument("--config", type=Path, default=Path("config/config.yaml"))
+    validate.add_argument(
+        "--out", type=Path, default=None, help="also write the validation outputs here"
+    )
+    validate.set_defaults(func=_validate)
+
+    run = _command(
+        commands,
+        "run",
+        "run the workflow (Snakemake) for one or every study, up to the report",
+        "Run the workflow for one study (reports/STUDY/report.html) or every configured study. "
+        "Snakemake shows its progress as it goes; relative study paths are read from the "
+        "current folder, where results/ and reports/ are written.",
+    )
+    run.add_argument("study", nargs="?", help="one study; default: every configured study")
+    run.add_argument("--config", type=Path, default=Path("config/config.yaml"))
+    run.add_argument("--cores", type=int, default=2, help="cores to use (default: 2)")
+    run.add_argument(
+        "--snakefile",
+        type=Path,
+        default=None,
+        help="the workflow (default: ./Snakefile, else the one shipped with accord)",
+    )
+    run.add_argument(
+        "--dry-run", action="store_true", help="list the jobs that would run, run none"
+    )
+    run.set_defaults(func=_run)
+
+    simulate = _command(
+        commands,
+        "simulate",
+        "write a synthetic study with known effects (truth.json)",
+        "Write a synthetic study in the contract's format, with the parameters that generated "
+        "it in truth.json (see accord.simulate).",
     )
     simulate.add_argument("folder", type=Path, help="where to write the study's tables")
     simulate.add_argument("--clients", type=int, default=400)
@@ -44,23 +131,17 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--seed", type=int, default=2026)
     simulate.add_argument("--format", choices=["csv", "parquet"], default="csv")
     simulate.set_defaults(func=_simulate)
-
-    validate = commands.add_parser(
-        "validate", help="run the identifier guard and validation on one study and summarise"
-    )
-    validate.add_argument("study", help="the study's name under `studies:` in the config")
-    validate.add_argument("--config", type=Path, default=Path("config/config.yaml"))
-    validate.add_argument(
-        "--out", type=Path, default=None, help="also write the validation outputs here"
-    )
-    validate.set_defaults(func=_validate)
-
-    run = commands.add_parser("run", help="run the workflow (snakemake) for one or every study")
-    run.add_argument("study", nargs="?", help="one study; default: every configured study")
-    run.add_argument("--config", type=Path, default=Path("config/config.yaml"))
-    run.add_argument("--cores", type=int, default=2)
-    run.set_defaults(func=_run)
     return parser
+
+
+def _init(args: argparse.Namespace) -> int:
+    from accord.ingest.starter import write_starter
+
+    written = write_starter(args.folder, args.format, args.study, force=args.force)
+    for path in written:
+        print(f"wrote {path}")
+    print(f"Next: edit {written[0]}, then: accord validate {args.study} --config {written[0]}")
+    return 0
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -86,20 +167,13 @@ def _validate(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     # Relative study paths are read from the working directory, as Snakemake does.
     study = study_input(config, args.study, root=Path.cwd())
-    result = validate_study(study, load_registry(config.get("instruments")))
-    print(f"Study '{args.study}' ({study.path})")
-    print(f"{'table':<10}{'rows in':>10}{'accepted':>10}{'quarantined':>13}{'missing codes':>15}")
-    for table, counts in result.summary["tables"].items():
-        print(
-            f"{table:<10}{counts['rows_in']:>10}{counts['rows_accepted']:>10}"
-            f"{counts['rows_quarantined']:>13}{counts['missing_codes_replaced']:>15}"
-        )
-        for reason in counts["quarantine_reasons"]:
-            print(f"    {reason['rows']:>6} rows: {reason['rule']} ({reason['column']})")
-    for note in result.summary["notes"]:
-        print(f"note: {note}")
-    for warning in result.guard.warnings:
-        print(f"warning: {warning.describe()}")
+    print(f"Study '{args.study}' ({study.path}, format {study.format})")
+    try:
+        result = validate_study(study, load_registry(config.get("instruments")))
+    except AccordError as exc:
+        print(f"Stopped before validation finished:\n{exc}", file=sys.stderr)
+        return 1
+    _print_summary(result)
     if args.out:
         out = args.out
         paths = {t: out / "validated" / f"{t}.parquet" for t in result.tables}
@@ -110,32 +184,75 @@ def _validate(args: argparse.Namespace) -> int:
         }
         write_validation(result, paths)
         print(f"Validation outputs written under {out}")
-    else:
-        print(
-            json.dumps(
-                {
-                    "rows_quarantined": sum(
-                        c["rows_quarantined"] for c in result.summary["tables"].values()
-                    )
-                }
-            )
-        )
     return 0
 
 
+def _print_summary(result: ValidationResult, examples: int = 10) -> None:
+    """Counts per table, reasons per rule, the first quarantined rows, notes and warnings."""
+    summary = result.summary
+    for source, rows in summary.get("source_rows", {}).items():
+        print(f"source {source}: {rows} data rows")
+    print(f"{'table':<10}{'rows in':>10}{'accepted':>10}{'quarantined':>13}{'missing codes':>15}")
+    for table, counts in summary["tables"].items():
+        print(
+            f"{table:<10}{counts['rows_in']:>10}{counts['rows_accepted']:>10}"
+            f"{counts['rows_quarantined']:>13}{counts['missing_codes_replaced']:>15}"
+        )
+        for reason in counts["quarantine_reasons"]:
+            print(f"    {reason['rows']:>6} rows: {reason['rule']} ({reason['column']})")
+    quarantine = result.quarantine
+    if len(quarantine):
+        print(f"First quarantined rows (of {len(quarantine)} reasons):")
+        for row in quarantine.head(examples).itertuples(index=False):
+            where = f"{row.source} row {row.row_number}"
+            column = f", column '{row.source_column}'" if row.source_column else ""
+            print(f"    {where}{column}: {row.rule} ({row.table}.{row.column})")
+    for note in summary["notes"]:
+        print(f"note: {note}")
+    for warning in result.guard.warnings:
+        print(f"warning: {warning.describe()}")
+    total = sum(c["rows_quarantined"] for c in summary["tables"].values())
+    print("All rows accepted." if total == 0 else f"{total} rows quarantined (see above).")
+
+
+def default_snakefile() -> Path:
+    """./Snakefile if there is one, else the workflow of the accord checkout."""
+    here = Path("Snakefile")
+    if here.exists():
+        return here
+    return Path(__file__).resolve().parents[2] / "Snakefile"
+
+
 def _run(args: argparse.Namespace) -> int:
+    from accord.config import load_config
+
+    config = load_config(args.config)
+    if args.study and args.study not in config["studies"]:
+        known = ", ".join(sorted(config["studies"]))
+        raise AccordError(f"config key 'studies.{args.study}': no such study (configured: {known})")
+    snakefile = args.snakefile or default_snakefile()
+    if not snakefile.exists():
+        raise AccordError(f"The workflow {snakefile} does not exist; give --snakefile.")
     target = [f"reports/{args.study}/report.html"] if args.study else []
     command = [
         sys.executable,
         "-m",
         "snakemake",
+        "--snakefile",
+        str(snakefile),
         "--cores",
         str(args.cores),
         "--configfile",
         str(args.config),
+        *(["--dry-run"] if args.dry_run else []),
         *target,
     ]
-    return subprocess.call(command)
+    print(f"Running the workflow for {args.study or 'every study'} ({' '.join(command[2:])})")
+    code = subprocess.call(command)
+    if code != 0:
+        print("accord: the workflow stopped; the message above names the step.", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -45,20 +45,47 @@ def validate_config(config: Mapping[str, Any]) -> dict:
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.path), list(e.path)))
     if errors:
         raise ConfigError(_describe(errors[0], len(errors)))
+    _check_study_formats(config["studies"])
     _fill_defaults(config, schema())
     return config
 
 
+def _check_study_formats(studies: Mapping[str, Any]) -> None:
+    """A mapped or REDCap study needs a mapping; a contract study has none."""
+    for name, entry in studies.items():
+        kind = entry.get("format", "contract")
+        if kind != "contract" and not entry.get("mapping"):
+            raise ConfigError(
+                f"config key 'studies.{name}.mapping': is required for format {kind} "
+                "(which source columns become which contract columns)"
+            )
+        for setting in ("mapping", "redcap"):
+            if setting in entry and kind not in (
+                ("mapped", "redcap") if setting == "mapping" else ("redcap",)
+            ):
+                raise ConfigError(
+                    f"config key 'studies.{name}.{setting}': does not apply to format {kind}; "
+                    "set studies.<study>.format"
+                )
+
+
 def _describe(error: jsonschema.ValidationError, count: int) -> str:
-    key = _key_path(error.path)
+    if error.validator in ("anyOf", "oneOf") and error.context:
+        # A table map may be one map or a list of them: explain the closest alternative.
+        deepest = max(len(e.absolute_path) for e in error.context)
+        candidates = [e for e in error.context if len(e.absolute_path) == deepest]
+        error = jsonschema.exceptions.best_match(
+            [e for e in candidates if e.validator != "type"] or candidates
+        )
+    key = _key_path(error.absolute_path)
     if error.validator == "additionalProperties":
         extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
-        key = _key_path([*error.path, extra[0]]) if extra else key
+        key = _key_path([*error.absolute_path, extra[0]]) if extra else key
         allowed = ", ".join(sorted(error.schema.get("properties", {})))
         message = f"unknown setting (allowed here: {allowed})"
     elif error.validator == "required":
         missing = error.message.split("'")[1]
-        key = _key_path([*error.path, missing])
+        key = _key_path([*error.absolute_path, missing])
         message = "is required"
     elif error.validator == "enum":
         message = "must be one of " + ", ".join(str(v) for v in error.validator_value)
@@ -67,7 +94,8 @@ def _describe(error: jsonschema.ValidationError, count: int) -> str:
     elif error.validator == "propertyNames":
         message = "names may hold only letters, digits, '_' and '-'"
     else:
-        message = error.message
+        # jsonschema's own message may quote the offending value; name the rule instead.
+        message = f"breaks the rule '{error.validator}: {error.validator_value}'"
     more = f" ({count - 1} more problem(s) after this one)" if count > 1 else ""
     return f"config key '{key or '<top level>'}': {message}{more}"
 
@@ -109,4 +137,6 @@ def study_input(config: Mapping[str, Any], study: str, root: str | Path = ".") -
         extra_columns={k: tuple(v) for k, v in entry.get("extra_columns", {}).items()},
         acknowledged_columns=tuple(entry.get("acknowledged_columns", ())),
         quasi_identifier_k=config.get("privacy", {}).get("quasi_identifier_k", 5),
+        format=entry.get("format", "contract"),
+        entry=copy.deepcopy(dict(entry)),
     )

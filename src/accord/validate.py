@@ -3,8 +3,14 @@
 The order is fixed: read -> missing codes -> identifier guard -> table-level checks -> types ->
 per-column rules (pandera, lazily) -> rules across rows and tables -> cascade to children.
 Table-level faults raise `StudyError` naming the file and column; row-level faults become
-quarantine rows (table, 1-based source row, client_id, rule, column). Values are never copied
-into messages or the quarantine, so a suspected identifier cannot leak through them.
+quarantine rows (table, 1-based source row, client_id, rule, column, source, source_column).
+Values are never copied into messages or the quarantine, so a suspected identifier cannot leak
+through them.
+
+A study in the contract's shape is read from its folder; a study declared with another
+``format`` (its own column names, REDCap, SPSS, Excel) is first mapped onto the contract by
+`accord.ingest`, whose ingest issues (an unmapped value, a cell that breaks the REDCap data
+dictionary) join the quarantine, and whose row numbers point at the source rows.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import logging
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,7 +34,15 @@ from accord.io import find_table, read_table
 
 log = logging.getLogger(__name__)
 
-QUARANTINE_COLUMNS = ["table", "row_number", "client_id", "rule", "column"]
+QUARANTINE_COLUMNS = [
+    "table",
+    "row_number",
+    "client_id",
+    "rule",
+    "column",
+    "source",
+    "source_column",
+]
 _TRUE = {"true", "t", "yes", "y", "1", "1.0"}
 _FALSE = {"false", "f", "no", "n", "0", "0.0"}
 _ID_REGEX = contract.ID_PATTERN
@@ -43,6 +58,8 @@ class StudyInput:
     extra_columns: Mapping[str, Sequence[str]] = field(default_factory=dict)
     acknowledged_columns: tuple[str, ...] = ()
     quasi_identifier_k: int = 5
+    format: str = "contract"
+    entry: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -55,8 +72,29 @@ class ValidationResult:
     guard: GuardReport
 
 
-def validate_study(study: StudyInput, registry: Registry) -> ValidationResult:
-    """Read, guard and validate one study folder. Raises StudyError on a table-level fault."""
+@dataclass
+class _Inputs:
+    """A study's tables as read, and where each row came from (file, row, column)."""
+
+    raw: dict[str, pd.DataFrame]
+    names: dict[str, str]
+    source: dict[str, np.ndarray]
+    row_number: dict[str, np.ndarray]
+    notes: list[str] = field(default_factory=list)
+    checksums: dict[str, str] = field(default_factory=dict)
+    issues: dict[str, list[pd.DataFrame]] = field(default_factory=dict)
+    replaced: dict[str, dict[str, int]] = field(default_factory=dict)
+    ingested: dict[str, Any] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    def source_columns(self, table: str, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+        """The source column behind each quarantined (row, contract column)."""
+        if table in self.ingested:
+            return self.ingested[table].origin(rows, columns)
+        return np.asarray(columns, dtype=object)
+
+
+def _read_contract_study(study: StudyInput) -> _Inputs:
     files = _locate(study.path)
     raw: dict[str, pd.DataFrame] = {}
     notes: list[str] = []
@@ -67,11 +105,56 @@ def validate_study(study: StudyInput, registry: Registry) -> ValidationResult:
         notes.extend(read_notes)
         checksums[path.name] = sha256(path)
     names = {table: path.name for table, path in files.items()}
+    return _Inputs(
+        raw=raw,
+        names=names,
+        source={t: np.full(len(f), names[t], dtype=object) for t, f in raw.items()},
+        row_number={t: np.arange(1, len(f) + 1, dtype=np.int64) for t, f in raw.items()},
+        notes=notes,
+        checksums=checksums,
+    )
+
+
+def _read_mapped_study(study: StudyInput) -> _Inputs:
+    from accord.ingest import ingest_study
+
+    ingested = ingest_study(
+        study.name,
+        study.path,
+        study.entry,
+        extra_columns=study.extra_columns,
+        acknowledged=study.acknowledged_columns,
+        missing_codes=study.missing_codes,
+    )
+    tables = ingested.tables
+    return _Inputs(
+        raw={t: part.frame for t, part in tables.items()},
+        names={t: part.file for t, part in tables.items()},
+        source={t: part.source for t, part in tables.items()},
+        row_number={t: part.source_row + 1 for t, part in tables.items()},
+        notes=list(ingested.notes),
+        checksums=dict(ingested.checksums),
+        issues={t: [part.issues] for t, part in tables.items()},
+        replaced={t: dict(ingested.missing_replaced.get(t, {})) for t in tables},
+        ingested=dict(tables),
+        summary={"format": study.format, "source_rows": ingested.source_rows},
+    )
+
+
+def validate_study(study: StudyInput, registry: Registry) -> ValidationResult:
+    """Read, guard and validate one study. Raises StudyError on a table-level fault."""
+    inputs = (
+        _read_contract_study(study) if study.format == "contract" else _read_mapped_study(study)
+    )
+    raw, names, notes, checksums = inputs.raw, inputs.names, inputs.notes, inputs.checksums
+    issues, replaced = inputs.issues, inputs.replaced
 
     # Declared missing codes are not data: a 999 meaning "not asked" is not an age of 999.
-    replaced: dict[str, dict[str, int]] = {}
     for table, frame in raw.items():
-        raw[table], replaced[table] = _replace_missing_codes(frame, study.missing_codes)
+        raw[table], counts = _replace_missing_codes(frame, study.missing_codes)
+        merged = replaced.setdefault(table, {})
+        for column, n in counts.items():
+            merged[column] = merged.get(column, 0) + n
 
     guard = check_identifiers(
         raw, names, acknowledged=study.acknowledged_columns, k=study.quasi_identifier_k
@@ -80,7 +163,8 @@ def validate_study(study: StudyInput, registry: Registry) -> ValidationResult:
     for table, frame in raw.items():
         _check_table_shape(table, frame, names[table], study.extra_columns.get(table, ()))
 
-    issues: dict[str, list[pd.DataFrame]] = {table: [] for table in raw}
+    for table in raw:
+        issues.setdefault(table, [])
     typed: dict[str, pd.DataFrame] = {}
     for table, frame in raw.items():
         frame, type_issues = _coerce(table, frame)
@@ -107,13 +191,14 @@ def validate_study(study: StudyInput, registry: Registry) -> ValidationResult:
         keep = np.ones(len(frame), dtype=bool)
         keep[rejected] = False
         accepted[table] = frame.loc[keep].reset_index(drop=True)
-        quarantine_parts.append(_quarantine_rows(table, frame, rows))
+        quarantine_parts.append(_quarantine_rows(table, frame, rows, inputs))
 
     quarantine = pd.concat(quarantine_parts, ignore_index=True)
     quarantine = quarantine.sort_values(
-        ["table", "row_number", "rule", "column"], kind="stable"
+        ["table", "source", "row_number", "rule", "column"], kind="stable"
     ).reset_index(drop=True)
     summary = _summary(study, typed, accepted, quarantine, replaced, notes, checksums, guard)
+    summary.update(inputs.summary)
     return ValidationResult(accepted, quarantine, summary, guard)
 
 
@@ -533,20 +618,27 @@ def _parent_issues(
     )
 
 
-def _quarantine_rows(table: str, frame: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+def _quarantine_rows(
+    table: str, frame: pd.DataFrame, rows: pd.DataFrame, inputs: _Inputs
+) -> pd.DataFrame:
     if len(rows) == 0:
         return pd.DataFrame(columns=QUARANTINE_COLUMNS)
-    client = frame["client_id"].astype(object).to_numpy()[rows["row"].to_numpy()]
+    index = rows["row"].to_numpy()
+    client = frame["client_id"].astype(object).to_numpy()[index]
     # Only a well-formed pseudonym is repeated in the quarantine; anything else stays blank.
     well_formed = pd.Series(client, dtype=object).astype(str).str.fullmatch(_ID_REGEX)
     client = np.where(well_formed.to_numpy() & pd.notna(client), client, "")
     return pd.DataFrame(
         {
             "table": table,
-            "row_number": rows["row"].to_numpy() + 1,
+            "row_number": inputs.row_number[table][index],
             "client_id": client,
             "rule": rows["rule"].to_numpy(),
             "column": rows["column"].to_numpy(),
+            "source": inputs.source[table][index],
+            "source_column": inputs.source_columns(
+                table, index, rows["column"].to_numpy(dtype=object)
+            ),
         }
     )
 
@@ -564,7 +656,8 @@ def _summary(
     tables = {}
     for table, frame in typed.items():
         in_table = quarantine[quarantine["table"] == table]
-        rows_quarantined = int(in_table["row_number"].nunique())
+        # A source row can yield several rows (a wide questionnaire row), so count rows here.
+        rows_quarantined = len(frame) - len(accepted[table])
         reasons = in_table.groupby(["rule", "column"]).size().sort_index()
         tables[table] = {
             "rows_in": len(frame),

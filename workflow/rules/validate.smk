@@ -17,5 +17,6 @@ rule validate_study:
         "logs/{study}/validate_study.log",
     params:
         study="{study}",
+        settings=study_settings,
     script:
         "../scripts/validate_study.py"

@@ -1,0 +1,18 @@
+"""Bring your own data: REDCap, SPSS, Excel, CSV and Parquet sources mapped onto the contract.
+
+`ingest_study` turns a study declared with ``format: mapped`` or ``format: redcap`` into the
+contract's tables; `accord.validate.validate_study` then validates them like any other study.
+"""
+
+from accord.ingest.sources import SOURCE_SUFFIXES, SourceFrame, read_source
+from accord.ingest.study import FORMATS, IngestResult, ingest_study, source_files
+
+__all__ = [
+    "FORMATS",
+    "SOURCE_SUFFIXES",
+    "IngestResult",
+    "SourceFrame",
+    "ingest_study",
+    "read_source",
+    "source_files",
+]

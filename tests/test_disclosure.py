@@ -120,3 +120,124 @@ def test_bad_table_arguments_are_refused():
         suppress_table(table, ["n"], total_row="total")
     with pytest.raises(ValueError, match="whole numbers"):
         suppress_table(pd.DataFrame({"n": [1.5]}), ["n"])
+
+
+# -- more cases, and an audit of complementary suppression ----------------------------------
+
+
+def test_two_small_cells_in_a_line_protect_each_other():
+    # 5 + 3 = 48 - 40: the pair is known, neither cell is, so nothing else is hidden.
+    table = pd.DataFrame({"a": [5], "b": [3], "c": [40], "total": [48]})
+    shown = suppress_table(table, ["a", "b", "c", "total"], total_column="total")
+    assert shown.iloc[0].tolist() == ["<11", "<11", "40", "48"]
+
+
+def test_table_labels_follow_the_threshold():
+    table = pd.DataFrame({"n": [4, 5, 30, 39]}, index=["a", "b", "c", "total"])
+    shown = suppress_table(table, ["n"], min_cell=5, total_row="total")
+    # 4 is small at min_cell 5; 5 is the next smallest and is hidden to protect it.
+    assert shown["n"].tolist() == ["<5", "*", "30", "39"]
+    assert suppress_proportion(4, 40, min_cell=5) == "<5"
+    assert suppress_proportion(5, 40, min_cell=5) == "12.5%"
+
+
+@pytest.mark.parametrize("min_cell", [0, -3, 2.5])
+def test_a_threshold_that_is_not_a_positive_whole_number_is_refused(min_cell):
+    with pytest.raises(ValueError, match="min_cell"):
+        suppress_count(3, min_cell=min_cell)
+    with pytest.raises(ValueError, match="min_cell"):
+        suppress_table(pd.DataFrame({"n": [3]}), ["n"], min_cell=min_cell)
+
+
+def _bounds(table: np.ndarray, hidden: np.ndarray, cell: tuple[int, int]) -> tuple[float, float]:
+    """The least and greatest value of a hidden `cell` that a reader can deduce.
+
+    `table` holds the interior cells with each row's total in the last column and each
+    column's total in the last row; the reader knows every shown value, that every line adds
+    up to its total and that counts are not negative. Solved as two linear programmes over the
+    hidden cells (an independent check of `suppression_mask`, which works line by line).
+    """
+    from scipy.optimize import linprog
+
+    unknowns = {c: k for k, c in enumerate(zip(*np.nonzero(hidden), strict=True))}
+    rows, cols = table.shape
+    # Each line: its cells and the cell holding their total (the last of the row or column).
+    lines = [([(i, j) for j in range(cols - 1)], (i, cols - 1)) for i in range(rows)]
+    lines += [([(i, j) for i in range(rows - 1)], (rows - 1, j)) for j in range(cols)]
+    a_eq, b_eq = [], []
+    for cells, total in lines:
+        coefficients, rhs = np.zeros(len(unknowns)), 0.0
+        for member, sign in [*((c, 1.0) for c in cells), (total, -1.0)]:
+            if member in unknowns:
+                coefficients[unknowns[member]] += sign
+            else:
+                rhs -= sign * table[member]
+        a_eq.append(coefficients)
+        b_eq.append(rhs)
+    target = np.zeros(len(unknowns))
+    target[unknowns[cell]] = 1.0
+    kwargs = {"A_eq": np.array(a_eq), "b_eq": b_eq, "bounds": (0, None), "method": "highs"}
+    low = linprog(target, **kwargs).fun
+    high = -linprog(-target, **kwargs).fun
+    return low, high
+
+
+def _with_totals(interior: np.ndarray) -> pd.DataFrame:
+    rows, cols = interior.shape
+    full = np.zeros((rows + 1, cols + 1), dtype=int)
+    full[:rows, :cols] = interior
+    full[:rows, cols] = interior.sum(axis=1)
+    full[rows, :cols] = interior.sum(axis=0)
+    full[rows, cols] = interior.sum()
+    columns = [f"c{j}" for j in range(cols)] + ["total"]
+    return pd.DataFrame(full, columns=columns, index=[f"r{i}" for i in range(rows)] + ["total"])
+
+
+def _recovered_small_cells(table: pd.DataFrame, min_cell: int = 11) -> list[tuple]:
+    columns = list(table.columns)
+    mask = suppression_mask(table, columns, min_cell, total_row="total", total_column="total")
+    values, hidden = table.to_numpy(dtype=float), mask.to_numpy()
+    small = (values > 0) & (values < min_cell)
+    found = []
+    for cell in zip(*np.nonzero(small), strict=True):
+        low, high = _bounds(values, hidden, cell)
+        if high - low < 1:
+            found.append((table.index[cell[0]], columns[cell[1]], low))
+    return found
+
+
+def test_the_audit_finds_a_cell_left_alone_and_passes_a_protected_one():
+    table = _with_totals(np.array([[5, 20, 30], [14, 25, 12]]))
+    assert _recovered_small_cells(table) == []
+    # The same table with only the small cell hidden: 5 = 55 - 20 - 30.
+    values = table.to_numpy(dtype=float)
+    hidden = np.zeros_like(values, dtype=bool)
+    hidden[0, 0] = True
+    assert _bounds(values, hidden, (0, 0)) == pytest.approx((5.0, 5.0))
+
+
+def test_a_zero_pinned_by_its_column_total_is_no_complement():
+    # By hand: 6 is small, so row r0 hides one more cell; the smallest shown there is c2 = 0.
+    # But column c2 totals 0, so both of its cells are 0 whatever is hidden, and then
+    # r0: c0 = 51 - 45 - 0 = 6. A complement must be a cell whose value stays uncertain.
+    table = _with_totals(np.array([[6, 45, 0], [14, 51, 0]]))
+    assert _recovered_small_cells(table) == []
+
+
+def test_no_small_cell_can_be_deduced_from_a_suppressed_table_with_totals():
+    """Random count tables with row and column totals, audited cell by cell."""
+    rng = np.random.default_rng(2026)
+    recovered = []
+    for _ in range(40):
+        rows, cols = rng.integers(2, 5, size=2)
+        interior = np.where(
+            rng.random((rows, cols)) < 0.35,
+            rng.integers(1, 11, (rows, cols)),
+            rng.integers(11, 60, (rows, cols)),
+        )
+        interior[rng.random((rows, cols)) < 0.15] = 0
+        table = _with_totals(interior)
+        found = _recovered_small_cells(table)
+        if found:
+            recovered.append((interior.tolist(), found))
+    assert recovered == [], f"small cells a reader can work out: {recovered[:3]}"

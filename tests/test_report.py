@@ -15,7 +15,7 @@ import pytest
 
 from accord.models import fit_growth, write_model_result
 from accord.report import render_report
-from accord.report.figures import share_histogram
+from accord.report.figures import share_histogram, to_plot
 
 CONFIG = {
     "studies": {"fixture": {"path": "data/fixture"}},
@@ -150,7 +150,7 @@ def test_report_is_self_contained(large):
     _, html = large
     links = parse(html)
     assert "http:" not in html and "https:" not in html and "//" not in "".join(links.hrefs)
-    assert links.srcs and all(s.startswith("data:image/png;base64,") for s in links.srcs)
+    assert links.srcs and all(s.startswith("data:image/svg+xml;base64,") for s in links.srcs)
     assert "script" not in links.tags and "link" not in links.tags
 
 
@@ -204,9 +204,7 @@ def test_small_cell_study_shows_less_than_11_and_draws_no_small_group(tmp_path):
     render_report(root, out, study="small", config=CONFIG, run_date=RUN_DATE)
     html = out.read_text(encoding="utf-8")
     # Clients by arm: 6 is small; 40 is withheld too, since 46 - 40 would give it away.
-    assert "<tr><td>pilot</td><td>&lt;11</td></tr>" in html
-    assert "<tr><td>collaborative</td><td>*</td></tr>" in html
-    assert "<tr><td>Total</td><td>46</td></tr>" in html
+    assert '<td class="text">Clients, n</td><td>*</td><td>&lt;11</td><td>46</td>' in html
     # The pilot arm's engagement statistics and trajectory are withheld at every session.
     pilot_row = re.search(r"<tr><td>pilot</td>(.*?)</tr>", html.split('id="engagement"')[1])
     assert pilot_row is not None
@@ -436,13 +434,15 @@ def write_measures_results(root: Path) -> Path:
 
 
 def section(html: str, section_id: str) -> str:
-    return html.split(f'id="{section_id}"', 1)[1].split("</section>", 1)[0]
+    """The part of the report from the heading with `section_id` to the next heading."""
+    part = html.split(f'id="{section_id}"', 1)[1].split("</section>", 1)[0]
+    return part.split("<h3 id=", 1)[0]
 
 
 def tables(html: str) -> list[dict[str, list[str]]]:
     """The body rows of each table in `html`, as first cell -> the other cells' text."""
     found = []
-    for table in re.findall(r"<table>(.*?)</table>", html, flags=re.S):
+    for table in re.findall(r"<table[^>]*>(.*?)</table>", html, flags=re.S):
         rows = {}
         for row in re.findall(r"<tr><td>(.*?)</tr>", table, flags=re.S):
             cells = re.findall(r"<td>(.*?)</td>", "<td>" + row)
@@ -470,7 +470,7 @@ def test_new_sections_are_in_the_contents(measures_report):
 
 def test_reliability_shows_intake_and_first_wave_and_suppresses_a_small_wave(measures_report):
     _, html = measures_report
-    (rows,) = tables(section(html, "measures"))
+    (rows,) = tables(section(html, "reliability"))
     # Intake: n 90, alpha .85 [.80, .89], omega .86; wave 1 has 8 forms, so it is withheld;
     # the range of alpha covers waves 0 and 2 only.
     assert rows["PHQ-9"] == [
@@ -488,18 +488,18 @@ def test_reliability_shows_intake_and_first_wave_and_suppresses_a_small_wave(mea
 
 def test_choices_list_names_the_dropout_definition_and_the_change_rules(measures_report):
     _, html = measures_report
-    measures = section(html, "measures")
+    measures = section(html, "scoring-choices")
     assert (
-        "<strong>Dropout:</strong> Fewer than 3 sessions attended "
-        "(dropout_definition = min_sessions)." in measures
+        '<td class="text">Dropout</td><td class="text">Fewer than 3 sessions attended '
+        "(dropout_definition = min_sessions).</td>" in measures
     )
     assert (
         "PHQ-9 |RCI| &gt; 1.96, i.e. 5.55 points (Jacobson-Truax with r_xx = .89 and "
         "SD_pre = 5.00 from intake)." in measures
     )
     assert (
-        "<strong>Clinical cut-offs (clinical_cutoff = registry):</strong> PHQ-9 \u2265 10."
-        in measures
+        '<td class="text">Clinical cut-offs (clinical_cutoff = registry)</td>'
+        '<td class="text">PHQ-9 \u2265 10.</td>' in measures
     )
     # Prorating from the registry (PHQ-9: up to 2 of 9 items), counts from the scoring summary.
     assert (
@@ -530,7 +530,7 @@ def test_alliance_section_has_table_trajectory_and_ruptures(measures_report):
     alliance = section(html, "alliance")
     levels, rows = tables(alliance)
     assert levels["collaborative"][:2] == ["48", "4.00 (0.00)"]
-    assert "data:image/png;base64," in alliance  # every other session, still one figure
+    assert alliance.count("data:image/svg+xml;base64,") == 1  # every other session, one line
     # Ruptures: 24 of 48 and 23 of 46 clients; repaired 12 of 24 and 3 of 23. The small
     # usual-care count is withheld, and the collaborative one with it (the total is shown).
     assert rows["collaborative"][-2:] == ["24 (50.0%)", "*"]
@@ -556,11 +556,14 @@ def test_goal_setting_exposures_and_correlations(measures_report):
     # withheld too (it and the total would give the 10 away), and so is the overall mean.
     assert rows["Goal consensus"][:4] == ["3.50 (0.25)", "*", "&lt;11", "&lt;11"]
     assert rows["Goal consensus"][4:] == ["&lt;11", "58"]
-    assert goals.count("data:image/png;base64,") == 1  # the joint goal share histogram
+    assert goals.count("data:image/svg+xml;base64,") == 1  # the joint goal share histogram
     cells = correlations["Joint goal share"]
-    assert cells[0] == "\u2013  n  = 94"  # early alliance does not vary
-    assert cells[1].startswith(f"{MINUS}1.00") and cells[1].endswith("n  = 94")
-    assert cells[2] == "&lt;11"  # PHQ-9 change known for 8 clients
+    # Early alliance does not vary; attendance is 1 minus the share; PHQ-9 change is known
+    # for 8 clients only.
+    assert cells[:2] == ["\u2013", "\u2013"]
+    assert cells[2].startswith(f"{MINUS}1.00")
+    assert cells[4] == "&lt;11"
+    assert "(n = 58 to 94)" in goals
 
 
 def test_clinical_change_categories_with_small_and_complementary_cells(measures_report):
@@ -610,16 +613,17 @@ def test_histogram_is_not_drawn_when_an_arm_is_small(tmp_path):
     out = tmp_path / "report.html"
     render_report(root, out, study="fixture", config=CONFIG, run_date=RUN_DATE)
     goals = section(out.read_text(encoding="utf-8"), "goal-setting")
-    assert "data:image/png;base64," not in goals
+    assert "data:image/svg+xml;base64," not in goals
     assert "an arm has fewer than 11 clients" in goals
 
 
 def test_share_histogram_needs_min_cell_clients_per_group_and_is_deterministic():
     big = pd.Series([0.1] * 20 + [0.9] * 15 + [0.5] * 3)
     assert share_histogram([("a", big), ("b", big.iloc[:10])], xlabel="x") is None
-    png = share_histogram([("a", big), ("b", big)], xlabel="x")
-    assert png is not None and png.startswith(b"\x89PNG")
-    assert share_histogram([("a", big), ("b", big)], xlabel="x") == png
+    first = to_plot(share_histogram([("a", big), ("b", big)], xlabel="x"), "h", alt="", caption="")
+    again = to_plot(share_histogram([("a", big), ("b", big)], xlabel="x"), "h", alt="", caption="")
+    assert first.png.startswith(b"\x89PNG") and first.svg.startswith(b"<?xml")
+    assert (first.png, first.svg) == (again.png, again.svg)
     # Every bin withheld: nothing to draw.
     spread = pd.Series([0.1] * 5 + [0.3] * 5 + [0.5] * 5)
     assert share_histogram([("a", spread)], xlabel="x") is None

@@ -112,7 +112,10 @@ def suppression_mask(
     label of the row holding each column's total (so every column is one). A line whose cells
     and total contain exactly one hidden value would give that value away by subtraction, so
     its smallest shown cell is hidden too (ties: the first in table order); this repeats
-    until no line has a single hidden value.
+    until no line has a single hidden value. A reader can also combine lines (a shown zero
+    whose own total is zero, say), so each small cell is then audited: the least and greatest
+    value it can take given everything shown are found by linear programming, and while a
+    small cell is pinned to within one, another cell on one of its lines is hidden.
     """
     small, complementary = _suppression(df, count_columns, min_cell, total_row, total_column)
     return pd.DataFrame(small | complementary, index=df.index, columns=list(count_columns))
@@ -180,6 +183,39 @@ def _suppression(
         r = df.index.get_loc(total_row)
         lines += [([(i, j) for i in rows if i != r], (r, j)) for j in range(len(columns))]
 
+    while True:
+        _protect_lines(hidden, values, lines)
+        pinned = [
+            c for c in zip(*np.nonzero(small), strict=True) if _pinned(values, hidden, lines, c)
+        ]
+        if not pinned:
+            break
+        # A reader can still work the cell out through several lines at once (e.g. a shown
+        # zero whose own total is zero): hide one more cell on one of its lines.
+        cell = pinned[0]
+        candidates = [
+            member
+            for cells, total in lines
+            if cell in cells or cell == total
+            for member in [*cells, total]
+            if not hidden[member] and not np.isnan(values[member])
+        ]
+        if not candidates:
+            break
+        hidden[min(candidates, key=lambda c: (values[c] == 0, values[c]))] = True
+    return small, hidden & ~small
+
+
+Cell = tuple[int, int]
+Line = tuple[list[Cell], Cell]
+
+
+def _protect_lines(hidden: np.ndarray, values: np.ndarray, lines: list[Line]) -> None:
+    """Hide a second cell on every line with exactly one hidden value, until none is left.
+
+    The complement is the line's smallest shown cell (ties: the first in table order), else
+    the line's total.
+    """
     changed = True
     while changed:
         changed = False
@@ -194,7 +230,41 @@ def _suppression(
                 # No cell left to hide: the lone hidden cell equals the total, so hide that.
                 hidden[total] = True
                 changed = True
-    return small, hidden & ~small
+
+
+def _pinned(values: np.ndarray, hidden: np.ndarray, lines: list[Line], cell: Cell) -> bool:
+    """Whether a reader can deduce the hidden `cell` to within one from what is shown.
+
+    The reader knows every shown value, that every line adds up to its total and that counts
+    are not negative: the least and greatest value of `cell` are two linear programmes.
+    """
+    if not lines:
+        return False
+    from scipy.optimize import linprog
+
+    unknowns = {c: k for k, c in enumerate(zip(*np.nonzero(hidden), strict=True))}
+    a_eq, b_eq = [], []
+    for cells, total in lines:
+        row, rhs = np.zeros(len(unknowns)), 0.0
+        for member, sign in [*((c, 1.0) for c in cells), (total, -1.0)]:
+            if member in unknowns:
+                row[unknowns[member]] += sign
+            elif not np.isnan(values[member]):
+                rhs -= sign * values[member]
+            else:
+                break
+        else:
+            a_eq.append(row)
+            b_eq.append(rhs)
+    if not a_eq:
+        return False
+    target = np.zeros(len(unknowns))
+    target[unknowns[cell]] = 1.0
+    options = {"A_eq": np.array(a_eq), "b_eq": b_eq, "bounds": (0, None), "method": "highs"}
+    low, high = linprog(target, **options), linprog(-target, **options)
+    if not (low.success and high.success):
+        return False
+    return -high.fun - low.fun < 1
 
 
 def _is_missing(value: object) -> bool:

@@ -1,10 +1,12 @@
-# The study report: one self-contained HTML file.
+# The study report: one self-contained HTML file, with every table as CSV and every figure as
+# SVG and PNG beside it (reports/<study>/tables/, reports/<study>/figures/).
 
 
 rule render_report:
     input:
         summary="results/{study}/validation/summary.json",
         quarantine="results/{study}/validation/quarantine.csv",
+        validated_clients="results/{study}/validated/clients.parquet",
         client_measures="results/{study}/client_measures.parquet",
         session_panel="results/{study}/session_panel.parquet",
         coefficients="results/{study}/models/coefficients.csv",
@@ -15,11 +17,25 @@ rule render_report:
         missing_by_session="results/{study}/models/missing_by_session.csv",
         missingness_vs_exposure="results/{study}/models/missingness_vs_exposure.csv",
     output:
-        report(
+        html=report(
             "reports/{study}/report.html",
             caption="../report/study_report.rst",
             category="Study report",
-            labels={"study": "{study}"},
+            labels={"study": "{study}", "kind": "report"},
+        ),
+        tables=report(
+            directory("reports/{study}/tables"),
+            patterns=["{name}.csv"],
+            caption="../report/tables.rst",
+            category="Tables",
+            labels={"study": "{study}", "table": "{name}"},
+        ),
+        figures=report(
+            directory("reports/{study}/figures"),
+            patterns=["{name}.svg"],
+            caption="../report/figures.rst",
+            category="Figures",
+            labels={"study": "{study}", "figure": "{name}"},
         ),
     conda:
         "../envs/accord.yaml"

@@ -4,12 +4,19 @@ from accord.logs import run_step
 from accord.report.render import render_report
 
 with run_step(snakemake.log[0]) as log:
-    results_dir = Path(snakemake.input.summary).parent.parent
-    render_report(
-        results_dir,
-        Path(snakemake.output[0]),
+    sections = render_report(
+        Path(snakemake.input.summary).parent.parent,
+        Path(snakemake.output.html),
         study=snakemake.params.study,
         config=snakemake.config,
         min_cell=snakemake.config["privacy"]["min_cell"],
+        tables_dir=Path(snakemake.output.tables),
+        figures_dir=Path(snakemake.output.figures),
     )
-    log.info("report written to %s", snakemake.output[0])
+    log.info(
+        "report written to %s: %d sections, %d tables, %d figures",
+        snakemake.output.html,
+        len(sections),
+        sum(len(s.tables) for s in sections),
+        sum(len(s.figures) for s in sections),
+    )

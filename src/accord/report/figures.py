@@ -1,34 +1,80 @@
 """Figures for the study report: aggregates only, drawn with matplotlib's Agg canvas.
 
 A figure never shows a group of fewer than ``min_cell`` clients (privacy.md, section 2) and
-never a single client's line. Figures are PNG bytes with no timestamp or software stamp, so the
-same data give the same bytes; they are drawn on their own `Figure` objects, leaving pyplot and
-the user's backend alone.
+never a single client's line or point. Each figure is drawn on its own `Figure` object
+(leaving pyplot and the user's backend alone) and saved twice by `to_plot`:
+
+* SVG, embedded in the report and written to ``figures/<name>.svg``, with a fixed hash salt
+  and no date, so the same data give the same bytes;
+* PNG of ``FIGURE_SIZE_PX`` = 1600 x 1000 pixels (8 x 5 inches at 200 dpi) without a software
+  stamp, written to ``figures/<name>.png`` for manuscripts.
+
+Every figure has the same size, so they line up in the report and in a manuscript.
 """
 
 from __future__ import annotations
 
 import io
 import itertools
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 from scipy import stats
 
-from accord.disclosure import suppressed_label, suppression_mask
+from accord.disclosure import suppress_count, suppressed_label, suppression_mask
+from accord.report.parts import Plot
 
 ALL_CLIENTS = "All clients"
+#: Figure size in inches and resolution of the PNG: 1600 x 1000 pixels.
+FIGURE_SIZE_IN = (8.0, 5.0)
+PNG_DPI = 200
+FIGURE_SIZE_PX = (1600, 1000)
 # Okabe-Ito: distinguishable with common colour-vision deficiencies.
 PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000"]
 _STYLE = {
-    "font.size": 9,
+    "font.size": 11,
     "axes.spines.top": False,
     "axes.spines.right": False,
+    "svg.hashsalt": "accord-report",
+    "svg.fonttype": "path",
+    "path.simplify": False,
 }
+_MARK = "#555555"
+
+
+def new_figure(*, rows: int = 1, height_ratios: Sequence[float] | None = None) -> Figure:
+    """A blank figure of the report's size with `rows` stacked axes."""
+    fig = Figure(figsize=FIGURE_SIZE_IN, dpi=100)
+    FigureCanvasAgg(fig)
+    if rows == 1:
+        fig.add_subplot()
+    else:
+        grid = fig.add_gridspec(rows, 1, height_ratios=height_ratios)
+        for i in range(rows):
+            fig.add_subplot(grid[i])
+    return fig
+
+
+def to_plot(fig: Figure, name: str, *, alt: str, caption: str) -> Plot:
+    """The figure as a report `Plot` with deterministic SVG and PNG bytes."""
+    with matplotlib.rc_context(_STYLE):
+        svg = io.BytesIO()
+        fig.savefig(svg, format="svg", metadata={"Date": None})
+        png = io.BytesIO()
+        fig.savefig(png, format="png", dpi=PNG_DPI, metadata={"Software": None})
+    return Plot(name=name, alt=alt, caption=caption, svg=svg.getvalue(), png=png.getvalue())
+
+
+def style() -> Any:
+    """The report's matplotlib settings, as a context manager for drawing."""
+    return matplotlib.rc_context(_STYLE)
 
 
 def trajectory_summary(
@@ -71,9 +117,9 @@ def trajectory_summary(
 
 def trajectory_figure(
     summary: pd.DataFrame, outcome_label: str, *, xlabel: str = "Session (0 = intake)"
-) -> bytes | None:
-    """PNG of the mean trajectories with 95% CI bands, one line per group; None if no group
-    has a session with enough clients to draw.
+) -> Figure | None:
+    """Mean trajectories with 95% CI bands, one line per group; None if no group has a
+    session with enough clients to draw.
 
     The x axis holds the sessions at which anyone was assessed, so a measure given every other
     session is drawn as one line; a session withheld for a group breaks that group's line.
@@ -82,17 +128,16 @@ def trajectory_figure(
     if shown.empty:
         return None
     sessions = np.sort(summary["session_number"].unique())
-    with matplotlib.rc_context(_STYLE):
-        fig = Figure(figsize=(6.4, 3.6), dpi=100)
-        FigureCanvasAgg(fig)
-        ax = fig.add_subplot()
+    with style():
+        fig = new_figure()
+        ax = fig.axes[0]
         for k, (name, part) in enumerate(summary.groupby("group", sort=True)):
             # Reindex on every session so a suppressed or absent session breaks the line.
             part = part.set_index("session_number").reindex(sessions)
             if not part["shown"].fillna(False).astype(bool).any():
                 continue
             colour = PALETTE[k % len(PALETTE)]
-            ax.plot(sessions, part["mean"], marker="o", markersize=3, color=colour, label=name)
+            ax.plot(sessions, part["mean"], marker="o", markersize=4, color=colour, label=name)
             ax.fill_between(
                 sessions, part["ci_low"], part["ci_high"], color=colour, alpha=0.18, linewidth=0
             )
@@ -101,7 +146,7 @@ def trajectory_figure(
         ax.set_xticks(sessions)
         ax.legend(frameon=False)
         fig.tight_layout()
-        return figure_png(fig)
+    return fig
 
 
 def share_histogram(
@@ -110,8 +155,8 @@ def share_histogram(
     xlabel: str,
     bins: Sequence[float] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0),
     min_cell: int = 11,
-) -> bytes | None:
-    """PNG of grouped bars: each group's clients per bin of a share (0..1), as % of the group.
+) -> Figure | None:
+    """Grouped bars: each group's clients per bin of a share (0..1), as % of the group.
 
     Drawn only when every group has at least `min_cell` clients with a value and some bin can be
     shown (else None). Within a group, a bin of 1 to ``min_cell - 1`` clients is not drawn, and
@@ -135,10 +180,9 @@ def share_histogram(
         return None
     width = 0.8 / len(groups)
     x = np.arange(len(labels))
-    with matplotlib.rc_context(_STYLE):
-        fig = Figure(figsize=(6.4, 2.9), dpi=100)
-        FigureCanvasAgg(fig)
-        ax = fig.add_subplot()
+    with style():
+        fig = new_figure()
+        ax = fig.axes[0]
         for k, (name, row) in enumerate(counts.iterrows()):
             offset = x - 0.4 + width * (k + 0.5)
             share = 100 * row[labels].to_numpy(dtype=float) / row["total"]
@@ -146,28 +190,290 @@ def share_histogram(
             colour = PALETTE[k % len(PALETTE)]
             ax.bar(offset[drawn], share[drawn], width=width * 0.95, color=colour, label=name)
             for position in offset[~drawn]:
-                # In axes coordinates vertically, so the mark never stretches the axes.
-                ax.text(
-                    position,
-                    0.01,
-                    suppressed_label(min_cell),
-                    transform=ax.get_xaxis_transform(),
-                    ha="center",
-                    va="bottom",
-                    fontsize=7,
-                    color="#555555",
-                )
+                _withheld_mark(ax, position, min_cell)
         ax.set_xticks(x, labels)
         ax.set_xlabel(xlabel)
         ax.set_ylabel("% of the group's clients")
         if len(groups) > 1:
             ax.legend(frameon=False)
         fig.tight_layout()
-        return figure_png(fig)
+    return fig
 
 
-def figure_png(fig: Figure) -> bytes:
-    """The figure as PNG bytes without a software stamp (the same figure gives the same bytes)."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=144, metadata={"Software": None})
-    return buffer.getvalue()
+def score_distributions(
+    scores: Mapping[str, pd.Series], *, min_cell: int = 11, n_bins: int = 10
+) -> Figure | None:
+    """Histograms of scores (one panel per measure, e.g. the intake PHQ-9 and GAD-7), as % of
+    the clients with a score. A measure with fewer than `min_cell` scores is left out; within a
+    panel, a bin of 1 to ``min_cell - 1`` clients, and the bin hidden to protect it against the
+    panel's total, is not drawn. None when nothing can be drawn."""
+    panels = []
+    for label, series in scores.items():
+        values = pd.to_numeric(series, errors="coerce").dropna().to_numpy(dtype=float)
+        if len(values) < min_cell:
+            continue
+        edges = bin_edges(values, n_bins)
+        bins = list(range(len(edges) - 1))
+        counts = pd.DataFrame([np.histogram(values, bins=edges)[0]], columns=bins)
+        counts["total"] = len(values)
+        hidden = suppression_mask(counts, [*bins, "total"], min_cell, total_column="total")
+        drawn = ~hidden[bins].to_numpy()[0]
+        panels.append((label, edges, counts[bins].to_numpy(float)[0], drawn, len(values)))
+    if not panels:
+        return None
+    with style():
+        fig = Figure(figsize=FIGURE_SIZE_IN, dpi=100)
+        FigureCanvasAgg(fig)
+        axes = fig.subplots(1, len(panels), squeeze=False)[0]
+        for k, (ax, (label, edges, counts, drawn, n)) in enumerate(zip(axes, panels, strict=True)):
+            centres = (edges[:-1] + edges[1:]) / 2
+            width = np.diff(edges)
+            share = 100 * counts / n
+            ax.bar(
+                centres[drawn],
+                share[drawn],
+                width=width[drawn] * 0.95,
+                color=PALETTE[k % len(PALETTE)],
+            )
+            for position in centres[~drawn & (counts > 0)]:
+                _withheld_mark(ax, position, min_cell)
+            ax.set_xlabel(label)
+            ax.set_title(f"n = {suppress_count(n, min_cell)}", fontsize=10, loc="left")
+        axes[0].set_ylabel("% of clients")
+        fig.tight_layout()
+    return fig
+
+
+def prepost_figure(
+    first: pd.Series,
+    last: pd.Series,
+    *,
+    label: str,
+    reliable_change: float | None,
+    cutoff: float | None,
+    min_cell: int = 11,
+    n_bins: int = 9,
+) -> Figure | None:
+    """Binned pre/post counts: clients per cell of (first, last) score, with the line of no
+    change, the band of change smaller than `reliable_change` around it, and the clinical
+    `cutoff` on both axes.
+
+    No client is drawn as a point. A cell of 1 to ``min_cell - 1`` clients is not drawn, and
+    complementary suppression over the grid's rows and columns (whose totals are the
+    distributions of first and last scores) hides the cells that would give one away. None
+    with fewer than `min_cell` clients or no cell left to draw.
+    """
+    pair = pd.DataFrame({"first": first, "last": last}).apply(pd.to_numeric, errors="coerce")
+    pair = pair.dropna().astype(float)
+    if len(pair) < min_cell:
+        return None
+    edges = bin_edges(pair.to_numpy().ravel(), n_bins)
+    n_bins = len(edges) - 1
+    low, high = float(edges[0]), float(edges[-1])
+    grid, _, _ = np.histogram2d(pair["last"], pair["first"], bins=[edges, edges])
+    table = pd.DataFrame(grid.astype(int), columns=[f"c{j}" for j in range(n_bins)])
+    table["total"] = table.sum(axis=1)
+    table.loc["total"] = table.sum(axis=0)
+    hidden = suppression_mask(
+        table, list(table.columns), min_cell, total_row="total", total_column="total"
+    )
+    shown = hidden.iloc[:n_bins, :n_bins].to_numpy()
+    counts = np.where(shown | (grid == 0), np.nan, grid)
+    if np.isnan(counts).all():
+        return None
+    with style():
+        fig = new_figure()
+        ax = fig.axes[0]
+        mesh = ax.pcolormesh(
+            edges, edges, counts, cmap="Blues", vmin=0, edgecolor="white", zorder=2
+        )
+        bar = fig.colorbar(mesh, ax=ax)
+        bar.set_label("Clients per cell")
+        line = np.array([low, high])
+        ax.plot(line, line, color="#333333", linewidth=1, label="No change", zorder=3)
+        if reliable_change is not None and np.isfinite(reliable_change):
+            ax.fill_between(
+                line,
+                line - reliable_change,
+                line + reliable_change,
+                color="#999999",
+                alpha=0.25,
+                linewidth=0,
+                zorder=1,
+                label=f"Change under {reliable_change:g} points (not reliable)",
+            )
+        if cutoff is not None and np.isfinite(cutoff):
+            ax.axvline(cutoff, color=PALETTE[1], linestyle="--", linewidth=1, zorder=3)
+            ax.axhline(
+                cutoff,
+                color=PALETTE[1],
+                linestyle="--",
+                linewidth=1,
+                zorder=3,
+                label="Clinical cut-off",
+            )
+        ax.set_xlim(low, high)
+        ax.set_ylim(low, high)
+        ax.set_aspect("equal")
+        ax.set_xlabel(f"First {label}")
+        ax.set_ylabel(f"Last {label}")
+        ax.legend(frameon=False, loc="upper left", fontsize=9)
+        fig.tight_layout()
+    return fig
+
+
+def forest_figure(rows: pd.DataFrame, *, xlabel: str = "Estimate (95% CI)") -> Figure | None:
+    """A forest plot: one row per estimate (columns label, estimate, ci_low, ci_high, and
+    ``scale``: estimates on the same scale share a panel; ratio scales are drawn on a log axis
+    with the null line at 1, others at 0). None when `rows` is empty."""
+    if rows.empty:
+        return None
+    scales = list(dict.fromkeys(rows["scale"]))
+    with style():
+        fig = Figure(figsize=FIGURE_SIZE_IN, dpi=100)
+        FigureCanvasAgg(fig)
+        heights = [max(len(rows.loc[rows["scale"] == s]), 1) + 1 for s in scales]
+        axes = fig.subplots(len(scales), 1, squeeze=False, height_ratios=heights)[:, 0]
+        for ax, scale in zip(axes, scales, strict=True):
+            part = rows.loc[rows["scale"] == scale].reset_index(drop=True)
+            y = np.arange(len(part))[::-1]
+            ratio = "ratio" in scale.lower()
+            est = part["estimate"].to_numpy(float)
+            low = part["ci_low"].to_numpy(float)
+            high = part["ci_high"].to_numpy(float)
+            ax.errorbar(
+                est,
+                y,
+                xerr=[est - low, high - est],
+                fmt="o",
+                color=PALETTE[0],
+                ecolor=PALETTE[0],
+                capsize=3,
+                markersize=5,
+            )
+            ax.axvline(1.0 if ratio else 0.0, color="#777777", linewidth=1, linestyle=":")
+            if ratio:
+                ax.set_xscale("log")
+                ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+                ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+                ax.xaxis.set_minor_formatter(NullFormatter())
+            ax.set_yticks(y, part["label"])
+            ax.set_ylim(-0.7, len(part) - 0.3)
+            ax.set_xlabel(scale)
+            ax.tick_params(axis="y", labelsize=9)
+        fig.tight_layout()
+    return fig
+
+
+def km_figure(
+    curves: Mapping[str, pd.DataFrame],
+    risk: pd.DataFrame,
+    *,
+    xlabel: str = "Sessions attended",
+) -> Figure | None:
+    """Kaplan-Meier curves (columns time, survival, ci_low, ci_high) with pointwise 95% bands,
+    and below them the number at risk (`risk`: one row per group, one column per time, display
+    text already suppressed). None without a curve."""
+    if not curves:
+        return None
+    with style():
+        fig = new_figure(rows=2, height_ratios=[3.2, 1])
+        ax, table_ax = fig.axes
+        for k, (name, curve) in enumerate(curves.items()):
+            colour = PALETTE[k % len(PALETTE)]
+            ax.step(curve["time"], curve["survival"], where="post", color=colour, label=name)
+            ax.fill_between(
+                curve["time"],
+                curve["ci_low"],
+                curve["ci_high"],
+                step="post",
+                color=colour,
+                alpha=0.15,
+                linewidth=0,
+            )
+        times = [float(t) for t in risk.columns]
+        ax.set_ylim(0, 1.02)
+        ax.set_ylabel("Still in treatment (95% CI)")
+        ax.set_xlim(min([*times, 0.0]) - 0.3, max([*times, 1.0]) + 0.3)
+        ax.legend(frameon=False, loc="lower left")
+        ax.set_xticks(times)
+        ax.set_xlabel(xlabel)
+        table_ax.set_xlim(ax.get_xlim())
+        table_ax.set_ylim(-0.5, len(risk) - 0.5)
+        for i, (name, row) in enumerate(risk.iterrows()):
+            y = len(risk) - 1 - i
+            for t, text in zip(times, row, strict=True):
+                table_ax.text(t, y, str(text), ha="center", va="center", fontsize=9)
+            table_ax.text(
+                ax.get_xlim()[0],
+                y,
+                f"{name}  ",
+                ha="right",
+                va="center",
+                fontsize=9,
+                color=PALETTE[i % len(PALETTE)],
+            )
+        table_ax.set_title("Number at risk", fontsize=10, loc="left")
+        table_ax.axis("off")
+        fig.tight_layout()
+    return fig
+
+
+def caterpillar_figure(effects: pd.DataFrame, *, ylabel: str) -> Figure | None:
+    """Therapist effects ranked from lowest to highest with 95% intervals (columns effect,
+    ci_low, ci_high); no therapist is named. None when `effects` is empty."""
+    if effects.empty:
+        return None
+    effects = effects.sort_values("effect", kind="stable").reset_index(drop=True)
+    x = np.arange(1, len(effects) + 1)
+    est = effects["effect"].to_numpy(float)
+    with style():
+        fig = new_figure()
+        ax = fig.axes[0]
+        ax.errorbar(
+            x,
+            est,
+            yerr=[
+                est - effects["ci_low"].to_numpy(float),
+                effects["ci_high"].to_numpy(float) - est,
+            ],
+            fmt="o",
+            color=PALETTE[0],
+            ecolor="#7aa6c8",
+            capsize=2,
+            markersize=4,
+        )
+        ax.axhline(0, color="#777777", linewidth=1, linestyle=":")
+        ax.set_xlabel("Therapists, ranked by effect")
+        ax.set_ylabel(ylabel)
+        ax.set_xticks(x if len(x) <= 30 else x[:: max(len(x) // 15, 1)])
+        fig.tight_layout()
+    return fig
+
+
+def bin_edges(values: np.ndarray, n_bins: int) -> np.ndarray:
+    """About `n_bins` equal bins over the values; for whole-number scores the edges fall
+    half-way between scores, so each bin holds the same number of possible scores."""
+    values = np.asarray(values, dtype=float)
+    low, high = float(values.min()), float(values.max())
+    if np.allclose(values, np.round(values)):
+        width = max(1, math.ceil((high - low + 1) / n_bins))
+        count = math.ceil((high - low + 1) / width)
+        return low - 0.5 + width * np.arange(count + 1)
+    if high == low:
+        high = low + 1
+    return np.linspace(low, high, n_bins + 1)
+
+
+def _withheld_mark(ax: Any, position: float, min_cell: int) -> None:
+    # In axes coordinates vertically, so the mark never stretches the axes.
+    ax.text(
+        position,
+        0.01,
+        suppressed_label(min_cell),
+        transform=ax.get_xaxis_transform(),
+        ha="center",
+        va="bottom",
+        fontsize=8,
+        color=_MARK,
+    )

@@ -1,0 +1,165 @@
+"""Group summaries for report tables, with small cells suppressed (privacy.md, section 2).
+
+Groups are the trial arms in sorted order followed by all clients together; the last group is
+the total of the others, so a small arm is protected by complementary suppression.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from accord.disclosure import (
+    COMPLEMENTARY_LABEL,
+    NOT_AVAILABLE,
+    is_small,
+    suppress_statistic,
+    suppress_table,
+    suppressed_label,
+    suppression_mask,
+)
+from accord.report.text import MINUS, coef
+
+ALL_CLIENTS = "All clients"
+NO_ARM = "(no arm)"
+
+Groups = list[tuple[str, pd.DataFrame]]
+
+
+def groups(clients: pd.DataFrame) -> Groups:
+    """(name, rows) per arm in sorted order, then all clients together last."""
+    out = []
+    if "arm" in clients.columns and clients["arm"].notna().any():
+        arm = clients["arm"].astype(object).fillna(NO_ARM).astype(str)
+        out = [(name, part) for name, part in clients.groupby(arm, sort=True)]
+    return [*out, (ALL_CLIENTS, clients)]
+
+
+def withheld_sizes(grouped: Groups, min_cell: int) -> set[str]:
+    """Arms whose size the report withholds: small arms, and the arms hidden by complementary
+    suppression against the total (Sample section). Counts that add up to such an arm's size,
+    and percentages of it, would give it away."""
+    if len(grouped) < 2:
+        return set()
+    sizes = pd.DataFrame(
+        {"n": [len(part) for _, part in grouped]}, index=[name for name, _ in grouped]
+    )
+    shown = suppress_table(sizes, ["n"], min_cell, total_row=grouped[-1][0])["n"]
+    return {name for name, text in shown.items() if not str(text).isdigit()}
+
+
+def mean_sd(frame: pd.DataFrame, column: str, min_cell: int, fmt: str = "{:.1f}") -> str:
+    """ "mean (SD)" of a client measure; withheld from fewer than `min_cell` clients."""
+    if column not in frame.columns:
+        return NOT_AVAILABLE
+    values = pd.to_numeric(frame[column], errors="coerce").dropna().astype(float)
+    n = len(values)
+    mean = suppress_statistic(values.mean() if n else None, n, min_cell, fmt=fmt)
+    if mean in (NOT_AVAILABLE, suppressed_label(min_cell)):
+        return mean
+    sd = values.std(ddof=1) if n > 1 else math.nan
+    return f"{mean} ({fmt.format(sd)})".replace("-", MINUS)
+
+
+def protect_overall(rows: list[dict], columns: list[str], min_cell: int) -> None:
+    """With exactly one arm's statistic withheld, the overall one would let a reader work it
+    out from the other arms, so it is withheld too (the last row is the overall one)."""
+    label = suppressed_label(min_cell)
+    arms, overall = rows[:-1], rows[-1]
+    for column in columns:
+        if sum(r[column] == label for r in arms) == 1 and len(arms) > 1:
+            overall[column] = label
+
+
+def n_cells(grouped: Groups, column: str, min_cell: int) -> list[str]:
+    """Clients with a value of `column` per group, the last group the total."""
+    counts = pd.DataFrame(
+        {
+            "n": [
+                int(pd.to_numeric(part[column], errors="coerce").notna().sum())
+                if column in part.columns
+                else 0
+                for _, part in grouped
+            ]
+        },
+        index=[name for name, _ in grouped],
+    )
+    total_row = grouped[-1][0] if len(grouped) > 1 else None
+    shown = suppress_table(counts, ["n"], min_cell, total_row=total_row)["n"]
+    withheld = withheld_sizes(grouped, min_cell)
+    return [
+        COMPLEMENTARY_LABEL if name in withheld and text.isdigit() else text
+        for name, text in shown.items()
+    ]
+
+
+def flag(condition: pd.Series, missing: pd.Series) -> pd.Series:
+    """A nullable boolean column: `condition`, NA where `missing`."""
+    values = pd.array(condition.fillna(False).astype(bool).to_numpy(), dtype="boolean")
+    values[missing.fillna(True).astype(bool).to_numpy()] = pd.NA
+    return pd.Series(values, index=condition.index)
+
+
+def flag_counts(part: pd.DataFrame, column: str) -> dict[str, int]:
+    """Yes, no and defined counts of a yes/no client measure."""
+    if column not in part.columns:
+        return {"yes": 0, "no": 0, "defined": 0}
+    values = part[column].dropna().astype(bool)
+    yes = int(values.sum())
+    return {"yes": yes, "no": len(values) - yes, "defined": len(values)}
+
+
+def rate_cells(grouped: Groups, column: str, min_cell: int, *, fmt: str = "{:.1%}") -> list[str]:
+    """A yes/no measure per group as "count (percent)" of the clients for whom it is defined.
+
+    Yes, no and defined counts form a table whose last row (all clients) is the total and whose
+    defined column is each row's total; a cell whose yes or no count is hidden there is
+    withheld, "<11" when the yes count itself is small or too few clients are defined, "*"
+    when it is hidden to protect another cell.
+    """
+    counts = pd.DataFrame(
+        [flag_counts(part, column) for _, part in grouped], index=[name for name, _ in grouped]
+    )
+    hidden = suppression_mask(
+        counts,
+        ["yes", "no", "defined"],
+        min_cell,
+        total_row=grouped[-1][0] if len(grouped) > 1 else None,
+        total_column="defined",
+    )
+    withheld = withheld_sizes(grouped, min_cell)
+    cells = []
+    for name, c in counts.iterrows():
+        yes, defined = int(c["yes"]), int(c["defined"])
+        if defined == 0:
+            cells.append(NOT_AVAILABLE)
+        elif is_small(yes, min_cell) or defined < min_cell:
+            cells.append(suppressed_label(min_cell))
+        elif hidden.loc[name, ["yes", "no", "defined"]].any() or name in withheld:
+            cells.append(COMPLEMENTARY_LABEL)
+        else:
+            cells.append(f"{yes} ({fmt.format(yes / defined)})")
+    return cells
+
+
+def correlation(frame: pd.DataFrame, x: str, y: str, min_cell: int) -> dict[str, str]:
+    """Pearson r of two client measures over the clients with both, with a Fisher-z 95% CI."""
+    empty = {"r": NOT_AVAILABLE, "ci": "", "n": ""}
+    if x not in frame.columns or y not in frame.columns:
+        return empty
+    pair = frame[[x, y]].apply(pd.to_numeric, errors="coerce").astype(float).dropna()
+    n = len(pair)
+    if n == 0:
+        return empty
+    if n < min_cell:
+        return {**empty, "r": suppressed_label(min_cell)}
+    if pair[x].std() == 0 or pair[y].std() == 0:
+        return {**empty, "n": str(n)}
+    r = float(np.corrcoef(pair[x], pair[y])[0, 1])
+    ci = ""
+    if n > 3 and abs(r) < 1:
+        half = 1.959963984540054 / math.sqrt(n - 3)
+        ci = f"[{coef(math.tanh(math.atanh(r) - half))}, {coef(math.tanh(math.atanh(r) + half))}]"
+    return {"r": coef(r), "ci": ci, "n": str(n)}

@@ -1,0 +1,248 @@
+"""Data: records received, quarantined and validated per table; clients from validation to each
+analysis; identifier-guard warnings; missing outcome data by instrument and session."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from accord.disclosure import NOT_AVAILABLE, suppress_count, suppress_table, suppressed_label
+from accord.report.context import ReportContext
+from accord.report.parts import Bullets, Heading, Section, Text, table
+from accord.report.sections.summary import primary_row
+from accord.report.text import instrument_label, interval, num, p_value
+
+NOT_GIVEN = "not given"
+
+
+def build(ctx: ReportContext) -> Section:
+    """The Data section."""
+    section = Section("data", "Data")
+    section.add(Heading("Flow of records and clients", "data-flow"))
+    if ctx.summary is None:
+        section.add(Text("No validation summary was found (validation/summary.json).", "missing"))
+    else:
+        section.add(_flow(ctx))
+    section.add(_analysed(ctx))
+    section.add(*_quarantine(ctx))
+    section.add(*_guard(ctx))
+    section.add(Heading("Missing data", "missing-data"))
+    section.add(*_missing(ctx))
+    return section
+
+
+def _flow(ctx: ReportContext):
+    tables = (ctx.summary or {}).get("tables", {})
+    frame = pd.DataFrame(
+        [
+            {
+                "table": name,
+                "rows_in": int(t.get("rows_in", 0)),
+                "rows_accepted": int(t.get("rows_accepted", 0)),
+                "rows_quarantined": int(t.get("rows_quarantined", 0)),
+                "missing_codes_replaced": int(t.get("missing_codes_replaced", 0)),
+            }
+            for name, t in sorted(tables.items())
+        ],
+        columns=["table", "rows_in", "rows_accepted", "rows_quarantined", "missing_codes_replaced"],
+    )
+    # rows_in = accepted + quarantined: each table's row is an additive line.
+    shown = suppress_table(
+        frame,
+        ["rows_accepted", "rows_quarantined", "rows_in"],
+        ctx.min_cell,
+        total_column="rows_in",
+    )
+    rows = [
+        (
+            r["table"],
+            r["rows_in"],
+            r["rows_accepted"],
+            r["rows_quarantined"],
+            suppress_count(m, ctx.min_cell),
+        )
+        for (_, r), m in zip(shown.iterrows(), frame["missing_codes_replaced"], strict=True)
+    ]
+    return table(
+        "data_flow",
+        "Records received, validated and quarantined, by table",
+        ["Table", "Received", "Validated", "Quarantined", "Missing codes replaced"],
+        rows,
+        note=(
+            "Received = validated + quarantined. A quarantined row is left out of every "
+            "analysis; the reasons follow. Missing codes are values declared as meaning "
+            "\u201cmissing\u201d in the config."
+        ),
+    )
+
+
+def _analysed(ctx: ReportContext):
+    """Clients with validated records and clients in each model (the CONSORT 'analysed' box)."""
+    if ctx.clients is None or ctx.coefficients is None or "n_clients" not in ctx.coefficients:
+        return None
+    n_valid = int(ctx.clients["client_id"].nunique()) if "client_id" in ctx.clients else 0
+    per_model = ctx.coefficients.groupby("model", sort=False)["n_clients"].max()
+    primary = primary_row(ctx)
+    first = [str(primary["model"])] if primary is not None else []
+    order = list(dict.fromkeys([*first, *per_model.index.astype(str)]))
+    records = []
+    for model in order:
+        analysed = per_model.get(model)
+        if analysed is None or pd.isna(analysed) or int(analysed) > n_valid:
+            continue
+        analysed = int(analysed)
+        records.append(
+            {"model": model, "valid": n_valid, "analysed": analysed, "left": n_valid - analysed}
+        )
+    if not records:
+        return None
+    frame = pd.DataFrame(records).set_index("model", drop=False)
+    shown = suppress_table(frame, ["analysed", "left", "valid"], ctx.min_cell, total_column="valid")
+    rows = [(r["model"], r["valid"], r["analysed"], r["left"]) for _, r in shown.iterrows()]
+    return table(
+        "data_clients_analysed",
+        "Clients with validated records and clients analysed, by model",
+        ["Model", "Clients validated", "Analysed", "Left out"],
+        rows,
+        note=(
+            "Left out: clients without the model's outcome, exposure or covariates (see each "
+            "model's warnings). The primary model is listed first."
+        ),
+    )
+
+
+def _quarantine(ctx: ReportContext) -> list:
+    q = ctx.quarantine
+    if q is not None and len(q) and {"table", "rule"} <= set(q):
+        reasons = (
+            q.assign(column=q.get("column", pd.Series(dtype=object)))
+            .fillna({"column": NOT_AVAILABLE})
+            .groupby(["table", "rule", "column"], sort=True)
+            .size()
+            .reset_index(name="rows")
+        )
+        rows = [
+            (r["table"], r["rule"], r["column"], suppress_count(r["rows"], ctx.min_cell))
+            for _, r in reasons.iterrows()
+        ]
+        return [
+            table(
+                "data_quarantine_reasons",
+                "Quarantine reasons (rows; a row can have more than one reason)",
+                ["Table", "Rule", "Column", "Rows"],
+                rows,
+                text_columns=frozenset({1, 2}),
+            )
+        ]
+    if q is not None:
+        return [Text("No row was quarantined.")]
+    return [Text("No quarantine list was found (validation/quarantine.csv).", "missing")]
+
+
+def _guard(ctx: ReportContext) -> list:
+    guard = (ctx.summary or {}).get("identifier_guard") or {}
+    warnings = [w for w in guard.get("warnings") or [] if isinstance(w, dict)]
+    if not warnings:
+        if guard:
+            return [Text("The identifier guard raised no warning.")]
+        return []
+    items = []
+    for w in warnings:
+        columns = ", ".join(str(c) for c in w.get("columns") or [])
+        items.append(
+            (
+                f"{w.get('table', 'table')}",
+                f"{suppress_count(w.get('combinations'), ctx.min_cell)} combinations of "
+                f"({columns}) are shared by fewer than {w.get('k', '?')} clients "
+                f"({suppress_count(w.get('clients'), ctx.min_cell)} clients in all). Share no "
+                "client-level output without coarser bands.",
+            )
+        )
+    return [
+        Text("Identifier-guard warnings (quasi-identifiers):"),
+        Bullets(tuple(items), "warnings"),
+    ]
+
+
+def _missing(ctx: ReportContext) -> list:
+    out: list = []
+    m = ctx.missing_by_session
+    need = {"instrument", "session_number", "expected", "scored"}
+    if m is None or not need <= set(m.columns):
+        out.append(
+            Text("No missing-data summary was found (models/missing_by_session.csv).", "missing")
+        )
+    else:
+        out.append(_missing_table(m, ctx.min_cell))
+    v = ctx.missingness_vs_exposure
+    if v is not None and len(v) and {"instrument", "odds_ratio"} <= set(v.columns):
+        rows = []
+        for _, r in v.iterrows():
+            enough = int(r.get("n_clients", 0) or 0) >= ctx.min_cell
+            hide = suppressed_label(ctx.min_cell)
+            rows.append(
+                (
+                    instrument_label(str(r["instrument"])),
+                    suppress_count(r.get("n_clients"), ctx.min_cell),
+                    suppress_count(r.get("n_sessions"), ctx.min_cell),
+                    f"{num(r['missing_share'] * 100, 1)}%" if enough else hide,
+                    num(r["odds_ratio"], 2) if enough else hide,
+                    interval(r["ci_low"], r["ci_high"], 2) if enough else hide,
+                    p_value(r["p_value"]) if enough else hide,
+                )
+            )
+        exposure = str(v["exposure"].iloc[0]) if "exposure" in v.columns else ctx.exposure
+        out.append(
+            table(
+                "data_missingness_vs_exposure",
+                f"Is a missing score related to {exposure}? Logistic regression per instrument",
+                ["Instrument", "Clients", "Sessions", "Missing", "Odds ratio", "95% CI", "p"],
+                rows,
+                note=(
+                    "Odds of a missing score at an attended session per unit of the exposure "
+                    "(GEE, clients as clusters). An odds ratio far from 1 means scores are not "
+                    "missing completely at random with respect to the exposure."
+                ),
+            )
+        )
+    return out
+
+
+def _missing_table(m: pd.DataFrame, min_cell: int):
+    instruments = list(dict.fromkeys(m["instrument"].astype(str)))
+    sessions = sorted(int(s) for s in m["session_number"].unique())
+    cells: dict[tuple[str, int], tuple[str, str]] = {}
+    for _, r in m.iterrows():
+        expected, scored = int(r["expected"]), int(r["scored"])
+        line = pd.DataFrame(
+            {"scored": [scored], "missing": [expected - scored], "expected": [expected]}
+        )
+        shown = suppress_table(
+            line, ["scored", "missing", "expected"], min_cell, total_column="expected"
+        ).iloc[0]
+        missing = shown["missing"]
+        if scored == 0 and expected > 0:
+            missing = NOT_GIVEN
+        elif missing.isdigit() and expected >= min_cell:
+            missing = f"{missing} ({(expected - scored) / expected:.0%})"
+        cells[(str(r["instrument"]), int(r["session_number"]))] = (shown["expected"], missing)
+    rows = []
+    for s in sessions:
+        row = [str(s)]
+        for inst in instruments:
+            row.extend(cells.get((inst, s), (NOT_AVAILABLE, NOT_AVAILABLE)))
+        rows.append(row)
+    columns = ["Session"] + ["Expected", "Missing"] * len(instruments)
+    spans = (("", 1), *((instrument_label(i), 2) for i in instruments))
+    return table(
+        "data_missing_by_session",
+        "Missing scores by instrument and session (clients)",
+        columns,
+        rows,
+        spans=spans,
+        note=(
+            "Expected: clients who attended the session (all clients at intake, session 0). "
+            "Missing: expected but without a score, with the percentage of those expected; "
+            f"\u201c{NOT_GIVEN}\u201d: no client has a score at that session, as when an "
+            "instrument is given only at some sessions."
+        ),
+    )

@@ -1,0 +1,228 @@
+"""Dropout: Kaplan-Meier curves of time in treatment by arm (or exposure tertile) with the number
+at risk, the log-rank test, and the dropout models' odds and hazard ratios."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from statsmodels.duration.survfunc import SurvfuncRight
+
+from accord.disclosure import suppress_count, suppress_table, suppressed_label
+from accord.models.dropout import exposure_tertiles
+from accord.report.context import ReportContext
+from accord.report.figures import km_figure, to_plot
+from accord.report.parts import Section, Text, table
+from accord.report.text import finite, interval, num, p_phrase, p_value, term_label, truthy
+
+TIME, EVENT = "sessions_to_dropout", "dropout_event"
+_Z = 1.959963984540054
+
+
+def build(ctx: ReportContext) -> Section:
+    """The Dropout section."""
+    section = Section("dropout", "Dropout")
+    section.add(Text(f"Dropout: {ctx.dropout_text()}."))
+    section.add(*_kaplan_meier(ctx))
+    section.add(*_logrank(ctx))
+    section.add(*_ratios(ctx))
+    return section
+
+
+def km_groups(ctx: ReportContext) -> tuple[pd.DataFrame | None, str]:
+    """Per client: group, time and event, with the name of the grouping (arm, else tertiles of
+    the primary exposure); None without the columns."""
+    clients = ctx.clients
+    if clients is None or TIME not in clients.columns or EVENT not in clients.columns:
+        return None, ""
+    if "arm" in clients.columns and clients["arm"].notna().any():
+        group, name = clients["arm"].astype(object), "arm"
+    elif ctx.exposure in clients.columns:
+        group, _ = exposure_tertiles(clients[ctx.exposure])
+        name = f"tertile of {ctx.exposure}"
+    else:
+        group, name = pd.Series("All clients", index=clients.index, dtype=object), "all clients"
+    frame = pd.DataFrame(
+        {
+            "group": group,
+            "time": pd.to_numeric(clients[TIME], errors="coerce").astype(float),
+            "event": clients[EVENT].astype("boolean").astype(float),
+        }
+    ).dropna()
+    frame["group"] = frame["group"].astype(str)
+    return frame, name
+
+
+def km_curve(part: pd.DataFrame, min_cell: int) -> pd.DataFrame:
+    """Product-limit curve with pointwise 95% CIs (log scale, Greenwood SE, as R's survfit),
+    from time 0, cut at the last time with at least `min_cell` clients at risk."""
+    sf = SurvfuncRight(part["time"].to_numpy(), part["event"].to_numpy())
+    rows = [{"time": 0.0, "survival": 1.0, "ci_low": 1.0, "ci_high": 1.0, "at_risk": len(part)}]
+    for t, s, se, risk in zip(sf.surv_times, sf.surv_prob, sf.surv_prob_se, sf.n_risk, strict=True):
+        if risk < min_cell:
+            break
+        if s > 0 and np.isfinite(se):
+            half = _Z * se / s
+            low, high = s * math.exp(-half), min(1.0, s * math.exp(half))
+        else:
+            low = high = math.nan
+        rows.append(
+            {
+                "time": float(t),
+                "survival": float(s),
+                "ci_low": low,
+                "ci_high": high,
+                "at_risk": int(risk),
+            }
+        )
+    curve = pd.DataFrame(rows)
+    # Extend the last step to the last time with min_cell clients still at risk: no event
+    # falls in between (the first event with fewer at risk is where the curve was cut).
+    times = np.sort(part["time"].unique())
+    at_risk = np.array([int((part["time"] >= t).sum()) for t in times])
+    eligible = times[at_risk >= min_cell]
+    if eligible.size and float(eligible[-1]) > curve["time"].iloc[-1]:
+        end = float(eligible[-1])
+        curve = pd.concat(
+            [curve, curve.iloc[[-1]].assign(time=end, at_risk=int((part["time"] >= end).sum()))],
+            ignore_index=True,
+        )
+    return curve
+
+
+def _kaplan_meier(ctx: ReportContext) -> list:
+    frame, grouping = km_groups(ctx)
+    min_cell = ctx.min_cell
+    if frame is None or frame.empty:
+        return [
+            Text(f"No {TIME} and {EVENT} columns were found in the client measures.", "missing")
+        ]
+    sizes = frame["group"].value_counts().sort_index()
+    keep = [g for g, n in sizes.items() if n >= min_cell]
+    left_out = len(sizes) - len(keep)
+    out: list = []
+    if not keep:
+        return [Text(f"No group has {min_cell} or more clients, so no curve is drawn.")]
+    last = float(frame["time"].max())
+    times = [float(t) for t in np.arange(0.0, last + 1.0, 2.0 if last > 8 else 1.0)]
+    curves = {g: km_curve(frame.loc[frame["group"] == g], min_cell) for g in keep}
+    risk = pd.DataFrame(
+        [
+            [
+                suppress_count(int((frame.loc[frame["group"] == g, "time"] >= t).sum()), min_cell)
+                for t in times
+            ]
+            for g in keep
+        ],
+        index=keep,
+        columns=[f"{t:g}" for t in times],
+    )
+    # The number at risk at time 0 is each group's size: with a group left out as small, the
+    # sizes shown and the total would give it away, so they get complementary suppression.
+    if left_out:
+        sizes_table = pd.DataFrame(
+            {"n": [*sizes.to_numpy(), int(sizes.sum())]}, index=[*sizes.index, "__total__"]
+        )
+        shown = suppress_table(sizes_table, ["n"], min_cell, total_row="__total__")["n"]
+        risk[risk.columns[0]] = [shown[g] for g in keep]
+    fig = km_figure(curves, risk)
+    if fig is not None:
+        out.append(
+            to_plot(
+                fig,
+                "dropout_kaplan_meier",
+                alt=f"Kaplan-Meier curves of staying in treatment by {grouping}",
+                caption=(
+                    f"Share of clients still in treatment by sessions attended, by {grouping} "
+                    "(Kaplan\u2013Meier, pointwise 95% CIs, log scale with Greenwood SEs); a "
+                    "client who completed or is still in treatment is censored at their last "
+                    f"attended session. A curve stops where fewer than {min_cell} clients are "
+                    f"at risk; counts at risk from 1 to {min_cell - 1} read "
+                    f"\u201c{suppressed_label(min_cell)}\u201d."
+                    + (
+                        f" {left_out} group(s) with fewer than {min_cell} clients are not "
+                        "drawn, and a size at time 0 that would give them away reads \u201c*\u201d."
+                        if left_out
+                        else ""
+                    )
+                ),
+            )
+        )
+    out.append(
+        table(
+            "dropout_number_at_risk",
+            f"Number at risk by sessions attended, by {grouping}",
+            [grouping.capitalize(), *risk.columns],
+            [[g, *risk.loc[g]] for g in keep],
+        )
+    )
+    return out
+
+
+def _logrank(ctx: ReportContext) -> list:
+    c = ctx.coefficients
+    if c is None:
+        return []
+    rows = c.loc[c["term"].astype(str) == "logrank_chi2"]
+    out = []
+    for _, r in rows.iterrows():
+        diag = ctx.diagnostics.get(str(r["model"]), {})
+        df = (diag.get("extras") or {}).get("logrank_df")
+        n = int(r["n_clients"]) if finite(r["n_clients"]) else 0
+        if n < ctx.min_cell or not finite(r["estimate"]):
+            continue
+        grouping = (diag.get("extras") or {}).get("grouping", "group")
+        df_text = f"({int(df)})" if finite(df) else ""
+        out.append(
+            Text(
+                f"Log-rank test of equal curves by {grouping} ({r['model']}): "
+                f"\u03c7\u00b2{df_text} = {num(r['estimate'], 2)}, p {p_phrase(r['p_value'])}."
+            )
+        )
+    return out
+
+
+def _ratios(ctx: ReportContext) -> list:
+    c = ctx.coefficients
+    if c is None or "ratio" not in c.columns:
+        return [Text("No dropout model results were found.", "missing")]
+    outcome = c["outcome"].astype(str)
+    dropout = outcome.str.startswith("dropout") | (outcome == TIME)
+    picked = c.loc[dropout & c["ratio"].map(finite) & (c["term"].astype(str) != "Intercept")]
+    if picked.empty:
+        return [Text("No odds or hazard ratios of a dropout model were found.", "missing")]
+    rows, highlight = [], set()
+    hide = suppressed_label(ctx.min_cell)
+    for i, (_, r) in enumerate(picked.iterrows()):
+        diag = ctx.diagnostics.get(str(r["model"]), {})
+        kind = "HR" if "partial likelihood" in str(diag.get("method", "")) else "OR"
+        n = int(r["n_clients"]) if finite(r["n_clients"]) else 0
+        enough = n >= ctx.min_cell
+        if truthy(r.get("exposure_effect")):
+            highlight.add(i)
+        rows.append(
+            [
+                str(r["model"]),
+                term_label(str(r["term"])),
+                kind,
+                num(r["ratio"], 2) if enough else hide,
+                interval(r["ratio_ci_low"], r["ratio_ci_high"], 2) if enough else hide,
+                p_value(r["p_value"]) if enough else hide,
+                suppress_count(n, ctx.min_cell),
+            ]
+        )
+    return [
+        table(
+            "dropout_ratios",
+            "Dropout models: odds ratios (logistic) and hazard ratios (Cox)",
+            ["Model", "Term", "Ratio", "Estimate", "95% CI", "p", "Clients"],
+            rows,
+            highlight=frozenset(highlight),
+            text_columns=frozenset({1}),
+            note=(
+                "Per unit of each predictor, adjusted for the others in the model; the exposure "
+                "rows are highlighted. An odds or hazard ratio below 1 means less dropout."
+            ),
+        )
+    ]

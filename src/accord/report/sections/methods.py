@@ -1,0 +1,255 @@
+"""Methods: a paragraph a researcher can paste into a paper and edit, drafted from the config,
+the measure settings recorded with the results and the models actually fitted."""
+
+from __future__ import annotations
+
+import platform
+import re
+from importlib import metadata
+
+import accord
+from accord.report.context import ReportContext
+from accord.report.parts import Section, Text
+from accord.report.sections.summary import primary_row
+from accord.report.text import finite, instrument_label, num
+
+
+def build(ctx: ReportContext) -> Section:
+    """The Methods section: one paragraph per topic."""
+    section = Section("methods", "Methods")
+    section.add(
+        Text(
+            "Drafted from the settings and models of this run; check it against the study "
+            "protocol before use.",
+            "note",
+        )
+    )
+    for paragraph in methods_paragraphs(ctx):
+        section.add(Text(paragraph, "methods"))
+    return section
+
+
+def methods_paragraphs(ctx: ReportContext) -> list[str]:
+    """The methods text, as paragraphs."""
+    return [p for p in (_measures(ctx), _models(ctx), _missing(ctx), _reporting(ctx)) if p]
+
+
+def _version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "(not installed)"
+
+
+def _short_source(source: str) -> str:
+    """ "Kroenke, Spitzer & Williams 2001 (items, ...); NHS ..." -> "Kroenke, Spitzer &
+    Williams 2001"."""
+    first = re.split(r"[;(]", source, maxsplit=1)[0].strip().rstrip(",.")
+    return first
+
+
+def _measures(ctx: ReportContext) -> str:
+    registry = ctx.registry()
+    scoring = ctx.scoring if isinstance(ctx.scoring, dict) else {}
+    scored = sorted(
+        {str(r.get("instrument")) for r in scoring.get("summary") or [] if isinstance(r, dict)}
+    )
+    if not scored and ctx.panel is not None:
+        scored = [k for k in registry if k in ctx.panel.columns]
+    parts = []
+    for key in scored:
+        inst = registry.get(key)
+        if inst is None:
+            continue
+        source = _short_source(inst.source) if inst.source else ""
+        text = f"the {inst.name} ({instrument_label(key)}{'; ' + source if source else ''})"
+        if inst.prorate_max_missing > 0 and inst.items:
+            text += (
+                f", prorated when at most {inst.prorate_max_missing} of {inst.items} items "
+                "were missing"
+            )
+        parts.append(text)
+    sentences = []
+    if parts:
+        sentences.append("Clients completed " + _join(parts) + ".")
+    s = ctx.settings
+    thresholds = {}
+    if isinstance(ctx.measures_metadata, dict):
+        thresholds = ctx.measures_metadata.get("change_thresholds") or {}
+    t = thresholds.get(ctx.outcome) or {}
+    if t:
+        if t.get("reliable_change_method") == "published" and finite(t.get("reliable_change")):
+            rc = f"a change of at least {num(t['reliable_change'], 0)} points (published value)"
+        elif finite(t.get("rci_threshold_points")):
+            rc = (
+                f"a reliable change index above {num(t.get('rci_z', 1.96), 2)} (Jacobson & "
+                f"Truax 1991; {num(t['rci_threshold_points'], 2)} points)"
+            )
+        else:
+            rc = "the reliable change index (Jacobson & Truax 1991)"
+        cutoff = (
+            f" and the clinical cut-off was {num(t['cutoff'], 0)}"
+            if finite(t.get("cutoff"))
+            else ""
+        )
+        sentences.append(
+            f"Reliable change on the {ctx.outcome_label} was {rc}{cutoff}; clients were "
+            "classified as recovered, improved, unchanged or deteriorated from their first to "
+            "their last assessment (Jacobson & Truax 1991)."
+        )
+    sentences.append(f"Dropout was defined as {ctx.dropout_text()}.")
+    if s.get("alliance_instrument"):
+        sentences.append(
+            f"Early alliance was the mean {instrument_label(str(s['alliance_instrument']))} "
+            f"{s.get('alliance_scale', 'total')} score ({s.get('alliance_rater', 'client')}-rated) "
+            f"over the first {s.get('early_sessions', 3)} assessed sessions."
+        )
+    exposure = ctx.exposure
+    if exposure == "joint_goal_share":
+        sentences.append(
+            "The primary exposure, the joint goal share, was the proportion of a client\u2019s "
+            "goals that client and therapist set together."
+        )
+    else:
+        sentences.append(f"The primary exposure was {exposure}.")
+    return " ".join(sentences)
+
+
+def _engine(diagnostics: dict, statsmodels_version: str) -> str:
+    """How the mixed model was estimated, from the engine its diagnostics name."""
+    optimizer = diagnostics.get("optimizer", "lbfgs")
+    if diagnostics.get("engine") == "statsmodels" or "engine" not in diagnostics:
+        return f"with statsmodels {statsmodels_version} (MixedLM, optimizer {optimizer})"
+    return (
+        f"maximising the profiled log-likelihood of Bates et al. (2015) as lme4 does, with "
+        f"accord {accord.__version__} ({optimizer})"
+    )
+
+
+def _models(ctx: ReportContext) -> str:
+    if ctx.coefficients is None or ctx.coefficients.empty:
+        return ""
+    c, diags = ctx.coefficients, ctx.diagnostics
+    sentences: list[str] = []
+    models = list(dict.fromkeys(c["model"].astype(str)))
+    primary = primary_row(ctx)
+    primary_id = str(primary["model"]) if primary is not None else None
+    statsmodels_version = _version("statsmodels")
+    growth = [
+        m
+        for m in models
+        if str(diags.get(m, {}).get("method")) == "REML"
+        and "time" in str(diags.get(m, {}).get("formula", ""))
+    ]
+    if growth:
+        d = diags[growth[0]]
+        extras = d.get("extras") or {}
+        structure = extras.get("structure", "random intercepts and slopes")
+        sentences.append(
+            f"Change in the outcomes over sessions was analysed with linear mixed-effects growth "
+            f"models ({_join(_formulas(diags, growth))}) with {structure}, estimated by "
+            f"restricted maximum likelihood (REML), {_engine(d, statsmodels_version)}"
+            + (f"; the primary model was {primary_id}" if primary_id else "")
+            + "."
+        )
+    lagged = [
+        m for m in models if "_within" in " ".join(c.loc[c["model"] == m, "term"].astype(str))
+    ]
+    if lagged:
+        sentences.append(
+            "Session-to-session associations were estimated with lagged mixed models that "
+            "separate within-client from between-client variation (person-mean centring; "
+            f"{_join(lagged)})."
+        )
+    therapist = [m for m in models if "icc_therapist" in set(c.loc[c["model"] == m, "term"])]
+    if therapist:
+        boot = (diags.get(therapist[0], {}).get("extras") or {}).get("bootstrap") or {}
+        sentences.append(
+            "Therapist effects were estimated with a null three-level model (assessments within "
+            "clients within therapists, REML); the therapist intraclass correlation has a 95% "
+            f"percentile interval from {boot.get('replicates', 'a')} cluster-bootstrap replicates "
+            "resampling therapists."
+        )
+    methods = {m: str(diags.get(m, {}).get("method", "")) for m in models}
+    logistic = [m for m, x in methods.items() if x.startswith("ML (GLM binomial")]
+    cox = [m for m, x in methods.items() if x.startswith("partial likelihood")]
+    km = [m for m, x in methods.items() if x.startswith("Kaplan-Meier")]
+    if logistic or cox or km:
+        parts = []
+        if logistic:
+            parts.append(f"logistic regression ({_join(logistic)}; odds ratios)")
+        if cox:
+            parts.append(
+                f"Cox proportional hazards regression with Efron ties ({_join(cox)}; hazard ratios)"
+            )
+        if km:
+            parts.append("Kaplan\u2013Meier curves compared with the log-rank test")
+        sentences.append(f"Dropout was analysed with {_join(parts)}; Wald 95% CIs.")
+    ancova = [m for m, x in methods.items() if x == "OLS"]
+    if ancova:
+        sentences.append(
+            "Post-treatment scores were compared by ANCOVA (last score on the exposure, adjusted "
+            f"for the first score; {_join(ancova)})."
+        )
+    mediation = [m for m in models if "acme" in set(c.loc[c["model"] == m, "term"])]
+    if mediation:
+        extras = diags.get(mediation[0], {}).get("extras") or {}
+        mediators = [
+            str((diags.get(m, {}).get("extras") or {}).get("mediator", m)) for m in mediation
+        ]
+        sentences.append(
+            "Mediation through " + _join([m.replace("_", " ") for m in mediators]) + " was "
+            "estimated as average causal mediation and direct effects (Imai, Keele & Tingley "
+            f"2010) with {extras.get('n_boot', 'bootstrap')} nonparametric bootstrap replicates."
+        )
+    return " ".join(sentences)
+
+
+def _missing(ctx: ReportContext) -> str:
+    c = ctx.coefficients
+    sentences = [
+        "Mixed models used every observed assessment, which is valid when scores are missing "
+        "at random; missing scores per session and their relation to the exposure are reported."
+    ]
+    if c is not None and not c.empty:
+        methods = {
+            m: str(ctx.diagnostics.get(m, {}).get("method", ""))
+            for m in dict.fromkeys(c["model"].astype(str))
+        }
+        mice = [m for m, x in methods.items() if "MICE" in x]
+        if mice:
+            extras = ctx.diagnostics.get(mice[0], {}).get("extras") or {}
+            sentences.append(
+                f"As sensitivity analyses, the ANCOVA was repeated after multiple imputation by "
+                f"chained equations ({extras.get('n_imputations', 'several')} imputations, "
+                "pooled by Rubin\u2019s rules)"
+                + (" and in completers only" if any("completers" in m for m in methods) else "")
+                + "."
+            )
+        sentences.append(
+            "The primary test was not adjusted; p-values of the secondary exposure effects were "
+            "adjusted for multiple testing with the Benjamini\u2013Hochberg false discovery rate "
+            "(1995)."
+        )
+    return " ".join(sentences)
+
+
+def _reporting(ctx: ReportContext) -> str:
+    return (
+        f"Analyses were run with accord {accord.__version__} (Python {platform.python_version()}, "
+        f"pandas {_version('pandas')}, statsmodels {_version('statsmodels')}, scipy "
+        f"{_version('scipy')}). To protect confidentiality, counts from 1 to {ctx.min_cell - 1} "
+        f"and statistics computed from fewer than {ctx.min_cell} clients are not reported, with "
+        "complementary suppression so that a withheld count cannot be recovered from totals."
+    )
+
+
+def _formulas(diags: dict, models: list[str]) -> list[str]:
+    return [str(diags[m].get("formula", m)) for m in models]
+
+
+def _join(items: list[str]) -> str:
+    items = [str(i) for i in items]
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]

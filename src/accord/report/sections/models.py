@@ -1,0 +1,371 @@
+"""Models: one APA-style table per fitted model (b, SE, 95% CI, p; random-effect variances, ICC,
+numbers of observations, clients and therapists; convergence), an overview of every model's
+fit, and a forest plot of the exposure effects across outcomes and sensitivity analyses."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from accord.disclosure import NOT_AVAILABLE, suppress_count, suppressed_label
+from accord.report.context import ReportContext
+from accord.report.figures import forest_figure, to_plot
+from accord.report.parts import Heading, Section, Table, Text, table
+from accord.report.text import (
+    coef,
+    digits_for,
+    finite,
+    int_or_none,
+    interval,
+    num,
+    p_value,
+    suppress_counts_in,
+    term_label,
+    truthy,
+)
+
+RANDOM_LABELS = {
+    "therapist_intercept": "Therapist intercept",
+    "client_intercept": "Client intercept",
+    "client_slope": "Client slope (time)",
+    "client_intercept_slope_covariance": "Client intercept-slope covariance",
+    "residual": "Residual",
+}
+#: Kinds of model whose rows are described elsewhere in the report (Dropout, Therapist
+#: effects, Mediation) but are still listed here with the rest.
+COLUMNS = ["Term", "b", "SE", "95% CI", "p", "p (FDR)"]
+
+
+def build(ctx: ReportContext) -> Section:
+    """The Models section."""
+    section = Section("models", "Models")
+    c = ctx.coefficients
+    if c is None or c.empty:
+        section.add(Text("No model results were found (models/coefficients.csv).", "missing"))
+        return section
+    section.add(
+        Text(
+            "Each model as fitted, in the order of the results. The primary estimate is "
+            "highlighted; p (FDR) is the Benjamini\u2013Hochberg adjusted p-value over the "
+            "secondary exposure effects. A model fitted to fewer than "
+            f"{ctx.min_cell} clients has its estimates withheld."
+        )
+    )
+    section.add(_overview(ctx))
+    section.add(Heading("Exposure effects across models", "forest"))
+    section.add(*_forest(ctx))
+    every: list[Table] = []
+    for model_id, part in c.groupby("model", sort=False):
+        diag = ctx.diagnostics.get(str(model_id), {})
+        section.add(*_model(str(model_id), part, diag, ctx.min_cell, every))
+    section.add(_all_coefficients(every))
+    return section
+
+
+def enough_clients(part: pd.DataFrame, min_cell: int) -> bool:
+    """True when the model's largest client count reaches `min_cell`."""
+    n = part["n_clients"].max() if part["n_clients"].notna().any() else 0
+    return int(n) >= min_cell
+
+
+def _overview(ctx: ReportContext):
+    rows = []
+    for model_id, part in ctx.coefficients.groupby("model", sort=False):
+        diag = ctx.diagnostics.get(str(model_id), {})
+        first = part.iloc[0]
+        n_clients = int(part["n_clients"].max()) if part["n_clients"].notna().any() else None
+        converged = diag.get("converged", truthy(first["converged"]))
+        rows.append(
+            [
+                str(model_id),
+                str(diag.get("method", "")) or NOT_AVAILABLE,
+                suppress_count(int_or_none(first["n_obs"]), ctx.min_cell),
+                suppress_count(n_clients, ctx.min_cell),
+                suppress_count(diag.get("n_therapists"), ctx.min_cell),
+                "yes" if converged else "no",
+                "yes" if diag.get("boundary") else "no",
+                str(len(diag.get("warnings") or [])),
+            ]
+        )
+    return table(
+        "models_fit",
+        "Models fitted: estimation, numbers analysed and convergence",
+        [
+            "Model",
+            "Estimation",
+            "Observations",
+            "Clients",
+            "Therapists",
+            "Converged",
+            "Boundary",
+            "Warnings",
+        ],
+        rows,
+        text_columns=frozenset({1}),
+        note=(
+            "Outcome, exposure and formula are given with each model below. Boundary: a "
+            "random-effect variance estimated as zero. Warnings are listed under each model."
+        ),
+    )
+
+
+def forest_rows(ctx: ReportContext) -> pd.DataFrame:
+    """The exposure effects to draw: label, estimate, ci_low, ci_high, scale (ratio models on
+    the ratio scale), p; models from fewer than min_cell clients left out."""
+    c = ctx.coefficients
+    if c is None or "exposure_effect" not in c.columns:
+        return pd.DataFrame(
+            columns=[
+                "label",
+                "estimate",
+                "ci_low",
+                "ci_high",
+                "scale",
+                "term",
+                "p",
+                "p_fdr",
+                "primary",
+            ]
+        )
+    rows = []
+    for _, r in c.loc[c["exposure_effect"].map(truthy)].iterrows():
+        part = c.loc[c["model"] == r["model"]]
+        if not enough_clients(part, ctx.min_cell):
+            continue
+        diag = ctx.diagnostics.get(str(r["model"]), {})
+        method = str(diag.get("method", ""))
+        if finite(r.get("ratio")):
+            kind = "HR" if "partial likelihood" in method else "OR"
+            scale = "Odds or hazard ratio"
+            est, low, high = r["ratio"], r["ratio_ci_low"], r["ratio_ci_high"]
+        else:
+            kind, scale = "b", "Estimate (b, outcome units)"
+            est, low, high = r["estimate"], r["ci_low"], r["ci_high"]
+        if not (finite(est) and finite(low) and finite(high)):
+            continue
+        several = int(c.loc[c["model"] == r["model"], "exposure_effect"].map(truthy).sum()) > 1
+        label = f"{r['model']}, {r['outcome']}" if several else str(r["model"])
+        rows.append(
+            {
+                "label": f"{label} ({kind})",
+                "estimate": float(est),
+                "ci_low": float(low),
+                "ci_high": float(high),
+                "scale": scale,
+                "term": f"{r['outcome']}: {term_label(str(r['term']))}",
+                "p": r["p_value"],
+                "p_fdr": r.get("p_fdr"),
+                "primary": truthy(r.get("primary")),
+            }
+        )
+    columns = ["label", "estimate", "ci_low", "ci_high", "scale", "term", "p", "p_fdr", "primary"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _forest(ctx: ReportContext) -> list:
+    rows = forest_rows(ctx)
+    if rows.empty:
+        return [Text("No exposure effect is marked in the model results.", "missing")]
+    out: list = []
+    fig = forest_figure(rows)
+    if fig is not None:
+        out.append(
+            to_plot(
+                fig,
+                "models_forest",
+                alt="Forest plot of the exposure effects across models with 95% CIs",
+                caption=(
+                    "The exposure effect of every model with 95% CIs, grouped by scale: "
+                    "regression coefficients (null at 0) and odds or hazard ratios (log axis, "
+                    "null at 1). Sensitivity analyses sit next to the models they check."
+                ),
+            )
+        )
+    out.append(
+        table(
+            "models_exposure_effects",
+            "Exposure effects across models",
+            ["Model", "Term", "Estimate", "95% CI", "p", "p (FDR)"],
+            [
+                [
+                    r["label"],
+                    r["term"],
+                    num(r["estimate"], 3),
+                    interval(r["ci_low"], r["ci_high"], 3),
+                    p_value(r["p"]),
+                    p_value(r["p_fdr"]),
+                ]
+                for _, r in rows.iterrows()
+            ],
+            text_columns=frozenset({0, 1}),
+            highlight=frozenset(i for i, p in enumerate(rows["primary"]) if p),
+        )
+    )
+    return out
+
+
+def _model(
+    model_id: str, part: pd.DataFrame, diag: Mapping[str, Any], min_cell: int, every: list
+) -> list:
+    first = part.iloc[0]
+    enough = enough_clients(part, min_cell)
+    hide = suppressed_label(min_cell)
+    extras = diag.get("extras") or {}
+    out: list = [
+        Heading(f"{model_id}: {first['outcome']} on {first['exposure']}", f"model-{model_id}")
+    ]
+    described = []
+    if diag.get("formula"):
+        described.append(f"Model {diag['formula']}")
+    if extras.get("structure"):
+        described.append(f"random effects: {extras['structure']}")
+    if extras.get("time_coding"):
+        described.append(f"time coded {extras['time_coding']}")
+    if diag.get("method"):
+        described.append(f"estimation: {diag['method']}")
+    if described:
+        out.append(Text("; ".join(described) + "."))
+    rows, highlight = [], set()
+    ratio_name = "HR" if "partial likelihood" in str(diag.get("method", "")) else "OR"
+    has_ratio = part["ratio"].map(finite).any() if "ratio" in part.columns else False
+    for i, (_, r) in enumerate(part.iterrows()):
+        digits = digits_for(r["std_error"])
+        primary = truthy(r.get("primary"))
+        if primary:
+            highlight.add(i)
+        label = term_label(str(r["term"])) + (" (primary)" if primary else "")
+        cells = [
+            num(r["estimate"], digits),
+            num(r["std_error"], digits),
+            interval(r["ci_low"], r["ci_high"], digits) if finite(r["ci_low"]) else NOT_AVAILABLE,
+            p_value(r["p_value"]),
+            p_value(r.get("p_fdr")),
+        ]
+        if has_ratio:
+            cells.append(
+                f"{num(r['ratio'], 2)} {interval(r['ratio_ci_low'], r['ratio_ci_high'], 2)}"
+                if finite(r.get("ratio"))
+                else NOT_AVAILABLE
+            )
+        if not enough:
+            cells = [hide] * len(cells)
+        rows.append([label, *cells])
+    columns = [*COLUMNS, *([f"{ratio_name} [95% CI]"] if has_ratio else [])]
+    fixed = table(
+        f"models_{model_id}",
+        f"{model_id}: estimates ({diag.get('method') or 'as fitted'})",
+        columns,
+        rows,
+        highlight=frozenset(highlight),
+    )
+    every.append(fixed)
+    out.append(fixed)
+    standardized = extras.get("standardized_effect") or {}
+    if enough and finite(standardized.get("estimate")):
+        out.append(
+            Text(
+                f"Standardized effect at session {int(standardized['last_session'])} "
+                f"({standardized.get('contrast', '')}, in intake SDs of the outcome): "
+                f"{num(standardized['estimate'], 2)} "
+                f"{interval(standardized['ci_low'], standardized['ci_high'], 2)}."
+            )
+        )
+    random = _random_effects(model_id, diag, enough, min_cell)
+    if random is not None:
+        out.append(random)
+    n_clients = int(part["n_clients"].max()) if part["n_clients"].notna().any() else None
+    converged = diag.get("converged", truthy(first["converged"]))
+    boundary = (
+        "yes: " + ", ".join(diag.get("boundary_components") or []) if diag.get("boundary") else "no"
+    )
+    optimizer = f" (optimizer {diag['optimizer']})" if diag.get("optimizer") else ""
+    out.append(
+        Text(
+            f"Observations: {suppress_count(int_or_none(first['n_obs']), min_cell)}; clients: "
+            f"{suppress_count(n_clients, min_cell)}; therapists: "
+            f"{suppress_count(diag.get('n_therapists'), min_cell)}. Converged: "
+            f"{'yes' if converged else 'no'}{optimizer}. Variance on the boundary: {boundary}."
+        )
+    )
+    warnings = [suppress_counts_in(w, min_cell) for w in diag.get("warnings") or []]
+    if warnings:
+        out.append(Text("Warnings from the fit: " + "; ".join(warnings) + ".", "warning"))
+    return out
+
+
+def _random_effects(model_id: str, diag: Mapping[str, Any], enough: bool, min_cell: int):
+    variances = diag.get("random_effects") or {}
+    if not variances:
+        return None
+    hide = suppressed_label(min_cell)
+    order = list(RANDOM_LABELS)
+    items = sorted(
+        variances.items(),
+        key=lambda item: (order.index(item[0]) if item[0] in order else len(order), item[0]),
+    )
+    rows = []
+    for name, value in items:
+        sd = (
+            num(math.sqrt(value), 3, significant=True)
+            if finite(value) and value >= 0 and "covariance" not in name
+            else NOT_AVAILABLE
+        )
+        rows.append(
+            [
+                RANDOM_LABELS.get(name, name),
+                num(value, 3, significant=True) if enough else hide,
+                sd if enough else hide,
+            ]
+        )
+    icc = intercept_iccs(variances)
+    for name, value in icc.items():
+        rows.append([name, coef(value) if enough else hide, ""])
+    return table(
+        f"models_{model_id}_random_effects",
+        f"{model_id}: random effects",
+        ["Component", "Variance", "SD"],
+        rows,
+        note=(
+            "ICC: the share of the intercept-level variance (therapist + client + residual) "
+            "at the therapist or client level; in a growth model this is the share at time 0."
+            if icc
+            else ""
+        ),
+    )
+
+
+def intercept_iccs(variances: Mapping[str, Any]) -> dict[str, float]:
+    """Therapist and client ICCs from the intercept variances and the residual."""
+    t = variances.get("therapist_intercept")
+    c = variances.get("client_intercept")
+    e = variances.get("residual")
+    parts = [v for v in (t, c, e) if finite(v)]
+    if not finite(e) or len(parts) < 2:
+        return {}
+    total = sum(float(v) for v in parts)
+    out = {}
+    if finite(t):
+        out["ICC, therapist"] = float(t) / total
+    if finite(c):
+        out["ICC, client" if not finite(t) else "ICC, client within therapist"] = float(c) / total
+    return out
+
+
+def _all_coefficients(every: list[Table]) -> Table:
+    """Every model's estimates in one table for a manuscript's supplement (CSV only: the same
+    values as the per-model tables above)."""
+    rows = []
+    for t in every:
+        model = t.name.removeprefix("models_")
+        for r in t.rows:
+            rows.append([model, *r[:6], r[6] if len(r) > 6 else ""])
+    return table(
+        "models_coefficients",
+        "Every model's estimates",
+        ["Model", *COLUMNS, "Ratio [95% CI]"],
+        rows,
+        in_html=False,
+    )

@@ -1,0 +1,220 @@
+"""Summary: the primary question, the primary estimate with its CI, and the main findings in
+plain words, written from the model results."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from accord.disclosure import suppress_count
+from accord.errors import AccordError
+from accord.models.spec import model_specs
+from accord.report.context import ReportContext
+from accord.report.parts import Bullets, Section, Text, table
+from accord.report.text import TIMES, coef, finite, int_or_none, interval, num, p_phrase, truthy
+
+_EXPOSURE_WORDS = {
+    "joint_goal_share": "setting goals jointly (client and therapist together)",
+    "goal_consensus": "client-therapist goal consensus",
+    "goal_agreement": "client-therapist agreement on goal importance",
+    "smart_quality": "the SMART quality of goals",
+}
+
+
+def build(ctx: ReportContext) -> Section:
+    """The Summary section."""
+    section = Section("summary", "Summary")
+    exposure = _EXPOSURE_WORDS.get(ctx.exposure, ctx.exposure)
+    section.add(
+        Text(
+            f"Primary question: does {exposure} go with a faster improvement in "
+            f"{ctx.outcome_label} over the course of therapy?",
+            "lead",
+        )
+    )
+    sentences, primary_table = _primary(ctx)
+    section.add(*(Text(sentence) for sentence in sentences))
+    section.add(primary_table)
+    findings = _findings(ctx)
+    if findings:
+        section.add(Bullets(tuple(("", f) for f in findings)))
+    return section
+
+
+def primary_row(ctx: ReportContext) -> pd.Series | None:
+    """The primary estimate: of the rows flagged primary (the primary outcome and exposure,
+    with their sensitivity analyses), the one of the model declared primary in the config,
+    else of a growth model (a time-by-exposure term), else the first."""
+    coefficients = ctx.coefficients
+    if coefficients is None or "primary" not in coefficients.columns:
+        return None
+    flagged = coefficients.loc[coefficients["primary"].map(truthy)]
+    if flagged.empty:
+        return None
+    try:
+        declared = [spec.id for spec in model_specs(ctx.config) if spec.primary]
+    except AccordError:
+        declared = []
+    for picked in (
+        flagged.loc[flagged["model"].astype(str).isin(declared)],
+        flagged.loc[flagged["term"].astype(str).str.startswith("time:")],
+        flagged,
+    ):
+        if len(picked):
+            return picked.iloc[0]
+    return None
+
+
+def _primary(ctx: ReportContext) -> tuple[list[str], Any]:
+    sentences = []
+    min_cell = ctx.min_cell
+    if ctx.clients is not None and "client_id" in ctx.clients.columns:
+        n_clients = suppress_count(ctx.clients["client_id"].nunique(), min_cell)
+        therapists = ""
+        for frame in (ctx.panel, ctx.clients):
+            if frame is not None and "therapist_id" in frame.columns:
+                n = suppress_count(frame["therapist_id"].dropna().nunique(), min_cell)
+                therapists = f" seen by {n} therapists"
+                break
+        sentences.append(f"The analysed sample holds {n_clients} clients{therapists}.")
+    primary = primary_row(ctx)
+    if primary is None:
+        sentences.append("No primary model estimate was found in the results.")
+        return sentences, None
+    diag = ctx.diagnostics.get(str(primary["model"]), {})
+    extras = diag.get("extras") or {}
+    n_clients = int_or_none(primary["n_clients"]) or 0
+    if n_clients < min_cell:
+        sentences.append(
+            f"The primary estimate is withheld: fewer than {min_cell} clients entered the model."
+        )
+        return sentences, None
+    est, low, high = primary["estimate"], primary["ci_low"], primary["ci_high"]
+    exposure = str(primary["exposure"])
+    term = str(primary["term"])
+    label = ctx.outcome_label
+    if term.startswith("time:"):
+        unit = (
+            "per unit of log(session + 1)" if extras.get("time_coding") == "log" else "per session"
+        )
+        direction = "falls" if est < 0 else "rises"
+        coding = str(extras.get("exposure_coding", "as given"))
+        if coding.startswith("1 = ") and ", 0 = " in coding:
+            one, zero = coding.removeprefix("1 = ").split(", 0 = ", 1)
+            contrast = f"with {exposure} {one} rather than {zero}"
+        else:
+            contrast = f"for each unit of {exposure}"
+        sentences.append(
+            f"Primary analysis ({primary['model']} model): {contrast}, {label} {direction} by "
+            f"{num(abs(est), 3)} points more {unit} (time {TIMES} {exposure}: b = "
+            f"{num(est, 3)}, 95% CI {num(low, 3)} to {num(high, 3)}, p "
+            f"{p_phrase(primary['p_value'])}; {suppress_count(n_clients, min_cell)} clients, "
+            f"{suppress_count(int_or_none(primary['n_obs']), min_cell)} assessments)."
+        )
+    else:
+        sentences.append(
+            f"Primary analysis ({primary['model']} model, {term}): b = {num(est, 3)}, 95% CI "
+            f"{num(low, 3)} to {num(high, 3)}, p {p_phrase(primary['p_value'])} "
+            f"({suppress_count(n_clients, min_cell)} clients)."
+        )
+    standardized = extras.get("standardized_effect") or {}
+    if finite(standardized.get("estimate")):
+        sentences.append(
+            f"At session {int(standardized['last_session'])} the model-implied difference "
+            f"({standardized.get('contrast', '')}) is {num(standardized['estimate'], 2)} intake "
+            f"standard deviations (95% CI {num(standardized['ci_low'], 2)} to "
+            f"{num(standardized['ci_high'], 2)})."
+        )
+    if not truthy(primary["converged"]):
+        sentences.append("The model did not converge: read its estimates with caution.")
+    if diag.get("boundary"):
+        sentences.append(
+            "A random-effect variance is on the boundary (estimated as zero): see Models."
+        )
+    verdict = (
+        "The confidence interval excludes zero."
+        if finite(low) and finite(high) and (low > 0 or high < 0)
+        else "The confidence interval includes zero: the data are compatible with no effect."
+    )
+    sentences.append(verdict)
+    rows = [
+        [
+            str(primary["model"]),
+            str(primary["outcome"]),
+            str(primary["term"]).replace(":", f" {TIMES} "),
+            num(est, 3),
+            interval(low, high, 3),
+            p_phrase(primary["p_value"]).removeprefix("= "),
+            suppress_count(n_clients, min_cell),
+            suppress_count(int_or_none(primary["n_obs"]), min_cell),
+        ]
+    ]
+    return sentences, table(
+        "summary_primary_estimate",
+        "Primary estimate",
+        ["Model", "Outcome", "Term", "b", "95% CI", "p", "Clients", "Observations"],
+        rows,
+        highlight=frozenset({0}),
+    )
+
+
+def _findings(ctx: ReportContext) -> list[str]:
+    """A few sentences on the secondary results that the sections below detail."""
+    c, min_cell, out = ctx.coefficients, ctx.min_cell, []
+    if c is None or c.empty:
+        return out
+    enough = c.groupby("model")["n_clients"].transform("max").fillna(0) >= min_cell
+    if "p_fdr" in c.columns and "exposure_effect" in c.columns:
+        secondary = c.loc[
+            c["exposure_effect"].map(truthy)
+            & ~c["primary"].map(truthy)
+            & c["p_fdr"].notna()
+            & enough
+        ]
+        if len(secondary):
+            k = int((secondary["p_fdr"] < 0.05).sum())
+            out.append(
+                f"Of {len(secondary)} secondary exposure effects, {k} "
+                f"{'has' if k == 1 else 'have'} a Benjamini\u2013Hochberg adjusted p below .05 "
+                "(Models)."
+            )
+    dropout = (
+        c.loc[
+            c["exposure_effect"].map(truthy)
+            & c["ratio"].map(finite)
+            & enough
+            & c["outcome"].astype(str).isin(["dropout", "sessions_to_dropout"])
+        ]
+        if {"exposure_effect", "ratio"} <= set(c.columns)
+        else c.iloc[0:0]
+    )
+    for _, r in dropout.iterrows():
+        kind = "hazard" if r["outcome"] == "sessions_to_dropout" else "odds"
+        out.append(
+            f"Dropout ({r['model']}): {kind} ratio {num(r['ratio'], 2)} per unit of "
+            f"{r['exposure']} (95% CI {num(r['ratio_ci_low'], 2)} to "
+            f"{num(r['ratio_ci_high'], 2)}, p {p_phrase(r['p_value'])})."
+        )
+    icc = c.loc[(c["term"].astype(str) == "icc_therapist") & enough]
+    for _, r in icc.head(1).iterrows():
+        out.append(
+            f"Therapists account for {num(100 * r['estimate'], 1)}% of the variance in "
+            f"{r['outcome']} (ICC {coef(r['estimate'])}, 95% CI {coef(r['ci_low'])} to "
+            f"{coef(r['ci_high'])}); published estimates are about 5%."
+        )
+    acme = c.loc[(c["term"].astype(str) == "acme") & enough]
+    for _, r in acme.iterrows():
+        mediator = _mediator(ctx.diagnostics.get(str(r["model"]), {}), str(r["model"]))
+        if finite(r["ci_low"]) and finite(r["ci_high"]) and (r["ci_low"] > 0 or r["ci_high"] < 0):
+            out.append(
+                f"Part of the exposure\u2019s effect runs through {mediator} (indirect effect "
+                f"{num(r['estimate'], 2)}, 95% CI {num(r['ci_low'], 2)} to "
+                f"{num(r['ci_high'], 2)})."
+            )
+    return out
+
+
+def _mediator(diag: Mapping[str, Any], model: str) -> str:
+    return str((diag.get("extras") or {}).get("mediator", model)).replace("_", " ")

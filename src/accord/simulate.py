@@ -101,7 +101,15 @@ import pyarrow.parquet as pq
 from accord.errors import ConfigError
 from accord.io import atomic_path, write_json
 
-__all__ = ["Effects", "SimulatedStudy", "simulate_study", "write_study"]
+__all__ = [
+    "Effects",
+    "SimulatedConsortium",
+    "SimulatedStudy",
+    "simulate_consortium",
+    "simulate_study",
+    "write_consortium",
+    "write_study",
+]
 
 TABLES = ("clients", "sessions", "measures", "goals")
 ARMS = ("collaborative", "usual_care")
@@ -495,6 +503,111 @@ def write_study(study: SimulatedStudy, folder: str | Path, fmt: str = "csv") -> 
                 _write_parquet(frame, tmp)
         (folder / f"{name}.{other}").unlink(missing_ok=True)
     write_json(folder / "truth.json", study.truth)
+
+
+@dataclass
+class SimulatedConsortium:
+    """The studies of a simulated multi-site consortium, one per site, and their shared truth.
+
+    `truth` holds the mean time x exposure effect, the between-site SD it was drawn with and
+    each site's own effect (``site_effects``); every site's study carries its own truth too.
+    """
+
+    sites: dict[str, SimulatedStudy]
+    truth: dict
+
+
+def simulate_consortium(
+    n_sites: int = 3,
+    n_clients: int = 200,
+    n_therapists: int = 10,
+    *,
+    mean_effect: float = -0.25,
+    between_site_sd: float = 0.05,
+    site_intercept_sd: float = 1.0,
+    seed: int = 2026,
+    max_sessions: int = 12,
+    **effects: float,
+) -> SimulatedConsortium:
+    """Draw a consortium of `n_sites` separate studies (sites ``site_1``, ``site_2``, ...).
+
+    Site s has its own time x exposure effect g_s ~ N(`mean_effect`, `between_site_sd`^2)
+    (PHQ-9 points per session per unit joint_goal_share, the `growth_time_x_exposure` of
+    `simulate_study`) and its own mean PHQ-9 at intake, shifted by N(0, `site_intercept_sd`^2)
+    from `growth_intercept`; each site is then an ordinary study of `n_clients` clients and
+    `n_therapists` therapists (one site each) drawn with its own seed. This is the random-effects
+    model a two-stage meta-analysis assumes: the pooled estimate targets `mean_effect` and its
+    tau^2 targets `between_site_sd`^2. Other `effects` apply to every site.
+    """
+    if "growth_time_x_exposure" in effects:
+        raise ConfigError(
+            "simulate_consortium: give the sites' effect as mean_effect and between_site_sd, "
+            "not growth_time_x_exposure"
+        )
+    if int(n_sites) < 1:
+        raise ConfigError("n_sites must be at least 1")
+    if not (between_site_sd >= 0 and site_intercept_sd >= 0):
+        raise ConfigError("between_site_sd and site_intercept_sd must not be negative")
+    base = _effects(effects)
+    r = _Streams(int(seed))("consortium")
+    site_effects = mean_effect + between_site_sd * r.standard_normal(int(n_sites))
+    intercepts = base.growth_intercept + site_intercept_sd * r.standard_normal(int(n_sites))
+    site_seeds = r.integers(0, 2**31 - 1, size=int(n_sites))
+    names = [f"site_{k + 1}" for k in range(int(n_sites))]
+    sites: dict[str, SimulatedStudy] = {}
+    for name, effect, intercept, site_seed in zip(
+        names, site_effects, intercepts, site_seeds, strict=True
+    ):
+        study = simulate_study(
+            n_clients=n_clients,
+            n_therapists=n_therapists,
+            n_sites=1,
+            seed=int(site_seed),
+            max_sessions=max_sessions,
+            **{
+                **effects,
+                "growth_time_x_exposure": float(effect),
+                "growth_intercept": float(intercept),
+            },
+        )
+        study.truth["consortium"] = {"site": name, "mean_effect": float(mean_effect)}
+        sites[name] = study
+    truth = {
+        "design": {
+            "seed": int(seed),
+            "n_sites": int(n_sites),
+            "n_clients_per_site": int(n_clients),
+            "n_therapists_per_site": int(n_therapists),
+            "max_sessions": int(max_sessions),
+        },
+        "outcome": "phq9",
+        "exposure": "joint_goal_share",
+        "term": "time:joint_goal_share",
+        "mean_effect": float(mean_effect),
+        "between_site_sd": float(between_site_sd),
+        "site_intercept_sd": float(site_intercept_sd),
+        "site_effects": {n: float(e) for n, e in zip(names, site_effects, strict=True)},
+        "site_intercepts": {n: float(i) for n, i in zip(names, intercepts, strict=True)},
+        "site_seeds": {n: int(s) for n, s in zip(names, site_seeds, strict=True)},
+        "units": "mean_effect, between_site_sd and site_effects: PHQ-9 points per session per "
+        "unit joint_goal_share (the time x exposure term of the growth model); site_intercepts: "
+        "mean PHQ-9 at intake",
+    }
+    return SimulatedConsortium(sites, truth)
+
+
+def write_consortium(
+    consortium: SimulatedConsortium, folder: str | Path, fmt: str = "csv"
+) -> dict[str, Path]:
+    """Write each site's study into `folder/<site>/` (see `write_study`) and the consortium's
+    `truth.json` into `folder`; return the site folders by site name."""
+    folder = Path(folder)
+    paths = {}
+    for name, study in consortium.sites.items():
+        paths[name] = folder / name
+        write_study(study, paths[name], fmt)
+    write_json(folder / "truth.json", consortium.truth)
+    return paths
 
 
 # ----------------------------------------------------------------------------- helpers

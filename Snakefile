@@ -17,9 +17,11 @@ include: "workflow/rules/validate.smk"
 include: "workflow/rules/measures.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/multisite.smk"
 
 
 rule all:
     input:
         expand("reports/{study}/report.html", study=STUDIES),
+        expand("reports/consortia/{consortium}/pooled.html", consortium=sorted(CONSORTIA)),
     default_target: True

@@ -1,136 +1,413 @@
 """Benchmarks: time and peak memory of each stage on simulated studies of growing size.
 
-`make bench` runs `python -m accord.bench`; each stage runs in a fresh process so its peak
-memory is its own. Studies are generated once per size and seed under `benchmarks/out/`.
-Results are printed and written to `benchmarks/summary.csv`.
+`make bench` runs ``python -m accord.bench``: for 1,000, 10,000 and 100,000 clients (or the
+sizes given with ``--clients``; ``--quick`` is 1,000 only) it simulates a study (cached under
+`benchmarks/out/`, one folder per size and seed) and runs each stage in a fresh process, as
+the workflow's jobs run:
+
+* ``validate``: validation of the four tables and the identifier guard, written as parquet;
+* ``score``: questionnaire scores and the reliability table;
+* ``measures``: per-client measures and the session panel;
+* ``model:<id>``: each model of the analysis plan (`accord.models.spec.DEFAULT_MODELS`, or
+  ``--models``), timing the fit alone (reading the panel is not timed);
+* ``report``: missingness tables, the gathered model tables and the rendered report.
+
+Each stage's wall time is measured inside its process (imports excluded) and its peak
+resident memory is the process's own (``wait4``'s ``ru_maxrss``, imports included). Linux
+carries a process's peak over from before its ``exec``, that is from the forking parent, so
+the parent here imports nothing heavy (no pandas) and leaves even the simulation to a child:
+its own footprint, a few tens of MB, is the floor of every figure. Where R
+with lme4 is installed, the primary growth model is also fitted with ``lmer`` on the same
+rows (`benchmarks/lme4_growth.R`, timing the fit alone) and the ratio of accord's growth time
+to lme4's is printed. Results are printed and written to `benchmarks/summary.csv` (size,
+stage, seconds, peak_mb, rows, note).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
-import resource
+import math
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-import pandas as pd
-
-STAGES = ("validate", "score", "measures")
+DATA_STAGES = ("validate", "score", "measures")
+STAGES = (*DATA_STAGES, "models", "report")
 DEFAULT_SIZES = (1_000, 10_000, 100_000)
+QUICK_SIZES = (1_000,)
+SUMMARY_COLUMNS = ["size", "stage", "seconds", "peak_mb", "rows", "note"]
+LME4_SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "lme4_growth.R"
+PRIMARY_GROWTH = "growth"
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmarks (see the module docstring); returns the exit status."""
     parser = argparse.ArgumentParser(prog="python -m accord.bench", description=__doc__)
-    parser.add_argument("--clients", type=int, nargs="+", default=list(DEFAULT_SIZES))
+    parser.add_argument("--clients", type=int, nargs="+", help="sizes (default 1000 10000 100000)")
+    parser.add_argument("--quick", action="store_true", help="1,000 clients only")
     parser.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES))
+    parser.add_argument("--models", nargs="+", help="model ids (default: the analysis plan)")
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out"))
     parser.add_argument("--summary", type=Path, default=Path("benchmarks/summary.csv"))
-    parser.add_argument("--stage", choices=STAGES, help=argparse.SUPPRESS)
+    parser.add_argument("--no-lme4", action="store_true", help="skip the lme4 comparison")
+    parser.add_argument("--stage", help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.stage:
-        print(json.dumps(_run_stage(args.stage, args.folder)))
+        print(json.dumps(_run_stage(args.stage, args.folder, seed=args.seed)))
         return 0
 
-    rows = []
-    for n in args.clients:
+    sizes = args.clients or list(QUICK_SIZES if args.quick else DEFAULT_SIZES)
+    models = args.models or _default_model_ids()
+    rows: list[dict[str, Any]] = []
+    status = 0
+    for n in sizes:
         folder = args.out / f"clients_{n}_seed_{args.seed}"
-        rows.append(_simulate(n, args.seed, folder))
-        for stage in args.stages:
-            done = subprocess.run(
-                [sys.executable, "-m", "accord.bench", "--stage", stage, "--folder", str(folder)],
-                capture_output=True,
-                text=True,
-            )
-            if done.returncode != 0:
-                print(done.stderr, file=sys.stderr)
-                return 1
-            rows.append({"clients": n, **json.loads(done.stdout.strip().splitlines()[-1])})
-            print(_line(rows[-1]), flush=True)
-    table = pd.DataFrame(rows)
-    args.summary.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.summary, index=False, float_format="%.3f")
+        rows.append({"size": n, **_run_child("simulate", folder, seed=args.seed)})
+        print(_line(rows[-1]), flush=True)
+        stages = [
+            stage
+            for name in args.stages
+            for stage in ([f"model:{m}" for m in models] if name == "models" else [name])
+        ]
+        for stage in stages:
+            row = {"size": n, **_run_child(stage, folder)}
+            rows.append(row)
+            print(_line(row), flush=True)
+            if row["note"].startswith("failed") and stage in DATA_STAGES:
+                status = 1
+                break
+        growth = next(
+            (r for r in rows if r["size"] == n and r["stage"] == f"model:{PRIMARY_GROWTH}"), None
+        )
+        if growth is not None and not args.no_lme4 and not growth["note"]:
+            lme4 = _lme4_growth(folder, n)
+            if lme4 is not None:
+                rows.append({"size": n, **lme4})
+                print(_line(rows[-1]), flush=True)
+                if math.isfinite(lme4["seconds"]) and lme4["seconds"] > 0:
+                    print(
+                        f"{n:>8} clients  growth: accord / lme4 time = "
+                        f"{growth['seconds'] / lme4['seconds']:.2f}",
+                        flush=True,
+                    )
+    write_summary(rows, args.summary)
     print()
-    print(table.to_string(index=False))
-    return 0
+    print(format_table(rows))
+    return status
 
 
-def _line(row: dict) -> str:
-    return (
-        f"{row['clients']:>8} clients  {row['stage']:<10} {row['seconds']:8.1f} s  "
-        f"{row['peak_gb']:6.2f} GB  {row.get('rows', '')}"
+def write_summary(rows: Sequence[dict[str, Any]], path: Path) -> None:
+    """The rows as CSV with `SUMMARY_COLUMNS`, floats to 3 decimals, missing as empty."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(SUMMARY_COLUMNS)
+        for row in rows:
+            writer.writerow([_cell(row.get(column, "")) for column in SUMMARY_COLUMNS])
+
+
+def format_table(rows: Sequence[dict[str, Any]]) -> str:
+    """The rows as an aligned text table."""
+    cells = [SUMMARY_COLUMNS] + [
+        [_cell(row.get(column, ""), digits=2) for column in SUMMARY_COLUMNS] for row in rows
+    ]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(SUMMARY_COLUMNS))]
+    return "\n".join(
+        "  ".join(
+            cell.rjust(w) if i != 1 else cell.ljust(w)
+            for i, (cell, w) in enumerate(zip(line, widths, strict=True))
+        )
+        for line in cells
     )
 
 
-def _simulate(n: int, seed: int, folder: Path) -> dict:
+def _cell(value: Any, digits: int = 3) -> str:
+    if isinstance(value, float):
+        return f"{value:.{digits}f}" if math.isfinite(value) else ""
+    return str(value)
+
+
+def _default_model_ids() -> list[str]:
+    from accord.models.spec import DEFAULT_MODELS
+
+    return [entry["id"] for entry in DEFAULT_MODELS]
+
+
+def _line(row: dict[str, Any]) -> str:
+    return (
+        f"{row['size']:>8} clients  {row['stage']:<36} {row['seconds']:9.2f} s  "
+        f"{row['peak_mb']:8.0f} MB  {row['rows']}  {row['note']}"
+    )
+
+
+def _run_child(stage: str, folder: Path, *, seed: int = 2026) -> dict[str, Any]:
+    """Run one stage in a fresh process; its own peak RSS comes from wait4."""
+    command = [sys.executable, "-m", "accord.bench", "--stage", stage, "--folder", str(folder)]
+    command += ["--seed", str(seed)]
+    status, peak_mb, out, err = _measured(command)
+    if status != 0:
+        last = (err.strip().splitlines() or ["no message"])[-1]
+        return {
+            "stage": stage,
+            "seconds": float("nan"),
+            "peak_mb": peak_mb,
+            "rows": "",
+            "note": f"failed: {last[:200]}",
+        }
+    result = json.loads(out.strip().splitlines()[-1])
+    return {"stage": stage, **result, "peak_mb": peak_mb}
+
+
+def _measured(command: list[str]) -> tuple[int, float, str, str]:
+    """Run `command`; returns (exit status, peak RSS in MB, stdout, stderr)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        process = subprocess.Popen(command, stdout=out, stderr=err, text=True)
+        _, wait_status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(wait_status)
+        out.seek(0)
+        err.seek(0)
+        return process.returncode, usage.ru_maxrss / 1024, out.read(), err.read()
+
+
+def _simulate(folder: Path, seed: int) -> dict[str, Any]:
+    """Simulate the study of `folder` (named clients_<n>_seed_<seed>) unless it is cached."""
     from accord.simulate import simulate_study, write_study
 
+    n = int(folder.name.split("_")[1])
     cached = (folder / "truth.json").exists()
     start = time.perf_counter()
     if not cached:
         write_study(simulate_study(n_clients=n, n_therapists=max(5, n // 16), seed=seed), folder)
-    row = {
-        "clients": n,
-        "stage": "simulate",
+    return {
         "seconds": time.perf_counter() - start,
-        "peak_gb": _peak_gb(),
-        "rows": "cached" if cached else "",
+        "rows": n,
+        "note": "cached" if cached else "",
     }
-    print(_line(row), flush=True)
-    return row
 
 
-def _peak_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+def _config(folder: Path) -> dict[str, Any]:
+    from accord.config import validate_config
+
+    return validate_config({"studies": {"bench": {"path": str(folder)}}})
 
 
-def _run_stage(stage: str, folder: Path) -> dict:
+def _run_stage(stage: str, folder: Path, *, seed: int) -> dict[str, Any]:
+    """One stage's work in this process: its seconds, rows and note."""
+    if stage == "simulate":
+        return _simulate(folder, seed)
+    if stage == "lme4_rows":
+        return _lme4_rows(folder)
     from accord.instruments import load_registry
-    from accord.validate import StudyInput, validate_study, write_validation
+    from accord.io import write_csv, write_json, write_parquet
+    from accord.stages import read_validated
 
-    registry = load_registry()
+    config = _config(folder)
+    registry = load_registry(config["instruments"])
     out = folder / "results"
-    paths = {t: out / "validated" / f"{t}.parquet" for t in ("clients", "sessions", "measures")}
-    paths |= {
-        "goals": out / "validated" / "goals.parquet",
-        "quarantine": out / "validation" / "quarantine.csv",
-        "summary": out / "validation" / "summary.json",
-    }
+    validated = out / "validated"
+    note = ""
     start = time.perf_counter()
     if stage == "validate":
+        from accord.validate import StudyInput, validate_study, write_validation
+
+        paths = {
+            t: validated / f"{t}.parquet" for t in ("clients", "sessions", "measures", "goals")
+        }
+        paths |= {
+            "quarantine": out / "validation" / "quarantine.csv",
+            "summary": out / "validation" / "summary.json",
+        }
         result = validate_study(StudyInput("bench", folder), registry)
         write_validation(result, paths)
         rows = result.summary["tables"]["measures"]["rows_in"]
     elif stage == "score":
-        from accord.io import write_parquet
-        from accord.scoring import score_measures
-        from accord.stages import read_validated
+        from accord.reliability import reliability_table
+        from accord.scoring import score_measures_with_summary
+        from accord.settings import scoring_settings
 
-        measures = read_validated(paths["measures"], categorical=True)
-        scores, _ = score_measures(measures, registry)
-        write_parquet(out / "scores.parquet", scores)
+        measures = read_validated(validated / "measures.parquet", categorical=True)
+        goals = read_validated(validated / "goals.parquet")
+        settings = scoring_settings(config)
+        result = score_measures_with_summary(measures, registry, settings=settings, goals=goals)
+        metadata = {"scoring": settings.as_dict(), "summary": result.summary.to_dict("records")}
+        write_parquet(out / "scores.parquet", result.scores, metadata=metadata)
+        write_csv(out / "validation" / "total_disagreements.csv", result.total_disagreements)
+        write_csv(out / "reliability.csv", reliability_table(measures, registry))
         rows = len(measures)
-    else:
-        from accord.io import write_parquet
+    elif stage == "measures":
         from accord.measures import build_measures
-        from accord.stages import read_validated
+        from accord.settings import measure_settings
 
-        tables = {t: read_validated(paths[t]) for t in ("clients", "sessions", "goals")}
+        tables = {t: read_validated(validated / f"{t}.parquet") for t in ("clients", "sessions")}
+        tables["goals"] = read_validated(validated / "goals.parquet")
         scores = read_validated(out / "scores.parquet")
         result = build_measures(
-            tables["clients"], tables["sessions"], tables["goals"], scores, registry
+            tables["clients"],
+            tables["sessions"],
+            tables["goals"],
+            scores,
+            registry,
+            measure_settings(config),
         )
-        write_parquet(out / "client_measures.parquet", result.client_measures)
-        write_parquet(out / "session_panel.parquet", result.session_panel)
+        write_parquet(out / "client_measures.parquet", result.client_measures, result.metadata)
+        write_parquet(out / "session_panel.parquet", result.session_panel, result.metadata)
+        write_json(out / "measures_metadata.json", result.metadata)
         rows = len(result.session_panel)
+    elif stage.startswith("model:"):
+        from accord.models.spec import find_spec, fit_function, model_context, model_specs
+        from accord.models.tidy import write_model_result
+
+        spec = find_spec(model_specs(config), stage.removeprefix("model:"))
+        panel = read_validated(out / "session_panel.parquet")
+        client_measures = read_validated(out / "client_measures.parquet")
+        start = time.perf_counter()
+        result = fit_function(spec.kind)(panel, client_measures, spec, model_context(config))
+        seconds = time.perf_counter() - start
+        folder_out = out / "models" / spec.id
+        folder_out.mkdir(parents=True, exist_ok=True)
+        write_model_result(result, folder_out / "coefficients.csv", folder_out / "diagnostics.json")
+        converged = result.diagnostics.get("converged")
+        rows = result.diagnostics.get("n_obs", "")
+        return {
+            "seconds": seconds,
+            "rows": rows,
+            "note": "" if converged else "did not converge",
+        }
+    elif stage == "report":
+        rows = _report(folder, config)
+    else:
+        raise SystemExit(f"unknown stage {stage!r}")
+    return {"seconds": time.perf_counter() - start, "rows": rows, "note": note}
+
+
+def _report(folder: Path, config: dict[str, Any]) -> int:
+    """Missingness tables, gathered model tables and the report; returns the report's size in
+    bytes."""
+    from accord.io import write_csv, write_json
+    from accord.missingness import missing_by_session, missingness_vs_exposure
+    from accord.models.gather import gather_models
+    from accord.report.render import render_report
+    from accord.stages import read_validated
+
+    out = folder / "results"
+    models = out / "models"
+    analysis = config["analysis"]
+    panel = read_validated(out / "session_panel.parquet")
+    client_measures = read_validated(out / "client_measures.parquet")
+    instruments = list(
+        dict.fromkeys(
+            [analysis["primary_outcome"], *analysis["secondary_outcomes"], analysis["alliance"]]
+        )
+    )
+    models.mkdir(parents=True, exist_ok=True)
+    write_csv(models / "missing_by_session.csv", missing_by_session(panel, instruments))
+    write_csv(
+        models / "missingness_vs_exposure.csv",
+        missingness_vs_exposure(panel, client_measures, instruments, analysis["primary_exposure"]),
+    )
+    fitted = sorted(p.parent for p in models.glob("*/coefficients.csv"))
+    coefficients, diagnostics = gather_models(
+        [p / "coefficients.csv" for p in fitted],
+        [p / "diagnostics.json" for p in fitted],
+        primary_outcome=analysis["primary_outcome"],
+        primary_exposure=analysis["primary_exposure"],
+    )
+    write_csv(models / "coefficients.csv", coefficients)
+    write_json(models / "diagnostics.json", diagnostics)
+    html = folder / "report" / "report.html"
+    html.parent.mkdir(parents=True, exist_ok=True)
+    render_report(
+        out,
+        html,
+        study="bench",
+        config=config,
+        min_cell=config["privacy"]["min_cell"],
+        tables_dir=folder / "report" / "tables",
+        figures_dir=folder / "report" / "figures",
+    )
+    return html.stat().st_size
+
+
+def lme4_available() -> bool:
+    """Whether Rscript runs and has lme4."""
+    if shutil.which("Rscript") is None:
+        return False
+    done = subprocess.run(
+        ["Rscript", "-e", 'quit(status = as.integer(!requireNamespace("lme4", quietly = TRUE)))'],
+        capture_output=True,
+    )
+    return done.returncode == 0
+
+
+def _lme4_rows(folder: Path) -> dict[str, Any]:
+    """Write the rows accord's primary growth model uses as CSV for lme4 (not timed)."""
+    import pandas as pd
+
+    from accord.models.lrt import model_design
+    from accord.models.spec import find_spec, model_specs
+    from accord.stages import read_validated
+
+    spec = find_spec(model_specs(_config(folder)), PRIMARY_GROWTH)
+    out = folder / "results"
+    design = model_design(
+        read_validated(out / "session_panel.parquet"),
+        read_validated(out / "client_measures.parquet"),
+        {
+            "id": spec.id,
+            "kind": spec.kind,
+            "outcome": spec.outcome,
+            "exposure": spec.exposure,
+            "covariates": list(spec.covariates),
+            "time_coding": spec.time_coding,
+            "therapist_effect": spec.therapist_effect,
+            "options": dict(spec.options),
+        },
+    )
+    rows = pd.DataFrame(
+        {
+            "client": pd.factorize(design.data["client"])[0],
+            "therapist": pd.factorize(design.data["therapist"])[0],
+            "time": design.data["time"],
+            "exposure": design.data[spec.exposure],
+            "y": design.data[spec.outcome],
+        }
+    )
+    rows.to_csv(out / "lme4_growth_rows.csv", index=False)
+    return {"seconds": 0.0, "rows": len(rows), "note": ""}
+
+
+def _lme4_growth(folder: Path, n: int) -> dict[str, Any] | None:
+    """Fit the primary growth model with lme4 on the rows accord's growth model uses.
+
+    None (with a message) when Rscript or lme4 is missing."""
+    if not lme4_available():
+        print("lme4 comparison skipped: Rscript with lme4 not found", flush=True)
+        return None
+    prepared = _run_child("lme4_rows", folder)
+    row = {"stage": "lme4:growth", "rows": prepared["rows"]}
+    if prepared["note"].startswith("failed"):
+        return {**row, "seconds": float("nan"), "peak_mb": float("nan"), "note": prepared["note"]}
+    csv_path = folder / "results" / "lme4_growth_rows.csv"
+    status, peak_mb, stdout, stderr = _measured(["Rscript", str(LME4_SCRIPT), str(csv_path)])
+    if status != 0:
+        last = (stderr.strip().splitlines() or ["no message"])[-1]
+        return {**row, "seconds": float("nan"), "peak_mb": peak_mb, "note": f"failed: {last[:200]}"}
+    result = json.loads(stdout.strip().splitlines()[-1])
     return {
-        "stage": stage,
-        "seconds": time.perf_counter() - start,
-        "peak_gb": _peak_gb(),
-        "rows": rows,
+        **row,
+        "seconds": float(result["seconds"]),
+        "peak_mb": peak_mb,
+        "note": f"lme4 {result['lme4']}, REML",
     }
 
 

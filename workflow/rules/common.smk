@@ -6,9 +6,13 @@ from snakemake.utils import validate
 
 from accord.config import validate_config
 from accord.contract import TABLES
+from accord.ingest import source_files
 from accord.instruments import load_registry
 from accord.io import TABLE_SUFFIXES
+from accord.models.bootstrap import bootstrap_chunks_setting, model_chunks
 from accord.models.spec import model_specs
+from accord.multisite.consortium import consortia
+from accord.multisite.one_stage import one_stage_specs
 
 # accord's own check first: its messages name the offending key.
 config.update(validate_config(config))
@@ -18,6 +22,7 @@ load_registry(config["instruments"])
 
 STUDIES = sorted(config["studies"])
 MODELS = {spec.id: spec for spec in model_specs(config)}
+BOOTSTRAP_CHUNKS = bootstrap_chunks_setting(config)
 SIMULATED = {
     study: entry for study, entry in config["studies"].items() if "simulate" in entry
 }
@@ -41,6 +46,11 @@ def study_tables(wildcards):
     folder = study_path(wildcards.study)
     if wildcards.study in SIMULATED:
         return {table: f"{folder}/{table}.csv" for table in TABLES}
+    entry = config["studies"][wildcards.study]
+    if entry.get("format", "contract") != "contract":
+        # A mapped study's inputs are the files its mapping reads: a new export reruns it.
+        sources = [path for path in source_files(folder, entry) if path.exists()]
+        return {f"source_{i}": str(path) for i, path in enumerate(sources, start=1)}
     found = {}
     for table in TABLES:
         for suffix in TABLE_SUFFIXES:
@@ -48,6 +58,11 @@ def study_tables(wildcards):
             if path.exists():
                 found[table] = str(path)
     return found
+
+
+def study_settings(wildcards):
+    """A study's config entry: a change to its mapping or missing codes reruns validation."""
+    return config["studies"][wildcards.study]
 
 
 def simulation_settings(wildcards):
@@ -68,3 +83,63 @@ def model_settings(wildcards):
         "primary": spec.primary,
         "options": dict(spec.options),
     }
+
+
+def bootstrap_replicates(wildcards):
+    """The replicate tables of a model's bootstrap jobs; none for a model without a bootstrap."""
+    chunks = model_chunks(MODELS[wildcards.model], BOOTSTRAP_CHUNKS)
+    return [
+        f"results/{wildcards.study}/models/{wildcards.model}/bootstrap/chunk_{chunk}.parquet"
+        for chunk in range(len(chunks))
+    ]
+
+
+# Multi-site studies (workflow/rules/multisite.smk): consortia and their input functions.
+CONSORTIA = consortia(config)
+
+
+wildcard_constraints:
+    consortium="|".join(re.escape(name) for name in CONSORTIA) or "(?!)",
+
+
+def consortium_site_results(wildcards):
+    """Each site's coefficients and diagnostics: a local study's are built by the workflow;
+    a shared file that is missing is left to pool_sites, whose message names the site."""
+    files = {}
+    for site in CONSORTIA[wildcards.consortium].sites:
+        for kind, path in (("coefficients", site.coefficients), ("diagnostics", site.diagnostics)):
+            if site.study is not None or Path(path).exists():
+                files[f"{kind}_{site.name}"] = str(path)
+    return files
+
+
+def consortium_settings(wildcards):
+    """A consortium's config entry: a change to it reruns the pooling."""
+    return config["consortia"][wildcards.consortium]
+
+
+def consortium_site_rows(wildcards):
+    """The session panel and client measures of each local site, for the one-stage model."""
+    files = {}
+    for site in CONSORTIA[wildcards.consortium].local_sites:
+        files[f"panel_{site.name}"] = f"results/{site.study}/session_panel.parquet"
+        files[f"clients_{site.name}"] = f"results/{site.study}/client_measures.parquet"
+    return files
+
+
+def one_stage_models(wildcards):
+    """The growth models the one-stage fit refits: a change to them reruns it."""
+    chosen = one_stage_specs(MODELS.values(), CONSORTIA[wildcards.consortium])
+    return [spec.id for spec in chosen]
+
+
+def pooled_report_inputs(wildcards):
+    folder = f"results/consortia/{wildcards.consortium}"
+    files = {
+        "pooled": f"{folder}/pooled.csv",
+        "sites": f"{folder}/sites.csv",
+        "record": f"{folder}/pooling.json",
+    }
+    if CONSORTIA[wildcards.consortium].one_stage:
+        files["one_stage"] = f"{folder}/one_stage.csv"
+    return files

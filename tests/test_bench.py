@@ -1,0 +1,62 @@
+"""The benchmark harness at a tiny size: a stage in its own process, one summary table.
+
+(One stage only: each stage's process imports pandas and pandera, which dominates at this
+size; `python -m accord.bench --quick` is the full check.)"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from accord.bench import SUMMARY_COLUMNS
+
+
+def test_harness_writes_the_summary_table(tmp_path: Path) -> None:
+    summary = tmp_path / "summary.csv"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "accord.bench",
+            "--clients",
+            "120",
+            "--stages",
+            "validate",
+            "--out",
+            str(tmp_path / "out"),
+            "--summary",
+            str(summary),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    table = pd.read_csv(summary, keep_default_na=False)
+    assert (
+        list(table.columns)
+        == SUMMARY_COLUMNS
+        == [
+            "size",
+            "stage",
+            "seconds",
+            "peak_mb",
+            "rows",
+            "note",
+        ]
+    )
+    assert table["stage"].tolist() == ["simulate", "validate"]
+    assert (table["size"] == 120).all()
+    validate = table.iloc[1]
+    assert math.isfinite(float(validate["seconds"])) and float(validate["seconds"]) > 0
+    # A fresh Python process with pandas loaded: tens of MB at least.
+    assert float(validate["peak_mb"]) > 20
+    # The measure rows read: every item of every questionnaire the simulator wrote.
+    measures = pd.read_csv(tmp_path / "out" / "clients_120_seed_2026" / "measures.csv")
+    assert int(validate["rows"]) == len(measures)
+    assert validate["note"] == ""
+    assert "validate" in done.stdout

@@ -375,3 +375,20 @@ def test_data_the_profiled_engine_cannot_fit_go_to_statsmodels_with_a_warning(mo
     assert d["optimizer"] == "statsmodels-mixedlm (lbfgs)"
     assert any(w.startswith("the profiled engine could not fit the model") for w in d["warnings"])
     assert result.coefficients["estimate"].notna().all()
+
+
+def test_a_stalled_line_search_is_continued_to_the_optimum() -> None:
+    # Replicate 15 of the coverage study: L-BFGS-B stops on a stalled line search with a
+    # projected gradient of about 66. The fit must carry on to the optimum, which the
+    # statsmodels engine (an independent optimizer) reaches too, rather than stop there.
+    from test_coverage import simulate
+
+    panel, client_measures = simulate(15)
+    fit = fit_growth(panel, client_measures)
+    assert fit.diagnostics["converged"]
+    assert "Powell" in fit.diagnostics["extras"]["profiled_fit"]["message"]
+    other = fit_growth(panel, client_measures, engine="statsmodels")
+    assert other.diagnostics["converged"]
+    assert fit.diagnostics["log_likelihood"] >= other.diagnostics["log_likelihood"] - 1e-6
+    mine, theirs = (f.coefficients.set_index("term")["estimate"] for f in (fit, other))
+    assert np.allclose(mine, theirs.loc[mine.index], atol=1e-3)

@@ -516,18 +516,43 @@ def fit_lmm(
         if escape is None or restarts == MAX_RESTARTS:
             break
         theta0, restarts = escape, restarts + 1
+    rescued = None
+    if _projected_gradient(model, np.asarray(result.x, dtype=float)) > GRADIENT_TOLERANCE:
+        # L-BFGS-B can stop on a stalled line search (its finite-difference gradient is
+        # noisy on a flat deviance) far from the optimum. Continue without derivatives, as
+        # lme4's bobyqa does, then let L-BFGS-B finish from there.
+        powell = optimize.minimize(
+            model.deviance,
+            np.asarray(result.x, dtype=float),
+            method="Powell",
+            bounds=bounds,
+            options={"xtol": 1e-8, "ftol": 1e-14, "maxfev": 20 * MAX_ITERATIONS},
+        )
+        if powell.fun < result.fun:
+            result = optimize.minimize(
+                model.deviance,
+                np.asarray(powell.x, dtype=float),
+                jac=model.gradient,
+                method=OPTIMIZER,
+                bounds=bounds,
+                options={"maxiter": MAX_ITERATIONS, "ftol": 1e-15, "gtol": 1e-8},
+            )
+            if powell.fun < result.fun:
+                result.x, result.fun = powell.x, powell.fun
+            rescued = "continued by Powell's method after L-BFGS-B stopped early"
     theta, newton, note = _polish(model, np.asarray(result.x, dtype=float))
     parts = model.solve(theta)
     deviance = model.deviance_from(parts)
     grad = model.gradient(theta)
-    at_bound = theta <= lower + 1e-12
-    projected = np.where(at_bound, np.minimum(grad, 0.0), grad)
-    converged = bool(np.isfinite(deviance) and np.max(np.abs(projected)) <= GRADIENT_TOLERANCE)
+    projected = _projected_gradient(model, theta, grad)
+    converged = bool(np.isfinite(deviance) and projected <= GRADIENT_TOLERANCE)
     message = str(result.message)
+    if rescued:
+        message = f"{message}; {rescued}"
     if note:
         message = f"{message}; {note}"
     if not converged:
-        message = f"{message}; projected gradient {np.max(np.abs(projected)):.3g} at the end"
+        message = f"{message}; projected gradient {projected:.3g} at the end"
 
     sigma2 = model.residual_variance(parts)
     T, tau = model.factor(theta)
@@ -579,6 +604,16 @@ def _off_bound(model: ProfiledDeviance, theta: np.ndarray, deviance: float) -> n
             if f < best_f:
                 best, best_f = trial, f
     return best
+
+
+def _projected_gradient(
+    model: ProfiledDeviance, theta: np.ndarray, grad: np.ndarray | None = None
+) -> float:
+    """The largest element of the deviance's gradient that could lower it within the bounds
+    (an element at its lower bound counts only if the deviance falls into the interior)."""
+    grad = model.gradient(theta) if grad is None else grad
+    at_bound = theta <= model.lower_bounds() + 1e-12
+    return float(np.max(np.abs(np.where(at_bound, np.minimum(grad, 0.0), grad))))
 
 
 def _polish(model: ProfiledDeviance, theta: np.ndarray) -> tuple[np.ndarray, int, str | None]:

@@ -134,7 +134,8 @@ def trajectory_figure(
         for k, (name, part) in enumerate(summary.groupby("group", sort=True)):
             # Reindex on every session so a suppressed or absent session breaks the line.
             part = part.set_index("session_number").reindex(sessions)
-            if not part["shown"].fillna(False).astype(bool).any():
+            # Sessions added by the reindex have no "shown" value: they are not shown.
+            if not (part["shown"] == True).any():  # noqa: E712
                 continue
             colour = PALETTE[k % len(PALETTE)]
             ax.plot(sessions, part["mean"], marker="o", markersize=4, color=colour, label=name)

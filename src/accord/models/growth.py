@@ -131,7 +131,7 @@ from statsmodels.regression.mixed_linear_model import MixedLM, MixedLMParams, VC
 from accord.errors import AccordError, ConfigError
 from accord.models.lmm import OPTIMIZER, LmmFit, fit_lmm
 from accord.models.spec import ModelContext, ModelSpec
-from accord.models.tidy import ModelResult, coefficient_frame
+from accord.models.tidy import ModelResult, coefficient_frame, wald_from_variance
 
 MIN_THERAPISTS = 5
 # A random-effect SD below 5% of the residual SD (a slope's SD per SD of time) is flagged as at
@@ -328,7 +328,7 @@ def fit_growth_model(
         {
             **common,
             "term": term,
-            **_wald(float(fe[term]), float(cov.loc[term, term])),
+            **wald_from_variance(float(fe[term]), float(cov.loc[term, term])),
             "primary": bool(primary and term == interaction),
         }
         for term in fe.index
@@ -626,20 +626,6 @@ def _statsmodels_growth(
         "extras": {},
         "lmm": None,
         "model_spec": smf.ols(formula, data).data.model_spec,
-    }
-
-
-def _wald(estimate: float, variance: float) -> dict[str, float]:
-    """Estimate, SE, 95% CI and two-sided p from the normal distribution (as statsmodels
-    reports MixedLM fixed effects)."""
-    se = math.sqrt(variance) if math.isfinite(variance) and variance > 0 else math.nan
-    z = estimate / se
-    return {
-        "estimate": estimate,
-        "std_error": se,
-        "ci_low": estimate - _Z * se,
-        "ci_high": estimate + _Z * se,
-        "p_value": float(2 * stats.norm.sf(abs(z))) if math.isfinite(z) else math.nan,
     }
 
 

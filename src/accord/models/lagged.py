@@ -73,17 +73,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import patsy
-from scipy import stats
 
 from accord.errors import AccordError, ConfigError
 from accord.models.growth import BOUNDARY_RELATIVE_SD
 from accord.models.lmm import OPTIMIZER, fit_lmm
 from accord.models.spec import ModelContext, ModelSpec
-from accord.models.tidy import ModelResult, capture_fit, coefficient_frame
+from accord.models.tidy import ModelResult, capture_fit, coefficient_frame, wald_from_variance
 
 _TIME = "session_number"
 _LOG_TIME = "log_session_number"
-_Z = float(stats.norm.ppf(0.975))
 
 
 def fit_lagged(
@@ -169,7 +167,7 @@ def fit_lagged(
         {
             **common,
             "term": term,
-            **_wald(float(fe[term]), float(cov.loc[term, term])),
+            **wald_from_variance(float(fe[term]), float(cov.loc[term, term])),
             "primary": bool(primary and term == within),
         }
         for term in fe.index
@@ -316,20 +314,6 @@ def client_level(
     if first:
         return pd.Series(dtype=object)
     raise ConfigError(f"{model}: no column {column!r} in client measures or the session panel")
-
-
-def _wald(estimate: float, variance: float) -> dict[str, float]:
-    """Estimate, SE, 95% CI and two-sided p from the normal distribution (as statsmodels
-    reports MixedLM fixed effects)."""
-    se = math.sqrt(variance) if math.isfinite(variance) and variance > 0 else math.nan
-    z = estimate / se
-    return {
-        "estimate": estimate,
-        "std_error": se,
-        "ci_low": estimate - _Z * se,
-        "ci_high": estimate + _Z * se,
-        "p_value": float(2 * stats.norm.sf(abs(z))) if math.isfinite(z) else math.nan,
-    }
 
 
 def lagged_pairs(

@@ -68,9 +68,9 @@ from accord.models.bootstrap import (
     replicate_indices,
     replicate_rng,
 )
-from accord.models.growth import BOUNDARY_RELATIVE_SD, _fit, _wald
+from accord.models.growth import BOUNDARY_RELATIVE_SD, _fit
 from accord.models.spec import ModelContext, ModelSpec
-from accord.models.tidy import ModelResult, coefficient_frame
+from accord.models.tidy import ModelResult, coefficient_frame, wald_from_variance
 
 MIN_THERAPISTS = 5
 DEFAULT_N_BOOT = BOOTSTRAP_KINDS["therapist"][0]
@@ -178,12 +178,12 @@ def fit_therapist(
             "residual": float(result.scale),
         }
         fe = result.fe_params
-        intercept = _wald(float(fe.iloc[0]), float(result.cov_params().iloc[0, 0]))
+        intercept = wald_from_variance(float(fe.iloc[0]), float(result.cov_params().iloc[0, 0]))
         llf = float(result.llf)
         effects = _therapist_effects(result)
     else:
         variances = {}
-        intercept = _wald(math.nan, math.nan)
+        intercept = wald_from_variance(math.nan, math.nan)
         llf = math.nan
         effects = []
     floor = BOUNDARY_RELATIVE_SD**2 * variances.get("residual", math.nan)

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from accord.io import write_csv, write_json
 
@@ -183,3 +184,18 @@ def capture_fit(fit: Callable[[], Any]) -> tuple[Any, list[str], str | None]:
             error = f"{type(exc).__name__}: {exc}"
     messages = list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))
     return result, messages, error
+
+
+def wald_from_variance(estimate: float, variance: float) -> dict[str, float]:
+    """Estimate, SE, normal 95% CI and two-sided p from an estimate and its sampling variance
+    (as statsmodels and lmerTest's Wald columns report mixed-model fixed effects)."""
+    se = math.sqrt(variance) if math.isfinite(variance) and variance > 0 else math.nan
+    z = estimate / se
+    z_crit = float(stats.norm.ppf(0.975))
+    return {
+        "estimate": estimate,
+        "std_error": se,
+        "ci_low": estimate - z_crit * se,
+        "ci_high": estimate + z_crit * se,
+        "p_value": float(2 * stats.norm.sf(abs(z))) if math.isfinite(z) else math.nan,
+    }

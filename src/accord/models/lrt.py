@@ -68,14 +68,12 @@ from accord.models.gather import LRT_TERM_PREFIX
 from accord.models.growth import BOUNDARY_RELATIVE_SD, MIN_THERAPISTS
 from accord.models.lagged import client_level, lagged_model_data
 from accord.models.lmm import OPTIMIZER, fit_lmm
+from accord.models.spec import LRT_COMPARABLE_KINDS as COMPARABLE_KINDS
 from accord.models.spec import ModelContext, ModelSpec
 from accord.models.tidy import ModelResult, coefficient_frame
 
-# The model kinds an LRT can refit by ML, and the random-effect components each one has.
-COMPARABLE_KINDS = ("growth", "lagged")
+# The random-effect components each model kind an LRT compares has.
 RANDOM_COMPONENTS = ("therapist_intercept", "client_slope")
-# The fields an LRT takes from the model it names.
-_INHERITED = ("outcome", "exposure", "covariates", "time_coding", "therapist_effect")
 _UNKNOWN_THERAPIST = "\x00unknown-therapist:"
 _MODEL = "likelihood-ratio test"
 
@@ -530,53 +528,4 @@ def _growth_design(
         structure=RandomStructure(client_slope=True, therapist_intercept=with_therapist),
         kind="growth",
         notes=notes,
-    )
-
-
-def resolve_lrt_spec(spec: ModelSpec, specs: Sequence[ModelSpec]) -> ModelSpec:
-    """An ``lrt`` entry with the models it names filled in (called by `model_specs`).
-
-    The entry takes its outcome, exposure, covariates, time coding and therapist effect from
-    options.full; ``full_model`` (and ``reduced_model`` for options.reduced) in its options
-    hold the named entries' fields, so a change to either model reruns the test.
-    """
-    by_id = {s.id: s for s in specs}
-    options = dict(spec.options)
-    resolved: dict[str, Any] = {}
-    for key in ("full", "reduced"):
-        if key not in options:
-            continue
-        named = options[key]
-        if named not in by_id:
-            raise ConfigError(
-                f"models: {spec.id!r} (lrt) options.{key} {named!r} is not the id of a model"
-            )
-        other = by_id[named]
-        if other.kind not in COMPARABLE_KINDS:
-            raise ConfigError(
-                f"models: {spec.id!r} (lrt) options.{key} names a model of kind {other.kind!r}; "
-                f"an lrt compares models of kind {' or '.join(COMPARABLE_KINDS)}"
-            )
-        resolved[f"{key}_model"] = {
-            "id": other.id,
-            "kind": other.kind,
-            "outcome": other.outcome,
-            "exposure": other.exposure,
-            "covariates": list(other.covariates),
-            "time_coding": other.time_coding,
-            "therapist_effect": other.therapist_effect,
-            "options": dict(other.options),
-        }
-    if "full_model" not in resolved:
-        raise ConfigError(f"models: {spec.id!r} (lrt) needs options.full, a model id")
-    drop = options.get("drop", [])
-    if isinstance(drop, str):
-        drop = [drop]
-    options["drop"] = list(drop)
-    full = resolved["full_model"]
-    return replace(
-        spec,
-        options={**options, **resolved},
-        **{key: full[key] for key in _INHERITED if key != "covariates"},
-        covariates=tuple(full["covariates"]),
     )

@@ -12,7 +12,7 @@ and `context` the study-wide settings (seed, primary outcome and exposure, min_c
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import import_module
 from typing import Any
 
@@ -62,6 +62,11 @@ class ModelContext:
     min_cell: int = 11
 
 
+# The model kinds a likelihood-ratio test (kind lrt) can compare, and the fields it takes from
+# the model it names.
+LRT_COMPARABLE_KINDS = ("growth", "lagged")
+_LRT_INHERITED = ("outcome", "exposure", "covariates", "time_coding", "therapist_effect")
+
 FitFunction = Callable[[pd.DataFrame, pd.DataFrame, ModelSpec, ModelContext], ModelResult]
 
 
@@ -91,12 +96,62 @@ def model_specs(config: Mapping[str, Any]) -> list[ModelSpec]:
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         raise ConfigError(f"models: the id {dupes[0]!r} is used more than once")
     for spec in specs:
-        fit_function(spec.kind)
+        if spec.kind not in KINDS:
+            raise ConfigError(
+                f"models: unknown kind {spec.kind!r}; known: {', '.join(sorted(KINDS))}"
+            )
     if any(spec.kind == "lrt" for spec in specs):
-        from accord.models.lrt import resolve_lrt_spec
-
         specs = [resolve_lrt_spec(spec, specs) if spec.kind == "lrt" else spec for spec in specs]
     return specs
+
+
+def resolve_lrt_spec(spec: ModelSpec, specs: Sequence[ModelSpec]) -> ModelSpec:
+    """An ``lrt`` entry with the models it names filled in (called by `model_specs`).
+
+    The entry takes its outcome, exposure, covariates, time coding and therapist effect from
+    options.full; ``full_model`` (and ``reduced_model`` for options.reduced) in its options
+    hold the named entries' fields, so a change to either model reruns the test.
+    """
+    by_id = {s.id: s for s in specs}
+    options = dict(spec.options)
+    resolved: dict[str, Any] = {}
+    for key in ("full", "reduced"):
+        if key not in options:
+            continue
+        named = options[key]
+        if named not in by_id:
+            raise ConfigError(
+                f"models: {spec.id!r} (lrt) options.{key} {named!r} is not the id of a model"
+            )
+        other = by_id[named]
+        if other.kind not in LRT_COMPARABLE_KINDS:
+            raise ConfigError(
+                f"models: {spec.id!r} (lrt) options.{key} names a model of kind {other.kind!r}; "
+                f"an lrt compares models of kind {' or '.join(LRT_COMPARABLE_KINDS)}"
+            )
+        resolved[f"{key}_model"] = {
+            "id": other.id,
+            "kind": other.kind,
+            "outcome": other.outcome,
+            "exposure": other.exposure,
+            "covariates": list(other.covariates),
+            "time_coding": other.time_coding,
+            "therapist_effect": other.therapist_effect,
+            "options": dict(other.options),
+        }
+    if "full_model" not in resolved:
+        raise ConfigError(f"models: {spec.id!r} (lrt) needs options.full, a model id")
+    drop = options.get("drop", [])
+    if isinstance(drop, str):
+        drop = [drop]
+    options["drop"] = list(drop)
+    full = resolved["full_model"]
+    return replace(
+        spec,
+        options={**options, **resolved},
+        **{key: full[key] for key in _LRT_INHERITED if key != "covariates"},
+        covariates=tuple(full["covariates"]),
+    )
 
 
 def model_context(config: Mapping[str, Any]) -> ModelContext:

@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from accord.io import write_csv, write_json
 
@@ -189,6 +188,8 @@ def capture_fit(fit: Callable[[], Any]) -> tuple[Any, list[str], str | None]:
 def wald_from_variance(estimate: float, variance: float) -> dict[str, float]:
     """Estimate, SE, normal 95% CI and two-sided p from an estimate and its sampling variance
     (as statsmodels and lmerTest's Wald columns report mixed-model fixed effects)."""
+    from scipy import stats  # here, not at the top: the workflow imports this module to plan
+
     se = math.sqrt(variance) if math.isfinite(variance) and variance > 0 else math.nan
     z = estimate / se
     z_crit = float(stats.norm.ppf(0.975))

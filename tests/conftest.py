@@ -104,6 +104,8 @@ SMALL_STUDY_CONFIG = {
         }
     },
     "privacy": {"min_cell": 11},
+    # Two chunk jobs per bootstrap, so the scatter and gather run although the study is small.
+    "analysis": {"bootstrap_chunks": 2},
 }
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")]

@@ -14,12 +14,15 @@ from statsmodels.stats.mediation import Mediation
 from accord.errors import AccordError, ConfigError
 from accord.models import mediation
 from accord.models.bootstrap import (
+    auto_chunks,
     check_replicates,
     chunk_ranges,
     model_chunks,
     n_replicates,
     read_replicates,
     replicate_rng,
+    scattered_chunks,
+    study_bootstrap_chunks,
     write_replicates,
 )
 from accord.models.mediation import fit_mediation, mediation_replicates
@@ -57,6 +60,37 @@ def test_models_with_a_bootstrap_and_their_replicate_counts() -> None:
     assert model_chunks(no_boot, 2) == []
     default = ModelSpec(id="m", kind="mediation", outcome="phq9", exposure="x")
     assert model_chunks(default, 3) == [range(0, 167), range(167, 334), range(334, 500)]
+
+
+def test_auto_chunks_follow_the_study_size() -> None:
+    # One chunk per 5,000 clients, rounded up, at least 1 and at most 8.
+    assert [auto_chunks(n) for n in (None, 0, 400, 5_000)] == [1, 1, 1, 1]
+    assert [auto_chunks(n) for n in (5_001, 10_000, 12_500, 40_000)] == [2, 2, 3, 8]
+    assert auto_chunks(100_000) == 8
+
+
+def test_study_chunks_from_the_setting_or_the_study(tmp_path: Path) -> None:
+    simulated = {"studies": {"demo": {"path": "data/demo", "simulate": {"n_clients": 400}}}}
+    assert study_bootstrap_chunks(simulated, "demo") == 1
+    simulated["studies"]["demo"]["simulate"]["n_clients"] = 10_000
+    assert study_bootstrap_chunks(simulated, "demo") == 2
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / "clients.csv").write_text("client_id\n" + "".join(f"C{i}\n" for i in range(5_001)))
+    config = {"studies": {"own": {"path": str(own)}}}
+    assert study_bootstrap_chunks(config, "own") == 2
+    config["analysis"] = {"bootstrap_chunks": 5}
+    assert study_bootstrap_chunks(config, "own") == 5
+    config["analysis"] = {"bootstrap_chunks": "auto"}
+    assert study_bootstrap_chunks(config, "own") == 2
+
+
+def test_one_chunk_is_drawn_in_the_model_job() -> None:
+    spec = ModelSpec(id="t", kind="therapist", outcome="phq9", exposure="none")
+    assert scattered_chunks(spec, 1) == []
+    assert scattered_chunks(spec, 2) == [range(0, 100), range(100, 200)]
+    growth = ModelSpec(id="g", kind="growth", outcome="phq9", exposure="x")
+    assert scattered_chunks(growth, 4) == []
 
 
 def test_replicate_generator_is_seeded_from_seed_model_and_index() -> None:

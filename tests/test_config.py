@@ -18,6 +18,7 @@ def test_shipped_config_is_valid_and_gets_defaults() -> None:
     assert config["analysis"]["change_method"] == "published"
     assert config["privacy"]["min_cell"] == 11
     assert config["studies"]["demo"]["missing_codes"] == []
+    assert config["analysis"]["bootstrap_chunks"] == "auto"
 
 
 def test_workflow_schema_is_the_package_schema() -> None:
@@ -46,6 +47,14 @@ def test_workflow_schema_is_the_package_schema() -> None:
         (
             {"studies": {"s": {"path": "x"}}, "privacy": {"min_cell": 0}},
             r"config key 'privacy.min_cell'",
+        ),
+        (
+            {"studies": {"s": {"path": "x"}}, "analysis": {"bootstrap_chunks": 0}},
+            r"config key 'analysis.bootstrap_chunks'",
+        ),
+        (
+            {"studies": {"s": {"path": "x"}}, "analysis": {"bootstrap_chunks": "many"}},
+            r"config key 'analysis.bootstrap_chunks'",
         ),
         (
             {"studies": {"s": {"path": "x"}}, "colour": "blue"},

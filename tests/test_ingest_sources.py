@@ -13,7 +13,8 @@ import pyreadstat
 import pytest
 
 from accord.errors import StudyError
-from accord.ingest.sources import read_source, replace_missing_codes
+from accord.ingest.sources import count_rows, read_source, replace_missing_codes
+from accord.ingest.study import client_rows
 
 
 def _workbook(path: Path) -> Path:
@@ -124,3 +125,36 @@ def test_study_missing_codes_empty_cells_and_are_counted(tmp_path: Path) -> None
     assert source.frame["score"].tolist() == [None, "3", None]
     assert source.user_missing["score"].tolist() == [True, False, True]
     assert "item" not in source.user_missing
+
+
+def test_row_counts_for_planning_jobs(tmp_path: Path) -> None:
+    csv = tmp_path / "clients.csv"
+    csv.write_text("client_id,age\nA,30\nB,40\nC,50\n")
+    assert count_rows(csv) == 3
+    no_final_newline = tmp_path / "short.csv"
+    no_final_newline.write_text("client_id\nA\nB")
+    assert count_rows(no_final_newline) == 2
+    pd.DataFrame({"x": range(7)}).to_parquet(tmp_path / "t.parquet")
+    assert count_rows(tmp_path / "t.parquet") == 7
+    assert count_rows(_sav(tmp_path / "s.sav")) == 4
+    # The first sheet: the cover sheet's one row is its header, so no data rows.
+    assert count_rows(_workbook(tmp_path / "book.xlsx")) == 0
+    assert count_rows(tmp_path / "absent.csv") is None
+    (tmp_path / "notes.txt").write_text("x\n")
+    assert count_rows(tmp_path / "notes.txt") is None
+
+
+def test_client_rows_follow_the_study_format(tmp_path: Path) -> None:
+    (tmp_path / "clients.csv").write_text("client_id\nA\nB\n")
+    assert client_rows(tmp_path, {"path": str(tmp_path)}) == 2
+    (tmp_path / "people.csv").write_text("id\n1\n2\n3\n")
+    (tmp_path / "more.csv").write_text("id\n4\n")
+    mapped = {
+        "format": "mapped",
+        "mapping": {"clients": [{"file": "people.csv"}, {"file": "more.csv"}]},
+    }
+    assert client_rows(tmp_path, mapped) == 4
+    (tmp_path / "export.csv").write_text("record_id,redcap_event_name\n1,a\n1,b\n2,a\n")
+    redcap = {"format": "redcap", "redcap": {"records": "export.csv"}}
+    assert client_rows(tmp_path, redcap) == 3  # one row per event: an upper bound
+    assert client_rows(tmp_path / "empty", {"format": "contract"}) is None

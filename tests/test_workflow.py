@@ -119,3 +119,32 @@ def test_bad_custom_instrument_names_the_key(tmp_path: Path) -> None:
     done = snakemake(tmp_path, "--configfile", "config.yaml")
     assert done.returncode != 0
     assert "instruments.bdi2.item_max" in done.stderr
+
+
+def planned_jobs(workdir: Path, target: str) -> dict[str, int]:
+    """The jobs a dry run plans for `target`, by rule (Snakemake's job stats)."""
+    done = snakemake(workdir, "--configfile", "config.yaml", "--dry-run", target)
+    assert done.returncode == 0, done.stderr[-4000:]
+    stats = done.stdout.split("Job stats:", 1)[1].split("total", 1)[0]
+    rows = (line.split() for line in stats.splitlines())
+    return {row[0]: int(row[1]) for row in rows if len(row) == 2 and row[1].isdigit()}
+
+
+@pytest.mark.parametrize(
+    ("n_clients", "setting", "chunk_jobs"),
+    [(400, None, 0), (400, 3, 12), (12_000, None, 12)],
+)
+def test_bootstrap_jobs_follow_the_chunk_setting(
+    tmp_path: Path, n_clients: int, setting: int | None, chunk_jobs: int
+) -> None:
+    # Four models have a bootstrap (therapist and three mediation models). A small study draws
+    # them in the model's own job; "auto" gives 12,000 clients three chunks each.
+    config: dict = {
+        "studies": {"s": {"path": "data/s", "simulate": {"n_clients": n_clients, "seed": 3}}}
+    }
+    if setting is not None:
+        config["analysis"] = {"bootstrap_chunks": setting}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    jobs = planned_jobs(tmp_path, "results/s/models/coefficients.csv")
+    assert jobs.get("bootstrap_model", 0) == chunk_jobs
+    assert jobs["fit_model"] == 19

@@ -9,7 +9,7 @@ from accord.contract import TABLES
 from accord.ingest import source_files
 from accord.instruments import load_registry
 from accord.io import TABLE_SUFFIXES
-from accord.models.bootstrap import bootstrap_chunks_setting, model_chunks
+from accord.models.bootstrap import scattered_chunks, study_bootstrap_chunks
 from accord.models.spec import model_specs
 from accord.multisite.consortium import consortia
 from accord.multisite.one_stage import one_stage_specs
@@ -21,8 +21,9 @@ validate(config, schema="../schemas/config.schema.yaml")
 load_registry(config["instruments"])
 
 STUDIES = sorted(config["studies"])
+# Jobs each model's bootstrap is drawn in, per study (analysis.bootstrap_chunks).
+BOOTSTRAP_CHUNKS = {study: study_bootstrap_chunks(config, study) for study in STUDIES}
 MODELS = {spec.id: spec for spec in model_specs(config)}
-BOOTSTRAP_CHUNKS = bootstrap_chunks_setting(config)
 SIMULATED = {
     study: entry for study, entry in config["studies"].items() if "simulate" in entry
 }
@@ -85,9 +86,15 @@ def model_settings(wildcards):
     }
 
 
+def bootstrap_chunks(wildcards):
+    return BOOTSTRAP_CHUNKS[wildcards.study]
+
+
 def bootstrap_replicates(wildcards):
-    """The replicate tables of a model's bootstrap jobs; none for a model without a bootstrap."""
-    chunks = model_chunks(MODELS[wildcards.model], BOOTSTRAP_CHUNKS)
+    """The replicate tables of a model's bootstrap jobs; none for a model without a bootstrap
+    or whose bootstrap is one chunk, drawn in the model's own job."""
+    spec = MODELS[wildcards.model]
+    chunks = scattered_chunks(spec, BOOTSTRAP_CHUNKS[wildcards.study])
     return [
         f"results/{wildcards.study}/models/{wildcards.model}/bootstrap/chunk_{chunk}.parquet"
         for chunk in range(len(chunks))

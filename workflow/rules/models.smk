@@ -1,6 +1,7 @@
 # Models linking collaborative goal-setting to outcomes; one job per model in the config.
 # A model with a bootstrap draws its replicates in analysis.bootstrap_chunks jobs
-# (bootstrap_model) and pools them in its own job (fit_model).
+# (bootstrap_model) and pools them in its own job (fit_model); with one chunk, fit_model
+# draws them itself.
 
 
 rule bootstrap_model:
@@ -18,7 +19,7 @@ rule bootstrap_model:
     params:
         model="{model}",
         chunk="{chunk}",
-        chunks=BOOTSTRAP_CHUNKS,
+        chunks=bootstrap_chunks,
         settings=model_settings,
     script:
         "../scripts/bootstrap_model.py"

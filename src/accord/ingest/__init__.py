@@ -5,13 +5,14 @@ contract's tables; `accord.validate.validate_study` then validates them like any
 """
 
 from accord.ingest.sources import SOURCE_SUFFIXES, SourceFrame, read_source
-from accord.ingest.study import FORMATS, IngestResult, ingest_study, source_files
+from accord.ingest.study import FORMATS, IngestResult, client_rows, ingest_study, source_files
 
 __all__ = [
     "FORMATS",
     "SOURCE_SUFFIXES",
     "IngestResult",
     "SourceFrame",
+    "client_rows",
     "ingest_study",
     "read_source",
     "source_files",

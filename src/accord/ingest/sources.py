@@ -196,6 +196,43 @@ def _cell_text(value: object) -> str | None:
     return text or None
 
 
+def count_rows(path: str | Path) -> int | None:
+    """The number of data rows in a source, read cheaply (a line count for CSV, the file's own
+    metadata otherwise); None for a file that is missing or of another kind.
+
+    A size hint for planning jobs, not a count to report: a CSV cell holding a line break
+    counts twice, and a workbook's count includes blank rows below the data.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return None
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        lines, last = 0, b"\n"
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                lines, last = lines + block.count(b"\n"), block[-1:]
+        return max(lines + (last != b"\n") - 1, 0)
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return int(pq.ParquetFile(path).metadata.num_rows)
+    if suffix in (".sav", ".zsav"):
+        import pyreadstat
+
+        _, meta = pyreadstat.read_sav(str(path), metadataonly=True)
+        return None if meta.number_rows is None else int(meta.number_rows)
+    if suffix == ".xlsx":
+        import openpyxl
+
+        book = openpyxl.load_workbook(path, read_only=True)
+        try:
+            return max(int(book[book.sheetnames[0]].max_row or 0) - 1, 0)
+        finally:
+            book.close()
+    return None
+
+
 def _read_xlsx(path: Path, sheet: str | None, header_row: int) -> SourceFrame:
     import openpyxl
 

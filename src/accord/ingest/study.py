@@ -21,7 +21,8 @@ from accord import contract
 from accord.errors import ConfigError, StudyError
 from accord.ingest.mapping import MappedPart, map_part
 from accord.ingest.redcap import read_redcap
-from accord.ingest.sources import SourceFrame, read_source, replace_missing_codes
+from accord.ingest.sources import SourceFrame, count_rows, read_source, replace_missing_codes
+from accord.io import TABLE_SUFFIXES
 
 FORMATS = ("contract", "mapped", "redcap")
 
@@ -90,6 +91,27 @@ def source_files(folder: str | Path, entry: Mapping[str, Any]) -> list[Path]:
     else:
         return []
     return [folder / name for name in dict.fromkeys(names)]
+
+
+def client_rows(folder: str | Path, entry: Mapping[str, Any]) -> int | None:
+    """About how many clients a study has, from its files alone (`count_rows` of its clients
+    source: the contract's clients table, the mapped clients file, or the REDCap records, which
+    count each event), for sizing jobs before any is run; None when no file tells."""
+    folder = Path(folder)
+    kind = entry.get("format", "contract")
+    if kind == "redcap":
+        return count_rows(folder / (entry.get("redcap") or {}).get("records", "records.csv"))
+    if kind == "mapped":
+        spec = (entry.get("mapping") or {}).get("clients")
+        parts = [p for p in (spec if isinstance(spec, list) else [spec]) if isinstance(p, Mapping)]
+        counts = [count_rows(folder / str(p["file"])) for p in parts if p.get("file")]
+        known = [count for count in counts if count is not None]
+        return sum(known) if known else None
+    for suffix in TABLE_SUFFIXES:
+        count = count_rows(folder / f"clients{suffix}")
+        if count is not None:
+            return count
+    return None
 
 
 def ingest_study(

@@ -4,6 +4,10 @@ A model with a bootstrap (the therapist ICC, mediation) declares its number of r
 the option ``n_boot``; the workflow splits replicates 0 .. n_boot - 1 into
 ``analysis.bootstrap_chunks`` contiguous chunks, each its own job (rule bootstrap_model), and the
 model's job (rule fit_model) reads the chunks' replicate tables and computes the intervals.
+With one chunk there is no separate job: the model's own job draws its replicates. The default,
+``auto``, sizes the chunks to the study (`study_bootstrap_chunks`): one for a study under
+5,000 clients, where a job's start-up would cost more than the replicates, then one more per
+5,000 clients up to 8.
 
 Replicate r of model m draws from its own generator,
 
@@ -22,6 +26,7 @@ other columns are the kind's own (`accord.models.therapist.therapist_icc_replica
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from importlib import import_module
@@ -34,7 +39,10 @@ import pandas as pd
 from accord.errors import AccordError, ConfigError
 from accord.models.spec import ModelContext, ModelSpec
 
-DEFAULT_CHUNKS = 2
+DEFAULT_CHUNKS = "auto"
+#: ``auto``: one chunk per this many clients, at most MAX_AUTO_CHUNKS.
+CLIENTS_PER_CHUNK = 5_000
+MAX_AUTO_CHUNKS = 8
 # kind -> (default number of replicates, "module:function" drawing replicates for a spec).
 BOOTSTRAP_KINDS: Mapping[str, tuple[int, str]] = {
     "therapist": (200, "accord.models.therapist:therapist_replicates_spec"),
@@ -86,9 +94,39 @@ def model_chunks(spec: ModelSpec, n_chunks: int) -> list[range]:
     return chunk_ranges(n_replicates(spec), n_chunks)
 
 
-def bootstrap_chunks_setting(config: Mapping[str, Any]) -> int:
-    """The config's ``analysis.bootstrap_chunks``."""
-    return int(config.get("analysis", {}).get("bootstrap_chunks", DEFAULT_CHUNKS))
+def bootstrap_chunks_setting(config: Mapping[str, Any]) -> int | str:
+    """The config's ``analysis.bootstrap_chunks``: a number of chunks, or ``auto``."""
+    setting = config.get("analysis", {}).get("bootstrap_chunks", DEFAULT_CHUNKS)
+    return "auto" if setting == "auto" else int(setting)
+
+
+def auto_chunks(n_clients: int | None) -> int:
+    """The ``auto`` chunk count for a study of about `n_clients` clients (1 when unknown)."""
+    if not n_clients:
+        return 1
+    return min(MAX_AUTO_CHUNKS, max(1, math.ceil(n_clients / CLIENTS_PER_CHUNK)))
+
+
+def study_bootstrap_chunks(config: Mapping[str, Any], study: str) -> int:
+    """The number of chunks a study's bootstraps are drawn in: the setting, or for ``auto`` the
+    count its size calls for (a simulated study's ``n_clients``, else `client_rows` of its
+    files)."""
+    setting = bootstrap_chunks_setting(config)
+    if setting != "auto":
+        return int(setting)
+    from accord.ingest.study import client_rows
+
+    entry = config["studies"][study]
+    if "simulate" in entry:
+        return auto_chunks(int(entry["simulate"].get("n_clients", 400)))
+    return auto_chunks(client_rows(entry["path"], entry))
+
+
+def scattered_chunks(spec: ModelSpec, n_chunks: int) -> list[range]:
+    """The replicate chunks drawn in jobs of their own (rule bootstrap_model): none for a model
+    without a bootstrap, and none when there is a single chunk, which the model's job draws."""
+    chunks = model_chunks(spec, n_chunks)
+    return chunks if len(chunks) > 1 else []
 
 
 def replicate_function(kind: str) -> ReplicateFunction:

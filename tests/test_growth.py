@@ -392,3 +392,19 @@ def test_a_stalled_line_search_is_continued_to_the_optimum() -> None:
     assert fit.diagnostics["log_likelihood"] >= other.diagnostics["log_likelihood"] - 1e-6
     mine, theirs = (f.coefficients.set_index("term")["estimate"] for f in (fit, other))
     assert np.allclose(mine, theirs.loc[mine.index], atol=1e-3)
+
+
+def test_a_covariate_with_its_own_time_slope() -> None:
+    # Clients of the second half of therapists improve 0.3 points per session faster (a
+    # "site" with its own course); time x exposure stays TRUE_INTERACTION.
+    panel, measures = simulate(n_clients=300, seed=5)
+    group = np.where(panel["therapist_id"] >= "T08", "b", "a")
+    panel["phq9"] = panel["phq9"] - 0.3 * panel["session_number"] * (group == "b")
+    panel["group"] = group
+    result = fit_growth(panel, measures, covariates=["group"], time_interactions=["group"])
+    slope = row(result, "time:group[T.b]")
+    assert slope["ci_low"] <= -0.3 <= slope["ci_high"]
+    interaction = row(result, "time:joint_goal_share")
+    assert interaction["ci_low"] <= TRUE_INTERACTION <= interaction["ci_high"]
+    with pytest.raises(ConfigError, match="time interaction 'arm' is not one of the covariates"):
+        fit_growth(panel, measures, covariates=["group"], time_interactions=["arm"])

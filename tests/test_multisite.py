@@ -76,6 +76,14 @@ def test_dersimonian_laird_matches_the_hand_computation() -> None:
     half = 4.302653 * math.sqrt(tau2 + se**2)
     assert pooled["prediction_low"] == pytest.approx(mean - half, abs=1e-5)
     assert pooled["prediction_high"] == pytest.approx(mean + half, abs=1e-5)
+    # Hartung-Knapp: q* = sum w*_i (y_i - mean)^2 / (k - 1), SE_HK = (q* / sum w*)^1/2, and a
+    # t on k - 1 = 3 df (t_{3, .975} = 3.182446).
+    q_star = sum(w * (y - mean) ** 2 for w, y in zip(w_star, Y, strict=True)) / 3
+    se_hk = math.sqrt(q_star / sum(w_star))
+    assert pooled["hk_std_error"] == pytest.approx(se_hk, rel=1e-10)
+    assert pooled["hk_ci_low"] == pytest.approx(mean - 3.182446 * se_hk, abs=1e-6)
+    assert pooled["hk_ci_high"] == pytest.approx(mean + 3.182446 * se_hk, abs=1e-6)
+    assert pooled["hk_p_value"] == pytest.approx(2 * stats.t.sf(mean / se_hk, 3), rel=1e-10)
 
 
 def test_paule_mandel_solves_the_generalised_q_equation() -> None:
@@ -87,6 +95,11 @@ def test_paule_mandel_solves_the_generalised_q_equation() -> None:
     assert generalised_q == pytest.approx(3.0, abs=1e-6)  # k - 1
     assert pooled["estimate"] == pytest.approx(mean, rel=1e-8)
     assert tau2 != pytest.approx(0.0309184, abs=1e-4)  # not the DerSimonian-Laird value
+    # With the generalised Q equal to k - 1, the Hartung-Knapp scale q* is 1: the same SE,
+    # and only the t quantile on 3 df widens the interval.
+    assert pooled["hk_std_error"] == pytest.approx(pooled["std_error"], rel=1e-6)
+    half = pooled["hk_ci_high"] - pooled["estimate"]
+    assert half == pytest.approx(3.182446 * pooled["std_error"], rel=1e-6)
 
 
 def test_homogeneous_sites_give_zero_tau2_and_the_common_effect() -> None:
@@ -397,7 +410,7 @@ def test_consortium_runs_both_ways_and_writes_the_pooled_report(consortium_run: 
     assert list(sites["source"]) == ["study", "study", "results"]
     assert sites["included"].all()
     one_stage = pd.read_csv(results / "one_stage.csv")
-    assert {"site[T.site_2]", TERM} <= set(one_stage["term"])
+    assert {"site[T.site_2]", "time:site[T.site_2]", TERM} <= set(one_stage["term"])
     assert one_stage["n_sites"].eq(2).all() and one_stage["converged"].all()
 
 

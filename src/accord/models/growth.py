@@ -191,6 +191,7 @@ def fit_growth(
     optimizer: str = "lbfgs",
     reml: bool = True,
     engine: Literal["profiled", "statsmodels"] = "profiled",
+    time_interactions: Sequence[str] = (),
 ) -> ModelResult:
     """Fit the growth model of `outcome` on `time` x `exposure` (see the module docstring).
 
@@ -205,6 +206,9 @@ def fit_growth(
     [0, 1], such as a share or an indicator) or one SD apart (any other exposure), divided
     by the SD of the outcome at intake (session 0); its 95% CI is from the delta method on
     the fixed effects, taking the intake SD as known.
+
+    `time_interactions` names covariates that also get their own time slope (a
+    ``time:<covariate>`` term each), such as the site in a one-stage multi-site model.
 
     `reml` False fits by maximum likelihood instead of REML (for likelihood-ratio tests of
     fixed effects); the diagnostics record the method and its log-likelihood. `engine`
@@ -230,6 +234,7 @@ def fit_growth(
         optimizer=optimizer,
         reml=reml,
         engine=engine,
+        time_interactions=time_interactions,
     ).result
 
 
@@ -249,6 +254,7 @@ def fit_growth_model(
     optimizer: str = "lbfgs",
     reml: bool = True,
     engine: Literal["profiled", "statsmodels"] = "profiled",
+    time_interactions: Sequence[str] = (),
 ) -> GrowthModel:
     """`fit_growth` (see there for the arguments), returning the fitted model with what
     predictions need (`accord.models.predict`): fixed effects, the conditional modes of every
@@ -265,6 +271,12 @@ def fit_growth_model(
     for name in [outcome, exposure, *covariates]:
         if not name.isidentifier() or name in _RESERVED:
             raise ConfigError(f"growth model: {name!r} cannot be used as a model term name")
+    time_interactions = list(time_interactions)
+    for name in time_interactions:
+        if name not in covariates:
+            raise ConfigError(
+                f"growth model: the time interaction {name!r} is not one of the covariates"
+            )
 
     data, prep = _model_data(
         panel,
@@ -276,7 +288,9 @@ def fit_growth_model(
         covariates=covariates,
         exposure_reference=exposure_reference,
     )
-    rhs = " + ".join([f"time * {exposure}", *covariates])
+    rhs = " + ".join(
+        [f"time * {exposure}", *covariates, *(f"time:{name}" for name in time_interactions)]
+    )
     formula = f"{outcome} ~ {rhs}"
     n_known = sum(not t.startswith(_UNKNOWN_THERAPIST) for t in data["therapist"].unique())
 

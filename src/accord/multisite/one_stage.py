@@ -3,13 +3,15 @@
 Where the sites' row-level data may be pooled, the growth model (`accord.models.growth`) is
 fitted once to the stacked session panels of the local sites, with the site as a fixed effect:
 
-    y_it = b0 + b1 time + b2 x_i + b3 time x x_i + covariates_i + site_s(i)
+    y_it = b0 + b1 time + b2 x_i + b3 time x x_i + covariates_i + site_s(i) + time x site_s(i)
            + therapist, client intercept and slope random effects, as in each site's model.
 
 The site enters as a categorical baseline covariate (``site``, dummy-coded against the first
-site in name order), so each site keeps its own mean outcome level: comparisons are made within
-sites, as a stratified two-stage analysis does (Burke, Ensor & Riley 2017, Stat Med 36:855,
-recommend stratified intercepts over a common one). Client and therapist pseudonyms are
+site in name order) with its own time slope (``time:site``), so each site keeps its own mean
+outcome level and its own course over time, as each site's model in the two-stage analysis
+has: comparisons are made within sites, as a stratified two-stage analysis does (Burke, Ensor &
+Riley 2017, Stat Med 36:855, recommend stratified intercepts over a common one, and
+stratifying the other nuisance terms in the same way). Client and therapist pseudonyms are
 prefixed with the site name, so ids that happen to repeat across sites stay distinct, and
 therapists are nested in sites.
 
@@ -19,9 +21,8 @@ What the one-stage model does not have, and why the two approaches can differ:
   estimate lets the effect vary between sites; with little heterogeneity (tau^2 near 0) the two
   target the same quantity and agree to within sampling error (Burke et al. 2017). Its
   common-effect two-stage counterpart is in ``pooled.csv`` (``common_estimate``).
-* site-specific time slopes and variance components: `fit_growth` takes baseline covariates as
-  main effects only, so a site x time term cannot be added through it; the random-effect
-  variances are pooled across sites.
+* site-specific exposure main effects, covariate effects and variance components: these are
+  common to all sites, and the random-effect variances are pooled across sites.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ from typing import Any
 import pandas as pd
 
 from accord.errors import AccordError
-from accord.models.growth import fit_growth
 from accord.models.spec import ModelSpec
 from accord.models.tidy import ModelResult
 from accord.multisite.consortium import Consortium
@@ -78,9 +78,10 @@ def fit_one_stage(
 ) -> ModelResult:
     """Fit the growth model `spec` to the stacked rows of `sites` with site fixed effects.
 
-    Returns the `ModelResult` of `fit_growth` (terms ``site[T.<name>]`` for every site but the
-    first) with the columns ``consortium``, ``n_sites`` and ``sites`` added to its coefficients
-    and a ``one_stage`` record in its diagnostics. Raises AccordError for a model that is not a
+    Returns the `ModelResult` of `fit_growth` (terms ``site[T.<name>]`` and
+    ``time:site[T.<name>]`` for every site but the first) with the columns ``consortium``,
+    ``n_sites`` and ``sites`` added to its coefficients and a ``one_stage`` record in its
+    diagnostics. Raises AccordError for a model that is not a
     growth model or fewer than two sites.
     """
     if spec.kind != "growth":
@@ -93,6 +94,8 @@ def fit_one_stage(
             f"consortium {consortium!r}: the one-stage model needs the rows of at least 2 sites"
         )
     panel, client_measures = stack_sites(sites)
+    from accord.models.growth import fit_growth  # here: the workflow imports this module to plan
+
     result = fit_growth(
         panel,
         client_measures,
@@ -101,6 +104,7 @@ def fit_one_stage(
         time=spec.options.get("time", "session_number"),
         time_coding=spec.time_coding,  # type: ignore[arg-type]
         covariates=[*spec.covariates, SITE_COLUMN],
+        time_interactions=[SITE_COLUMN],
         therapist_effect=spec.therapist_effect,
         model_id=spec.id,
         primary=spec.primary,
@@ -115,7 +119,7 @@ def fit_one_stage(
     record: dict[str, Any] = {
         "consortium": consortium,
         "sites": names,
-        "site_effects": f"fixed: one intercept per site, reference {names[0]}",
+        "site_effects": f"fixed: one intercept and one time slope per site, reference {names[0]}",
         "site_term": SITE_COLUMN,
     }
     result.diagnostics = {**result.diagnostics, "one_stage": record}

@@ -211,6 +211,8 @@ def pooled_context(
                 "estimate": _fmt(row.estimate),
                 "ci": _ci(row.ci_low, row.ci_high),
                 "p_value": _p(row.p_value),
+                "hk_ci": _ci(row.hk_ci_low, row.hk_ci_high),
+                "hk_p_value": _p(row.hk_p_value),
                 "prediction": _ci(row.prediction_low, row.prediction_high),
                 "tau2": _fmt(row.tau2, 4),
                 "i2": _percent(row.i2),

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from accord.bench import SUMMARY_COLUMNS
+from accord.bench import SUMMARY_COLUMNS, run_workflow
 
 
 def test_harness_writes_the_summary_table(tmp_path: Path) -> None:
@@ -60,3 +60,16 @@ def test_harness_writes_the_summary_table(tmp_path: Path) -> None:
     assert int(validate["rows"]) == len(measures)
     assert validate["note"] == ""
     assert "validate" in done.stdout
+
+
+def test_workflow_stage_runs_snakemake_and_reports_a_failure(tmp_path: Path) -> None:
+    # A study folder without its tables: Snakemake runs and stops at validation, and the row
+    # says so and where the log is (a successful run is `python -m accord.bench --quick`).
+    folder = tmp_path / "clients_10_seed_1"
+    folder.mkdir()
+    row = run_workflow(folder, 10, cores=1)
+    assert row["stage"] == "workflow" and row["rows"] == 10
+    assert row["note"].startswith("failed (exit 1)")
+    assert "snakemake.log" in row["note"]
+    assert "clients" in (folder / "workflow" / "snakemake.log").read_text()
+    assert row["peak_mb"] > 10

@@ -10,7 +10,11 @@ the workflow's jobs run:
 * ``measures``: per-client measures and the session panel;
 * ``model:<id>``: each model of the analysis plan (`accord.models.spec.DEFAULT_MODELS`, or
   ``--models``), timing the fit alone (reading the panel is not timed);
-* ``report``: missingness tables, the gathered model tables and the rendered report.
+* ``report``: missingness tables, the gathered model tables and the rendered report;
+* ``workflow``: the whole Snakemake workflow, validation to report with every default model,
+  in a fresh working folder with ``--cores`` (default: all), timed from Snakemake's start to
+  its end. Its peak memory is the largest total resident memory of Snakemake and all its jobs
+  together (sampled five times a second), the figure that must fit in the machine.
 
 Each stage's wall time is measured inside its process (imports excluded) and its peak
 resident memory is the process's own (``wait4``'s ``ru_maxrss``, imports included). Linux
@@ -26,6 +30,7 @@ stage, seconds, peak_mb, rows, note).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import math
@@ -40,7 +45,8 @@ from pathlib import Path
 from typing import Any
 
 DATA_STAGES = ("validate", "score", "measures")
-STAGES = (*DATA_STAGES, "models", "report")
+STAGES = (*DATA_STAGES, "models", "report", "workflow")
+SNAKEFILE = Path(__file__).resolve().parents[2] / "Snakefile"
 DEFAULT_SIZES = (1_000, 10_000, 100_000)
 QUICK_SIZES = (1_000,)
 SUMMARY_COLUMNS = ["size", "stage", "seconds", "peak_mb", "rows", "note"]
@@ -59,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out"))
     parser.add_argument("--summary", type=Path, default=Path("benchmarks/summary.csv"))
     parser.add_argument("--no-lme4", action="store_true", help="skip the lme4 comparison")
+    parser.add_argument("--cores", type=int, default=os.cpu_count() or 1, help="for workflow")
     parser.add_argument("--stage", help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -77,6 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stages = [
             stage
             for name in args.stages
+            if name != "workflow"
             for stage in ([f"model:{m}" for m in models] if name == "models" else [name])
         ]
         for stage in stages:
@@ -100,6 +108,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         f"{growth['seconds'] / lme4['seconds']:.2f}",
                         flush=True,
                     )
+        if "workflow" in args.stages and status == 0:
+            row = {"size": n, **run_workflow(folder, n, cores=args.cores)}
+            rows.append(row)
+            print(_line(row), flush=True)
+            status = 1 if row["note"].startswith("failed") else status
     write_summary(rows, args.summary)
     print()
     print(format_table(rows))
@@ -177,6 +190,56 @@ def _measured(command: list[str]) -> tuple[int, float, str, str]:
         out.seek(0)
         err.seek(0)
         return process.returncode, usage.ru_maxrss / 1024, out.read(), err.read()
+
+
+def run_workflow(folder: Path, n: int, *, cores: int) -> dict[str, Any]:
+    """The whole workflow on the study in `folder` (see the module docstring); its working
+    folder is `folder`/workflow, rebuilt each time, with Snakemake's log in it."""
+    import psutil
+
+    workdir = folder / "workflow"
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    config = workdir / "config.yaml"
+    config.write_text(json.dumps({"studies": {"bench": {"path": str(folder.resolve())}}}))
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE)]
+    command += ["--directory", str(workdir), "--configfile", str(config), "--cores", str(cores)]
+    log_path = workdir / "snakemake.log"
+    peak = 0
+    start = time.perf_counter()
+    with log_path.open("w") as log:
+        process = psutil.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        while process.poll() is None:
+            peak = max(peak, _tree_rss(process))
+            time.sleep(0.2)
+    seconds = time.perf_counter() - start
+    text = log_path.read_text()
+    jobs = text.count("Finished jobid")
+    note = f"{jobs} jobs, --cores {cores}; peak: all processes together"
+    if process.returncode != 0:
+        note = f"failed (exit {process.returncode}); see {log_path}"
+    return {
+        "stage": "workflow",
+        "seconds": seconds,
+        "peak_mb": peak / 2**20,
+        "rows": n,
+        "note": note,
+    }
+
+
+def _tree_rss(process: Any) -> int:
+    """Resident bytes of `process` and all its descendants now (0 for any that just ended)."""
+    import psutil
+
+    total = 0
+    try:
+        members = [process, *process.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    for member in members:
+        with contextlib.suppress(psutil.Error):
+            total += member.memory_info().rss
+    return total
 
 
 def _simulate(folder: Path, seed: int) -> dict[str, Any]:

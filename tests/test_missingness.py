@@ -50,3 +50,40 @@ def test_missingness_rising_with_exposure_has_odds_ratio_above_one() -> None:
     assert out["ci_low"] < np.exp(2) < out["ci_high"]
     assert out["odds_ratio"] > 1
     assert out["log_odds"] == pytest.approx(2, abs=0.6)
+
+
+def test_missingness_se_is_the_cluster_robust_sandwich() -> None:
+    # Clients with a shared propensity to skip questionnaires (clustered misses), and the
+    # sandwich worked out directly: bread (X'WX)^-1, meat sum over clients of s_g s_g' with
+    # s_g = X_g'(y_g - p_g), times G/(G-1) (N-1)/(N-K), as R's sandwich::vcovCL.
+    rng = np.random.default_rng(9)
+    n, k = 150, 5
+    exposure = rng.uniform(0, 1, n)
+    propensity = -1.5 + 1.0 * exposure + rng.normal(0, 1, n)
+    missing = rng.uniform(size=(n, k)) < 1 / (1 + np.exp(-propensity[:, None]))
+    ids = [f"C{i:03d}" for i in range(n)]
+    panel = pd.DataFrame(
+        {
+            "client_id": np.repeat(ids, k),
+            "session_number": np.tile(np.arange(1, k + 1), n),
+            "attended": True,
+            "phq9": np.where(missing.ravel(), np.nan, 10.0),
+        }
+    )
+    clients = pd.DataFrame({"client_id": ids, "x": exposure})
+    out = missingness_vs_exposure(panel, clients, ["phq9"], "x").iloc[0]
+
+    X = np.column_stack([np.ones(n * k), np.repeat(exposure, k)])
+    y = missing.ravel().astype(float)
+    beta = np.zeros(2)
+    for _ in range(50):  # Newton-Raphson for the logistic MLE
+        p = 1 / (1 + np.exp(-X @ beta))
+        beta = beta + np.linalg.solve(X.T @ (X * (p * (1 - p))[:, None]), X.T @ (y - p))
+    p = 1 / (1 + np.exp(-X @ beta))
+    bread = np.linalg.inv(X.T @ (X * (p * (1 - p))[:, None]))
+    scores = (X * (y - p)[:, None]).reshape(n, k, 2).sum(axis=1)
+    factor = n / (n - 1) * (n * k - 1) / (n * k - 2)
+    cov = factor * bread @ (scores.T @ scores) @ bread
+    assert out["log_odds"] == pytest.approx(beta[1], rel=1e-8)
+    assert out["std_error"] == pytest.approx(np.sqrt(cov[1, 1]), rel=1e-8)
+    assert bool(out["converged"])

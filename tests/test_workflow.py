@@ -148,3 +148,11 @@ def test_bootstrap_jobs_follow_the_chunk_setting(
     jobs = planned_jobs(tmp_path, "results/s/models/coefficients.csv")
     assert jobs.get("bootstrap_model", 0) == chunk_jobs
     assert jobs["fit_model"] == 19
+
+
+def test_the_shipped_consortium_config_draws_and_pools_its_sites(tmp_path: Path) -> None:
+    shutil.copy(ROOT / "config" / "consortium.yaml", tmp_path / "config.yaml")
+    jobs = planned_jobs(tmp_path, "all")
+    # Four simulated sites, each a whole study; then two-stage and one-stage pooling.
+    assert jobs["simulate_study"] == 4 and jobs["render_report"] == 4
+    assert jobs["pool_sites"] == jobs["fit_one_stage"] == jobs["render_pooled_report"] == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
+from dataclasses import fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -45,9 +46,78 @@ def validate_config(config: Mapping[str, Any]) -> dict:
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.path), list(e.path)))
     if errors:
         raise ConfigError(_describe(errors[0], len(errors)))
+    spec = schema()
+    _fill_defaults(config, spec)
+    if not config["studies"] and not config.get("consortia"):
+        raise ConfigError(
+            "config key 'studies': is empty; give at least one study (or a consortium)"
+        )
     _check_study_formats(config["studies"])
-    _fill_defaults(config, schema())
+    _check_simulation_effects(config)
+    _add_simulated_sites(config)
+    _fill_defaults(config, spec)
     return config
+
+
+def _add_simulated_sites(config: dict[str, Any]) -> None:
+    """Each consortium with `simulate` gains its sites: one simulated study per site.
+
+    Site ``site_k`` of consortium ``net`` becomes study ``net_site_k`` (folder
+    ``<path>/site_k``) with the settings `accord.simulate.consortium_site_settings` draws, and
+    the consortium's site ``site_k`` is that study. Validating the result again changes
+    nothing; a name already taken by something else is an error.
+    """
+    from accord.simulate import consortium_site_settings
+
+    for name, entry in (config.get("consortia") or {}).items():
+        settings = entry.get("simulate")
+        if not settings:
+            continue
+        design = {k: v for k, v in settings.items() if k not in ("path", "effects")}
+        try:
+            drawn = consortium_site_settings(**design, **settings.get("effects", {}))
+        except ConfigError as exc:
+            raise ConfigError(f"config key 'consortia.{name}.simulate': {exc}") from None
+        sites = entry.setdefault("sites", {})
+        for site, site_settings in drawn.items():
+            study = f"{name}_{site}"
+            generated = {
+                "path": f"{settings['path'].rstrip('/')}/{site}",
+                "simulate": site_settings,
+            }
+            existing = config["studies"].get(study)
+            if existing is not None and {k: existing.get(k) for k in generated} != generated:
+                raise ConfigError(
+                    f"config key 'studies.{study}': the name of a simulated site of consortium "
+                    f"{name!r}; give the study another name"
+                )
+            if site in sites and sites[site] != {"study": study}:
+                raise ConfigError(
+                    f"config key 'consortia.{name}.sites.{site}': the name of one of the "
+                    "consortium's simulated sites; give this site another name"
+                )
+            config["studies"].setdefault(study, generated)
+            sites[site] = {"study": study}
+
+
+def _check_simulation_effects(config: Mapping[str, Any]) -> None:
+    """Planted effects must be ones the simulator knows."""
+    from accord.simulate import Effects
+
+    known = {field.name for field in fields(Effects)}
+    places = [
+        (f"studies.{name}.simulate.effects", entry.get("simulate", {}).get("effects", {}))
+        for name, entry in config["studies"].items()
+    ] + [
+        (f"consortia.{name}.simulate.effects", entry.get("simulate", {}).get("effects", {}))
+        for name, entry in (config.get("consortia") or {}).items()
+    ]
+    for key, effects in places:
+        for effect in sorted(set(effects) - known):
+            raise ConfigError(
+                f"config key '{key}.{effect}': not an effect of the simulator (known: "
+                f"{', '.join(sorted(known))})"
+            )
 
 
 def _check_study_formats(studies: Mapping[str, Any]) -> None:

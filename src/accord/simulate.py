@@ -105,6 +105,7 @@ __all__ = [
     "Effects",
     "SimulatedConsortium",
     "SimulatedStudy",
+    "consortium_site_settings",
     "simulate_consortium",
     "simulate_study",
     "write_consortium",
@@ -517,6 +518,57 @@ class SimulatedConsortium:
     truth: dict
 
 
+def consortium_site_settings(
+    n_sites: int = 3,
+    n_clients: int = 200,
+    n_therapists: int = 10,
+    *,
+    mean_effect: float = -0.25,
+    between_site_sd: float = 0.05,
+    site_intercept_sd: float = 1.0,
+    seed: int = 2026,
+    max_sessions: int = 12,
+    **effects: float,
+) -> dict[str, dict[str, Any]]:
+    """The `simulate_study` settings of each site of a simulated consortium, by site name
+    (``site_1``, ``site_2``, ...): its design, its own seed and, under ``effects``, its own
+    time x exposure effect and mean PHQ-9 at intake (see `simulate_consortium`) with the
+    `effects` every site shares. The config's ``consortia.<name>.simulate`` becomes one
+    simulated study per site through this function.
+    """
+    if "growth_time_x_exposure" in effects:
+        raise ConfigError(
+            "simulate_consortium: give the sites' effect as mean_effect and between_site_sd, "
+            "not growth_time_x_exposure"
+        )
+    if int(n_sites) < 1:
+        raise ConfigError("n_sites must be at least 1")
+    if not (between_site_sd >= 0 and site_intercept_sd >= 0):
+        raise ConfigError("between_site_sd and site_intercept_sd must not be negative")
+    base = _effects(effects)
+    r = _Streams(int(seed))("consortium")
+    site_effects = mean_effect + between_site_sd * r.standard_normal(int(n_sites))
+    intercepts = base.growth_intercept + site_intercept_sd * r.standard_normal(int(n_sites))
+    site_seeds = r.integers(0, 2**31 - 1, size=int(n_sites))
+    return {
+        f"site_{k + 1}": {
+            "n_clients": int(n_clients),
+            "n_therapists": int(n_therapists),
+            "n_sites": 1,
+            "max_sessions": int(max_sessions),
+            "seed": int(site_seed),
+            "effects": {
+                **{name: float(value) for name, value in effects.items()},
+                "growth_time_x_exposure": float(effect),
+                "growth_intercept": float(intercept),
+            },
+        }
+        for k, (effect, intercept, site_seed) in enumerate(
+            zip(site_effects, intercepts, site_seeds, strict=True)
+        )
+    }
+
+
 def simulate_consortium(
     n_sites: int = 3,
     n_clients: int = 200,
@@ -537,41 +589,24 @@ def simulate_consortium(
     from `growth_intercept`; each site is then an ordinary study of `n_clients` clients and
     `n_therapists` therapists (one site each) drawn with its own seed. This is the random-effects
     model a two-stage meta-analysis assumes: the pooled estimate targets `mean_effect` and its
-    tau^2 targets `between_site_sd`^2. Other `effects` apply to every site.
+    tau^2 targets `between_site_sd`^2. Other `effects` apply to every site. Each site's study
+    is the one `consortium_site_settings` describes.
     """
-    if "growth_time_x_exposure" in effects:
-        raise ConfigError(
-            "simulate_consortium: give the sites' effect as mean_effect and between_site_sd, "
-            "not growth_time_x_exposure"
-        )
-    if int(n_sites) < 1:
-        raise ConfigError("n_sites must be at least 1")
-    if not (between_site_sd >= 0 and site_intercept_sd >= 0):
-        raise ConfigError("between_site_sd and site_intercept_sd must not be negative")
-    base = _effects(effects)
-    r = _Streams(int(seed))("consortium")
-    site_effects = mean_effect + between_site_sd * r.standard_normal(int(n_sites))
-    intercepts = base.growth_intercept + site_intercept_sd * r.standard_normal(int(n_sites))
-    site_seeds = r.integers(0, 2**31 - 1, size=int(n_sites))
-    names = [f"site_{k + 1}" for k in range(int(n_sites))]
-    sites: dict[str, SimulatedStudy] = {}
-    for name, effect, intercept, site_seed in zip(
-        names, site_effects, intercepts, site_seeds, strict=True
-    ):
-        study = simulate_study(
-            n_clients=n_clients,
-            n_therapists=n_therapists,
-            n_sites=1,
-            seed=int(site_seed),
-            max_sessions=max_sessions,
-            **{
-                **effects,
-                "growth_time_x_exposure": float(effect),
-                "growth_intercept": float(intercept),
-            },
-        )
-        study.truth["consortium"] = {"site": name, "mean_effect": float(mean_effect)}
-        sites[name] = study
+    settings = consortium_site_settings(
+        n_sites,
+        n_clients,
+        n_therapists,
+        mean_effect=mean_effect,
+        between_site_sd=between_site_sd,
+        site_intercept_sd=site_intercept_sd,
+        seed=seed,
+        max_sessions=max_sessions,
+        **effects,
+    )
+    sites = {
+        name: simulate_study(**{k: v for k, v in site.items() if k != "effects"}, **site["effects"])
+        for name, site in settings.items()
+    }
     truth = {
         "design": {
             "seed": int(seed),
@@ -586,9 +621,13 @@ def simulate_consortium(
         "mean_effect": float(mean_effect),
         "between_site_sd": float(between_site_sd),
         "site_intercept_sd": float(site_intercept_sd),
-        "site_effects": {n: float(e) for n, e in zip(names, site_effects, strict=True)},
-        "site_intercepts": {n: float(i) for n, i in zip(names, intercepts, strict=True)},
-        "site_seeds": {n: int(s) for n, s in zip(names, site_seeds, strict=True)},
+        "site_effects": {
+            name: site["effects"]["growth_time_x_exposure"] for name, site in settings.items()
+        },
+        "site_intercepts": {
+            name: site["effects"]["growth_intercept"] for name, site in settings.items()
+        },
+        "site_seeds": {name: site["seed"] for name, site in settings.items()},
         "units": "mean_effect, between_site_sd and site_effects: PHQ-9 points per session per "
         "unit joint_goal_share (the time x exposure term of the growth model); site_intercepts: "
         "mean PHQ-9 at intake",

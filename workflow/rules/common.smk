@@ -140,6 +140,11 @@ def one_stage_models(wildcards):
     return [spec.id for spec in chosen]
 
 
+def consortium_simulation(wildcards):
+    """A simulated consortium's settings (its known effects), else an empty mapping."""
+    return config["consortia"][wildcards.consortium].get("simulate", {})
+
+
 def pooled_report_inputs(wildcards):
     folder = f"results/consortia/{wildcards.consortium}"
     files = {

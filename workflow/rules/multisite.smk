@@ -56,5 +56,6 @@ rule render_pooled_report:
         "logs/consortia/{consortium}/render_pooled_report.log",
     params:
         consortium="{consortium}",
+        simulated=consortium_simulation,
     script:
         "../scripts/render_pooled_report.py"

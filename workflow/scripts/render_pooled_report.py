@@ -20,5 +20,6 @@ with run_step(snakemake.log[0]) as log:
         min_cell=snakemake.config["privacy"]["min_cell"],
         forest_svg_path=snakemake.output.forest_svg,
         forest_png_path=snakemake.output.forest_png,
+        simulated=snakemake.params.simulated or None,
     )
     log.info("pooled report written to %s", snakemake.output.report)

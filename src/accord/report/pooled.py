@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import io
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -177,8 +178,13 @@ def pooled_context(
     notes: list[str] | None = None,
     min_cell: int = 11,
     forest_svg: bytes = b"",
+    simulated: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The values the template shows, formatted for display (counts suppressed)."""
+    """The values the template shows, formatted for display (counts suppressed).
+
+    `simulated` is the consortium's ``simulate`` settings when its sites were drawn by the
+    simulator: the report then states the effect the pooled estimate should recover.
+    """
     site_rows = []
     for site in sites.itertuples(index=False):
         shown = bool(site.included)
@@ -236,6 +242,15 @@ def pooled_context(
         "notes": list(notes or []),
         "one_stage": one_stage is not None,
         "min_cell": min_cell,
+        "simulated": (
+            {
+                "mean_effect": _fmt(simulated["mean_effect"]),
+                "between_site_sd": _fmt(simulated["between_site_sd"]),
+                "tau2": _fmt(float(simulated["between_site_sd"]) ** 2, 4),
+            }
+            if simulated
+            else None
+        ),
         "forest_src": (
             "data:image/svg+xml;base64," + base64.b64encode(forest_svg).decode("ascii")
             if forest_svg
@@ -256,10 +271,12 @@ def render_pooled_report(
     min_cell: int = 11,
     forest_svg_path: str | Path | None = None,
     forest_png_path: str | Path | None = None,
+    simulated: Mapping[str, Any] | None = None,
 ) -> None:
     """Write the consortium's pooled report (and the forest plot as SVG and PNG, if paths are
     given), each atomically. `record` is the pooling record (``pooling.json``): its per-site
-    files and checksums are listed as the report's provenance."""
+    files and checksums are listed as the report's provenance. `simulated`: see
+    `pooled_context`."""
     svg, png = forest_figure(sites, pooled, one_stage)
     if forest_svg_path is not None:
         with atomic_path(forest_svg_path) as tmp:
@@ -268,7 +285,14 @@ def render_pooled_report(
         with atomic_path(forest_png_path) as tmp:
             tmp.write_bytes(png)
     context = pooled_context(
-        name, pooled, sites, one_stage, notes=notes, min_cell=min_cell, forest_svg=svg
+        name,
+        pooled,
+        sites,
+        one_stage,
+        notes=notes,
+        min_cell=min_cell,
+        forest_svg=svg,
+        simulated=simulated,
     )
     context["provenance"] = [
         {"site": site, "source": entry["source"], "file": entry[kind], "sha256": digest}

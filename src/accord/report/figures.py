@@ -238,6 +238,9 @@ def score_distributions(
             )
             for position in centres[~drawn & (counts > 0)]:
                 _withheld_mark(ax, position, min_cell)
+            # The axis spans every bin, drawn or withheld (with every bin withheld, the
+            # withheld marks would otherwise lie outside the default axis).
+            ax.set_xlim(edges[0], edges[-1])
             ax.set_xlabel(label)
             ax.set_title(f"n = {suppress_count(n, min_cell)}", fontsize=10, loc="left")
         axes[0].set_ylabel("% of clients")

@@ -13,6 +13,9 @@ consortia:
     method: paule_mandel                          # or dersimonian_laird
     one_stage: true                               # the local sites' rows may be pooled
 ```
+
+A consortium's ``simulate`` settings add simulated sites (accord.config expands them into
+studies before this module reads the entry; see accord.simulate.consortium_site_settings).
 """
 
 from __future__ import annotations

@@ -156,7 +156,7 @@ def test_an_unknown_attendance_code_is_quarantined_at_its_sheet_row(tmp_path: Pa
     folder.mkdir()
     book = openpyxl.load_workbook(BYOD / "excel" / "workbook.xlsx")
     sheet = book["Appointments"]
-    sheet.cell(row=5, column=2).value = "late"  # data row 4 (the header is row 1), attend_s1
+    sheet.cell(row=5, column=2).value = "late"  # sheet row 5 (the header is row 1), attend_s1
     book.save(folder / "workbook.xlsx")
     config = yaml.safe_load((BYOD / "excel" / "config.yaml").read_text())
     config["studies"]["excel"]["path"] = str(folder)
@@ -165,8 +165,9 @@ def test_an_unknown_attendance_code_is_quarantined_at_its_sheet_row(tmp_path: Pa
     result = validate_study(study, load_registry())
     q = result.quarantine
     row = q[q["rule"] == "unmapped_value"]
+    # The row number is the one Excel shows beside the row, not its position among the data.
     assert row[["table", "row_number", "column", "source", "source_column"]].values.tolist() == [
-        ["sessions", 4, "status", "workbook.xlsx[Appointments]", "attend_s1"]
+        ["sessions", 5, "status", "workbook.xlsx[Appointments]", "attend_s1"]
     ]
 
 

@@ -184,7 +184,32 @@ def _validate(args: argparse.Namespace) -> int:
         }
         write_validation(result, paths)
         print(f"Validation outputs written under {out}")
+    limit = config.get("validation", {}).get("max_quarantined_share", 0.5)
+    verdict = _quarantine_verdict(result, limit)
+    if verdict:
+        print(f"accord: {verdict}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _quarantine_verdict(result: ValidationResult, limit: float) -> str | None:
+    """One line naming the tables that lost more than `limit` of their rows, or None.
+
+    Losing most of a table is a mapping that does not fit the files (a wrong event, a key that
+    repeats), not a few bad rows; it fails here rather than in the report."""
+    lost = []
+    for table, counts in result.summary["tables"].items():
+        if counts["rows_in"] and counts["rows_quarantined"] / counts["rows_in"] > limit:
+            lost.append(
+                f"{table} {counts['rows_quarantined']} of {counts['rows_in']} "
+                f"({counts['rows_quarantined'] / counts['rows_in']:.0%})"
+            )
+    if not lost:
+        return None
+    return (
+        f"study fails validation: quarantined rows: {', '.join(lost)}, more than "
+        f"validation.max_quarantined_share ({limit:g}); see the reasons above."
+    )
 
 
 def _print_summary(result: ValidationResult, examples: int = 10) -> None:

@@ -59,6 +59,8 @@ class MappedPart:
     issues: pd.DataFrame
     missing_replaced: dict[str, int] = field(default_factory=dict)
     rows_selected: np.ndarray = field(default_factory=lambda: np.array([], dtype=np.int64))
+    first_row_number: int = 1
+    notes: list[str] = field(default_factory=list)
 
 
 def text_key(value: Any) -> str:
@@ -70,6 +72,24 @@ def text_key(value: Any) -> str:
     return str(value).strip()
 
 
+#: Columns whose values may be shown in a message: REDCap's record of events, arms, instruments
+#: and data access groups describes the project's structure, not a person.
+_STRUCTURAL = ("redcap_event_name", "redcap_repeat_instrument", "redcap_data_access_group")
+_SHOWN_VALUES = 12
+
+
+@dataclass(frozen=True)
+class _TableMap:
+    """A table map's settings, checked against the contract."""
+
+    columns: dict[str, str]
+    constants: dict[str, Any]
+    values: dict[str, Any]
+    rescale: dict[str, tuple[float, float, float, float]]
+    wide: list[Mapping[str, Any]]
+    joins: list[Mapping[str, Any]]
+
+
 def map_part(
     source: SourceFrame,
     spec: Mapping[str, Any],
@@ -79,57 +99,39 @@ def map_part(
 ) -> MappedPart:
     """Apply one table map (`spec`, found at config key `key`) to `source`."""
     known = contract.columns(table)
-    allowed = set(known) | set(extra_columns)
-    columns = {str(k): str(v) for k, v in (spec.get("columns") or {}).items()}
-    constants = {str(k): v for k, v in (spec.get("constants") or {}).items()}
-    values = {str(k): v for k, v in (spec.get("values") or {}).items()}
-    wide = list(spec.get("wide") or [])
-    for name, where in (("columns", columns), ("constants", constants), ("values", values)):
-        for column in where:
-            if column not in allowed:
-                raise ConfigError(
-                    f"config key '{key}.{name}.{column}': '{column}' is not a column of the "
-                    f"contract's {table} table; declare it under extra_columns.{table} if it "
-                    "belongs in the study."
-                )
-    for column in values:
-        from_wide = any(b.get("column") == column for b in wide) or (
-            column == "value" and table == "measures" and bool(wide)
-        )
-        if column not in columns and not from_wide:
-            raise ConfigError(
-                f"config key '{key}.values.{column}': a value map for a column that is not "
-                "mapped from the source."
-            )
-    frame = source.frame
-    for contract_column, source_column in columns.items():
+    parsed = _parse_map(spec, table, key, extra_columns)
+    for contract_column, source_column in parsed.columns.items():
         _require_column(source, source_column, f"{key}.columns.{contract_column}")
-
-    rows = _select(source, spec.get("where") or {}, key)
+    rows, sessions = _select_rows(source, spec, table, key)
     base: dict[str, np.ndarray] = {}
+    base_issue_rows: dict[str, dict[str, np.ndarray]] = {}
     issues: list[pd.DataFrame] = []
     missing: dict[str, int] = {}
-    base_issue_rows: dict[str, dict[str, np.ndarray]] = {}
-    for contract_column, source_column in columns.items():
-        cells = frame[source_column].to_numpy(dtype=object)[rows]
-        translated, unmapped = _translate(
-            cells,
-            values.get(contract_column),
-            source.value_labels.get(source_column),
-            _is_label_column(table, contract_column),
-        )
-        base[contract_column] = translated
-        flagged = {"unmapped_value": unmapped}
-        for rule, mask in _source_cell_issues(source, source_column, rows).items():
-            flagged[rule] = flagged.get(rule, np.zeros(len(rows), bool)) | mask
-        base_issue_rows[contract_column] = flagged
-        hit = source.user_missing.get(source_column)
-        if hit is not None and hit[rows].any():
-            missing[contract_column] = missing.get(contract_column, 0) + int(hit[rows].sum())
-    for contract_column, value in constants.items():
+    column_sources = dict(parsed.columns)
+    for contract_column, source_column in parsed.columns.items():
+        cells, flagged, n = _map_cells(source, source_column, rows, contract_column, parsed, table)
+        base[contract_column], base_issue_rows[contract_column] = cells, flagged
+        if n:
+            missing[contract_column] = missing.get(contract_column, 0) + n
+    selected = [rows]
+    notes: list[str] = []
+    for j, entry in enumerate(parsed.joins):
+        joined = _join(source, entry, rows, parsed, table, f"{key}.join[{j}]")
+        base.update(joined.cells)
+        base_issue_rows.update(joined.flagged)
+        column_sources.update(joined.column_sources)
+        for column, n in joined.missing.items():
+            missing[column] = missing.get(column, 0) + n
+        selected.append(joined.rows)
+        notes.extend(joined.notes)
+    if sessions is not None:
+        target = _session_target(table)
+        base[target] = sessions
+        column_sources[target] = str(spec["session_from"]["column"])
+    for contract_column, value in parsed.constants.items():
         base[contract_column] = np.full(len(rows), None if value is None else text_key(value))
 
-    if not wide:
+    if not parsed.wide:
         out = dict(base)
         source_row = rows
         cell_column = np.full(len(rows), None, dtype=object)
@@ -137,7 +139,7 @@ def map_part(
         wide_targets: frozenset[str] = frozenset()
     else:
         out, picked, cell_column, wide_issues, wide_missing, wide_targets = _reshape(
-            source, rows, base, wide, values, table, key
+            source, rows, base, parsed, table, key
         )
         source_row = rows[picked]
         issues.extend(wide_issues)
@@ -155,12 +157,216 @@ def map_part(
         source=source.label,
         source_row=np.asarray(source_row, dtype=np.int64),
         cell_column=cell_column,
-        column_sources=dict(columns),
+        column_sources=column_sources,
         wide_targets=wide_targets,
         issues=_concat(issues),
         missing_replaced=missing,
-        rows_selected=rows,
+        rows_selected=np.unique(np.concatenate(selected)).astype(np.int64),
+        first_row_number=source.first_row_number,
+        notes=notes,
     )
+
+
+def _parse_map(
+    spec: Mapping[str, Any], table: str, key: str, extra_columns: Sequence[str]
+) -> _TableMap:
+    """A table map's settings, each column checked against the contract's table."""
+    known = contract.columns(table)
+    allowed = set(known) | set(extra_columns)
+    columns = {str(k): str(v) for k, v in (spec.get("columns") or {}).items()}
+    constants = {str(k): v for k, v in (spec.get("constants") or {}).items()}
+    values = {str(k): v for k, v in (spec.get("values") or {}).items()}
+    wide = list(spec.get("wide") or [])
+    joins = _parse_joins(spec.get("join"), columns, key)
+    joined = {c: j for j in joins for c in j["columns"]}
+    named = (
+        ("columns", columns),
+        ("constants", constants),
+        ("values", values),
+        ("rescale", spec.get("rescale") or {}),
+    )
+    for j, entry in enumerate(joins):
+        named += ((f"join[{j}].columns", entry["columns"]),)
+    for name, where in named:
+        for column in where:
+            if column not in allowed:
+                raise ConfigError(
+                    f"config key '{key}.{name}.{column}': '{column}' is not a column of the "
+                    f"contract's {table} table; declare it under extra_columns.{table} if it "
+                    "belongs in the study."
+                )
+    if "session_from" in spec and _session_target(table) not in known:
+        raise ConfigError(f"config key '{key}.session_from': the {table} table has no session.")
+    wide_columns = {str(b.get("column")) for b in wide if b.get("column") is not None}
+    if table == "measures" and any(b.get("instrument") is not None for b in wide):
+        wide_columns.add("value")
+    for name, what in (("values", "value map"), ("rescale", "rescaling")):
+        for column in spec.get(name) or {}:
+            if column not in columns and column not in joined and column not in wide_columns:
+                raise ConfigError(
+                    f"config key '{key}.{name}.{column}': a {what} for a column that is not "
+                    "mapped from the source."
+                )
+    rescale = {
+        str(column): _parse_rescale(rule, table, str(column), f"{key}.rescale.{column}")
+        for column, rule in (spec.get("rescale") or {}).items()
+    }
+    return _TableMap(columns, constants, values, rescale, wide, joins)
+
+
+def _parse_joins(joins: Any, columns: Mapping[str, str], key: str) -> list[Mapping[str, Any]]:
+    if joins is None:
+        return []
+    if not isinstance(joins, list):
+        joins = [joins]
+    out = []
+    for j, entry in enumerate(joins):
+        where = f"{key}.join[{j}]"
+        if not isinstance(entry, Mapping) or not entry.get("columns"):
+            raise ConfigError(f"config key '{where}.columns': a join needs the columns it adds.")
+        on = entry.get("on") or columns.get("client_id")
+        if on is None:
+            raise ConfigError(
+                f"config key '{where}.on': name the column both rows share (the record), or "
+                "map client_id."
+            )
+        added = {str(k): str(v) for k, v in entry["columns"].items()}
+        clash = [c for c in added if c in columns]
+        if clash:
+            raise ConfigError(
+                f"config key '{where}.columns.{clash[0]}': already mapped under "
+                f"'{key}.columns'; a column comes from one event."
+            )
+        out.append({"where": dict(entry.get("where") or {}), "on": str(on), "columns": added})
+    return out
+
+
+def _parse_rescale(rule: Any, table: str, column: str, key: str) -> tuple[float, ...]:
+    spec = contract.columns(table).get(column)
+    if spec is not None and spec.kind not in ("integer", "number"):
+        raise ConfigError(f"config key '{key}': '{column}' is not a number column.")
+    try:
+        (a, b), (c, d) = rule["from"], rule["to"]
+        bounds = tuple(float(x) for x in (a, b, c, d))
+    except (TypeError, KeyError, ValueError):
+        raise ConfigError(
+            f"config key '{key}': give the scales as {{from: [low, high], to: [low, high]}}."
+        ) from None
+    if bounds[0] == bounds[1]:
+        raise ConfigError(f"config key '{key}.from': the two ends must differ.")
+    return bounds
+
+
+def _session_target(table: str) -> str:
+    """The contract column a session token fills: the goal's set_session, else session_number."""
+    return "set_session" if table == "goals" else "session_number"
+
+
+def _map_cells(
+    source: SourceFrame,
+    source_column: str,
+    rows: np.ndarray,
+    contract_column: str,
+    parsed: _TableMap,
+    table: str,
+) -> tuple[np.ndarray, dict[str, np.ndarray], int]:
+    """One source column's cells at `rows` as contract values, their issues, missing count."""
+    cells = source.frame[source_column].to_numpy(dtype=object)[rows]
+    translated, unmapped = _translate(
+        cells,
+        parsed.values.get(contract_column),
+        source.value_labels.get(source_column),
+        _is_label_column(table, contract_column),
+    )
+    translated = _rescaled(translated, parsed.rescale.get(contract_column))
+    flagged = {"unmapped_value": unmapped}
+    for rule, mask in _source_cell_issues(source, source_column, rows).items():
+        flagged[rule] = flagged.get(rule, np.zeros(len(rows), bool)) | mask
+    hit = source.user_missing.get(source_column)
+    missing = 0 if hit is None else int(hit[rows].sum())
+    return translated, flagged, missing
+
+
+def _rescaled(cells: np.ndarray, bounds: tuple[float, ...] | None) -> np.ndarray:
+    """Cells moved linearly from one scale onto another (a 0-100 slider onto 0-1, say).
+
+    A cell that is not a number is left as it is, for validation to quarantine as a type error.
+    """
+    if bounds is None:
+        return cells
+    a, b, c, d = bounds
+    out = cells.copy()
+    for i, cell in enumerate(cells):
+        if cell is None:
+            continue
+        try:
+            number = float(cell)
+        except ValueError:
+            continue
+        out[i] = f"{c + (number - a) * (d - c) / (b - a):.12g}"
+    return out
+
+
+@dataclass
+class _Joined:
+    cells: dict[str, np.ndarray]
+    flagged: dict[str, dict[str, np.ndarray]]
+    column_sources: dict[str, str]
+    missing: dict[str, int]
+    rows: np.ndarray
+    notes: list[str]
+
+
+def _join(
+    source: SourceFrame,
+    entry: Mapping[str, Any],
+    rows: np.ndarray,
+    parsed: _TableMap,
+    table: str,
+    key: str,
+) -> _Joined:
+    """Columns from other rows of the same record (another REDCap event), one per base row.
+
+    A base row without a partner gets empty cells; one with several partners gets empty cells
+    and the issue ``join_ambiguous`` (which partner is meant cannot be told).
+    """
+    on = entry["on"]
+    _require_column(source, on, f"{key}.on")
+    for contract_column, source_column in entry["columns"].items():
+        _require_column(source, source_column, f"{key}.columns.{contract_column}")
+    keep, _ = _where_masks(source, entry["where"], f"{key}.where")
+    partners = np.flatnonzero(keep)
+    notes = []
+    if len(partners) == 0:
+        notes.append(
+            f"{source.label}: config key '{key}.where' selects no rows, so "
+            f"{', '.join(entry['columns'])} stay empty ({_values_seen(source, entry['where'])})."
+        )
+    ids = source.frame[on].to_numpy(dtype=object)
+    by_key: dict[Any, list[int]] = {}
+    for row in partners:
+        if ids[row] is not None:
+            by_key.setdefault(ids[row], []).append(int(row))
+    match = np.full(len(rows), -1, dtype=np.int64)
+    ambiguous = np.zeros(len(rows), dtype=bool)
+    for i, row in enumerate(rows):
+        found = by_key.get(ids[row], []) if ids[row] is not None else []
+        if len(found) == 1:
+            match[i] = found[0]
+        ambiguous[i] = len(found) > 1
+    present = match >= 0
+    joined = _Joined({}, {}, dict(entry["columns"]), {}, partners, notes)
+    for contract_column, source_column in entry["columns"].items():
+        cells, flagged, _ = _map_cells(
+            source, source_column, np.where(present, match, 0), contract_column, parsed, table
+        )
+        joined.cells[contract_column] = np.where(present, cells, None)
+        joined.flagged[contract_column] = {r: m & present for r, m in flagged.items()}
+        joined.flagged[contract_column]["join_ambiguous"] = ambiguous
+        hit = source.user_missing.get(source_column)
+        if hit is not None and hit[match[present]].any():
+            joined.missing[contract_column] = int(hit[match[present]].sum())
+    return joined
 
 
 def _require_column(source: SourceFrame, column: str, key: str) -> None:
@@ -176,19 +382,140 @@ def _require_column(source: SourceFrame, column: str, key: str) -> None:
     )
 
 
-def _select(source: SourceFrame, where: Mapping[str, Any], key: str) -> np.ndarray:
+def _where_masks(
+    source: SourceFrame, where: Mapping[str, Any], key: str
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The rows meeting every condition of `where`, and the rows meeting each one alone."""
     frame = source.frame
     keep = np.ones(len(frame), dtype=bool)
+    each = {}
     for column, wanted in where.items():
-        _require_column(source, str(column), f"{key}.where.{column}")
+        _require_column(source, str(column), f"{key}.{column}")
         options = wanted if isinstance(wanted, list) else [wanted]
         texts = {text_key(v) for v in options if v is not None}
         cells = frame[str(column)].to_numpy(dtype=object)
         match = np.array([c is not None and c in texts for c in cells], dtype=bool)
         if any(v is None for v in options):
             match |= pd.isna(cells)
+        each[str(column)] = match
         keep &= match
-    return np.flatnonzero(keep)
+    return keep, each
+
+
+def _select_rows(
+    source: SourceFrame, spec: Mapping[str, Any], table: str, key: str
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The source rows a table map reads (`where`, `session_from`) and their session tokens.
+
+    Raises StudyError when no row is selected, naming the condition that matched nothing and
+    the values its column holds (structural columns only: never a value that may be data).
+    """
+    where = spec.get("where") or {}
+    keep, each = _where_masks(source, where, f"{key}.where")
+    sessions = None
+    origin = spec.get("session_from")
+    if origin is not None:
+        sessions = _session_tokens(source, origin, f"{key}.session_from")
+        each["session_from"] = np.array([s is not None for s in sessions], dtype=bool)
+        keep &= each["session_from"]
+    rows = np.flatnonzero(keep)
+    if len(rows) == 0 and len(source.frame):
+        empty = [c for c, mask in each.items() if not mask.any()]
+        if not empty:
+            why = "no row meets all of its conditions together (each alone matches some rows)"
+        elif empty[0] == "session_from":
+            column = str(origin["column"])
+            why = f"no value of {column} matches its session_from pattern ({_seen(source, column)})"
+        else:
+            column = empty[0]
+            why = f"no row has {column} = {where[column]!r} ({_seen(source, column)})"
+        raise StudyError(
+            f"{source.label}: the table map at config key '{key}' selects no rows: {why}.",
+            file=source.label,
+            column=empty[0] if empty and empty[0] != "session_from" else None,
+        )
+    return rows, None if sessions is None else sessions[rows]
+
+
+def _values_seen(source: SourceFrame, where: Mapping[str, Any]) -> str:
+    return "; ".join(_seen(source, str(column)) for column in where) or "no condition"
+
+
+def _seen(source: SourceFrame, column: str) -> str:
+    """The distinct values of a column, for a message: listed only for a structural column
+    (events, instruments) or a coded one (whose codes come from the file's metadata)."""
+    cells = source.frame[column].to_numpy(dtype=object)
+    distinct = list(dict.fromkeys(c for c in cells if c is not None))
+    if not distinct:
+        return f"{column} is empty in every row"
+    if not _listable(source, column):
+        return f"{column} holds {len(distinct)} distinct value(s), not shown: they may be data"
+    shown = ", ".join(repr(v) for v in distinct[:_SHOWN_VALUES])
+    more = f" and {len(distinct) - _SHOWN_VALUES} more" if len(distinct) > _SHOWN_VALUES else ""
+    return f"values seen in {column}: {shown}{more}"
+
+
+def _listable(source: SourceFrame, column: str) -> bool:
+    return column in _STRUCTURAL or column in source.value_labels
+
+
+def _session_tokens(source: SourceFrame, origin: Any, key: str) -> np.ndarray:
+    """Each row's session number read from a column by pattern(s); None where none matches."""
+    if not isinstance(origin, Mapping) or "column" not in origin or "pattern" not in origin:
+        raise ConfigError(f"config key '{key}': give column and pattern (with {{session}}).")
+    column = str(origin["column"])
+    _require_column(source, column, f"{key}.column")
+    texts = origin["pattern"] if isinstance(origin["pattern"], list) else [origin["pattern"]]
+    patterns = []
+    for n, text in enumerate(texts):
+        if "{session}" not in str(text) or re.search(r"\{(item|goal)\}", str(text)):
+            raise ConfigError(f"config key '{key}.pattern': the pattern needs {{session}} only.")
+        patterns.append(_pattern(str(text), f"{key}.pattern[{n}]"))
+    by_token = {text_key(k): v for k, v in (origin.get("sessions") or {}).items()}
+    cells = source.frame[column].to_numpy(dtype=object)
+    out = np.full(len(cells), None, dtype=object)
+    for i, cell in enumerate(cells):
+        found = next((m for p in patterns if cell is not None and (m := p.match(cell))), None)
+        if found is not None:
+            out[i] = _session_number(
+                found.group("session"),
+                by_token,
+                source,
+                f"a value of {column}",
+                key,
+                show=_listable(source, column),
+            )
+    return out
+
+
+def _session_number(
+    token: str,
+    by_token: Mapping[str, Any],
+    source: SourceFrame,
+    what: str,
+    key: str,
+    show: bool = True,
+) -> str:
+    """A session token as a session number: through `by_token` when given, else its digits.
+
+    `what` says where the token was read (a column's name, or a column's values); a token read
+    from values that may be data is not repeated (``show`` False)."""
+    shown = token if show else "(not shown)"
+    if by_token:
+        if token not in by_token:
+            raise StudyError(
+                f"{source.label}: {what} matches the pattern of config key '{key}', but its "
+                f"session '{shown}' is not in '{key}.sessions'.",
+                file=source.label,
+            )
+        return text_key(by_token[token])
+    if not token.isdigit():
+        raise StudyError(
+            f"{source.label}: {what}: the session '{shown}' is not a number; map it under "
+            f"config key '{key}.sessions'.",
+            file=source.label,
+        )
+    return str(int(token))
 
 
 def _is_label_column(table: str, column: str) -> bool:
@@ -240,10 +567,18 @@ def _source_cell_issues(
 
 
 def _pattern(text: str, key: str) -> re.Pattern[str]:
-    parts = re.split(r"(\{item\}|\{session\})", text)
-    if "{item}" not in parts and "{session}" not in parts:
-        raise ConfigError(f"config key '{key}': the pattern needs {{item}} and/or {{session}}.")
-    tokens = {"{item}": r"(?P<item>[0-9]+)", "{session}": rf"(?P<session>{_TOKEN})"}
+    parts = re.split(r"(\{item\}|\{session\}|\{goal\})", text)
+    if not {"{item}", "{session}", "{goal}"} & set(parts):
+        raise ConfigError(
+            f"config key '{key}': the pattern needs {{item}}, {{goal}} and/or {{session}}."
+        )
+    if "{item}" in parts and "{goal}" in parts:
+        raise ConfigError(f"config key '{key}': {{goal}} is the item of a GAS rating; use one.")
+    tokens = {
+        "{item}": r"(?P<item>[0-9]+)",
+        "{session}": rf"(?P<session>{_TOKEN})",
+        "{goal}": rf"(?P<goal>{_TOKEN})",
+    }
     regex = "".join(tokens.get(part, re.escape(part)) for part in parts)
     return re.compile(f"^{regex}$")
 
@@ -252,101 +587,46 @@ def _reshape(
     source: SourceFrame,
     rows: np.ndarray,
     base: dict[str, np.ndarray],
-    blocks: list[Mapping[str, Any]],
-    values: Mapping[str, Any],
+    parsed: _TableMap,
     table: str,
     key: str,
 ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, list, dict[str, int], frozenset[str]]:
-    """One output row per filled wide cell (measures) or per session token (other tables)."""
-    frame = source.frame
+    """One output row per filled wide cell (measures) or per session and goal token (other
+    tables: a wide attendance record, a block of goals ``goal{goal}_by``, ...)."""
     cells_out: list[tuple[int, int, str, dict[str, Any]]] = []  # (row, order, column, values)
     targets: set[str] = set()
-    per_session: dict[tuple[int, str], dict[str, Any]] = {}
+    per_slot: dict[tuple[int, str, str], dict[str, Any]] = {}
     issue_rows: list[tuple[tuple[int, int], str, str]] = []
     missing: dict[str, int] = {}
     order = 0
-    for b, block in enumerate(blocks):
+    session_target = _session_target(table)
+    for b, block in enumerate(parsed.wide):
         block_key = f"{key}.wide[{b}]"
-        pattern = _pattern(str(block.get("pattern", "")), f"{block_key}.pattern")
-        instrument = block.get("instrument")
-        target = "value" if instrument is not None else block.get("column")
-        if instrument is not None and table != "measures":
-            raise ConfigError(f"config key '{block_key}.instrument': only measures have items.")
-        if target is None:
-            raise ConfigError(f"config key '{block_key}': give 'instrument' or 'column'.")
-        if target not in contract.columns(table):
-            raise ConfigError(
-                f"config key '{block_key}.column': '{target}' is not a column of {table}."
-            )
-        if "{item}" in str(block.get("pattern")) and instrument is None:
-            raise ConfigError(f"config key '{block_key}.pattern': {{item}} needs 'instrument'.")
+        instrument, target, matched = _block_columns(source, block, table, block_key)
         targets.add(target)
+        text = str(block.get("pattern"))
         if instrument is not None:
             targets.add("item")
-        if "{session}" in str(block.get("pattern")):
-            targets.add("session_number")
-        items = {text_key(i) for i in block.get("items") or []}
-        sessions = {text_key(k): v for k, v in (block.get("sessions") or {}).items()}
-        matched = []
-        for column in frame.columns:
-            found = pattern.match(str(column))
-            if not found:
-                continue
-            parts = found.groupdict()
-            if items and parts.get("item") not in items:
-                continue
-            matched.append((str(column), parts))
-        if not matched:
-            raise StudyError(
-                f"{source.label}: no column matches the pattern '{block.get('pattern')}' "
-                f"(config key '{block_key}.pattern').",
-                file=source.label,
-            )
-        value_map = values.get(target)
-        for column, parts in matched:
-            session = None
-            if "session" in parts:
-                token = parts["session"]
-                if sessions:
-                    if token not in sessions:
-                        raise StudyError(
-                            f"{source.label}: column '{column}' matches the pattern of config "
-                            f"key '{block_key}', but its session '{token}' is not in "
-                            f"'{block_key}.sessions'.",
-                            file=source.label,
-                            column=column,
-                        )
-                    session = text_key(sessions[token])
-                elif token.isdigit():
-                    session = str(int(token))
-                else:
-                    raise StudyError(
-                        f"{source.label}: column '{column}': the session '{token}' is not a "
-                        f"number; map it under config key '{block_key}.sessions'.",
-                        file=source.label,
-                        column=column,
-                    )
-            cells = frame[column].to_numpy(dtype=object)[rows]
-            translated, unmapped = _translate(
-                cells,
-                value_map,
-                source.value_labels.get(column),
-                _is_label_column(table, target),
-            )
-            flagged = _source_cell_issues(source, column, rows)
+        if "{session}" in text:
+            targets.add(session_target)
+        if "{goal}" in text and instrument is None:
+            targets.add("goal_id")
+        for column, session, parts in matched:
+            translated, rules_of = _block_cells(source, column, rows, target, parsed, table)
+            raw = source.frame[column].to_numpy(dtype=object)[rows]
             hit = source.user_missing.get(column)
             if hit is not None:
                 missing[target] = missing.get(target, 0) + int(hit[rows].sum())
             for i in range(len(rows)):
-                rules = [r for r, mask in flagged.items() if mask[i]]
-                if unmapped[i]:
-                    rules.append("unmapped_value")
+                rules = rules_of(i)
                 if translated[i] is None and not rules:
                     continue
                 if instrument is not None:
                     extra = {
                         "instrument": str(instrument),
-                        "item": parts.get("item") or text_key(block.get("item", "total")),
+                        "item": parts.get("item")
+                        or parts.get("goal")
+                        or text_key(block.get("item", "total")),
                         "value": translated[i],
                     }
                     if block.get("rater") is not None:
@@ -354,22 +634,29 @@ def _reshape(
                     if session is not None:
                         extra["session_number"] = session
                     cells_out.append((i, order, column, extra))
-                    for rule in rules:
-                        issue_rows.append(((i, order), rule, target))
+                    issue_rows.extend(((i, order), rule, target) for rule in rules)
                     order += 1
-                else:
-                    slot = per_session.setdefault((i, session or ""), {"__order": order})
-                    if slot["__order"] == order:
-                        order += 1
-                    slot[target] = translated[i]
-                    slot.setdefault("__columns", {})[target] = column
-                    for rule in rules:
-                        issue_rows.append(((i, slot["__order"]), rule, target))
-                    if session is not None:
-                        slot["session_number"] = session
-    for (i, _session), slot in per_session.items():
+                    continue
+                slot = per_slot.setdefault(
+                    (i, session or "", parts.get("goal") or ""), {"__order": order}
+                )
+                if slot["__order"] == order:
+                    order += 1
+                slot[target] = translated[i]
+                slot.setdefault("__columns", {})[target] = column
+                # An unchecked checkbox alone (a goal slot left empty) makes no row.
+                unchecked = column in source.checkboxes and raw[i] == "0" and not rules
+                slot["__filled"] = slot.get("__filled", False) or not unchecked
+                issue_rows.extend(((i, slot["__order"]), rule, target) for rule in rules)
+                if session is not None:
+                    slot[session_target] = session
+                if parts.get("goal") is not None:
+                    slot["goal_id"] = parts["goal"]
+    for (i, _session, _goal), slot in per_slot.items():
         columns = slot.pop("__columns")
         rank = slot.pop("__order")
+        if not slot.pop("__filled"):
+            continue
         cells_out.append((i, rank, ";".join(f"{t}={c}" for t, c in columns.items()), slot))
     cells_out.sort(key=lambda entry: (entry[0], entry[1]))
     position = {(i, rank): n for n, (i, rank, _, _) in enumerate(cells_out)}
@@ -393,6 +680,77 @@ def _reshape(
         _issues(np.array([position[where]]), rule, column) for where, rule, column in issue_rows
     ]
     return out, picked, cell_column, issues, missing, frozenset(targets)
+
+
+def _block_columns(
+    source: SourceFrame, block: Mapping[str, Any], table: str, block_key: str
+) -> tuple[Any, str, list[tuple[str, str | None, dict[str, str]]]]:
+    """A wide block's instrument, target column and matching source columns with their
+    session number and tokens."""
+    pattern = _pattern(str(block.get("pattern", "")), f"{block_key}.pattern")
+    instrument = block.get("instrument")
+    target = "value" if instrument is not None else block.get("column")
+    if instrument is not None and table != "measures":
+        raise ConfigError(f"config key '{block_key}.instrument': only measures have items.")
+    if target is None:
+        raise ConfigError(f"config key '{block_key}': give 'instrument' or 'column'.")
+    if target not in contract.columns(table):
+        raise ConfigError(
+            f"config key '{block_key}.column': '{target}' is not a column of {table}."
+        )
+    text = str(block.get("pattern"))
+    if "{item}" in text and instrument is None:
+        raise ConfigError(f"config key '{block_key}.pattern': {{item}} needs 'instrument'.")
+    if "{goal}" in text and instrument is None and "goal_id" not in contract.columns(table):
+        raise ConfigError(f"config key '{block_key}.pattern': {table} have no goal_id.")
+    items = {text_key(i) for i in block.get("items") or []}
+    by_token = {text_key(k): v for k, v in (block.get("sessions") or {}).items()}
+    matched = []
+    for column in source.frame.columns:
+        found = pattern.match(str(column))
+        if not found:
+            continue
+        parts = found.groupdict()
+        if items and parts.get("item") not in items:
+            continue
+        session = None
+        if "session" in parts:
+            what = f"column '{column}'"
+            session = _session_number(parts["session"], by_token, source, what, block_key)
+        matched.append((str(column), session, parts))
+    if not matched:
+        raise StudyError(
+            f"{source.label}: no column matches the pattern '{block.get('pattern')}' "
+            f"(config key '{block_key}.pattern').",
+            file=source.label,
+        )
+    return instrument, target, matched
+
+
+def _block_cells(
+    source: SourceFrame,
+    column: str,
+    rows: np.ndarray,
+    target: str,
+    parsed: _TableMap,
+    table: str,
+):
+    """A wide column's cells as contract values, and a function giving each cell's issues."""
+    cells = source.frame[column].to_numpy(dtype=object)[rows]
+    translated, unmapped = _translate(
+        cells,
+        parsed.values.get(target),
+        source.value_labels.get(column),
+        _is_label_column(table, target),
+    )
+    translated = _rescaled(translated, parsed.rescale.get(target))
+    flagged = _source_cell_issues(source, column, rows)
+
+    def rules_of(i: int) -> list[str]:
+        rules = [r for r, mask in flagged.items() if mask[i]]
+        return [*rules, "unmapped_value"] if unmapped[i] else rules
+
+    return translated, rules_of
 
 
 def _issues(rows: np.ndarray, rule: str, column: str) -> pd.DataFrame:

@@ -13,7 +13,12 @@ so one mapping serves both. The dictionary decides what each column is:
 - ``<form>_complete`` columns and the ``redcap_*`` columns of longitudinal projects
   (``redcap_event_name``, ``redcap_repeat_instrument``, ``redcap_repeat_instance``) are known;
 - a records column the dictionary does not describe stops the run: the two files disagree;
-- fields flagged as identifiers ("Identifier?" = y) are refused unless acknowledged.
+- fields flagged as identifiers ("Identifier?" = y) are refused unless acknowledged;
+- with the project's event list (``events.csv``: ``event_name``, ``arm_num``,
+  ``unique_event_name``, as REDCap's "Download events" or the API's "Export Events" write it),
+  a labels export's event labels such as ``Session 3 (Arm 1: Treatment)`` are read back to
+  unique event names (``session_3_arm_1``), so ``where`` and ``session_from`` name events the
+  same way in both exports.
 
 Reference: REDCap data dictionary and data export formats (Vanderbilt University, REDCap
 documentation "Data Dictionary" and "Data Exports, Reports, and Stats").
@@ -165,11 +170,63 @@ def _number(text: str) -> float | None:
         return None
 
 
+def read_events(path: str | Path) -> dict[str, str]:
+    """The event list as {label as a labels export shows it: unique event name}.
+
+    Each event is found under its unique name, its name (a one-arm project's labels may omit
+    the arm) and ``name (Arm n: ...)``, matched on its start since the arm's own name is not in
+    the list."""
+    path = Path(path)
+    frame = read_source(path).frame
+    needed = ("event_name", "arm_num", "unique_event_name")
+    for column in needed:
+        if column not in frame:
+            raise StudyError(
+                f"{path.name}: the event list has no '{column}' column; export it from REDCap "
+                "(Project Setup > Define My Events > Download events, or the API's Export "
+                "Events).",
+                file=path.name,
+                column=column,
+            )
+    events: dict[str, str] = {}
+    for row in frame[list(needed)].itertuples(index=False):
+        name, arm, unique = (str(v or "").strip() for v in row)
+        if unique:
+            events[unique] = unique
+            events[f"{name} (Arm {arm}:"] = unique
+            events.setdefault(name, unique)
+    return events
+
+
+def _event_names(frame: pd.DataFrame, events: dict[str, str], records: str, listing: str) -> None:
+    """A labels export's event labels as unique event names, in place."""
+    if "redcap_event_name" not in frame:
+        return
+    cells = frame["redcap_event_name"].to_numpy(dtype=object)
+    out = cells.copy()
+    for i, cell in enumerate(cells):
+        if cell is None or cell in events:
+            out[i] = None if cell is None else events[cell]
+            continue
+        labelled = re.fullmatch(r"(.*) \(Arm (\d+): .*\)", cell)
+        found = events.get(f"{labelled[1]} (Arm {labelled[2]}:") if labelled else None
+        if found is None:
+            raise StudyError(
+                f"{records}: data row {i + 1}: the event '{cell}' is not in the event list "
+                f"{listing}; export both from the same project.",
+                file=records,
+                column="redcap_event_name",
+            )
+        out[i] = found
+    frame["redcap_event_name"] = out
+
+
 def read_redcap(
     records: str | Path,
     dictionary: str | Path,
     acknowledged: Collection[str] = (),
     missing_codes: Sequence[object] = (),
+    events: str | Path | None = None,
 ) -> SourceFrame:
     """Read a REDCap records export (raw or labels) checked against its data dictionary.
 
@@ -178,7 +235,8 @@ def read_redcap(
     Raises StudyError when the files disagree (a records column the dictionary lacks) and
     IdentifierError for fields flagged as identifiers that are not in ``acknowledged``
     (``field`` or ``records.field``). The study's ``missing_codes`` are emptied (and
-    counted) before the dictionary's rules are checked.
+    counted) before the dictionary's rules are checked. With ``events`` (the project's event
+    list), event labels are read back to unique event names.
     """
     records, dictionary = Path(records), Path(dictionary)
     fields = read_dictionary(dictionary)
@@ -203,6 +261,8 @@ def read_redcap(
             column=unknown[0],
         )
     _refuse_flagged_identifiers(frame, fields, expected, records.name, acknowledged)
+    if events is not None:
+        _event_names(frame, read_events(events), records.name, Path(events).name)
 
     value_labels: dict[str, dict[str, str]] = {}
     cell_issues: dict[str, dict[int, str]] = {}
@@ -235,6 +295,9 @@ def read_redcap(
         value_labels=value_labels,
         user_missing=source.user_missing,
         cell_issues=cell_issues,
+        checkboxes=frozenset(
+            name for name, f in expected.items() if f is not None and f.type == "checkbox"
+        ),
     )
 
 

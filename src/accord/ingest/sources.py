@@ -29,7 +29,9 @@ SOURCE_SUFFIXES = (".csv", ".parquet", ".xlsx", ".sav", ".zsav")
 class SourceFrame:
     """One source table as text, plus what the file says about its values.
 
-    ``frame`` has a RangeIndex: row i is data row i + 1 of the source. ``value_labels`` maps a
+    ``frame`` has a RangeIndex; ``first_row_number`` is the number the source itself shows for
+    row 0 (data row 1 of a CSV, Parquet, SPSS or REDCap file; in a workbook, the sheet row under
+    the header, e.g. 2), so row i is row ``first_row_number + i`` there. ``value_labels`` maps a
     column to {code: label}; ``user_missing`` maps a column to a boolean mask of the cells that
     held a declared missing value (now empty); ``cell_issues`` maps a column to {row: rule} for
     cells that broke a rule of the file's own metadata (now empty).
@@ -41,6 +43,9 @@ class SourceFrame:
     user_missing: dict[str, np.ndarray] = field(default_factory=dict)
     cell_issues: dict[str, dict[int, str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    first_row_number: int = 1
+    #: REDCap checkbox columns (``field___code``), exported as 0 wherever the form was opened.
+    checkboxes: frozenset[str] = frozenset()
 
 
 def source_label(path: Path, sheet: str | None = None) -> str:
@@ -257,7 +262,10 @@ def _read_xlsx(path: Path, sheet: str | None, header_row: int) -> SourceFrame:
         raise StudyError(
             f"{label}: header_row {header_row} is past the last row of the sheet.", file=label
         )
-    return SourceFrame(_frame_from_rows(label, rows[header_row - 1 :]), label)
+    # Quarantined rows are named by the row number Excel shows beside them.
+    return SourceFrame(
+        _frame_from_rows(label, rows[header_row - 1 :]), label, first_row_number=header_row + 1
+    )
 
 
 def _read_spss(path: Path) -> SourceFrame:

@@ -25,11 +25,16 @@ from accord.ingest.sources import SourceFrame, count_rows, read_source, replace_
 from accord.io import TABLE_SUFFIXES
 
 FORMATS = ("contract", "mapped", "redcap")
+#: Columns a wide row takes from its cells' column names (session and goal tokens).
+_TOKEN_COLUMNS = ("session_number", "set_session", "goal_id")
 
 
 @dataclass
 class IngestedTable:
-    """One contract table built from one or more sources, and the origin of each row."""
+    """One contract table built from one or more sources, and the origin of each row.
+
+    ``source_row`` is each row's number in its source as the source shows it, less one (a
+    data row of a CSV, Parquet, SPSS or REDCap file; a sheet row of a workbook)."""
 
     frame: pd.DataFrame
     source: np.ndarray
@@ -56,9 +61,9 @@ class IngestedTable:
                 if not pairs:
                     out[n] = cells
                 else:
-                    # The session number of a wide row comes from its cells' column names.
+                    # A wide row's session and goal come from its cells' column names.
                     first = next(iter(pairs.values()))
-                    out[n] = pairs.get(column, first if column == "session_number" else "")
+                    out[n] = pairs.get(column, first if column in _TOKEN_COLUMNS else "")
             else:
                 out[n] = part.column_sources.get(column, "")
         return out
@@ -82,6 +87,7 @@ def source_files(folder: str | Path, entry: Mapping[str, Any]) -> list[Path]:
     if kind == "redcap":
         redcap = entry.get("redcap") or {}
         names = [redcap.get("records", "records.csv"), redcap.get("dictionary", "dictionary.csv")]
+        names += [redcap["events"]] if redcap.get("events") else []
     elif kind == "mapped":
         names = []
         for spec in (entry.get("mapping") or {}).values():
@@ -157,10 +163,13 @@ def ingest_study(
         redcap = entry.get("redcap") or {}
         records = folder / redcap.get("records", "records.csv")
         dictionary = folder / redcap.get("dictionary", "dictionary.csv")
-        for path in (records, dictionary):
-            if not path.exists():
+        events = folder / redcap["events"] if redcap.get("events") else None
+        for path in (records, dictionary, events):
+            if path is not None and not path.exists():
                 raise StudyError(f"{path}: the REDCap export file does not exist.", file=path.name)
-        sources[("redcap",)] = read_redcap(records, dictionary, acknowledged, missing_codes)
+        sources[("redcap",)] = read_redcap(
+            records, dictionary, acknowledged, missing_codes, events=events
+        )
 
     tables: dict[str, IngestedTable] = {}
     missing: dict[str, dict[str, int]] = {}
@@ -236,7 +245,9 @@ def _combine(parts: list[MappedPart]) -> IngestedTable:
     return IngestedTable(
         frame=_categorical(frame),
         source=np.concatenate([np.full(len(p.frame), p.source, dtype=object) for p in parts]),
-        source_row=np.concatenate([p.source_row for p in parts]).astype(np.int64),
+        source_row=np.concatenate([p.source_row + (p.first_row_number - 1) for p in parts]).astype(
+            np.int64
+        ),
         cell_column=np.concatenate([p.cell_column for p in parts]),
         part=np.concatenate(
             [np.full(len(p.frame), i, dtype=np.int64) for i, p in enumerate(parts)]
@@ -258,7 +269,7 @@ def _categorical(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _notes(sources: Mapping[tuple, SourceFrame], tables: Mapping[str, IngestedTable]) -> list[str]:
     """What the mapping leaves out of each source: columns and rows no table reads."""
-    notes: list[str] = []
+    notes: list[str] = [n for t in tables.values() for p in t.parts for n in p.notes]
     for source in sources.values():
         notes.extend(source.notes)
         parts = [p for t in tables.values() for p in t.parts if p.source == source.label]

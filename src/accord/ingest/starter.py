@@ -85,7 +85,8 @@ _REDCAP = """\
     # The folder holding the REDCap export: the records (CSV, raw or labels) and the
     # project's data dictionary. The dictionary's choices, validation ranges and
     # identifier flags are used; fields flagged as identifiers are refused unless listed
-    # under acknowledged_columns.
+    # under acknowledged_columns. With the event list (events: events.csv, from Project
+    # Setup > Define My Events), a labels export's event labels read as unique event names.
     path: data/{study}
     format: redcap
     redcap:
@@ -101,6 +102,17 @@ _REDCAP = """\
         columns:
           client_id: record_id
           therapist_id: therapist
+        # Fields recorded at another event of the same record, joined on the record.
+        join:
+          - where: {{redcap_event_name: end_of_treatment_arm_1}}
+            columns: {{end_reason: end_reason}}
+        values:
+          end_reason: {{1: completed, 2: dropout, 3: referred, 4: ongoing, 5: other}}
+      # A session per event instead of a repeating instrument: read the session number
+      # from the event name (and label), e.g.
+      #   session_from:
+      #     column: redcap_event_name
+      #     pattern: ["session_{{session}}_arm_1", "Session {{session}} (Arm 1: Arm 1)"]
       sessions:
         where: {{redcap_repeat_instrument: session_log}}
         columns:

@@ -163,6 +163,23 @@ def test_a_where_that_matches_nothing_lists_the_events_it_saw() -> None:
     )
 
 
+def test_one_map_of_a_list_that_selects_nothing_is_a_note() -> None:
+    # A follow-up event no one has reached yet: the other maps of the table still give rows.
+    spec = {
+        "where": {"redcap_event_name": "follow_up_arm_1"},
+        "columns": {"client_id": "record_id"},
+        "wide": [{"instrument": "phq9", "pattern": "phq9_{item}"}],
+    }
+    data = dict(EVENTS, phq9_1=["1", None, "2", "0", None, None])
+    part = map_part(_source(data), spec, "measures", "k[1]", rows_required=False)
+    assert len(part.frame) == 0 and len(part.issues) == 0
+    assert part.notes == [
+        "records.csv: the table map at config key 'k[1]' selects no rows: no row has "
+        "redcap_event_name = 'follow_up_arm_1' (values seen in redcap_event_name: "
+        "'baseline_arm_1', 'end_of_treatment_arm_1')."
+    ]
+
+
 def test_a_where_on_a_free_text_column_never_repeats_its_values() -> None:
     data = {"id": ["A", "B"], "note": ["Jane Roe, 12 Elm St", "call back"]}
     spec = {"where": {"note": "x"}, "columns": {"client_id": "id"}}

@@ -5,24 +5,39 @@ the rows of one source into rows of one contract table:
 
 ``where``
     keep only the source rows whose columns hold these values (a list allows several; ``null``
-    means an empty cell), e.g. one REDCap event or repeating instrument;
+    means an empty cell), e.g. one REDCap event or repeating instrument. A map that selects no
+    row stops, naming the values the column does hold where they are structural (REDCap's
+    events, instruments and data access groups) or coded choices, never other values;
+``session_from``
+    ``{column, pattern, sessions}``: keep only the rows whose column matches the pattern (or
+    one of a list), e.g. ``session_{session}_arm_1``, and read the session number (the goal's
+    ``set_session`` in goals) from its ``{session}`` token;
 ``columns``
     ``contract_column: source_column``;
+``join``
+    a list of ``{where, columns, on}``: columns taken from the row of the same record (``on``,
+    default the source of client_id) that meets ``where``, e.g. the end reason recorded at a
+    REDCap end-of-treatment event; several such rows make ``join_ambiguous``;
 ``values``
     ``contract_column: {source_value: contract_value}``; a source value may be given as the
     code or as its value label (SPSS value labels, REDCap choices). A value without an entry is
     quarantined as ``unmapped_value``, never guessed. Without a map, a text column whose source
     carries value labels takes the label (``1 = attended`` gives ``attended``);
+``rescale``
+    ``contract_column: {from: [a, b], to: [c, d]}``: x becomes c + (x - a)(d - c)/(b - a),
+    e.g. a 0-100 slider onto the contract's 0-1;
 ``constants``
     ``contract_column: value`` for every row;
 ``wide``
     blocks that make one row per filled cell of a family of columns. A block with
     ``instrument`` (measures) reads ``pattern`` such as ``phq9_{item}_t{session}``: ``{item}``
     (digits, so ``phq9_complete`` is not an item) becomes the item, ``{session}`` (letters or
-    digits) the session number (through ``sessions``, a map from the
-    token in the column name to a session number, when the names use visit labels). A block
-    with ``column`` (any table) fills that contract column, one row per session token, e.g.
-    ``{pattern: "status_s{session}", column: status}`` for a wide attendance record.
+    digits) the session number (through ``sessions``, a map from the token in the column name
+    to a session number, when the names use visit labels), ``{goal}`` the item of a GAS
+    rating. A block with ``column`` (any table) fills that contract column, one row per
+    session and goal token, e.g. ``{pattern: "status_s{session}", column: status}`` for a wide
+    attendance record or ``{pattern: "goal{goal}_by", column: set_by}`` (``{goal}`` is the
+    goal_id) for a block of goals; a slot holding only unchecked REDCap checkboxes makes no row.
 
 Each output row remembers its source row (so the quarantine points at the row to fix) and,
 for a row made from a wide cell, the cell's column.
@@ -96,13 +111,18 @@ def map_part(
     table: str,
     key: str,
     extra_columns: Sequence[str] = (),
+    rows_required: bool = True,
 ) -> MappedPart:
-    """Apply one table map (`spec`, found at config key `key`) to `source`."""
+    """Apply one table map (`spec`, found at config key `key`) to `source`.
+
+    A map that selects no row stops the run when `rows_required` (the table's only map) and
+    is noted otherwise (one of a list: a later event no one has reached yet, say)."""
     known = contract.columns(table)
     parsed = _parse_map(spec, table, key, extra_columns)
     for contract_column, source_column in parsed.columns.items():
         _require_column(source, source_column, f"{key}.columns.{contract_column}")
-    rows, sessions = _select_rows(source, spec, table, key)
+    notes: list[str] = []
+    rows, sessions = _select_rows(source, spec, key, notes, rows_required)
     base: dict[str, np.ndarray] = {}
     base_issue_rows: dict[str, dict[str, np.ndarray]] = {}
     issues: list[pd.DataFrame] = []
@@ -114,7 +134,6 @@ def map_part(
         if n:
             missing[contract_column] = missing.get(contract_column, 0) + n
     selected = [rows]
-    notes: list[str] = []
     for j, entry in enumerate(parsed.joins):
         joined = _join(source, entry, rows, parsed, table, f"{key}.join[{j}]")
         base.update(joined.cells)
@@ -403,12 +422,13 @@ def _where_masks(
 
 
 def _select_rows(
-    source: SourceFrame, spec: Mapping[str, Any], table: str, key: str
+    source: SourceFrame, spec: Mapping[str, Any], key: str, notes: list[str], required: bool
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """The source rows a table map reads (`where`, `session_from`) and their session tokens.
 
-    Raises StudyError when no row is selected, naming the condition that matched nothing and
-    the values its column holds (structural columns only: never a value that may be data).
+    When no row is selected, says which condition matched nothing and the values its column
+    holds (structural columns only: never a value that may be data): as a StudyError when the
+    map is `required` to give rows, else as a note.
     """
     where = spec.get("where") or {}
     keep, each = _where_masks(source, where, f"{key}.where")
@@ -429,11 +449,14 @@ def _select_rows(
         else:
             column = empty[0]
             why = f"no row has {column} = {where[column]!r} ({_seen(source, column)})"
-        raise StudyError(
-            f"{source.label}: the table map at config key '{key}' selects no rows: {why}.",
-            file=source.label,
-            column=empty[0] if empty and empty[0] != "session_from" else None,
-        )
+        message = f"{source.label}: the table map at config key '{key}' selects no rows: {why}."
+        if required:
+            raise StudyError(
+                message,
+                file=source.label,
+                column=empty[0] if empty and empty[0] != "session_from" else None,
+            )
+        notes.append(message)
     return rows, None if sessions is None else sessions[rows]
 
 
@@ -658,6 +681,18 @@ def _reshape(
         if not slot.pop("__filled"):
             continue
         cells_out.append((i, rank, ";".join(f"{t}={c}" for t, c in columns.items()), slot))
+    out, picked, cell_column, issues = _wide_rows(cells_out, base, targets, issue_rows)
+    return out, picked, cell_column, issues, missing, frozenset(targets)
+
+
+def _wide_rows(
+    cells_out: list[tuple[int, int, str, dict[str, Any]]],
+    base: dict[str, np.ndarray],
+    targets: set[str],
+    issue_rows: list[tuple[tuple[int, int], str, str]],
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, list[pd.DataFrame]]:
+    """The rows made from wide cells, in source order: their columns (the cells' values over
+    the source row's base columns), source rows, cell columns and issues."""
     cells_out.sort(key=lambda entry: (entry[0], entry[1]))
     position = {(i, rank): n for n, (i, rank, _, _) in enumerate(cells_out)}
     picked = np.array([i for i, _, _, _ in cells_out], dtype=np.int64)
@@ -679,7 +714,7 @@ def _reshape(
     issues = [
         _issues(np.array([position[where]]), rule, column) for where, rule, column in issue_rows
     ]
-    return out, picked, cell_column, issues, missing, frozenset(targets)
+    return out, picked, cell_column, issues
 
 
 def _block_columns(

@@ -182,9 +182,8 @@ def ingest_study(
         for i, spec in enumerate(specs):
             part_key = f"{key}.mapping.{table}" + (f"[{i}]" if len(specs) > 1 else "")
             source = _source(kind, folder, spec, part_key, sources, missing_codes)
-            parts.append(
-                map_part(source, spec, table, part_key, tuple(extra_columns.get(table, ())))
-            )
+            extra = tuple(extra_columns.get(table, ()))
+            parts.append(map_part(source, spec, table, part_key, extra, len(specs) == 1))
         tables[table] = _combine(parts)
         missing[table] = {}
         for part in parts:

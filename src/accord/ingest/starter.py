@@ -21,7 +21,7 @@ _HEADER = """\
 # Run it to a report:     accord run {study} --config {config}
 # Relative paths are read from the folder you run accord in.
 # Every key is described in the JSON Schema shipped with accord
-# (src/accord/schemas/config.schema.yaml) and the data contract in data/schemas/README.md.
+# (src/accord/schemas/config.schema.yaml) and the data contract in docs/data-contract.md.
 
 studies:
   {study}:

@@ -1,0 +1,105 @@
+"""Personal names in values: by shape and against lists of common given names and surnames.
+
+A value holds a personal name when two neighbouring words read as one:
+
+- a given name from the list followed by a surname from the list, in any case
+  (``jane smith``, ``MARIA GARCIA``, ``jane_smith``);
+- a given name from the list followed by a capitalised word (``Jane Goldberg``), the shape of
+  "Firstname Lastname" even for a surname the list does not hold;
+- a capitalised surname, a comma and a given name (``Goldberg, Jane``);
+- a title and a capitalised word (``Dr Goldberg``, ``Mrs. Patel``);
+- an initial and a surname from the list (``J. Smith``).
+
+A single given name on its own (``Mark``, ``Hope``) is not judged a name: too many are ordinary
+words. Category columns are protected against those by their vocabulary instead (see
+`accord.categories`). The lists ship with the package (``accord/data/*.txt``).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from importlib import resources
+
+__all__ = ["looks_like_name"]
+
+_TITLES = frozenset({"mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "dame", "rev"})
+# Words that follow a given name in ordinary labels (``Hope Group``, ``Grace Clinic``).
+_LABEL_WORDS = frozenset(
+    "group groups care therapy treatment arm clinic clinics centre center site control usual "
+    "waitlist online team service services program programme study trial phase wave cohort "
+    "condition intervention session sessions unit ward house hall street road project".split()
+)
+_MONTHS = frozenset(
+    "january february march april may june july august september october november december".split()
+)
+# Given names and surnames that are also everyday words (steps_per_day, will_attend): in
+# lower case they are read as words.
+_COMMON_WORDS = frozenset(
+    "per will may mark hope grace joy faith art bill chance guy pat sue ray don van del de la "
+    "le von max rich bob jack frank earl page miles day week month year time care long short "
+    "young small little brown green white black gray grey rose hill wood field ford bay lane "
+    "dale park case price cash hunt king lord law love low rice ash star stone moon sun may "
+    "new old good best well last first self home house end head".split()
+)
+_WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")
+_CAPITALISED = re.compile(r"[^\W\d_a-z][^\W\d_A-Z]+(?:['’-][^\W\d_][^\W\d_A-Z]*)*")
+# what may stand between the two words of one name
+_SPACE = re.compile(r"[\s_.-]+")
+_COMMA = re.compile(r"\s*,\s*")
+
+
+@functools.cache
+def _names(resource: str) -> frozenset[str]:
+    text = resources.files("accord").joinpath(f"data/{resource}").read_text("utf-8")
+    return frozenset(
+        line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")
+    )
+
+
+def given_names() -> frozenset[str]:
+    """Common given names, lower case."""
+    return _names("given_names.txt")
+
+
+def surnames() -> frozenset[str]:
+    """Common surnames, lower case."""
+    return _names("surnames.txt")
+
+
+def _capitalised(word: str) -> bool:
+    return len(word) >= 2 and (_CAPITALISED.fullmatch(word) is not None or word.isupper())
+
+
+def _pair_is_name(first: str, gap: str, second: str) -> bool:
+    given, family = given_names(), surnames()
+    a, b = first.casefold(), second.casefold()
+    if _SPACE.fullmatch(gap):
+        if a in given and b in family and not {a, b} & _COMMON_WORDS:
+            return True
+        if a in given and " " in gap and _capitalised(first) and _capitalised(second):
+            return b not in _LABEL_WORDS
+        if b in given and " " in gap and _capitalised(first) and _capitalised(second):
+            # Goldberg Jane: surname first (not a label word, and not a month: Wave June)
+            if a not in _LABEL_WORDS and b not in _MONTHS:
+                return True
+        if a.rstrip(".") in _TITLES and _capitalised(second) and b not in _TITLES:
+            return True
+        if len(first) == 1 and first.isupper() and b in family and _capitalised(second):
+            return True
+    elif _COMMA.fullmatch(gap):
+        # Goldberg, Jane
+        return _capitalised(first) and _capitalised(second) and b in given and a not in _LABEL_WORDS
+    return False
+
+
+def looks_like_name(value: str) -> bool:
+    """True when ``value`` holds what reads as a person's name (see the module docstring)."""
+    words = list(_WORD.finditer(value))
+    for left, right in zip(words, words[1:], strict=False):
+        gap = value[left.end() : right.start()]
+        if len(gap) > 3 or not gap:
+            continue
+        if _pair_is_name(left.group(), gap, right.group()):
+            return True
+    return False

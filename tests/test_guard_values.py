@@ -34,7 +34,10 @@ def _schemes() -> dict[str, list[str]]:
     }
 
 
-@pytest.mark.parametrize("scheme", ["uuid4", "uuid4_hex", "prefixed", "eight_digit", "year_bearing"])
+SCHEMES = ["uuid4", "uuid4_hex", "prefixed", "eight_digit", "year_bearing"]
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
 def test_pseudonym_schemes_are_never_refused(scheme):
     ids = list(dict.fromkeys(_schemes()[scheme]))
     clients = pd.DataFrame(

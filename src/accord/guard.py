@@ -607,7 +607,9 @@ PATTERNS: dict[str, _Pattern] = {
             r"|patient).{0,16}\d)",
         ),
         # any value with two words; the name lists decide
-        _Pattern("name", re.compile(r"(?s).+"), r"[^\s_.,-][\s_.,-]{1,3}[^\s_.,-]", looks_like_name),
+        _Pattern(
+            "name", re.compile(r"(?s).+"), r"[^\s_.,-][\s_.,-]{1,3}[^\s_.,-]", looks_like_name
+        ),
     ]
 }
 
@@ -637,6 +639,8 @@ def _id_shaped(value: str) -> bool:
     widths = [len(p) if p.isdigit() else 0 for p in parts]
     runs = (tuple(widths[i : i + 3]) for i in range(len(widths) - 2))
     return any(run in ((3, 2, 4), (3, 3, 4)) for run in runs)
+
+
 _LEADING_ZERO = re.compile(r"\s*0\d")
 _PLAIN_NUMBER = re.compile(r"\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*")
 

@@ -18,29 +18,36 @@ words. Category columns are protected against those by their vocabulary instead 
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 from importlib import resources
 
 __all__ = ["looks_like_name"]
 
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
 _TITLES = frozenset({"mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "dame", "rev"})
 # Words that follow a given name in ordinary labels (``Hope Group``, ``Grace Clinic``).
-_LABEL_WORDS = frozenset(
-    "group groups care therapy treatment arm clinic clinics centre center site control usual "
-    "waitlist online team service services program programme study trial phase wave cohort "
-    "condition intervention session sessions unit ward house hall street road project".split()
+_LABEL_WORDS = _words(
+    "group groups care therapy treatment arm clinic clinics centre center site control "
+    "usual waitlist online team service services program programme study trial phase "
+    "wave cohort condition intervention session sessions unit ward house hall street "
+    "road project"
 )
-_MONTHS = frozenset(
-    "january february march april may june july august september october november december".split()
+_MONTHS = _words(
+    "january february march april may june july august september october november december"
 )
 # Given names and surnames that are also everyday words (steps_per_day, will_attend): in
 # lower case they are read as words.
-_COMMON_WORDS = frozenset(
-    "per will may mark hope grace joy faith art bill chance guy pat sue ray don van del de la "
-    "le von max rich bob jack frank earl page miles day week month year time care long short "
-    "young small little brown green white black gray grey rose hill wood field ford bay lane "
-    "dale park case price cash hunt king lord law love low rice ash star stone moon sun may "
-    "new old good best well last first self home house end head".split()
+_COMMON_WORDS = _words(
+    "per will may mark hope grace joy faith art bill chance guy pat sue ray don van del "
+    "de la le von max rich bob jack frank earl page miles day week month year time care "
+    "long short young small little brown green white black gray grey rose hill wood "
+    "field ford bay lane dale park case price cash hunt king lord law love low rice ash "
+    "star stone moon sun new old good best well last first self home house end head"
 )
 _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")
 _CAPITALISED = re.compile(r"[^\W\d_a-z][^\W\d_A-Z]+(?:['’-][^\W\d_][^\W\d_A-Z]*)*")
@@ -79,10 +86,10 @@ def _pair_is_name(first: str, gap: str, second: str) -> bool:
             return True
         if a in given and " " in gap and _capitalised(first) and _capitalised(second):
             return b not in _LABEL_WORDS
-        if b in given and " " in gap and _capitalised(first) and _capitalised(second):
-            # Goldberg Jane: surname first (not a label word, and not a month: Wave June)
-            if a not in _LABEL_WORDS and b not in _MONTHS:
-                return True
+        # Goldberg Jane: surname first (not a label word, and not a month: Wave June)
+        both = _capitalised(first) and _capitalised(second)
+        if b in given and " " in gap and both and a not in _LABEL_WORDS and b not in _MONTHS:
+            return True
         if a.rstrip(".") in _TITLES and _capitalised(second) and b not in _TITLES:
             return True
         if len(first) == 1 and first.isupper() and b in family and _capitalised(second):
@@ -96,7 +103,7 @@ def _pair_is_name(first: str, gap: str, second: str) -> bool:
 def looks_like_name(value: str) -> bool:
     """True when ``value`` holds what reads as a person's name (see the module docstring)."""
     words = list(_WORD.finditer(value))
-    for left, right in zip(words, words[1:], strict=False):
+    for left, right in itertools.pairwise(words):
         gap = value[left.end() : right.start()]
         if len(gap) > 3 or not gap:
             continue

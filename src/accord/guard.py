@@ -246,6 +246,36 @@ def shown_file(name: str, table: str) -> str:
     return str(name)
 
 
+_QUOTED = re.compile(r"'([^']*)'|\"([^\"]*)\"")
+_SEGMENTS = re.compile(r"(,\s*|:\s+|;\s*)")
+
+
+def withhold_text(text: str) -> str:
+    """A message with every part that looks identifying replaced by ``(withheld)``.
+
+    Quoted parts are judged whole (a header, a label); the rest is searched for the value
+    kinds (an e-mail address, a date...), and each comma-separated part for a personal name.
+    """
+
+    def quoted(m: re.Match[str]) -> str:
+        inner = m.group(1) if m.group(1) is not None else m.group(2)
+        return "'(withheld)'" if looks_identifying(inner) else m.group(0)
+
+    def spans(pattern: _Pattern) -> Callable[[re.Match[str]], str]:
+        def replace(m: re.Match[str]) -> str:
+            kept = pattern.valid is not None and not pattern.valid(m.group())
+            return m.group() if kept else "(withheld)"
+
+        return replace
+
+    text = _QUOTED.sub(quoted, str(text))
+    for kind, pattern in PATTERNS.items():
+        if kind != "name":
+            text = pattern.regex.sub(spans(pattern), text)
+    parts = _SEGMENTS.split(text)
+    return "".join("(withheld)" if looks_like_name(part) else part for part in parts)
+
+
 def _plural(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 

@@ -254,6 +254,9 @@ def _withhold_file_names(inputs: _Inputs) -> None:
         for t, src in inputs.source.items()
     }
     inputs.checksums = {withheld.get(n, n): c for n, c in inputs.checksums.items()}
+    for key, value in inputs.summary.items():
+        if isinstance(value, dict):  # per-file counts (source_rows)
+            inputs.summary[key] = {withheld.get(n, n): v for n, v in value.items()}
     for name, alias in sorted(withheld.items(), key=lambda kv: -len(kv[0])):
         inputs.notes = [note.replace(name, alias) for note in inputs.notes]
 

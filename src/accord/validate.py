@@ -195,8 +195,10 @@ def validate_study(study: StudyInput, registry: Registry) -> ValidationResult:
         issues[table].extend(cell_issues)
         issues[table].append(_key_issues(table, frame))
         typed[table] = frame
-    for change in changes:
-        log.warning("%s: %s", study.name, change.describe())
+    notes.extend(change.describe() for change in changes)
+    notes.extend(_emptied_notes(names, emptied))
+    for note in notes:
+        log.warning("%s: %s", study.name, withhold_text(note))
 
     issues["sessions"].append(_day_order_issues(typed["sessions"]))
     issues["measures"].append(_instrument_issues(typed["measures"], registry))
@@ -306,17 +308,18 @@ def _convention_notes(
         for name in frame.columns:
             column = frame[name]
             labels = [str(v) for v in column.cat.categories]
-            counts = np.bincount(column.cat.codes.to_numpy() + 1, minlength=len(labels) + 1)[1:]
-            na = sum(int(n) for v, n in zip(labels, counts, strict=True) if v.strip() == "NA")
+            is_na = np.array([v.strip() == "NA" for v in labels], dtype=bool)
+            spec = specs.get(name)
+            is_comma = np.zeros(len(labels), dtype=bool)
+            if spec is not None and spec.kind == "number" and study.decimal == ".":
+                is_comma = np.array([bool(_DECIMAL_COMMA.fullmatch(v)) for v in labels])
+            if not (is_na.any() or is_comma.any()):
+                continue
+            codes_of = column.cat.codes.to_numpy()
+            na = int(np.isin(codes_of, np.flatnonzero(is_na)).sum())
             if na and "NA" not in codes:
                 na_cells, na_columns = na_cells + na, na_columns + 1
-            spec = specs.get(name)
-            if spec is not None and spec.kind == "number" and study.decimal == ".":
-                comma_cells += sum(
-                    int(n)
-                    for v, n in zip(labels, counts, strict=True)
-                    if _DECIMAL_COMMA.fullmatch(v)
-                )
+            comma_cells += int(np.isin(codes_of, np.flatnonzero(is_comma)).sum())
     if na_cells:
         notes.append(
             f"{na_cells} cell(s) in {na_columns} column(s) read NA, R's marker for a missing "
@@ -327,8 +330,6 @@ def _convention_notes(
             f"{comma_cells} number(s) are written with a decimal comma (0,5); if the export "
             'uses decimal commas, set decimal: "," for the study'
         )
-    for note in notes:
-        log.warning("%s: %s", study.name, note)
     return notes
 
 
@@ -564,6 +565,17 @@ def _empty_optional_cells(
         mask[rows["row"].to_numpy()] = True
         frame[column] = frame[column].mask(mask)
     return [found.loc[~soft].reset_index(drop=True)], cells
+
+
+def _emptied_notes(names: Mapping[str, str], emptied: Mapping[str, pd.DataFrame]) -> list[str]:
+    notes = []
+    for table, cells in emptied.items():
+        for entry in _emptied_summary(cells):
+            notes.append(
+                f"{names[table]}: {entry['cells']} cell(s) of the optional column "
+                f"{entry['column']} broke {entry['rule']} and were emptied; their rows stay"
+            )
+    return notes
 
 
 def _emptied_summary(cells: pd.DataFrame) -> list[dict[str, object]]:

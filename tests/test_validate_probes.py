@@ -161,19 +161,20 @@ def test_declared_categories_keep_only_their_labels(tmp_path):
     ]
 
 
-def test_identifying_file_name_is_withheld_from_summary(tmp_path):
-    folder = write_study(tmp_path / "s")
-    (folder / "clients.csv").rename(folder / "Goldberg_Jane_clients.csv")
+def _mapped_study(tmp_path: Path, clients_file: str = "clients.csv"):
+    """The tiny study read through a column map (its own file names, unmapped columns)."""
+    folder = tmp_path / "s"
 
     def same(table: str, file: str) -> dict:
         header = (folder / file).read_text(encoding="utf-8").splitlines()[0].split(",")
-        return {"file": file, "columns": {name: name for name in header}}
+        known = contract.columns(table)
+        return {"file": file, "columns": {name: name for name in header if name in known}}
 
     entry = {
         "path": str(folder),
         "format": "mapped",
         "mapping": {
-            "clients": same("clients", "Goldberg_Jane_clients.csv"),
+            "clients": same("clients", clients_file),
             "sessions": same("sessions", "sessions.csv"),
             "measures": same("measures", "measures.csv"),
             "goals": same("goals", "goals.csv"),
@@ -181,10 +182,29 @@ def test_identifying_file_name_is_withheld_from_summary(tmp_path):
     }
     config_path = tmp_path / "config.yaml"
     config_path.write_text(yaml.safe_dump({"studies": {"s": entry}}), encoding="utf-8")
-    result = validate_study(study_input(load_config(config_path), "s"), REGISTRY)
+    return validate_study(study_input(load_config(config_path), "s"), REGISTRY)
+
+
+def test_identifying_file_name_is_withheld_from_summary(tmp_path):
+    folder = write_study(tmp_path / "s")
+    (folder / "clients.csv").rename(folder / "Goldberg_Jane_clients.csv")
+    result = _mapped_study(tmp_path, "Goldberg_Jane_clients.csv")
     outputs = written(result, tmp_path / "out")
     assert "the clients file (name withheld)" in json.dumps(result.summary)
     assert_nowhere("Goldberg", outputs)
+
+
+@pytest.mark.parametrize("header", ["jane@x.org", "Jane Goldberg"])
+def test_unmapped_identifying_header_is_withheld_from_notes(tmp_path, header, caplog, capsys):
+    lines = CLIENTS.splitlines()
+    clients = "\n".join([lines[0] + f",{header}"] + [f"{x},1" for x in lines[1:]]) + "\n"
+    write_study(tmp_path / "s", clients=clients)
+    with caplog.at_level(logging.DEBUG):
+        result = _mapped_study(tmp_path)
+    outputs = written(result, tmp_path / "out")
+    out, err = capsys.readouterr()
+    assert any("column 10 (header withheld)" in note for note in result.summary["notes"])
+    assert_nowhere(header, outputs, caplog.text, out, err)
 
 
 # --------------------------------------------------------------------------- hygiene

@@ -20,6 +20,7 @@ Only counts are recorded (how many distinct labels and rows were changed), never
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Collection, Mapping
@@ -63,8 +64,8 @@ class CategoryChange:
         if self.kind == "normalised":
             return (
                 f"{self.table}.{self.column}: {self.labels} label(s) in {self.rows} row(s) "
-                "differ from the vocabulary only by case, spacing or invisible characters "
-                "and were read as its values"
+                "differ from the vocabulary only by case, spaces, '-' or '_', or invisible "
+                "characters, and were read as its values"
             )
         return (
             f"{self.table}.{self.column}: {self.labels} distinct value(s) in {self.rows} row(s) "
@@ -83,6 +84,7 @@ class CategoryChange:
         }
 
 
+@functools.cache
 def _closed_vocabularies(table: str) -> dict[str, tuple[str, ...]]:
     checks = contract.MODELS[table].to_schema().columns
     out = {}
@@ -178,7 +180,7 @@ def normalise_categories(
     declared = declared or {}
     closed = _closed_vocabularies(table)
     changes: list[CategoryChange] = []
-    frame = frame.copy()
+    frame = frame.copy(deep=False)  # columns are replaced, never changed in place
     for name in frame.columns:
         column = frame[name]
         if not isinstance(column.dtype, pd.CategoricalDtype):

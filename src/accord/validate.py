@@ -270,7 +270,7 @@ _MISSING_LIKE = frozenset({"na", "n/a", "nan", "null", "none", "missing", "#n/a"
 def _missing_like_ids(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
     """In ID columns, ``NA``, ``NULL``, ``.``... are missing, not a therapist called NA."""
     counts: dict[str, int] = {}
-    frame = frame.copy()
+    frame = frame.copy(deep=False)  # columns are replaced, never changed in place
     for name in contract.ID_COLUMNS & set(frame.columns):
         column = frame[name]
         labels = column.cat.categories

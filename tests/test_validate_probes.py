@@ -147,6 +147,23 @@ def test_gender_variants_are_normalised_or_other(tmp_path, caplog, capsys):
             assert secret not in text
 
 
+def test_undeclared_arm_keeps_plain_labels_only(tmp_path):
+    lines = CLIENTS.splitlines()
+    arms = ["Intervención", "\u200fusual_care", "\U0001f984"]
+    rows = [
+        line.replace(old, new, 1)
+        for line, old, new in zip(
+            lines[1:], ["collaborative", "usual_care", "collaborative"], arms, strict=True
+        )
+    ]
+    result = run(write_study(tmp_path / "s", clients="\n".join([lines[0], *rows]) + "\n"))
+    assert list(result.tables["clients"]["arm"].astype(str)) == [
+        "Intervención",
+        "usual_care",
+        "other",
+    ]
+
+
 def test_declared_categories_keep_only_their_labels(tmp_path):
     lines = CLIENTS.splitlines()
     clients = "\n".join([lines[0], lines[1].replace("collaborative", "Hope Group"), *lines[2:]])

@@ -12,8 +12,10 @@ labels of a vocabulary are kept:
   labels of the contract's vocabulary (gender: female, male, non_binary, other, unknown; age
   bands by shape: ``18-24``, ``65+``) or of the study's declared vocabulary (``categories:``
   in its config) are kept, matched the same way; every other label becomes ``other``. Where a
-  column has neither vocabulary (an undeclared ``arm``), short plain labels are kept and
-  anything else (a 100,000-character string, an emoji, control characters) becomes ``other``.
+  column has neither vocabulary (an undeclared ``arm``), short plain labels (letters of any
+  script, digits, spaces and ``_-.+/()&'``, at most 40 characters, once invisible characters
+  are removed) are kept and anything else (a 100,000-character string, an emoji) becomes
+  ``other``.
 
 Only counts are recorded (how many distinct labels and rows were changed), never the labels.
 """
@@ -40,14 +42,19 @@ OPEN_COLUMNS: Mapping[str, Mapping[str, tuple[str, ...] | None]] = {
     "clients": {"gender": GENDERS, "age_band": None, "arm": None},
 }
 _AGE_BAND = re.compile(r"(?:\d{1,2}\s*[-–]\s*\d{1,2}|\d{1,2}\s*\+|<\s*\d{1,2})")
-_PLAIN_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.+/()&<>-]{0,39}")
+_PLAIN_LABEL = re.compile(r"\w[\w .+/()&<>'-]{0,39}")
+
+
+def _visible(label: object) -> str:
+    """NFKC form without invisible or control characters, spaces collapsed and trimmed."""
+    text = unicodedata.normalize("NFKC", str(label))
+    text = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cf", "Cc"))
+    return re.sub(r"\s+", " ", text).strip()
 
 
 def label_key(label: object) -> str:
-    """A label reduced for comparison: NFKC, no invisible characters, case- and space-folded."""
-    text = unicodedata.normalize("NFKC", str(label))
-    text = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cf", "Cc"))
-    return re.sub(r"[\s_-]+", "", text.casefold())
+    """A label reduced for comparison: visible characters only, case- and space-folded."""
+    return re.sub(r"[\s_-]+", "", _visible(label).casefold())
 
 
 @dataclass(frozen=True)
@@ -152,8 +159,9 @@ def _normalise_column(
             normalised[i] = value != label
         elif closed:
             new.append(label)  # left for the isin rule to quarantine
-        elif vocabulary is None and _plain(name, label.strip()):
-            new.append(label.strip())
+        elif vocabulary is None and _plain(name, _visible(label)):
+            new.append(_visible(label))
+            normalised[i] = new[-1] != label
         else:
             new.append(OTHER)
             other[i] = label != OTHER

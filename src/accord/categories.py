@@ -36,10 +36,9 @@ from accord import contract
 __all__ = ["OTHER", "CategoryChange", "label_key", "normalise_categories"]
 
 OTHER = "other"
-GENDERS = ("female", "male", "non_binary", "other", "unknown")
 # Open category columns of the contract and their own vocabulary (None: no fixed list).
 OPEN_COLUMNS: Mapping[str, Mapping[str, tuple[str, ...] | None]] = {
-    "clients": {"gender": GENDERS, "age_band": None, "arm": None},
+    "clients": {"gender": contract.GENDERS, "age_band": None, "arm": None},
 }
 _AGE_BAND = re.compile(r"(?:\d{1,2}\s*[-–]\s*\d{1,2}|\d{1,2}\s*\+|<\s*\d{1,2})")
 _PLAIN_LABEL = re.compile(r"\w[\w .+/()&<>'-]{0,39}")

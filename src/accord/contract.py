@@ -29,6 +29,8 @@ ID_COLUMNS = frozenset({"client_id", "therapist_id", "site_id", "goal_id"})
 # No client has more scheduled appointments than this; a larger session_number is a data error
 # (and keeps (client, session) keys within int64 without collisions).
 MAX_SESSION_NUMBER = 100_000
+# The contract's gender labels; a study may declare its own under categories.
+GENDERS = ("female", "male", "non_binary", "other", "unknown")
 END_REASONS = ("completed", "dropout", "referred", "ongoing", "other")
 SESSION_STATUSES = ("attended", "cancelled", "no_show")
 MODALITIES = ("in_person", "video", "phone", "other")
@@ -87,7 +89,10 @@ class Clients(pa.DataFrameModel):
         "age in years; 90 or more is an identifier (use age_band 90+)", ge=0, le=89
     )
     age_band: Optional[Series[pa.Category]] = _text("age band, e.g. 18-24, 65-89, 90+")
-    gender: Optional[Series[pa.Category]] = _text("category label")
+    gender: Optional[Series[pa.Category]] = _text(
+        "female, male, non_binary, other or unknown, or a label declared under categories; "
+        "any other label is read as other"
+    )
     end_reason: Optional[Series[pa.Category]] = _label(END_REASONS, "how treatment ended")
 
     class Config:

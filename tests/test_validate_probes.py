@@ -81,21 +81,40 @@ def test_identifier_in_a_value_is_refused_and_never_echoed(
     assert_nowhere(secret, str(info.value), repr(info.value.args), caplog.text, out, err)
 
 
-def test_name_in_a_value_label_is_refused(tmp_path, caplog, capsys):
+def _redcap_copy(tmp_path: Path) -> tuple[Path, StudyInput]:
     folder = tmp_path / "redcap"
     shutil.copytree(ROOT / "tests" / "data" / "byod" / "redcap", folder)
-    dictionary = folder / "dictionary.csv"
-    text = dictionary.read_text(encoding="utf-8")
-    dictionary.write_text(text.replace("1, female |", "1, Jane Goldberg |"), encoding="utf-8")
     config = yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8"))
     config["studies"]["redcap"]["path"] = str(folder)
     (folder / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
-    study = study_input(load_config(folder / "config.yaml"), "redcap")
+    return folder, study_input(load_config(folder / "config.yaml"), "redcap")
+
+
+def test_name_in_a_value_label_is_refused(tmp_path, caplog, capsys):
+    folder, study = _redcap_copy(tmp_path)
+    dictionary = folder / "dictionary.csv"
+    text = dictionary.read_text(encoding="utf-8")
+    dictionary.write_text(text.replace("1, female |", "1, Jane Goldberg |"), encoding="utf-8")
     with caplog.at_level(logging.DEBUG), pytest.raises(IdentifierError) as info:
         validate_study(study, REGISTRY)
     out, err = capsys.readouterr()
     assert "name" in {f.kind for f in info.value.report.findings}
     assert_nowhere("Goldberg", str(info.value), caplog.text, out, err)
+
+
+def test_redcap_column_outside_the_dictionary_is_not_quoted(tmp_path, caplog, capsys):
+    folder, study = _redcap_copy(tmp_path)
+    records = folder / "records.csv"
+    lines = records.read_text(encoding="utf-8").splitlines()
+    records.write_text(
+        "\n".join([lines[0] + ",Jane Goldberg"] + [f"{x}," for x in lines[1:]]) + "\n",
+        encoding="utf-8",
+    )
+    with caplog.at_level(logging.DEBUG), pytest.raises(StudyError) as info:
+        validate_study(study, REGISTRY)
+    out, err = capsys.readouterr()
+    assert "(header withheld) is not described by the data dictionary" in str(info.value)
+    assert_nowhere("Goldberg", str(info.value), repr(info.value.args), caplog.text, out, err)
 
 
 @pytest.mark.parametrize("header", ["Jane Goldberg", "jane@x.org"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 
 import numpy as np
@@ -20,6 +21,7 @@ def _uuid4(rng: np.random.Generator, n: int) -> list[str]:
     return [str(uuid.UUID(bytes=rng.bytes(16), version=4)) for _ in range(n)]
 
 
+@functools.cache
 def _schemes() -> dict[str, list[str]]:
     rng = np.random.default_rng(20260416)
     hyphenated = _uuid4(rng, N_IDS)

@@ -62,7 +62,16 @@ def test_pseudonym_schemes_are_never_refused(scheme):
 )
 @pytest.mark.parametrize(
     "value",
-    ["Jane Goldberg", "Goldberg, Jane", "Dr Goldberg", "maria garcia", "JANE SMITH"],
+    [
+        "Jane Goldberg",
+        "Goldberg, Jane",
+        "Goldberg Jane",
+        "Dr Goldberg",
+        "Mrs. Patel",
+        "maria garcia",
+        "JANE SMITH",
+        "Summer Jones",
+    ],
 )
 def test_names_in_values_are_refused_wherever_they_are_placed(column, value):
     tables = contract_tables()
@@ -95,7 +104,21 @@ def test_place_and_date_fragments_are_refused(kind, value, column):
 
 @pytest.mark.parametrize(
     "value",
-    ["collaborative", "usual_care", "Usual Care", "Hope Group", "female", "non_binary", "GP"],
+    [
+        "collaborative",
+        "usual_care",
+        "Usual Care",
+        "Hope Group",
+        "female",
+        "non_binary",
+        "GP",
+        "Summer School",
+        "Max Dose",
+        "Rose Hill",
+        "Wave June",
+        "Grace Period",
+        "will attend",
+    ],
 )
 def test_ordinary_labels_are_not_names(value):
     tables = with_column("clients", "arm", [value] * 4)

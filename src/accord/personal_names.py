@@ -11,7 +11,8 @@ A value holds a personal name when two neighbouring words read as one:
 - an initial and a surname from the list (``J. Smith``).
 
 A single given name on its own (``Mark``, ``Hope``) is not judged a name: too many are ordinary
-words. Category columns are protected against those by their vocabulary instead (see
+words, and names that are everyday words too (Summer, Max, Rose) count only beside a surname
+from the list, both capitalised (``Summer Jones``, not ``Summer School``). Category columns are protected against those by their vocabulary instead (see
 `accord.categories`). The lists ship with the package (``accord/data/*.txt``).
 """
 
@@ -35,7 +36,8 @@ _LABEL_WORDS = _words(
     "group groups care therapy treatment arm clinic clinics centre center site control "
     "usual waitlist online team service services program programme study trial phase "
     "wave cohort condition intervention session sessions unit ward house hall street "
-    "road project"
+    "road project school term period dose garden patrol complete station valley ward avenue "
+    "referral list order plan level stage step band score scale"
 )
 _MONTHS = _words(
     "january february march april may june july august september october november december"
@@ -47,7 +49,10 @@ _COMMON_WORDS = _words(
     "de la le von max rich bob jack frank earl page miles day week month year time care "
     "long short young small little brown green white black gray grey rose hill wood "
     "field ford bay lane dale park case price cash hunt king lord law love low rice ash "
-    "star stone moon sun new old good best well last first self home house end head"
+    "star stone moon sun new old good best well last first self home house end head summer "
+    "autumn winter spring dawn sandy holly ivy iris lily daisy heather hazel jade amber ruby "
+    "pearl crystal destiny harmony melody sky river brook forest sunny storm honey candy "
+    "cherry ginger misty august april june"
 )
 _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")
 _CAPITALISED = re.compile(r"[^\W\d_a-z][^\W\d_A-Z]+(?:['’-][^\W\d_][^\W\d_A-Z]*)*")
@@ -82,13 +87,17 @@ def _pair_is_name(first: str, gap: str, second: str) -> bool:
     given, family = given_names(), surnames()
     a, b = first.casefold(), second.casefold()
     if _SPACE.fullmatch(gap):
-        if a in given and b in family and not {a, b} & _COMMON_WORDS:
+        capitals = _capitalised(first) and _capitalised(second)
+        everyday = a in _COMMON_WORDS  # Summer School, Max Dose: words before they are names
+        # jane_smith; an everyday first word only when both are capitalised (Summer Jones)
+        if a in given and b in family and b not in _COMMON_WORDS and (capitals or not everyday):
             return True
-        if a in given and " " in gap and _capitalised(first) and _capitalised(second):
-            return b not in _LABEL_WORDS
-        # Goldberg Jane: surname first (not a label word, and not a month: Wave June)
-        both = _capitalised(first) and _capitalised(second)
-        if b in given and " " in gap and both and a not in _LABEL_WORDS and b not in _MONTHS:
+        # Jane Goldberg: a given name and a capitalised word that is not a label word
+        if a in given and not everyday and capitals and " " in gap and b not in _LABEL_WORDS:
+            return True
+        # Goldberg Jane: surname first (neither word a label word, a month or an everyday word)
+        plain = _LABEL_WORDS | _MONTHS | _COMMON_WORDS
+        if capitals and " " in gap and b in given and b not in plain and a not in plain:
             return True
         if a.rstrip(".") in _TITLES and _capitalised(second) and b not in _TITLES:
             return True

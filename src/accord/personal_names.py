@@ -12,8 +12,9 @@ A value holds a personal name when two neighbouring words read as one:
 
 A single given name on its own (``Mark``, ``Hope``) is not judged a name: too many are ordinary
 words, and names that are everyday words too (Summer, Max, Rose) count only beside a surname
-from the list, both capitalised (``Summer Jones``, not ``Summer School``). Category columns are protected against those by their vocabulary instead (see
-`accord.categories`). The lists ship with the package (``accord/data/*.txt``).
+from the list, both capitalised (``Summer Jones``, not ``Summer School``). Category columns
+are protected against a lone name by their vocabulary instead (see `accord.categories`). The
+lists ship with the package (``accord/data/*.txt``).
 """
 
 from __future__ import annotations

@@ -183,6 +183,20 @@ def test_undeclared_arm_keeps_plain_labels_only(tmp_path):
     ]
 
 
+def test_acknowledged_extra_column_still_publishes_no_name(tmp_path):
+    lines = CLIENTS.splitlines()
+    values = ["Jane Goldberg", "GP", "self"]
+    rows = [f"{line},{v}" for line, v in zip(lines[1:], values, strict=True)]
+    clients = "\n".join([lines[0] + ",referrer", *rows]) + "\n"
+    result = run(
+        write_study(tmp_path / "s", clients=clients),
+        extra_columns={"clients": ("referrer",)},
+        acknowledged_columns=("clients.referrer",),
+    )
+    assert list(result.tables["clients"]["referrer"].astype(str)) == ["other", "GP", "self"]
+    assert_nowhere("Goldberg", written(result, tmp_path / "out"))
+
+
 def test_declared_categories_keep_only_their_labels(tmp_path):
     lines = CLIENTS.splitlines()
     clients = "\n".join([lines[0], lines[1].replace("collaborative", "Hope Group"), *lines[2:]])

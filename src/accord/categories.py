@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from accord import contract
+from accord.guard import looks_identifying
 
 __all__ = ["OTHER", "CategoryChange", "label_key", "normalise_categories"]
 
@@ -140,7 +141,8 @@ def _open_vocabulary(
 def _plain(name: str, label: str) -> bool:
     """A label of a column without a vocabulary that may be published as it is."""
     shape = _AGE_BAND if name == "age_band" else _PLAIN_LABEL
-    return shape.fullmatch(label) is not None
+    # an acknowledged column skips the guard, but its labels still never publish a name
+    return shape.fullmatch(label) is not None and not looks_identifying(label)
 
 
 def _normalise_column(

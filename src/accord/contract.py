@@ -25,6 +25,12 @@ from pandera.typing import Series
 CONTRACT_VERSION = "1"
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+ID_COLUMNS = frozenset({"client_id", "therapist_id", "site_id", "goal_id"})
+# No client has more scheduled appointments than this; a larger session_number is a data error
+# (and keeps (client, session) keys within int64 without collisions).
+MAX_SESSION_NUMBER = 100_000
+# The contract's gender labels; a study may declare its own under categories.
+GENDERS = ("female", "male", "non_binary", "other", "unknown")
 END_REASONS = ("completed", "dropout", "referred", "ongoing", "other")
 SESSION_STATUSES = ("attended", "cancelled", "no_show")
 MODALITIES = ("in_person", "video", "phone", "other")
@@ -83,7 +89,10 @@ class Clients(pa.DataFrameModel):
         "age in years; 90 or more is an identifier (use age_band 90+)", ge=0, le=89
     )
     age_band: Optional[Series[pa.Category]] = _text("age band, e.g. 18-24, 65-89, 90+")
-    gender: Optional[Series[pa.Category]] = _text("category label")
+    gender: Optional[Series[pa.Category]] = _text(
+        "female, male, non_binary, other or unknown, or a label declared under categories; "
+        "any other label is read as other"
+    )
     end_reason: Optional[Series[pa.Category]] = _label(END_REASONS, "how treatment ended")
 
     class Config:
@@ -96,7 +105,10 @@ class Sessions(pa.DataFrameModel):
 
     client_id: Series[pa.Category] = _id("must exist in clients")
     session_number: Series[pd.Int64Dtype] = _integer(
-        "order of scheduled appointments; unique per client", ge=1, nullable=False
+        "order of scheduled appointments; unique per client",
+        ge=1,
+        le=MAX_SESSION_NUMBER,
+        nullable=False,
     )
     status: Series[pa.Category] = _label(SESSION_STATUSES, "attendance", nullable=False)
     day: Optional[Series[pd.Int64Dtype]] = _integer(
@@ -120,7 +132,10 @@ class Measures(pa.DataFrameModel):
 
     client_id: Series[pa.Category] = _id("must exist in clients")
     session_number: Series[pd.Int64Dtype] = _integer(
-        "0 = intake assessment; otherwise a session of this client", ge=0, nullable=False
+        "0 = intake assessment; otherwise a session of this client",
+        ge=0,
+        le=MAX_SESSION_NUMBER,
+        nullable=False,
     )
     instrument: Series[pa.Category] = pa.Field(
         nullable=False, title="string", description="a key of the instrument registry"

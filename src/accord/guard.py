@@ -46,6 +46,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from accord.errors import IdentifierError
+from accord.personal_names import looks_like_name
 
 __all__ = [
     "KIND_LABELS",
@@ -68,11 +69,15 @@ KIND_LABELS: dict[str, str] = {
     "phone": "phone numbers",
     "ssn": "SSN-shaped numbers (###-##-#### or 9 digits)",
     "date": "full calendar dates",
-    "zip": "ZIP-code-shaped text (5 digits or ZIP+4; store numeric codes as numbers)",
+    "zip": "ZIP-code-shaped text (5 digits or ZIP+4)",
     "url": "URLs",
     "ip_address": "IP addresses",
+    "partial_date": "partial dates (month and year, or day and month)",
+    "address": "street addresses or postcodes",
+    "record_number": "record numbers with a prefix (MRN, NHS number, account number)",
+    "name": "personal names",
     "age_90_plus": "ages of 90 or more (Safe Harbor allows only a single '90+' group)",
-    "id_shape": "client IDs shaped like an SSN, a phone number or a long digit string",
+    "id_shape": "IDs shaped like an SSN, a phone number or a long account-like digit string",
     "derived_id": "derived ID: client IDs that contain the value of column",
 }
 
@@ -106,7 +111,7 @@ class Finding:
         return base
 
     def describe(self) -> str:
-        text = f"{self.file}, column '{self.column}': {self.label}"
+        text = f"{self.file}, {column_phrase(self.column)}: {self.label}"
         if self.kind in ("column_name", "header_value"):
             return text
         if self.rows == 0:
@@ -184,11 +189,20 @@ class GuardReport:
             f"in {', '.join(files)}. The run stops before anything is written."
         )
         lines = [head, *(f"  {f.describe()}" for f in self.findings)]
-        lines.append(
-            "To proceed, remove these columns (or the identifying values) from the export, "
-            "or, if a privacy review clears a column, list it under acknowledged_columns in "
-            "the study's config as table.column (e.g. clients.notes)."
-        )
+        named = [f for f in self.findings if not is_withheld(f.column)]
+        if any(is_withheld(f.column) for f in self.findings):
+            lines.append(
+                "A column whose header is withheld looks like a data row: check that the "
+                "export has its header row, or rename the column."
+            )
+        if named:
+            entries = ", ".join(dict.fromkeys(f"{f.table}.{f.column}" for f in named))
+            lines.append(
+                "To proceed, remove the identifying values (or the column) from the export; "
+                "or, if a privacy review finds the column harmless (a pseudonym scheme, say), "
+                "acknowledge it in the study's config with exactly: "
+                f"acknowledged_columns: [{entries}]"
+            )
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -196,6 +210,70 @@ class GuardReport:
             f"GuardReport: {_plural(len(self.findings), 'finding')}, "
             f"{_plural(len(self.warnings), 'warning')}"
         )
+
+
+_WITHHELD = " (header withheld)"
+
+
+def is_withheld(column: str) -> bool:
+    """True for a column shown by position because its header looks identifying."""
+    return column.startswith("column ") and column.endswith(_WITHHELD)
+
+
+def column_phrase(column: str) -> str:
+    """How a column is named in a sentence: ``column 'age'`` or ``column 7 (header withheld)``."""
+    return column if is_withheld(column) else f"column '{column}'"
+
+
+def looks_identifying(text: str) -> bool:
+    """True when a header or file name reads as a data value: a name, e-mail, date, number..."""
+    text = str(text)
+    spaced = re.sub(r"[_.]+", " ", text)
+    return any(pattern.hits(text) or pattern.hits(spaced) for pattern in PATTERNS.values())
+
+
+def shown_column(column: object, position: int) -> str:
+    """A column's header as shown in messages: the header, or its position if identifying."""
+    text = str(column)
+    return f"column {position}{_WITHHELD}" if looks_identifying(text) else text
+
+
+def shown_file(name: str, table: str) -> str:
+    """A source file's name as shown in messages and outputs; withheld if identifying."""
+    stem = re.sub(r"\.(csv|tsv|txt|parquet|sav|xlsx?|json)(\.gz)?$", "", str(name), flags=re.I)
+    if looks_identifying(stem):
+        return f"the {table} file (name withheld)"
+    return str(name)
+
+
+_QUOTED = re.compile(r"'([^']*)'|\"([^\"]*)\"")
+_SEGMENTS = re.compile(r"(,\s*|:\s+|;\s*)")
+
+
+def withhold_text(text: str) -> str:
+    """A message with every part that looks identifying replaced by ``(withheld)``.
+
+    Quoted parts are judged whole (a header, a label); the rest is searched for the value
+    kinds (an e-mail address, a date...), and each comma-separated part for a personal name.
+    """
+
+    def quoted(m: re.Match[str]) -> str:
+        inner = m.group(1) if m.group(1) is not None else m.group(2)
+        return "'(withheld)'" if looks_identifying(inner) else m.group(0)
+
+    def spans(pattern: _Pattern) -> Callable[[re.Match[str]], str]:
+        def replace(m: re.Match[str]) -> str:
+            kept = pattern.valid is not None and not pattern.valid(m.group())
+            return m.group() if kept else "(withheld)"
+
+        return replace
+
+    text = _QUOTED.sub(quoted, str(text))
+    for kind, pattern in PATTERNS.items():
+        if kind != "name":
+            text = pattern.regex.sub(spans(pattern), text)
+    parts = _SEGMENTS.split(text)
+    return "".join("(withheld)" if looks_like_name(part) else part for part in parts)
 
 
 def _plural(n: int, noun: str) -> str:
@@ -206,6 +284,8 @@ def _plural(n: int, noun: str) -> str:
 
 # Columns of the data contract. Their names are known-safe; their values are still scanned.
 CONTRACT_ID_COLUMNS = frozenset({"client_id", "therapist_id", "site_id", "goal_id"})
+# Columns that hold pseudonyms (a GAS rating's item is its goal_id): judged as whole IDs.
+_PSEUDONYM_COLUMNS = CONTRACT_ID_COLUMNS | {"item"}
 # Contract columns that hold numbers; if such a column was read as text and every value is a
 # plain number, it is treated as numeric (no ZIP/SSN patterns on session numbers).
 CONTRACT_NUMERIC_COLUMNS = frozenset(
@@ -460,6 +540,46 @@ _IP = _alt(
 )
 
 
+_PARTIAL_DATE = _alt(
+    # April 2023, Apr-23, apr '23, May 5, March 2nd
+    rf"(?i:(?<![a-z]){_MONTH}\.?(?![a-z])[ ,/'-]*\d{{1,4}}(?:st|nd|rd|th)?(?![\d]|[a-z]{{2}}))",
+    # 17 April, 17-Apr, 17th of April
+    rf"(?i:(?<![a-z\d]){_DAY}(?:st|nd|rd|th)?(?:[ /-]|\s+of\s+)?{_MONTH}(?![a-z]))",
+    # 2023-04, 2023/4
+    rf"(?<![\d/.-]){_YEAR4}[-/.](?:0?[1-9]|1[0-2])(?![\d]|[-/.]\d)",
+    # 04/2023
+    rf"(?<![\d/.-])(?:0?[1-9]|1[0-2])[/.-]{_YEAR4}(?![\d]|[-/.]\d)",
+    # 17/04, 03/12 (a two-digit month; 3/4 reads as a fraction)
+    r"(?<![\d/.-])(?:0?[1-9]|[12]\d|3[01])/(?:0[1-9]|1[0-2])(?![\d]|[-/.]\d)",
+)
+
+_STREET_TYPES = (
+    "street|st|road|rd|avenue|ave|lane|ln|drive|dr|boulevard|blvd|court|ct|place|pl|terrace"
+    "|way|close|crescent|square|sq|highway|hwy|parkway|pkwy|gardens|grove|row|mews"
+)
+_ADDRESS = _alt(
+    # 12 Baker Street, 1600 Pennsylvania Ave
+    rf"(?i:(?<![a-z\d])\d{{1,5}}[a-z]?,?\s+(?:[a-z'.-]+\s+){{1,4}}(?:{_STREET_TYPES})\.?(?![a-z]))",
+    r"(?i:(?<![a-z])p\.?\s?o\.?\s+box\s+\d+)",
+    # UK postcodes: SW1A 1AA, M1 1AE
+    r"(?<![A-Za-z\d])[A-Z]{1,2}\d[A-Z\d]? \d[A-Z]{2}(?![A-Za-z\d])",
+)
+
+_RECORD_NUMBER = (
+    r"(?i:(?<![a-z])(?:(?:mrn|nhs|chi|ssn|nin|upi)\s*(?:no\.?|number|num|nr|#|id)?"
+    r"|(?:medical\s+record|hospital|record|chart|account|acct|policy|member|insurance|patient)"
+    r"\s*(?:no\.?|number|num|nr|#|id))\s*[:#.]?\s*\d[\d -]{3,}\d)"
+)
+
+
+_LOWER_MAY = re.compile(r"(?<![A-Za-z])may(?![a-z])")
+
+
+def _partial_date_ok(m: str) -> bool:
+    # "at 5 may go": a lower-case "may" is a month only beside a year
+    return _LOWER_MAY.search(m) is None or re.search(r"\d{4}|'\d\d", m) is not None
+
+
 def _ascii(source: str) -> re.Pattern[str]:
     # ASCII classes, as in RE2, so the vectorised and the plain-Python paths agree.
     return re.compile(source, re.ASCII)
@@ -499,10 +619,59 @@ PATTERNS: dict[str, _Pattern] = {
             r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|[0-9A-Fa-f]*:[0-9A-Fa-f]*:",
             _ip_ok,
         ),
+        _Pattern(
+            "partial_date",
+            _ascii(_PARTIAL_DATE),
+            rf"(?i:{_MONTH3})|\d{{4}}[-/.]\d|\d[/.-]\d{{4}}|\d/\d\d",
+            _partial_date_ok,
+        ),
+        _Pattern(
+            "address",
+            _ascii(_ADDRESS),
+            r"(?i:\d[a-z]?,?\s+\S+\s|box\s+\d)|[A-Z]\d[A-Z\d]? \d[A-Z]{2}",
+        ),
+        _Pattern(
+            "record_number",
+            _ascii(_RECORD_NUMBER),
+            r"(?i:(?:mrn|nhs|chi|ssn|nin|upi|record|hospital|chart|acc|policy|member|insurance"
+            r"|patient).{0,16}\d)",
+        ),
+        # any value with two words; the name lists decide
+        _Pattern(
+            "name", re.compile(r"(?s).+"), r"[^\s_.,-][\s_.,-]{1,3}[^\s_.,-]", looks_like_name
+        ),
     ]
 }
 
-_DIGITS_ONLY = r"^\s*\d{7,}\s*$"
+# An ID is refused for its shape only when the whole value, or one delimited part of it, is
+# an SSN (123-45-6789, 123456789), a phone number or an account-like run of 12+ digits.
+_ID_PREFILTER = r"\d{3}[^0-9]{0,2}\d{2}"
+_ID_SSN = re.compile(r"\d{3}([- ]?)\d{2}\1\d{4}")
+_ID_PHONE_DIGITS = re.compile(r"0\d{9,10}|1?[2-9]\d{9}")
+_ID_LONG = re.compile(r"\d{12,}")
+# UUIDs (hyphenated or not) and other hex tokens: their letters and digits mean nothing
+_HEX_ID = re.compile(r"[0-9a-f]{8}(?:-?[0-9a-f]{4}){3}-?[0-9a-f]{12}|[0-9a-f]{16,}", re.I)
+_ID_DELIMITERS = re.compile(r"[-_./ ]+")
+
+
+def _id_shaped(value: str) -> bool:
+    whole = value.strip()
+    if _ID_SSN.fullmatch(whole) or _ID_PHONE_DIGITS.fullmatch(whole) or _ID_LONG.fullmatch(whole):
+        return True
+    phone = PATTERNS["phone"].regex.fullmatch(whole)
+    if phone is not None and _phone_ok(phone.group()):
+        return True
+    parts = [p for p in _ID_DELIMITERS.split(whole) if p]
+    if len(parts) < 2:
+        return False
+    if any(_ID_SSN.fullmatch(p) or _ID_PHONE_DIGITS.fullmatch(p) for p in parts):
+        return True
+    widths = [len(p) if p.isdigit() else 0 for p in parts]
+    runs = (tuple(widths[i : i + 3]) for i in range(len(widths) - 2))
+    return any(run in ((3, 2, 4), (3, 3, 4)) for run in runs)
+
+
+_LEADING_ZERO = re.compile(r"\s*0\d")
 _PLAIN_NUMBER = re.compile(r"\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*")
 
 
@@ -541,6 +710,12 @@ def _scan_values(values: Sequence[str], kinds: Collection[str]) -> dict[str, np.
             mask[i] = pattern.hits(values[i])
         if mask.any():
             masks[kind] = mask
+    if "name" in masks:
+        # a name inside an e-mail address or another hit is reported once, as that kind
+        others = [m for k, m in masks.items() if k != "name"]
+        masks["name"] = masks["name"] & ~np.logical_or.reduce(others) if others else masks["name"]
+        if not masks["name"].any():
+            del masks["name"]
     return masks
 
 
@@ -722,6 +897,9 @@ def _distinct_texts(s: pd.Series) -> list[str]:
     return []
 
 
+_YEAR_VALUE = re.compile(r"(?:19|20)\d\d|2100")
+
+
 def _derived_id_findings(
     df: pd.DataFrame,
     table: str,
@@ -739,7 +917,11 @@ def _derived_id_findings(
     haystack = "\n".join(x for x in ids if x is not None)
     findings = []
     for col in cols:
-        values = {v for v in _distinct_texts(df[col]) if len(v) >= 3} - codes.lower_texts
+        # a year in an ID (TRIAL2019-001) is part of a pseudonym scheme, not derived from a person
+        values = {
+            v for v in _distinct_texts(df[col]) if len(v) >= 3 and not _YEAR_VALUE.fullmatch(v)
+        }
+        values -= codes.lower_texts
         if len(values) <= 1_000:
             values = {v for v in values if v in haystack}
         if not values:
@@ -804,14 +986,7 @@ def _acknowledged(ack: Collection[str]) -> set[str]:
 
 def _display_names(columns: Iterable[object]) -> dict[object, str]:
     """How each column is named in messages; a name that looks like a value is withheld."""
-    shown = {}
-    for pos, col in enumerate(columns, start=1):
-        text = str(col)
-        if any(pattern.hits(text) for pattern in PATTERNS.values()):
-            shown[col] = f"#{pos} (name withheld)"
-        else:
-            shown[col] = text
-    return shown
+    return {col: shown_column(col, pos) for pos, col in enumerate(columns, start=1)}
 
 
 def scan_identifiers(
@@ -894,7 +1069,7 @@ def _column_findings(
             old = int((num >= 90).sum())
             if old:
                 add("age_90_plus", old)
-        if name == "client_id":
+        if name in _PSEUDONYM_COLUMNS:
             uniq = _Uniques(s)
             shaped = _id_shape_mask(_as_text(uniq.raw)[0])
             if shaped.any():
@@ -916,16 +1091,22 @@ def _column_findings(
         if old_mask.any():
             add("age_90_plus", uniq.rows(old_mask))
 
-    if name in CONTRACT_NUMERIC_COLUMNS and all(_PLAIN_NUMBER.fullmatch(v) for v in texts):
+    numeric = all(_PLAIN_NUMBER.fullmatch(v) for v in texts if v)
+    if name in CONTRACT_NUMERIC_COLUMNS and numeric:
         return found
 
     kinds = list(PATTERNS)
-    if name == "client_id":
-        kinds = [kd for kd in kinds if kd not in ("ssn", "phone", "zip")]
+    if name in _PSEUDONYM_COLUMNS:
+        # Pseudonyms are judged as whole values: a UUID's digits are not an SSN, a trial
+        # number carrying a year is not a date.
+        kinds = [kd for kd in kinds if kd not in ("ssn", "phone", "zip", "partial_date")]
         shaped = _id_shape_mask(texts)
         if shaped.any():
             add("id_shape", uniq.rows(shaped))
-    elif name in CONTRACT_ID_COLUMNS:
+        texts = ["" if v.strip().isdigit() or _HEX_ID.fullmatch(v.strip()) else v for v in texts]
+    elif numeric and not any(_LEADING_ZERO.match(v) for v in texts):
+        # a measurement (steps_per_day) is not a ZIP code; a column named like one is
+        # refused for its name, and codes kept as text keep their leading zeros
         kinds.remove("zip")
     for kind, mask in _scan_values(texts, kinds).items():
         add(kind, uniq.rows(mask))
@@ -933,13 +1114,10 @@ def _column_findings(
 
 
 def _id_shape_mask(texts: list[str]) -> np.ndarray:
-    """Which client IDs are all digits (7 or more), SSN-shaped or phone-shaped."""
+    """Which IDs are, as a whole or in a delimited part, SSN-, phone- or account-shaped."""
     mask = np.zeros(len(texts), dtype=bool)
-    arr = _arrow(texts)
-    mask[_candidates(texts, _DIGITS_ONLY, arr)] = True
-    for pattern in (PATTERNS["ssn"], PATTERNS["phone"]):
-        for i in _candidates(texts, pattern.prefilter, arr):
-            mask[i] = mask[i] or pattern.hits(texts[i])
+    for i in _candidates(texts, _ID_PREFILTER, _arrow(texts)):
+        mask[i] = _id_shaped(texts[i])
     return mask
 
 

@@ -39,6 +39,7 @@ _FIELDS = (
     "items",
     "item_min",
     "item_max",
+    "item_step",
     "total_min",
     "total_max",
     "score",
@@ -88,6 +89,8 @@ class Instrument:
     reliability: float | None
     norms: Mapping[str, Mapping[str, float]] | None = field(hash=False)
     source: str
+    # responses are item_min + k * item_step (1 for a whole-number scale); None: any value
+    item_step: float | None = None
 
     @property
     def scales(self) -> tuple[str, ...]:
@@ -275,6 +278,9 @@ def _build(key: str, spec: Any, path: str, *, builtin: bool) -> Instrument:
     if reliable_change is not None and reliable_change <= 0:
         raise ConfigError(f"{path}.reliable_change: must be positive")
     reliability = _optional_number(spec.get("reliability"), f"{path}.reliability")
+    item_step = _optional_number(spec.get("item_step"), f"{path}.item_step")
+    if item_step is not None and not item_step > 0:
+        raise ConfigError(f"{path}.item_step: must be greater than 0")
     if reliability is not None and not 0 < reliability < 1:
         raise ConfigError(f"{path}.reliability: must lie strictly between 0 and 1")
 
@@ -307,6 +313,7 @@ def _build(key: str, spec: Any, path: str, *, builtin: bool) -> Instrument:
         bands=bands,
         reliable_change=reliable_change,
         reliability=reliability,
+        item_step=item_step,
         norms=norms,
         source=" ".join(source.split()),
     )

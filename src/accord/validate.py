@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,8 +28,17 @@ import pandas as pd
 import pandera.pandas as pa
 
 from accord import contract
+from accord.categories import CategoryChange, normalise_categories
 from accord.errors import StudyError
-from accord.guard import GuardReport, check_identifiers
+from accord.guard import (
+    GuardReport,
+    check_identifiers,
+    column_phrase,
+    looks_identifying,
+    shown_column,
+    shown_file,
+    withhold_text,
+)
 from accord.instruments import Registry
 from accord.io import find_table, read_table
 
@@ -60,6 +70,8 @@ class StudyInput:
     quasi_identifier_k: int = 5
     format: str = "contract"
     entry: Mapping[str, Any] = field(default_factory=dict)
+    categories: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    decimal: str = "."
 
 
 @dataclass
@@ -146,15 +158,18 @@ def validate_study(study: StudyInput, registry: Registry) -> ValidationResult:
     inputs = (
         _read_contract_study(study) if study.format == "contract" else _read_mapped_study(study)
     )
-    raw, names, notes, checksums = inputs.raw, inputs.names, inputs.notes, inputs.checksums
+    _withhold_file_names(inputs)
+    raw, names, notes = inputs.raw, inputs.names, inputs.notes
     issues, replaced = inputs.issues, inputs.replaced
 
     # Declared missing codes are not data: a 999 meaning "not asked" is not an age of 999.
     for table, frame in raw.items():
         raw[table], counts = _replace_missing_codes(frame, study.missing_codes)
+        raw[table], id_counts = _missing_like_ids(raw[table])
         merged = replaced.setdefault(table, {})
-        for column, n in counts.items():
+        for column, n in (counts | id_counts).items():
             merged[column] = merged.get(column, 0) + n
+        notes.extend(_missing_like_notes(names[table], id_counts))
 
     guard = check_identifiers(
         raw, names, acknowledged=study.acknowledged_columns, k=study.quasi_identifier_k
@@ -162,17 +177,28 @@ def validate_study(study: StudyInput, registry: Registry) -> ValidationResult:
 
     for table, frame in raw.items():
         _check_table_shape(table, frame, names[table], study.extra_columns.get(table, ()))
+    notes.extend(_convention_notes(raw, names, study))
 
     for table in raw:
         issues.setdefault(table, [])
     typed: dict[str, pd.DataFrame] = {}
+    changes: list[CategoryChange] = []
+    emptied: dict[str, pd.DataFrame] = {}
     for table, frame in raw.items():
-        frame, type_issues = _coerce(table, frame)
-        issues[table].extend(type_issues)
+        frame, type_issues = _coerce(table, frame, study.decimal)
+        text_columns = [c for c in study.extra_columns.get(table, ()) if c in frame]
+        frame, found = normalise_categories(table, frame, study.categories, text_columns)
+        changes.extend(found)
         _apply_defaults(table, frame)
-        issues[table].append(_schema_issues(table, frame, names[table]))
+        cell_issues = [*type_issues, _schema_issues(table, frame, names[table])]
+        cell_issues, emptied[table] = _empty_optional_cells(table, frame, cell_issues)
+        issues[table].extend(cell_issues)
         issues[table].append(_key_issues(table, frame))
         typed[table] = frame
+    notes.extend(change.describe() for change in changes)
+    notes.extend(_emptied_notes(names, emptied))
+    for note in notes:
+        log.warning("%s: %s", study.name, withhold_text(note))
 
     issues["sessions"].append(_day_order_issues(typed["sessions"]))
     issues["measures"].append(_instrument_issues(typed["measures"], registry))
@@ -197,9 +223,114 @@ def validate_study(study: StudyInput, registry: Registry) -> ValidationResult:
     quarantine = quarantine.sort_values(
         ["table", "source", "row_number", "rule", "column"], kind="stable"
     ).reset_index(drop=True)
-    summary = _summary(study, typed, accepted, quarantine, replaced, notes, checksums, guard)
+    summary = _summary(study, typed, accepted, quarantine, replaced, inputs, guard)
+    summary["categories"] = [change.to_dict() for change in changes]
+    for table, cells in emptied.items():
+        summary["tables"][table]["cells_emptied"] = _emptied_summary(cells)
     summary.update(inputs.summary)
     return ValidationResult(accepted, quarantine, summary, guard)
+
+
+def _withhold_file_names(inputs: _Inputs) -> None:
+    """Show an identifying source file name (Goldberg_Jane_clients.csv) as its table instead."""
+    shown: dict[str, str] = {}
+    for table, name in inputs.names.items():
+        shown[name] = shown_file(name, table)
+    for table, sources in inputs.source.items():
+        for name in pd.unique(sources):
+            shown.setdefault(str(name), shown_file(str(name), table))
+    for name in inputs.checksums:
+        shown.setdefault(name, shown_file(name, "input"))
+    withheld = {name: alias for name, alias in shown.items() if alias != name}
+    if not withheld:
+        return
+    taken: dict[str, int] = {}
+    for name in sorted(withheld):
+        alias = withheld[name]
+        taken[alias] = taken.get(alias, 0) + 1
+        if taken[alias] > 1:  # two withheld files of one table stay apart
+            withheld[name] = f"{alias} #{taken[alias]}"
+    inputs.names = {t: withheld.get(n, n) for t, n in inputs.names.items()}
+    inputs.source = {
+        t: np.array([withheld.get(str(n), n) for n in src], dtype=object)
+        for t, src in inputs.source.items()
+    }
+    inputs.checksums = {withheld.get(n, n): c for n, c in inputs.checksums.items()}
+    for key, value in inputs.summary.items():
+        if isinstance(value, dict):  # per-file counts (source_rows)
+            inputs.summary[key] = {withheld.get(n, n): v for n, v in value.items()}
+    for name, alias in sorted(withheld.items(), key=lambda kv: -len(kv[0])):
+        inputs.notes = [note.replace(name, alias) for note in inputs.notes]
+
+
+# Text that means "missing" in common exports (R, SAS, Excel); never a real pseudonym.
+_MISSING_LIKE = frozenset({"na", "n/a", "nan", "null", "none", "missing", "#n/a", ".", "-", "--"})
+
+
+def _missing_like_ids(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
+    """In ID columns, ``NA``, ``NULL``, ``.``... are missing, not a therapist called NA."""
+    counts: dict[str, int] = {}
+    frame = frame.copy(deep=False)  # columns are replaced, never changed in place
+    for name in contract.ID_COLUMNS & set(frame.columns):
+        column = frame[name]
+        labels = column.cat.categories
+        hit = np.array([str(v).strip().casefold() in _MISSING_LIKE for v in labels], dtype=bool)
+        if not hit.any():
+            continue
+        n = int(np.isin(column.cat.codes.to_numpy(), np.flatnonzero(hit)).sum())
+        if n:
+            counts[name] = n
+            frame[name] = column.cat.remove_categories(labels[hit])
+    return frame, counts
+
+
+def _missing_like_notes(file: str, counts: Mapping[str, int]) -> list[str]:
+    return [
+        f"{file}: {n} cell(s) of {column} held a missing-value marker (such as NA or NULL) "
+        "and were read as missing"
+        for column, n in sorted(counts.items())
+    ]
+
+
+_DECIMAL_COMMA = re.compile(r"\s*[+-]?\d+,\d+\s*")
+
+
+def _convention_notes(
+    raw: Mapping[str, pd.DataFrame], names: Mapping[str, str], study: StudyInput
+) -> list[str]:
+    """Whole-export conventions that break many rows at once, and what to set for them."""
+    notes = []
+    codes = {str(code).strip() for code in study.missing_codes}
+    na_cells, na_columns = 0, 0
+    comma_cells = 0
+    for table, frame in raw.items():
+        specs = contract.columns(table)
+        for name in frame.columns:
+            column = frame[name]
+            labels = [str(v) for v in column.cat.categories]
+            is_na = np.array([v.strip() == "NA" for v in labels], dtype=bool)
+            spec = specs.get(name)
+            is_comma = np.zeros(len(labels), dtype=bool)
+            if spec is not None and spec.kind == "number" and study.decimal == ".":
+                is_comma = np.array([bool(_DECIMAL_COMMA.fullmatch(v)) for v in labels])
+            if not (is_na.any() or is_comma.any()):
+                continue
+            codes_of = column.cat.codes.to_numpy()
+            na = int(np.isin(codes_of, np.flatnonzero(is_na)).sum())
+            if na and "NA" not in codes:
+                na_cells, na_columns = na_cells + na, na_columns + 1
+            comma_cells += int(np.isin(codes_of, np.flatnonzero(is_comma)).sum())
+    if na_cells:
+        notes.append(
+            f"{na_cells} cell(s) in {na_columns} column(s) read NA, R's marker for a missing "
+            'value; if NA means missing in this export, set missing_codes: ["NA"] for the study'
+        )
+    if comma_cells:
+        notes.append(
+            f"{comma_cells} number(s) are written with a decimal comma (0,5); if the export "
+            'uses decimal commas, set decimal: "," for the study'
+        )
+    return notes
 
 
 def sha256(path: str | Path) -> str:
@@ -238,10 +369,14 @@ def _check_table_shape(table: str, frame: pd.DataFrame, file: str, extra: Sequen
             file=file,
             column=missing[0],
         )
-    unknown = [name for name in frame.columns if name not in specs and name not in extra]
+    unknown = [
+        shown_column(name, pos)
+        for pos, name in enumerate(frame.columns, start=1)
+        if name not in specs and name not in extra
+    ]
     if unknown:
         raise StudyError(
-            f"{file}: column '{unknown[0]}' is not in the data contract"
+            f"{file}: {column_phrase(unknown[0])} is not in the data contract"
             + (f" (also: {', '.join(unknown[1:])})" if len(unknown) > 1 else "")
             + f". Declare it under studies.<study>.extra_columns.{table} in the config "
             "if it belongs in the study, or remove it.",
@@ -287,7 +422,9 @@ def _is_number(value) -> bool:
     return True
 
 
-def _coerce(table: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
+def _coerce(
+    table: str, frame: pd.DataFrame, decimal: str = "."
+) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
     """Give each contract column its type; a cell that does not parse is a row issue."""
     specs = contract.columns(table)
     out = {}
@@ -296,7 +433,7 @@ def _coerce(table: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[pd.Data
         column = frame[name]
         spec = specs.get(name)
         kind = spec.kind if spec else _guess_kind(column)
-        values, unparsed = _parse(column, kind)
+        values, unparsed = _parse(column, kind, decimal)
         out[name] = values
         if unparsed.any():
             issues.append(_issue_frame(np.flatnonzero(unparsed), f"type:{kind}", name))
@@ -310,10 +447,12 @@ def _guess_kind(column: pd.Series) -> str:
     return "number" if len(labels) and numbers.notna().all() else "string"
 
 
-def _parse(column: pd.Series, kind: str) -> tuple[pd.Series, np.ndarray]:
+def _parse(column: pd.Series, kind: str, decimal: str = ".") -> tuple[pd.Series, np.ndarray]:
     """Parse a categorical column of text labels; parse each distinct label once."""
     codes = column.cat.codes.to_numpy()
     labels = pd.Series(column.cat.categories, dtype=object).str.strip()
+    if decimal == "," and kind in ("number", "integer"):
+        labels = labels.str.replace(",", ".", regex=False)  # a decimal comma export: 0,5
     if kind in ("id", "string"):
         if labels.equals(pd.Series(column.cat.categories, dtype=object)) and (labels != "").all():
             return column, np.zeros(len(column), dtype=bool)
@@ -398,6 +537,55 @@ def _schema_issues(table: str, frame: pd.DataFrame, file: str) -> pd.DataFrame:
             {"row": rows, "rule": cases["check"].astype(str).to_numpy(), "column": cases["column"]}
         )
     return _issue_frame(np.array([], dtype=np.int64), "", "")
+
+
+def _empty_optional_cells(
+    table: str, frame: pd.DataFrame, cell_issues: list[pd.DataFrame]
+) -> tuple[list[pd.DataFrame], pd.DataFrame]:
+    """A bad cell of an optional column is emptied (and counted), not its row quarantined.
+
+    An ``NA`` in homework_completion says nothing about whether the session happened, so
+    the session and its measures stay; the cell becomes missing. Returns the issues that
+    still quarantine rows, and the emptied cells (row, rule, column).
+    """
+    keys = set(contract.KEYS[table])
+    optional = {
+        name
+        for name, spec in contract.columns(table).items()
+        if not spec.required and spec.nullable and name not in keys and name in frame
+    }
+    parts = [part for part in cell_issues if len(part)]
+    if not parts or not optional:
+        return parts, _issue_frame(np.array([], dtype=np.int64), "", "")
+    found = pd.concat(parts, ignore_index=True)
+    soft = found["column"].isin(optional).to_numpy()
+    cells = found.loc[soft].reset_index(drop=True)
+    for column, rows in cells.groupby("column"):
+        mask = np.zeros(len(frame), dtype=bool)
+        mask[rows["row"].to_numpy()] = True
+        frame[column] = frame[column].mask(mask)
+    return [found.loc[~soft].reset_index(drop=True)], cells
+
+
+def _emptied_notes(names: Mapping[str, str], emptied: Mapping[str, pd.DataFrame]) -> list[str]:
+    notes = []
+    for table, cells in emptied.items():
+        for entry in _emptied_summary(cells):
+            notes.append(
+                f"{names[table]}: {entry['cells']} cell(s) of the optional column "
+                f"{entry['column']} broke {entry['rule']} and were emptied; their rows stay"
+            )
+    return notes
+
+
+def _emptied_summary(cells: pd.DataFrame) -> list[dict[str, object]]:
+    if cells.empty:
+        return []
+    counts = cells.drop_duplicates(["row", "column"]).groupby(["rule", "column"]).size()
+    return [
+        {"rule": rule, "column": column, "cells": int(n)}
+        for (rule, column), n in counts.sort_index().items()
+    ]
 
 
 def _key_codes(frame: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
@@ -504,6 +692,29 @@ def _instrument_issues(measures: pd.DataFrame, registry: Registry) -> pd.DataFra
         ):
             if mask.any():
                 parts.append(_issue_frame(rows[mask], f"in_range({a:g}, {b:g})", "value"))
+    parts.append(_step_issues(registry, inst_labels, inst_codes, item_labels, item_codes, value))
+    return pd.concat(parts, ignore_index=True)
+
+
+def _step_issues(
+    registry: Registry,
+    inst_labels: Sequence[str],
+    inst_codes: np.ndarray,
+    item_labels: Sequence[str],
+    item_codes: np.ndarray,
+    value: np.ndarray,
+) -> pd.DataFrame:
+    """Item responses off the instrument's answer steps (a GAD-7 item of 1.5)."""
+    is_item = np.array([label != "total" for label in item_labels] + [False])[item_codes]
+    parts = [_issue_frame(np.array([], dtype=np.int64), "", "")]
+    for i, key in enumerate(inst_labels):
+        step = registry[key].item_step if key in registry else None
+        if not step:
+            continue
+        rows = np.flatnonzero((inst_codes == i) & is_item & np.isfinite(value))
+        offset = (value[rows] - registry[key].item_min) / step
+        off = np.abs(offset - np.round(offset)) > 1e-9
+        parts.append(_issue_frame(rows[off], f"item_step({step:g})", "value"))
     return pd.concat(parts, ignore_index=True)
 
 
@@ -586,9 +797,15 @@ def _recode(column: pd.Series, categories: pd.Index) -> np.ndarray:
 
 
 def _session_key(client_codes: np.ndarray, session_number: pd.Series) -> np.ndarray:
+    """One int64 per (client, session): client * (MAX + 1) + session, so no two pairs share one.
+
+    Session numbers beyond the contract's maximum break its rule and get no key (-1).
+    """
     number = session_number.to_numpy(dtype=float, na_value=np.nan)
-    ok = (client_codes >= 0) & np.isfinite(number) & (number >= 0)
-    return np.where(ok, client_codes * (1 << 32) + np.where(ok, number, 0).astype(np.int64), -1)
+    top = contract.MAX_SESSION_NUMBER
+    ok = (client_codes >= 0) & np.isfinite(number) & (number >= 0) & (number <= top)
+    session = np.where(ok, number, 0).astype(np.int64)
+    return np.where(ok, client_codes.astype(np.int64) * (top + 1) + session, -1)
 
 
 def _accepted_mask(frame: pd.DataFrame, rows: pd.DataFrame) -> np.ndarray:
@@ -636,9 +853,10 @@ def _quarantine_rows(
             "rule": rows["rule"].to_numpy(),
             "column": rows["column"].to_numpy(),
             "source": inputs.source[table][index],
-            "source_column": inputs.source_columns(
-                table, index, rows["column"].to_numpy(dtype=object)
-            ),
+            "source_column": [
+                "(header withheld)" if looks_identifying(str(c)) else c
+                for c in inputs.source_columns(table, index, rows["column"].to_numpy(dtype=object))
+            ],
         }
     )
 
@@ -649,8 +867,7 @@ def _summary(
     accepted: Mapping[str, pd.DataFrame],
     quarantine: pd.DataFrame,
     replaced: Mapping[str, Mapping[str, int]],
-    notes: list[str],
-    checksums: Mapping[str, str],
+    inputs: _Inputs,
     guard: GuardReport,
 ) -> dict:
     tables = {}
@@ -677,8 +894,8 @@ def _summary(
         "contract_version": contract.CONTRACT_VERSION,
         "missing_codes": [str(code) for code in study.missing_codes],
         "tables": tables,
-        "notes": notes,
-        "input_checksums_sha256": dict(sorted(checksums.items())),
+        "notes": [withhold_text(note) for note in inputs.notes],
+        "input_checksums_sha256": dict(sorted(inputs.checksums.items())),
         "identifier_guard": guard.to_dict(),
     }
 

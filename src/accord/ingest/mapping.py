@@ -56,6 +56,7 @@ import pandas as pd
 
 from accord import contract
 from accord.errors import ConfigError, StudyError
+from accord.guard import looks_identifying
 from accord.ingest.sources import SourceFrame
 
 _TOKEN = "[A-Za-z0-9]+"
@@ -392,7 +393,7 @@ def _require_column(source: SourceFrame, column: str, key: str) -> None:
     if column in source.frame:
         return
     near = difflib.get_close_matches(column, [str(c) for c in source.frame.columns], n=1)
-    hint = f" (did you mean '{near[0]}'?)" if near else ""
+    hint = f" (did you mean '{near[0]}'?)" if near and not looks_identifying(near[0]) else ""
     raise StudyError(
         f"{source.label}: column '{column}' named by config key '{key}' is not in the "
         f"source{hint}.",

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from accord.errors import IdentifierError, StudyError
-from accord.guard import Finding, GuardReport
+from accord.guard import Finding, GuardReport, column_phrase, shown_column
 from accord.ingest.sources import (
     SourceFrame,
     frame_from_rows,
@@ -250,11 +250,15 @@ def read_redcap(
     source = SourceFrame(frame_from_rows(records.name, rows), records.name)
     replace_missing_codes(source, missing_codes)
     frame = source.frame
-    unknown = [name for name in frame.columns if name not in expected]
+    unknown = [
+        shown_column(name, pos)
+        for pos, name in enumerate(frame.columns, start=1)
+        if name not in expected
+    ]
     if unknown:
         raise StudyError(
-            f"{records.name}: column '{unknown[0]}' is not described by the data dictionary "
-            f"{dictionary.name}"
+            f"{records.name}: {column_phrase(unknown[0])} is not described by the data "
+            f"dictionary {dictionary.name}"
             + (f" (also: {', '.join(unknown[1:5])})" if len(unknown) > 1 else "")
             + ". Export the records and the dictionary from the same project version.",
             file=records.name,

@@ -19,6 +19,7 @@ import pandas as pd
 
 from accord import contract
 from accord.errors import ConfigError, StudyError
+from accord.guard import shown_column
 from accord.ingest.mapping import MappedPart, map_part
 from accord.ingest.redcap import read_redcap
 from accord.ingest.sources import SourceFrame, count_rows, read_source, replace_missing_codes
@@ -283,7 +284,11 @@ def _notes(sources: Mapping[tuple, SourceFrame], tables: Mapping[str, IngestedTa
                 for c in cells.split(";")
             )
             selected[part.rows_selected] = True
-        unused = [c for c in source.frame.columns if c not in used and not _bookkeeping(c)]
+        unused = [
+            shown_column(c, pos)
+            for pos, c in enumerate(source.frame.columns, start=1)
+            if c not in used and not _bookkeeping(c)
+        ]
         if unused:
             notes.append(
                 f"{source.label}: {len(unused)} column(s) not mapped and not carried over: "

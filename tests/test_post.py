@@ -72,3 +72,11 @@ def test_post_at_a_planned_session_number():
 def test_end_of_treatment_must_be_a_session_or_completed(value):
     with pytest.raises(ConfigError, match="end_of_treatment"):
         MeasureSettings(end_of_treatment=value)
+
+
+def test_last_score_before_the_end_assessment():
+    out = study()
+    # a: end session 3, last score before it at session 2 (9); the others have no end
+    # session, so it is their last score.
+    assert out["phq9_last_before_post"].tolist() == [9.0, 18.0, 8.0, 10.0]
+    assert out["phq9_last_before_post_session"].tolist() == [2, 1, 2, 3]

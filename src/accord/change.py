@@ -11,7 +11,9 @@ Jacobson & Truax (1991):
 First, post and last (measures.md, outcome change): first is the intake (the first assessment);
 post is the score at the client's end-of-treatment assessment (`end_session`, set from
 ``analysis.end_of_treatment``), MISSING when the client was not assessed there; last is the last
-observed score, i.e. last observation carried forward. change = change_post = post - first is the
+observed score, i.e. last observation carried forward; last_before_post, the last score before
+the end session (any score where there is none), is an auxiliary for imputing missing post
+scores, the same quantity for clients with and without one. change = change_post = post - first is the
 pre-post change the analyses use; change_last = last - first is descriptive (LOCF). The RCI,
 reliable improvement / deterioration, clinical status at post and the category come from first
 and post; the same from first and last carry the suffix ``_last`` (a labelled LOCF
@@ -70,6 +72,8 @@ CHANGE_COLUMNS = (
     "first_session",
     "post_session",
     "last_session",
+    "last_before_post",
+    "last_before_post_session",
     "n_assessments",
     "change",
     "change_post",
@@ -187,7 +191,9 @@ def outcome_change(
     last_session = series.last(sessions)
     if end_session is None:
         end_session = last_session
-    post, post_session = _post(series, np.asarray(end_session, dtype=np.float64))
+    end_session = np.asarray(end_session, dtype=np.float64)
+    post, post_session = _post(series, end_session)
+    before, before_session = _last_before(series, end_session)
     # A pair needs two assessments: post at the intake itself is no change.
     paired_post = ~np.isnan(post) & (post_session > series.first(sessions))
     paired_last = series.count >= 2
@@ -206,6 +212,8 @@ def outcome_change(
     out["first_session"] = nullable_int(series.first(sessions))
     out["post_session"] = nullable_int(post_session)
     out["last_session"] = nullable_int(last_session)
+    out["last_before_post"] = before
+    out["last_before_post_session"] = nullable_int(before_session)
     out["n_assessments"] = pd.array(series.count.astype(np.int64), dtype="Int64")
     out["change"] = change_post
     out["change_post"] = change_post
@@ -230,6 +238,25 @@ def _post(series: ClientSeries, end_session: np.ndarray) -> tuple[np.ndarray, np
     found = series.n(at_end) > 0
     post = np.where(found, series.total(where=at_end), np.nan)
     return post, np.where(found, end_session, np.nan)
+
+
+def _last_before(
+    series: ClientSeries, end_session: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each client's last score before their end session (any session where there is none)
+    and its session: an auxiliary of the imputation that means the same for clients with and
+    without a post score."""
+    target = end_session[series.code] if len(series) else np.zeros(0)
+    sessions = series.session.astype(np.float64)
+    before = np.isnan(target) | (sessions < target)
+    position = np.where(before, series.pos, -1)
+    latest = np.full(series.n_clients, -1)
+    np.maximum.at(latest, series.code, position)
+    chosen = before & (series.pos == latest[series.code])
+    found = series.n(chosen) > 0
+    value = np.where(found, series.total(where=chosen), np.nan)
+    session = np.where(found, series.total(sessions, where=chosen), np.nan)
+    return value, session
 
 
 @dataclass(frozen=True)

@@ -218,6 +218,7 @@ DEFAULT_MODELS: list[dict[str, Any]] = [
         for mediator in ("attendance_rate", "homework_rate", "early_alliance")
     ),
     {"id": "ancova", "kind": "ancova", "covariates": []},
+    {"id": "sensitivity_locf", "kind": "ancova", "options": {"end": "last"}},
     {
         "id": "sensitivity_completers",
         "kind": "ancova",

@@ -80,3 +80,22 @@ def test_last_score_before_the_end_assessment():
     # session, so it is their last score.
     assert out["phq9_last_before_post"].tolist() == [9.0, 18.0, 8.0, 10.0]
     assert out["phq9_last_before_post_session"].tolist() == [2, 1, 2, 3]
+
+
+def test_early_window_engagement_mediators():
+    from accord.engagement import engagement_measures
+
+    sessions = pd.DataFrame(
+        {
+            "client_id": "a",
+            "session_number": [1, 2, 3, 4],
+            "status": ["attended", "no_show", "attended", "attended"],
+            "homework_assigned": [1, 0, 1, 1],
+            "homework_completion": [0.5, np.nan, 1.0, 0.0],
+        }
+    )
+    out = engagement_measures(sessions, pd.Index(["a"], name="client_id"), early_sessions=3)
+    # sessions 1-3: attended 2 of 3; homework 0.5 and 1.0 -> 0.75 (all four: 1.5 / 3 = 0.5)
+    assert out.loc["a", "early_attendance_rate"] == pytest.approx(2 / 3)
+    assert out.loc["a", "early_homework_rate"] == pytest.approx(0.75)
+    assert out.loc["a", "homework_rate"] == pytest.approx(0.5)

@@ -13,8 +13,8 @@ post is the score at the client's end-of-treatment assessment (`end_session`, se
 ``analysis.end_of_treatment``), MISSING when the client was not assessed there; last is the last
 observed score, i.e. last observation carried forward; last_before_post, the last score before
 the end session (any score where there is none), is an auxiliary for imputing missing post
-scores, the same quantity for clients with and without one. change = change_post = post - first is the
-pre-post change the analyses use; change_last = last - first is descriptive (LOCF). The RCI,
+scores, the same quantity for clients with and without one. change = change_post = post - first
+is the pre-post change the analyses use; change_last = last - first is descriptive (LOCF). The RCI,
 reliable improvement / deterioration, clinical status at post and the category come from first
 and post; the same from first and last carry the suffix ``_last`` (a labelled LOCF
 sensitivity; the NHS indicators, defined on first and last scores, use them).
@@ -240,9 +240,7 @@ def _post(series: ClientSeries, end_session: np.ndarray) -> tuple[np.ndarray, np
     return post, np.where(found, end_session, np.nan)
 
 
-def _last_before(
-    series: ClientSeries, end_session: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def _last_before(series: ClientSeries, end_session: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each client's last score before their end session (any session where there is none)
     and its session: an auxiliary of the imputation that means the same for clients with and
     without a post score."""

@@ -68,7 +68,9 @@ class MeasureSettings:
         attended) or `last_scheduled_missed`; all three are reported, this one is `dropout`.
     alliance_instrument / _scale / _rater: the alliance series (WAI-SR total, client-rated; the
         SRS total also works). goal_consensus_instrument / _scale: client-rated goal consensus.
-    early_sessions: assessed sessions averaged for early_alliance and goal_consensus.
+    early_sessions: assessed sessions averaged for early_alliance and goal_consensus; scheduled
+        sessions (session_number <= early_sessions) for early_attendance_rate and
+        early_homework_rate.
     rupture_sds, rupture_repair_window: rupture size in client SDs (one column pair per value)
         and the assessed sessions within which a rupture counts as repaired.
     srs_instrument, srs_alert_threshold, srs_alert_drop: SRS alerts (below 36, or a drop of 1).
@@ -372,6 +374,7 @@ def _client_measures(
         end_reason,
         dropout_definition=settings.dropout_definition,
         min_sessions=settings.dropout_min_sessions,
+        early_sessions=settings.early_sessions,
     )
     alliance = alliance_measures(
         scores,

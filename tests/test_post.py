@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from accord.engagement import engagement_measures
 from accord.errors import ConfigError
 from accord.measures import MeasureSettings, build_client_measures
 from tests.test_change import GAD7, PHQ9, scores_from
@@ -83,8 +84,6 @@ def test_last_score_before_the_end_assessment():
 
 
 def test_early_window_engagement_mediators():
-    from accord.engagement import engagement_measures
-
     sessions = pd.DataFrame(
         {
             "client_id": "a",

@@ -204,3 +204,18 @@ def test_spec_entry_point_on_simulated_study():
             ModelSpec(id="m", kind="mediation", outcome="phq9", exposure="joint_goal_share"),
             ModelContext(),
         )
+
+
+CAUSAL_WORDS = ("effect", "runs through", "works through", "reduces", "because")
+
+
+def test_summary_sentence_is_observational_unless_the_exposure_is_a_randomised_arm():
+    from accord.report.sections.summary import _mediation_sentence
+
+    row = {"estimate": -0.4, "ci_low": -0.7, "ci_high": -0.1, "outcome": "phq9"}
+    observed = _mediation_sentence({**row, "exposure": "joint_goal_share"}, "early alliance")
+    assert "associat" in observed
+    assert not any(word in observed.lower() for word in CAUSAL_WORDS)
+    randomised = _mediation_sentence({**row, "exposure": "arm"}, "early alliance")
+    assert "effect of the randomised arm" in randomised
+    assert "randomisation does not ensure" in randomised

@@ -126,3 +126,26 @@ def test_attrition_vs_exposure_is_the_two_by_two_odds_ratio():
     assert row["odds_ratio"] == pytest.approx(6.0, rel=1e-6)
     assert row["std_error"] == pytest.approx(np.sqrt(1 / 6 + 1 / 4 + 1 / 2 + 1 / 8), rel=1e-5)
     assert row["converged"]
+
+
+def test_report_shows_attrition_by_arm_and_session_and_its_test(tmp_path):
+    from accord.report.context import Inputs, ReportContext
+    from accord.report.sections.data import _attrition
+
+    clients = _attrition_clients()
+    clients["arm"] = "collaborative"
+    ctx = ReportContext(
+        study="s",
+        config={"analysis": {"primary_exposure": "x"}},
+        min_cell=3,
+        run_date="",
+        inputs=Inputs(tmp_path),
+        clients=clients,
+    )
+    by_arm, by_session, test = _attrition(ctx)
+    assert by_arm.name == "data_attrition_by_arm"
+    # 8 of the 20 clients with an intake score have no post score
+    assert by_arm.rows[-1] == ("All clients", "8 (40.0%)")
+    assert by_session.name == "data_attrition_by_session"
+    assert by_session.rows[-1] == ("All", "20", "8")
+    assert "odds ratio 6.00" in test.text

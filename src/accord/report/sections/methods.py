@@ -245,7 +245,7 @@ def _sensitivity_sentence(
     parts = []
     if mice:
         extras = ctx.diagnostics.get(mice[0], {}).get("extras") or {}
-        auxiliary = [str(a).replace("_", " ") for a in extras.get("auxiliary") or []]
+        auxiliary = [_auxiliary_label(str(a)) for a in extras.get("auxiliary") or []]
         parts.append(
             "after multiple imputation of the missing post scores by chained equations "
             f"({extras.get('n_imputations', 'several')} imputations"
@@ -261,6 +261,14 @@ def _sensitivity_sentence(
             "treats a dropout\u2019s last score as their end score"
         )
     return f"As sensitivity analyses, the ANCOVA was repeated {_join(parts)}."
+
+
+def _auxiliary_label(column: str) -> str:
+    if column.endswith("_last_before_post_session"):
+        return "the session of the last score before the end assessment"
+    if column.endswith("_last_before_post"):
+        return "the last score before the end assessment"
+    return column.replace("_", " ")
 
 
 def _reporting(ctx: ReportContext) -> str:

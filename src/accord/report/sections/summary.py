@@ -13,7 +13,17 @@ from accord.errors import AccordError
 from accord.models.spec import model_specs
 from accord.report.context import ReportContext
 from accord.report.parts import Bullets, Section, Text, table
-from accord.report.text import TIMES, coef, finite, int_or_none, interval, num, p_phrase, truthy
+from accord.report.text import (
+    TIMES,
+    coef,
+    finite,
+    int_or_none,
+    interval,
+    num,
+    outcome_label,
+    p_phrase,
+    truthy,
+)
 
 _EXPOSURE_WORDS = {
     "joint_goal_share": "setting goals jointly (client and therapist together)",
@@ -215,7 +225,7 @@ def _findings(ctx: ReportContext) -> list[str]:
 def _mediation_sentence(r: Mapping[str, Any], mediator: str) -> str:
     """Causal wording only for a randomised arm; an observed exposure is "associated"."""
     interval = f"{num(r['estimate'], 2)}, 95% CI {num(r['ci_low'], 2)} to {num(r['ci_high'], 2)}"
-    outcome = str(r["outcome"])
+    outcome = outcome_label(str(r["outcome"]))
     if str(r["exposure"]) == "arm":
         return (
             f"Part of the effect of the randomised arm on the {outcome} post score is mediated "

@@ -188,11 +188,13 @@ def _mediation(ctx: ReportContext) -> list:
             )
     first = ctx.diagnostics.get(models[0], {}).get("extras") or {}
     exposure = str(c.loc[c["model"] == models[0], "exposure"].iloc[0])
-    outcome = first.get("outcome_column", "the outcome")
+    column = str(first.get("outcome_column", ""))
+    key, _, end = column.rpartition("_")
+    outcome = f"the {instrument_label(key)} {end} score" if key else "the outcome"
     caption = (
-        f"Mediation of the effect of the randomised {exposure} on {outcome}"
+        f"Mediation of the effect of the randomised arm on {outcome}"
         if exposure == "arm"
-        else f"Decomposition of the association between {exposure} and {outcome}"
+        else f"Decomposition of the association between {exposure.replace('_', ' ')} and {outcome}"
     )
     return [
         table(

@@ -9,10 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from statsmodels.stats.mediation import Mediation
 
 from accord.errors import AccordError, ConfigError
-from accord.models import mediation
 from accord.models.bootstrap import (
     auto_chunks,
     check_replicates,
@@ -52,7 +50,7 @@ def test_chunks_are_contiguous_and_balanced() -> None:
 def test_models_with_a_bootstrap_and_their_replicate_counts() -> None:
     specs = {spec.id: spec for spec in model_specs({"models": DEFAULT_MODELS})}
     assert n_replicates(specs["therapist"]) == 200
-    assert n_replicates(specs["mediation_attendance_rate"]) == 500
+    assert n_replicates(specs["mediation_early_attendance_rate"]) == 500
     assert n_replicates(specs["growth"]) == 0
     assert model_chunks(specs["growth"], 4) == []
     no_boot = ModelSpec(id="t", kind="therapist", outcome="phq9", exposure="none",
@@ -205,29 +203,6 @@ def test_mediation_chunked_equals_unchunked(tmp_path: Path) -> None:
     assert not np.isclose(
         other.coefficients["ci_low"].iloc[0], whole.coefficients["ci_low"].iloc[0]
     )
-
-
-def test_four_averages_per_replicate_rebuild_statsmodels_results() -> None:
-    # statsmodels' own bootstrap of 40 replicates from one generator keeps every client's
-    # effects; its summary must follow from the per-replicate averages the chunks store.
-    data = linear_data()
-    prepared = mediation._prepare(
-        data, mediator="m", y="y", exposure="x", covariates=[], exposure_reference=None
-    )
-    analysis = mediation._analysis(prepared, "x", "m", {})
-    assert isinstance(analysis, Mediation)
-    full = analysis.fit(method="bootstrap", n_rep=40, rng=np.random.default_rng(1))
-    table = pd.DataFrame(
-        {
-            "replicate": np.arange(40),
-            "acme_control": full.indirect_effects[0].mean(axis=0),
-            "acme_treated": full.indirect_effects[1].mean(axis=0),
-            "ade_control": full.direct_effects[0].mean(axis=0),
-            "ade_treated": full.direct_effects[1].mean(axis=0),
-        }
-    )
-    rebuilt = mediation._results(table.sample(frac=1, random_state=0)).summary()
-    pd.testing.assert_frame_equal(rebuilt, full.summary(), rtol=1e-12, atol=1e-14)
 
 
 def test_replicate_tables_are_byte_identical_across_runs(tmp_path: Path) -> None:

@@ -6,7 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from accord.missingness import missing_by_session, missingness_vs_exposure
+from accord.missingness import (
+    attrition_by_last_session,
+    attrition_vs_exposure,
+    missing_by_session,
+    missingness_vs_exposure,
+)
 
 
 def test_missing_by_session_counts_expected_and_scored() -> None:
@@ -87,3 +92,60 @@ def test_missingness_se_is_the_cluster_robust_sandwich() -> None:
     assert out["log_odds"] == pytest.approx(beta[1], rel=1e-8)
     assert out["std_error"] == pytest.approx(np.sqrt(cov[1, 1]), rel=1e-8)
     assert bool(out["converged"])
+
+
+def _attrition_clients() -> pd.DataFrame:
+    # exposure 1: 6 of 10 without a post score; exposure 0: 2 of 10; one client without intake
+    x = [1] * 10 + [0] * 10 + [1]
+    post = [np.nan] * 6 + [5.0] * 4 + [np.nan] * 2 + [6.0] * 8 + [np.nan]
+    first = [15.0] * 20 + [np.nan]
+    last_session = [2, 2, 3, 3, 3, 5] + [8] * 4 + [1, 8] + [8] * 8 + [np.nan]
+    return pd.DataFrame(
+        {
+            "client_id": [f"C{i:02d}" for i in range(21)],
+            "x": x,
+            "phq9_first": first,
+            "phq9_post": post,
+            "phq9_last_session": pd.array(last_session, dtype="Int64"),
+        }
+    )
+
+
+def test_attrition_by_session_of_last_assessment():
+    table = attrition_by_last_session(_attrition_clients(), "phq9").set_index("last_session")
+    # sessions 1, 2, 3, 5 hold only clients without a post score; 8 holds 1 of 13
+    assert table["clients"].to_dict() == {1: 1, 2: 2, 3: 3, 5: 1, 8: 13}
+    assert table["without_post"].to_dict() == {1: 1, 2: 2, 3: 3, 5: 1, 8: 1}
+
+
+def test_attrition_vs_exposure_is_the_two_by_two_odds_ratio():
+    row = attrition_vs_exposure(_attrition_clients(), "phq9", "x")
+    # odds of no post score: 6/4 with the exposure, 2/8 without: OR = 6;
+    # SE(log OR) = sqrt(1/6 + 1/4 + 1/2 + 1/8) (Woolf), which the logistic MLE reproduces
+    assert row["n_clients"] == 20 and row["n_without_post"] == 8
+    assert row["odds_ratio"] == pytest.approx(6.0, rel=1e-6)
+    assert row["std_error"] == pytest.approx(np.sqrt(1 / 6 + 1 / 4 + 1 / 2 + 1 / 8), rel=1e-5)
+    assert row["converged"]
+
+
+def test_report_shows_attrition_by_arm_and_session_and_its_test(tmp_path):
+    from accord.report.context import Inputs, ReportContext
+    from accord.report.sections.data import _attrition
+
+    clients = _attrition_clients()
+    clients["arm"] = "collaborative"
+    ctx = ReportContext(
+        study="s",
+        config={"analysis": {"primary_exposure": "x"}},
+        min_cell=3,
+        run_date="",
+        inputs=Inputs(tmp_path),
+        clients=clients,
+    )
+    by_arm, by_session, test = _attrition(ctx)
+    assert by_arm.name == "data_attrition_by_arm"
+    # 8 of the 20 clients with an intake score have no post score
+    assert by_arm.rows[-1] == ("All clients", "8 (40.0%)")
+    assert by_session.name == "data_attrition_by_session"
+    assert by_session.rows[-1] == ("All", "20", "8")
+    assert "odds ratio 6.00" in test.text

@@ -14,6 +14,7 @@ from accord.reliability import (
     RELIABILITY_COLUMNS,
     alpha_ci,
     cronbach_alpha,
+    omega_correlated_factors,
     omega_total,
     one_factor_ml,
     reliability_table,
@@ -246,3 +247,19 @@ def test_heywood_case_is_flagged():
 def test_min_n_must_be_sensible():
     with pytest.raises(ValueError, match="min_n"):
         reliability_table(long_form(TINY, "phq9"), load_registry(), min_n=1)
+
+
+def test_omega_of_a_total_with_correlated_subscale_factors():
+    # items 1-3 load .8, .7, .6 on F1; items 4-6 .7, .6, .5 on F2; corr(F1, F2) = .5;
+    # uniquenesses 1 - loading^2. Common variance of the total: 2.1^2 + 1.8^2 + 2 * .5 * 2.1 *
+    # 1.8 = 11.43; error: 1.51 + 1.90 = 3.41; omega = 11.43 / 14.84 = 0.770216.
+    loadings = np.zeros((6, 2))
+    loadings[:3, 0] = [0.8, 0.7, 0.6]
+    loadings[3:, 1] = [0.7, 0.6, 0.5]
+    phi = np.array([[1.0, 0.5], [0.5, 1.0]])
+    cov = loadings @ phi @ loadings.T
+    np.fill_diagonal(cov, 1.0)
+    parts = [[0, 1, 2], [3, 4, 5]]
+    assert omega_correlated_factors(cov, parts) == pytest.approx(11.43 / 14.84, abs=1e-6)
+    # a one-factor omega of the same total misstates it
+    assert abs(omega_total(cov) - 11.43 / 14.84) > 0.005

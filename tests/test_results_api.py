@@ -260,8 +260,8 @@ def test_refit_with_other_covariates_matches_an_independent_logistic_fit(results
 
 
 def test_refit_options_are_merged_into_the_configured_ones(results) -> None:
-    spec = results.changed_spec("mediation_attendance_rate", options={"n_boot": 50})
-    assert spec.options["mediator"] == "attendance_rate"
+    spec = results.changed_spec("mediation_early_attendance_rate", options={"n_boot": 50})
+    assert spec.options["mediator"] == "early_attendance_rate"
     assert spec.options["n_boot"] == 50
     assert spec.covariates == ("phq9_first",)
 

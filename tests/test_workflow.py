@@ -147,7 +147,7 @@ def test_bootstrap_jobs_follow_the_chunk_setting(
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     jobs = planned_jobs(tmp_path, "results/s/models/coefficients.csv")
     assert jobs.get("bootstrap_model", 0) == chunk_jobs
-    assert jobs["fit_model"] == 19
+    assert jobs["fit_model"] == 20
 
 
 def test_the_shipped_consortium_config_draws_and_pools_its_sites(tmp_path: Path) -> None:

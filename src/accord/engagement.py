@@ -51,6 +51,8 @@ ENGAGEMENT_COLUMNS = (
     "weeks_in_treatment",
     "mean_gap_days",
     "homework_rate",
+    "early_attendance_rate",
+    "early_homework_rate",
     "goal_review_rate",
     "dropout",
     "dropout_end_reason",
@@ -73,11 +75,15 @@ def engagement_measures(
     *,
     dropout_definition: str = "end_reason",
     min_sessions: int = 2,
+    early_sessions: int = 3,
 ) -> pd.DataFrame:
     """Engagement measures, one row per client in `client_ids` (index: client_id).
 
     `end_reason` is indexed by client_id (missing or absent: `dropout_end_reason` is NA).
     Rates are NaN where their denominator is empty; weeks and gaps need `day`.
+    early_attendance_rate and early_homework_rate are the same rates over the first
+    `early_sessions` scheduled appointments (session_number <= early_sessions): measured before
+    the end of treatment, so they can serve as mediators of a post-treatment outcome.
     """
     if dropout_definition not in DROPOUT_DEFINITIONS:
         raise ValueError(f"dropout_definition must be one of {DROPOUT_DEFINITIONS}")
@@ -123,6 +129,16 @@ def engagement_measures(
         use = assigned & ~np.isnan(completion)
         homework = _ratio(np.bincount(code[use], weights=completion[use], minlength=n), count(use))
     out["homework_rate"] = homework
+    early = session <= early_sessions
+    out["early_attendance_rate"] = _ratio(count(attended & early), count(early))
+    early_homework = np.full(n, np.nan)
+    if {"homework_assigned", "homework_completion"} <= set(frame.columns):
+        use_early = use & early
+        early_homework = _ratio(
+            np.bincount(code[use_early], weights=completion[use_early], minlength=n),
+            count(use_early),
+        )
+    out["early_homework_rate"] = early_homework
 
     review = np.full(n, np.nan)
     if "goal_review" in frame.columns:

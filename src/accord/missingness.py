@@ -1,17 +1,21 @@
 """How much outcome data is missing, and whether missingness relates to the exposure.
 
 Mixed models use every observed session, which is valid when data are missing at random
-(analyses.md). Two tables let a reader judge that:
+(analyses.md). These tables let a reader judge that:
 
 - `missing_by_session`: per instrument and session number, the clients with a scheduled
   session (or the intake), how many of them have a score, and the share missing;
 - `missingness_vs_exposure`: per instrument, a logistic model of "score missing at an attended
   session" on the client's exposure, as an odds ratio, with standard errors robust to the
   clustering of sessions within client (so repeated sessions do not count as independent
-  clients).
+  clients);
+- attrition (`attrition_by_last_session`, `attrition_vs_exposure`): clients without a post
+  (end-of-treatment) score, by the session of their last assessment, and a logistic model of
+  "no post score" on the exposure, one row per client (maximum likelihood, model-based SEs,
+  Wald intervals), among clients with an intake score.
 
-The model is a GEE with an independence working correlation: logistic regression by maximum
-likelihood with a cluster-robust sandwich covariance (statsmodels' GLM with
+The session-level model is a GEE with an independence working correlation: logistic regression
+by maximum likelihood with a cluster-robust sandwich covariance (statsmodels' GLM with
 ``cov_type="cluster"``, which applies the small-sample factor G/(G-1) (N-1)/(N-K), as R's
 ``sandwich::vcovCL`` does by default). The exposure is a client-level value, so an
 exchangeable working correlation gains nothing in consistency, and statsmodels' GEE loops over
@@ -21,6 +25,7 @@ estimates equal to four decimals.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 
@@ -129,6 +134,93 @@ def _fit(data: pd.DataFrame, exposure: str) -> dict:
         "ci_low": float(np.exp(estimate - _Z * se)),
         "ci_high": float(np.exp(estimate + _Z * se)),
         "p_value": float(result.pvalues[exposure]),
+        "converged": bool(result.converged)
+        and not any("converge" in str(w.message).lower() for w in caught),
+    }
+
+
+ATTRITION_COLUMNS = [
+    "outcome",
+    "exposure",
+    "n_clients",
+    "n_without_post",
+    "log_odds",
+    "std_error",
+    "odds_ratio",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "converged",
+]
+
+
+def attrition_flag(client_measures: pd.DataFrame, outcome: str) -> pd.Series:
+    """True where a client with an intake score has no post score (NA without an intake)."""
+    first, post = f"{outcome}_first", f"{outcome}_post"
+    values = pd.array(client_measures[post].isna().to_numpy(), dtype="boolean")
+    values[client_measures[first].isna().to_numpy()] = pd.NA
+    return pd.Series(values, index=client_measures.index, name="no_post")
+
+
+def attrition_by_last_session(client_measures: pd.DataFrame, outcome: str) -> pd.DataFrame:
+    """Per session of the last assessment: clients with an intake score, and how many of them
+    have no post score."""
+    columns = ["last_session", "clients", "without_post"]
+    needed = {f"{outcome}_first", f"{outcome}_post", f"{outcome}_last_session"}
+    if not needed <= set(client_measures.columns):
+        return pd.DataFrame(columns=columns)
+    flag = attrition_flag(client_measures, outcome)
+    known = flag.notna().to_numpy()
+    frame = pd.DataFrame(
+        {
+            "last_session": pd.to_numeric(client_measures[f"{outcome}_last_session"])[known],
+            "without_post": flag[known].astype(bool).astype("int64"),
+        }
+    )
+    out = frame.groupby("last_session").agg(
+        clients=("without_post", "size"), without_post=("without_post", "sum")
+    )
+    out = out.reset_index()
+    out["last_session"] = out["last_session"].astype("int64")
+    return out[columns]
+
+
+def attrition_vs_exposure(
+    client_measures: pd.DataFrame, outcome: str, exposure: str
+) -> dict[str, object]:
+    """Logistic regression of "no post score" on the exposure (clients with an intake score);
+    a two-level text exposure is coded 1 for its second level in sorted order."""
+    row: dict[str, object] = {"outcome": outcome, "exposure": exposure}
+    if exposure not in client_measures or f"{outcome}_post" not in client_measures:
+        return row
+    flag = attrition_flag(client_measures, outcome)
+    x = client_measures[exposure]
+    if pd.api.types.is_numeric_dtype(x) or pd.api.types.is_bool_dtype(x):
+        x = pd.to_numeric(x.astype("Float64"), errors="coerce").astype(float)
+    else:
+        levels = sorted(x.dropna().astype(str).unique())
+        if len(levels) != 2:
+            return row
+        x = pd.Series(
+            [math.nan if pd.isna(v) else float(str(v) == levels[1]) for v in x], index=x.index
+        )
+    use = flag.notna().to_numpy() & x.notna().to_numpy()
+    y = flag[use].astype(bool).astype(float).to_numpy()
+    row |= {"n_clients": int(use.sum()), "n_without_post": int(y.sum())}
+    if len(np.unique(y)) < 2 or x[use].nunique() < 2:
+        return row
+    design = sm.add_constant(x[use].to_numpy())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = sm.GLM(y, design, family=sm.families.Binomial()).fit()
+    estimate, se = float(result.params[1]), float(result.bse[1])
+    return row | {
+        "log_odds": estimate,
+        "std_error": se,
+        "odds_ratio": float(np.exp(estimate)),
+        "ci_low": float(np.exp(estimate - _Z * se)),
+        "ci_high": float(np.exp(estimate + _Z * se)),
+        "p_value": float(result.pvalues[1]),
         "converged": bool(result.converged)
         and not any("converge" in str(w.message).lower() for w in caught),
     }

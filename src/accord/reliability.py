@@ -12,6 +12,12 @@ items give:
   algorithm of R's factanal): omega = (sum loadings)^2 / ((sum loadings)^2 + sum uniquenesses).
   The model is fitted to the correlation matrix and its loadings rescaled by the item standard
   deviations (ML is scale-free), so omega, like alpha, describes the unweighted sum of raw items.
+  The total of an instrument whose subscales split its items (the WAI-SR's goal, task and bond)
+  is not one-dimensional, so a one-factor omega would misstate it: its omega is that of the
+  correlated-factors model, each subscale a factor (McDonald 1999, ch. 6; stratified like
+  Cronbach, Schoenemann & McKie 1965): omega = 1 - (sum of all items' uniquenesses from each
+  subscale's one-factor model) / variance of the total; each subscale's own omega is reported
+  on its row.
 
 Reverse-keyed items are reversed first. A cell with fewer than `min_n` complete cases, or whose
 items do not vary, gets NaN statistics and a `reason`; so does omega where the factor model
@@ -35,6 +41,7 @@ __all__ = [
     "RELIABILITY_COLUMNS",
     "alpha_ci",
     "cronbach_alpha",
+    "omega_correlated_factors",
     "omega_total",
     "one_factor_ml",
     "reliability_table",
@@ -148,6 +155,36 @@ def _omega(cov: np.ndarray) -> tuple[float, bool]:
     return common / (common + float(np.sum(psi * sd**2))), heywood
 
 
+def omega_correlated_factors(cov: np.ndarray, parts: Sequence[Sequence[int]]) -> float:
+    """Omega of the unweighted sum when `parts` (item index lists) are correlated factors."""
+    return _omega_parts(cov, parts)[0]
+
+
+def _omega_parts(cov: np.ndarray, parts: Sequence[Sequence[int]]) -> tuple[float, bool]:
+    cov = np.asarray(cov, dtype="float64")
+    error, heywood = 0.0, False
+    for part in parts:
+        sub = cov[np.ix_(list(part), list(part))]
+        if sub.shape[0] < 3:
+            return math.nan, False
+        sd = np.sqrt(np.diag(sub))
+        if not np.all(sd > 0):
+            return math.nan, False
+        _, psi, ok = one_factor_ml(sub / np.outer(sd, sd))
+        if not ok:
+            return math.nan, False
+        error += float(np.sum(psi * sd**2))
+        heywood |= bool(np.any(psi <= _PSI_LOWER * (1 + 1e-6)))
+    return 1.0 - error / float(cov.sum()), heywood
+
+
+def _subscale_parts(inst) -> list[list[int]] | None:
+    """The subscales' item columns when they split the items (two or more), else None."""
+    parts = [columns for name, columns, _ in scale_columns(inst) if name != "total"]
+    covered = sorted(c for part in parts for c in part)
+    return parts if len(parts) >= 2 and covered == list(range(inst.items)) else None
+
+
 def reliability_table(
     measures: pd.DataFrame,
     registry: Registry,
@@ -181,7 +218,9 @@ def reliability_table(
         cell_rater, cell_session = block.rater[forms], block.session[forms]
         cells = pd.DataFrame({"rater": cell_rater, "session": cell_session})
         groups = cells.groupby(["rater", "session"], sort=True).indices
+        split = _subscale_parts(inst)
         for scale, columns, _ in scale_columns(inst):
+            parts = split if scale == "total" else None
             matrix = block.matrix[np.ix_(forms, columns)]
             complete = ~np.isnan(matrix).any(axis=1)
             for (rater, session), members in groups.items():
@@ -192,7 +231,7 @@ def reliability_table(
                         "scale": scale,
                         "rater": prepared.raters[rater],
                         "wave": int(session),
-                        **_cell_statistics(data, min_n, level),
+                        **_cell_statistics(data, min_n, level, parts),
                     }
                 )
     table = pd.DataFrame(rows, columns=list(RELIABILITY_COLUMNS))
@@ -200,7 +239,9 @@ def reliability_table(
     return table.sort_values(["instrument", "scale", "rater", "wave"], ignore_index=True)
 
 
-def _cell_statistics(data: np.ndarray, min_n: int, level: float) -> dict:
+def _cell_statistics(
+    data: np.ndarray, min_n: int, level: float, parts: list[list[int]] | None = None
+) -> dict:
     n, k = data.shape
     result = {
         "n": n,
@@ -228,6 +269,13 @@ def _cell_statistics(data: np.ndarray, min_n: int, level: float) -> dict:
         result["reason"] = "omega needs at least 3 items"
     elif not np.all(np.diag(cov) > 0):
         result["reason"] = "omega: an item does not vary"
+    elif parts is not None:
+        result["omega"], heywood = _omega_parts(cov, parts)
+        result["reason"] = "omega: correlated subscale factors"
+        if math.isnan(result["omega"]):
+            result["reason"] = "omega: a subscale's one-factor model did not converge"
+        elif heywood:
+            result["reason"] += "; Heywood case in a subscale"
     else:
         result["omega"], heywood = _omega(cov)
         if math.isnan(result["omega"]):

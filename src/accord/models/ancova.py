@@ -1,53 +1,45 @@
 """Pre-post ANCOVA: is collaborative goal-setting related to symptoms at the end of treatment,
 given symptoms at intake? (analyses.md, sensitivity)
 
-    y_last,i = b0 + b1 x_i + b2 y_first,i + covariates_i + e_i,   e_i ~ N(0, sigma^2)
+    y_post,i = b0 + b1 x_i + b2 y_first,i + covariates_i + e_i,   e_i ~ N(0, sigma^2)
 
-by ordinary least squares, one row per client (`<outcome>_last` and `<outcome>_first` from the
-client measures). b1, the exposure term, is the estimate shown next to the growth model's.
-Adjusting for the intake score rather than analysing change scores gives the smaller SE when
-intake and end scores correlate less than perfectly, and does not depend on regression to the
-mean (Vickers & Altman 2001, BMJ 323:1123).
+by ordinary least squares, one row per client (`<outcome>_post`, the score at the planned
+end-of-treatment assessment, and `<outcome>_first` from the client measures). b1, the exposure
+term, is the estimate shown next to the growth model's. Adjusting for the intake score rather
+than analysing change scores gives the smaller SE when intake and end scores correlate less
+than perfectly, and does not depend on regression to the mean (Vickers & Altman 2001, BMJ
+323:1123).
 
-Two kinds:
+Three analyses of the same model:
 
-``ancova``
-    Complete cases (clients with the outcome at the last assessment, the intake score, the
-    exposure and every covariate). ``completers_only: true`` further keeps only clients who did
-    not drop out (``dropout`` False; clients whose dropout status is unknown are left out too),
-    the completers-only sensitivity analysis. SEs, CIs and p-values use the t distribution with
-    the residual degrees of freedom, as statsmodels reports OLS.
+``ancova`` (complete case)
+    Clients with an OBSERVED post score, the intake score, the exposure and every covariate.
+    ``completers_only: true`` further keeps only clients who did not drop out (``dropout``
+    False; unknown status is left out too). ``end: last`` analyses the last observed score
+    instead of the post score: last observation carried forward (LOCF), a labelled
+    sensitivity analysis only, since it treats a dropout's last score as their end score. SEs,
+    CIs and p-values use the t distribution with the residual degrees of freedom.
 
-``ancova_mice``
-    The same model fitted by multiple imputation with chained equations (statsmodels
-    ``MICEData`` + ``MICE``; van Buuren 2018, Flexible Imputation of Missing Data): every client
-    enters, each variable with missing values is imputed from all the others by linear
-    regression with predictive mean matching (the 20 nearest observed values), with model
-    parameters perturbed from their sampling distribution so imputations carry their
-    uncertainty. Auxiliary variables (``auxiliary``, default sessions_attended and
-    early_alliance) enter the imputation models but not the analysis model: they make missing
-    at random more plausible, since how much treatment a client had and how the alliance began
-    both predict a missing end score and the score itself. After ``n_burnin`` cycles, an imputed
-    data set is analysed every ``n_skip + 1`` cycles, ``n_imputations`` times; estimates are
-    pooled by Rubin's rules (statsmodels ``MICE.combine``: mean of the estimates; variance =
-    mean within-imputation variance + (1 + 1/m) x between-imputation variance), with normal
-    reference intervals and p-values (statsmodels does not apply the Barnard-Rubin degrees of
-    freedom). The fraction of missing information per term, (1 + 1/m) B / T, is in the
-    diagnostics' extras. Imputation draws come from one generator seeded by the study seed and
-    the model id, so a rerun gives identical numbers. Every variable must be numeric (a
-    two-level text column is coded 0/1); a text covariate with more levels is refused.
+``ancova_mice`` (multiple imputation)
+    Every client enters; missing post scores (and any other missing value of the analysis or
+    auxiliary variables) are imputed by chained equations (`accord.models.imputation`), the
+    model is fitted on each of ``n_imputations`` completed data sets and the fits are pooled
+    by Rubin's rules with Barnard-Rubin (1999) degrees of freedom and a t reference, as R's
+    ``mice::pool``. Auxiliary variables (``auxiliary``) enter the imputation but not the
+    analysis model; they make missing at random more plausible. By default: the last score
+    before the end assessment and its session (for a client without a post score, the last
+    observed score and the session of last contact), early alliance and the number of
+    sessions attended. The last score itself is no auxiliary: for a client with a post score
+    it IS the post score, so the imputation model would learn post = last and reproduce LOCF.
+    Under missing at random given these, the complete-case estimate is
+    biased where missingness depends on them and they relate to the outcome; the imputation
+    estimate is not. Imputations come from one generator seeded by the study seed and the
+    model id, so a rerun gives identical numbers. Every variable must be numeric (a two-level
+    text column is coded 0/1).
 
 A model whose fit fails is reported with ``converged`` False and the error in its warnings.
-Fit times (400 clients, one core): ``ancova`` well under 0.1 s; ``ancova_mice`` with the
-defaults (20 imputations, 10 burn-in cycles, n_skip 3) about 14 s when the outcome and one
-auxiliary variable have missing values: statsmodels rebuilds the design matrices from formulas
-for every imputation model in every cycle, which is nearly all of the time.
-
-With predictive mean matching, imputations come from observed values, so when missingness is
-concentrated where few outcomes are observed (e.g. selected strongly on an auxiliary variable
-that tracks the outcome), imputed values are pulled toward the observed range and the pooled
-exposure estimate can be attenuated; look at the missing-data pattern before reading the
-MICE estimate as the less biased one.
+Fit time (400 clients, one core): ``ancova`` well under 0.1 s; ``ancova_mice`` with the defaults
+(20 imputations, 10 cycles) about 1 s.
 """
 
 from __future__ import annotations
@@ -59,19 +51,25 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
 import statsmodels.formula.api as smf
-from statsmodels.imputation.mice import MICE, MICEData
 
 from accord.errors import AccordError, ConfigError
+from accord.models.imputation import METHODS, Pooled, impute, pool
 from accord.models.spec import ModelContext, ModelSpec
 from accord.models.tidy import ModelResult, capture_fit, coefficient_frame, model_diagnostics
 
-DEFAULT_AUXILIARY = ("sessions_attended", "early_alliance")
+#: Auxiliary variables of the imputation (``{outcome}`` is the outcome instrument).
+DEFAULT_AUXILIARY = (
+    "{outcome}_last_before_post",
+    "{outcome}_last_before_post_session",
+    "early_alliance",
+    "sessions_attended",
+)
 DEFAULT_N_IMPUTATIONS = 20
-DEFAULT_N_BURNIN = 10
-DEFAULT_N_SKIP = 3
+DEFAULT_N_ITERATIONS = 10
+ENDS = ("post", "last")
 MIN_CLIENTS = 5
+MICE_OPTIONS = {"auxiliary", "n_imputations", "n_iterations", "method", "exposure_reference"}
 
 
 def fit_ancova(
@@ -84,20 +82,24 @@ def fit_ancova(
     primary: bool = False,
     completers_only: bool = False,
     exposure_reference: str | None = None,
+    end: str = "post",
 ) -> ModelResult:
-    """Fit ``<outcome>_last ~ exposure + <outcome>_first + covariates`` by OLS on complete cases.
+    """Fit ``<outcome>_<end> ~ exposure + <outcome>_first + covariates`` by OLS on complete
+    cases; `end` is ``post`` (the observed end-of-treatment score) or ``last`` (LOCF).
 
-    `client_measures` has one row per client (client_id, `<outcome>_last`, `<outcome>_first`,
-    `exposure`, `covariates`, and ``dropout`` when `completers_only`). A two-level text
-    exposure is coded 1 for the level that is not `exposure_reference` (default: the first in
-    sorted order); a text covariate enters as categorical (treatment coding).
+    `client_measures` has one row per client (client_id, the two scores, `exposure`,
+    `covariates`, and ``dropout`` when `completers_only`). A two-level text exposure is coded 1
+    for the level that is not `exposure_reference` (default: the first in sorted order); a text
+    covariate enters as categorical (treatment coding).
 
     Raises ConfigError for a column that does not exist, and AccordError when fewer than
     `MIN_CLIENTS` clients have complete data or the exposure does not vary.
     """
-    last, first = f"{outcome}_last", f"{outcome}_first"
+    if end not in ENDS:
+        raise ConfigError(f"ancova model: end must be one of {list(ENDS)}, not {end!r}")
+    response, first = f"{outcome}_{end}", f"{outcome}_first"
     covariates = [c for c in covariates if c != first]
-    columns = [last, exposure, first, *covariates]
+    columns = [response, exposure, first, *covariates]
     if completers_only and "dropout" not in client_measures.columns:
         raise ConfigError("ancova model: completers_only needs the column 'dropout'")
     data, coding = client_level_data(
@@ -110,6 +112,8 @@ def fit_ancova(
     )
     n_all = len(data)
     notes: list[str] = []
+    if end == "last":
+        notes.append("last observation carried forward (LOCF): a sensitivity analysis")
     n_dropouts_excluded = 0
     if completers_only:
         dropout = data.pop("dropout")
@@ -127,47 +131,42 @@ def fit_ancova(
     data = data.loc[complete].reset_index(drop=True)
     check_enough_clients(data, exposure, "ancova model")
 
-    formula = _formula(last, exposure, first, covariates, data)
-    fit = capture_fit(lambda: smf.ols(formula, data).fit())
-    result, fit_warnings, error = fit
-    warn = notes + fit_warnings
-    if error:
-        warn.append(f"fit failed: {error}")
+    formula = _formula(response, exposure, first, covariates, data)
+    result, fit_warnings, error = capture_fit(lambda: smf.ols(formula, data).fit())
+    warn = notes + fit_warnings + ([f"fit failed: {error}"] if error else [])
     converged = result is not None and not error
-
-    n_obs = len(data)
-    common = _common(model_id, outcome, exposure, n_obs, converged)
     rows = []
     if converged:
         ci = result.conf_int(0.05)
-        for term in result.params.index:
-            rows.append(
-                {
-                    **common,
-                    "term": term,
-                    "estimate": float(result.params[term]),
-                    "std_error": float(result.bse[term]),
-                    "ci_low": float(ci.loc[term, 0]),
-                    "ci_high": float(ci.loc[term, 1]),
-                    "p_value": float(result.pvalues[term]),
-                    "primary": bool(primary and term == exposure),
-                }
-            )
+        rows = [
+            {
+                "term": term,
+                "estimate": float(result.params[term]),
+                "std_error": float(result.bse[term]),
+                "ci_low": float(ci.loc[term, 0]),
+                "ci_high": float(ci.loc[term, 1]),
+                "p_value": float(result.pvalues[term]),
+            }
+            for term in result.params.index
+        ]
+    method = "OLS, complete cases" + (" (LOCF: last observed score)" if end == "last" else "")
     diagnostics = client_model_diagnostics(
         model_id=model_id,
         outcome=outcome,
         exposure=exposure,
         formula=formula,
-        method="OLS",
+        method=method,
         optimizer="least squares (pseudoinverse)",
         converged=converged,
         warn=warn,
         llf=float(result.llf) if converged else math.nan,
-        n_obs=n_obs,
+        n_obs=len(data),
         data=data,
         client_measures=client_measures,
         extras={
             "exposure_coding": coding,
+            "end_score": response,
+            "locf": end == "last",
             "completers_only": completers_only,
             "clients_in_input": n_all,
             "clients_excluded_dropout": n_dropouts_excluded,
@@ -177,6 +176,21 @@ def fit_ancova(
             "df_resid": float(result.df_resid) if converged else math.nan,
         },
     )
+    return _result(model_id, outcome, exposure, len(data), converged, primary, rows, diagnostics)
+
+
+def _result(
+    model_id: str,
+    outcome: str,
+    exposure: str,
+    n: int,
+    converged: bool,
+    primary: bool,
+    rows: list[dict[str, Any]],
+    diagnostics: dict[str, Any],
+) -> ModelResult:
+    common = _common(model_id, outcome, exposure, n, converged)
+    rows = [{**common, **row, "primary": bool(primary and row["term"] == exposure)} for row in rows]
     return ModelResult(
         model=model_id,
         outcome=outcome,
@@ -197,33 +211,37 @@ def fit_ancova_mice(
     primary: bool = False,
     seed: int = 2026,
     n_imputations: int = DEFAULT_N_IMPUTATIONS,
-    n_burnin: int = DEFAULT_N_BURNIN,
-    n_skip: int = DEFAULT_N_SKIP,
+    n_iterations: int = DEFAULT_N_ITERATIONS,
+    method: str = "norm",
     exposure_reference: str | None = None,
 ) -> ModelResult:
-    """Fit the pre-post ANCOVA by multiple imputation (see the module docstring).
+    """Fit the pre-post ANCOVA on the post score by multiple imputation (module docstring).
 
     `auxiliary` columns enter the imputation only; None means `DEFAULT_AUXILIARY`, each used if
-    the column exists (a named auxiliary column that does not exist is a ConfigError). The
-    imputation generator is seeded from (`seed`, `model_id`).
+    the column exists (a named auxiliary column that does not exist is a ConfigError).
+    `method` is ``norm`` (Bayesian linear regression) or ``pmm``. The imputation generator is
+    seeded from (`seed`, `model_id`).
 
     Raises ConfigError for a missing column or a text column with more than two levels, and
-    AccordError when fewer than `MIN_CLIENTS` clients have the outcome or the exposure does not
-    vary.
+    AccordError when fewer than `MIN_CLIENTS` clients have a post score or the exposure does
+    not vary.
     """
     if n_imputations < 2:
         raise ConfigError("ancova_mice model: n_imputations must be at least 2")
-    if n_burnin < 0 or n_skip < 0:
-        raise ConfigError("ancova_mice model: n_burnin and n_skip cannot be negative")
-    last, first = f"{outcome}_last", f"{outcome}_first"
+    if n_iterations < 1:
+        raise ConfigError("ancova_mice model: n_iterations must be at least 1")
+    if method not in METHODS:
+        raise ConfigError(f"ancova_mice model: method must be one of {list(METHODS)}")
+    post, first = f"{outcome}_post", f"{outcome}_first"
     covariates = [c for c in covariates if c != first]
-    analysis = [last, exposure, first, *covariates]
+    analysis = [post, exposure, first, *covariates]
     notes: list[str] = []
     if auxiliary is None:
-        absent = [c for c in DEFAULT_AUXILIARY if c not in client_measures.columns]
+        wanted = [c.format(outcome=outcome) for c in DEFAULT_AUXILIARY]
+        absent = [c for c in wanted if c not in client_measures.columns]
         if absent:
             notes.append(f"auxiliary variable(s) not in the client measures: {', '.join(absent)}")
-        auxiliary = [c for c in DEFAULT_AUXILIARY if c in client_measures.columns]
+        auxiliary = [c for c in wanted if c in client_measures.columns]
     auxiliary = [c for c in dict.fromkeys(auxiliary) if c not in analysis]
     data, coding = client_level_data(
         client_measures,
@@ -233,63 +251,48 @@ def fit_ancova_mice(
         model_name="ancova_mice model",
         numeric_only=True,
     )
-    data = data.drop(columns="client_id").reset_index(drop=True)
+    ids = data.pop("client_id")
     n_all = len(data)
-    data = data.dropna(how="all")
+    keep = data.notna().any(axis=1)
+    data, ids = data.loc[keep].reset_index(drop=True), ids.loc[keep].reset_index(drop=True)
     missing = {c: int(data[c].isna().sum()) for c in data.columns}
     n_complete = int(data[analysis].notna().all(axis=1).sum())
-    if data[last].notna().sum() < MIN_CLIENTS:
+    n_post = int(data[post].notna().sum())
+    if n_post < MIN_CLIENTS:
         raise AccordError(
-            f"ancova_mice model: {int(data[last].notna().sum())} client(s) with {last}; "
-            f"at least {MIN_CLIENTS} needed"
+            f"ancova_mice model: {n_post} client(s) with {post}; at least {MIN_CLIENTS} needed"
         )
     check_enough_clients(data.dropna(subset=[exposure]), exposure, "ancova_mice model")
 
-    formula = _formula(last, exposure, first, covariates, data)
+    formula = _formula(post, exposure, first, covariates, data)
     rng = np.random.default_rng([int(seed), zlib.crc32(model_id.encode("utf-8"))])
+    if not any(missing.values()):
+        notes.append("no missing values: the model was fitted once, without imputation")
 
     def run():
-        imputer = MICEData(data, rng=rng)
-        return MICE(formula, sm.OLS, imputer, n_skip=n_skip).fit(
-            n_burnin=n_burnin, n_imputations=n_imputations
+        if not any(missing.values()):
+            return _pooled_ols(formula, [data])
+        return _pooled_ols(
+            formula, impute(data, n_imputations, rng, n_iterations=n_iterations, method=method)
         )
 
-    if any(missing.values()):
-        fit = capture_fit(run)
-    else:
-        # Nothing to impute: MICE would fit the same data m times (between-imputation
-        # variance 0), so the complete-data fit is reported directly.
-        notes.append("no missing values: the model was fitted once, without imputation")
-        fit = capture_fit(lambda: smf.ols(formula, data).fit())
-    result, fit_warnings, error = fit
-    warn = notes + fit_warnings
-    if error:
-        warn.append(f"fit failed: {error}")
+    result, fit_warnings, error = capture_fit(run)
+    warn = notes + fit_warnings + ([f"fit failed: {error}"] if error else [])
     converged = result is not None and not error
-
-    n_obs = len(data)
-    common = _common(model_id, outcome, exposure, n_obs, converged)
-    rows, fmi = [], {}
+    rows, fmi, df = [], {}, {}
     if converged:
-        names = list(result.model.exog_names) if hasattr(result, "model") else []
-        names = list(getattr(result, "exog_names", names))
-        params = np.asarray(result.params, dtype=float)
-        bse = np.asarray(result.bse, dtype=float)
-        pvalues = np.asarray(result.pvalues, dtype=float)
-        ci = np.asarray(result.conf_int(0.05), dtype=float)
-        frac = np.asarray(getattr(result, "frac_miss_info", np.zeros(len(names))), dtype=float)
-        for i, term in enumerate(names):
-            fmi[term] = float(frac[i])
+        low, high = result.conf_int(0.05)
+        p = result.p_value()
+        for i, term in enumerate(result.terms):
+            fmi[term], df[term] = float(result.fmi[i]), float(result.df[i])
             rows.append(
                 {
-                    **common,
                     "term": term,
-                    "estimate": params[i],
-                    "std_error": bse[i],
-                    "ci_low": ci[i, 0],
-                    "ci_high": ci[i, 1],
-                    "p_value": pvalues[i],
-                    "primary": bool(primary and term == exposure),
+                    "estimate": float(result.estimate[i]),
+                    "std_error": float(result.std_error[i]),
+                    "ci_low": float(low[i]),
+                    "ci_high": float(high[i]),
+                    "p_value": float(p[i]),
                 }
             )
     diagnostics = client_model_diagnostics(
@@ -297,35 +300,50 @@ def fit_ancova_mice(
         outcome=outcome,
         exposure=exposure,
         formula=formula,
-        method="OLS with multiple imputation (MICE), pooled by Rubin's rules",
+        method=(
+            f"OLS with multiple imputation by chained equations ({method}), pooled by Rubin's "
+            "rules with Barnard-Rubin df"
+        ),
         optimizer="least squares (pseudoinverse)",
         converged=converged,
         warn=warn,
         llf=math.nan,
-        n_obs=n_obs,
-        data=data,
+        n_obs=len(data),
+        data=data.assign(client_id=ids),
         client_measures=client_measures,
         extras={
             "exposure_coding": coding,
             "auxiliary": list(auxiliary),
             "imputation_variables": list(data.columns),
+            "imputation_method": method,
             "missing_values": missing,
             "clients_in_input": n_all,
+            "clients_with_post": n_post,
             "clients_complete_cases": n_complete,
             "n_imputations": int(n_imputations),
-            "n_burnin": int(n_burnin),
-            "n_skip": int(n_skip),
+            "n_iterations": int(n_iterations),
             "seed": int(seed),
+            "df_complete": float(result.df_com) if converged else math.nan,
+            "degrees_of_freedom": df,
             "fraction_missing_information": fmi,
         },
     )
-    return ModelResult(
-        model=model_id,
-        outcome=outcome,
-        exposure=exposure,
-        coefficients=coefficient_frame(rows),
-        diagnostics=diagnostics,
-    )
+    return _result(model_id, outcome, exposure, len(data), converged, primary, rows, diagnostics)
+
+
+def _pooled_ols(formula: str, sets: list[pd.DataFrame]):
+    """OLS of `formula` on each completed data set, pooled (one set: the plain fit)."""
+    fits = [smf.ols(formula, data).fit() for data in sets]
+    estimates = np.array([f.params.to_numpy() for f in fits])
+    variances = np.array([np.diag(f.cov_params().to_numpy()) for f in fits])
+    terms = list(fits[0].params.index)
+    df_com = float(fits[0].df_resid)
+    if len(fits) == 1:
+        zero = np.zeros(len(terms))
+        df = np.full(len(terms), df_com)
+        u = variances[0]
+        return Pooled(terms, estimates[0], u, zero, u, df_com, df, zero, zero, zero, 1)
+    return pool(estimates, variances, df_com, terms)
 
 
 def client_level_data(
@@ -465,8 +483,8 @@ def client_model_diagnostics(
 def fit_ancova_spec(
     panel: pd.DataFrame, client_measures: pd.DataFrame, spec: ModelSpec, context: ModelContext
 ) -> ModelResult:
-    """`fit_ancova` for a model declared in config (options: completers_only,
-    exposure_reference). The session panel is not used."""
+    """`fit_ancova` for a model declared in config (options: completers_only, end (``post``, or
+    ``last`` for the LOCF sensitivity), exposure_reference). The session panel is not used."""
     return fit_ancova(
         client_measures,
         outcome=spec.outcome,
@@ -476,6 +494,7 @@ def fit_ancova_spec(
         primary=spec.primary,
         completers_only=bool(spec.options.get("completers_only", False)),
         exposure_reference=spec.options.get("exposure_reference"),
+        end=str(spec.options.get("end", "post")),
     )
 
 
@@ -483,12 +502,13 @@ def fit_ancova_mice_spec(
     panel: pd.DataFrame, client_measures: pd.DataFrame, spec: ModelSpec, context: ModelContext
 ) -> ModelResult:
     """`fit_ancova_mice` for a model declared in config (options: auxiliary, n_imputations,
-    n_burnin, n_skip, exposure_reference; the seed is the study seed). The session panel is
-    not used."""
-    if spec.options.get("completers_only"):
+    n_iterations, method, exposure_reference; the seed is the study seed). The session panel
+    is not used."""
+    unknown = sorted(set(spec.options) - MICE_OPTIONS)
+    if unknown:
         raise ConfigError(
-            f"models: {spec.id}: completers_only does not apply to ancova_mice, which keeps "
-            "every client and imputes what is missing"
+            f"models: {spec.id}: unknown option {unknown[0]!r} for ancova_mice (which keeps "
+            f"every client and imputes what is missing); known: {sorted(MICE_OPTIONS)}"
         )
     auxiliary = spec.options.get("auxiliary")
     return fit_ancova_mice(
@@ -501,7 +521,7 @@ def fit_ancova_mice_spec(
         primary=spec.primary,
         seed=context.seed,
         n_imputations=int(spec.options.get("n_imputations", DEFAULT_N_IMPUTATIONS)),
-        n_burnin=int(spec.options.get("n_burnin", DEFAULT_N_BURNIN)),
-        n_skip=int(spec.options.get("n_skip", DEFAULT_N_SKIP)),
+        n_iterations=int(spec.options.get("n_iterations", DEFAULT_N_ITERATIONS)),
+        method=str(spec.options.get("method", "norm")),
         exposure_reference=spec.options.get("exposure_reference"),
     )

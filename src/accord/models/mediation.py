@@ -1,51 +1,56 @@
-"""Mediation: does collaborative goal-setting work through engagement or the alliance?
-(analyses.md)
+"""Mediation: is collaborative goal-setting associated with the outcome through engagement or
+the alliance? (analyses.md; Imai, Keele & Tingley 2010, Psychological Methods 15:309, as R's
+``mediation::mediate`` with ``boot = TRUE`` and ``medsens``)
 
     mediator model:  m_i = a0 + a x_i + covariates_i + u_i
     outcome model:   y_i = c0 + c' x_i + b m_i + covariates_i + e_i
 
-for client i, exposure x (e.g. joint_goal_share), mediator m (``mediator``: attendance_rate,
-homework_rate, early_alliance, ...) and outcome y, the change in the instrument from first to
-last assessment (``<outcome>_change``, or the column named by ``outcome_column``). Both models
-are OLS on complete cases. Covariates are the spec's covariates (list ``<outcome>_first`` to
-adjust for intake severity: it confounds both the mediator and the change).
+for client i, exposure x (e.g. joint_goal_share), mediator m and outcome y, the post score
+(``<outcome>_post``, or the column named by ``outcome_column``) adjusted for the intake score
+(``<outcome>_first`` is always a covariate of both models). The mediator must be measured
+BEFORE the outcome: the early-window measures (early_alliance, early_attendance_rate,
+early_homework_rate, over the first sessions) are; attendance or homework over the whole
+treatment are not. Both models are OLS on complete cases (clients with a post score).
 
-statsmodels' ``Mediation`` (Imai, Keele & Tingley 2010, Psychological Methods 15:309) estimates
-the average causal mediation effect (ACME, the indirect effect), the average direct effect
-(ADE) and the total effect of moving the exposure from 0 to 1, by simulating potential
-mediator values from the mediator model and predicting outcomes. With both models linear and no
-exposure x mediator interaction, ACME = a b, ADE = c' and total = a b + c'. The contrast is one
-unit of the exposure as coded: for joint_goal_share, all goals set jointly against none; a
-two-level text exposure (e.g. arm) is coded 1 for the level that is not ``exposure_reference``.
+With both models linear and no exposure x mediator interaction, the average causal mediation
+effect (ACME, the indirect effect) of moving the exposure from 0 to 1 is a b, the average direct
+effect (ADE) c', the total effect a b + c' and the proportion mediated a b / (a b + c'), the
+same under control and treatment (R's ``mediate`` simulates potential mediators with one error
+draw per client for both conditions, so its ACME is exactly a b). The contrast is one unit of
+the exposure as coded: for joint_goal_share, all goals set jointly against none; a two-level
+text exposure (e.g. arm) is coded 1 for the level that is not ``exposure_reference``.
 
-Uncertainty is from the nonparametric bootstrap (``method="bootstrap"``): ``n_boot`` resamples
-of clients (default 500), both models refitted on each. As statsmodels reports them, estimates
-are the means over the replicates (the proportion mediated: the median), the 95% CI is the 2.5
-and 97.5 percentiles and the p-value is twice the smaller share of replicates on either side of
-zero, so its resolution is 2 / ``n_boot`` (0 means below that). ``std_error`` is the SD of the
-replicates. The proportion mediated is averaged over the control and treated conditions (with
-no interaction the two are equal); it is unstable when the total effect is near zero. The
-product-of-coefficients estimates (a, b, c', a b from the full-sample fits) are in the
-diagnostics' extras for comparison.
+Estimates and uncertainty, as ``mediate(..., boot = TRUE)``: the point estimates come from the
+original sample; each of ``n_boot`` replicates draws ONE resample of clients and refits BOTH
+models on it; the 95 % CI is the 2.5 and 97.5 percentiles of the replicates (R's quantile type
+7). The p-value is two-sided from the replicates' signs, never below its resolution:
+p = min(1, 2 (1 + k) / (1 + B)), k the number of replicates on the far side of zero (Davison &
+Hinkley 1997), so the smallest possible p is 2 / (1 + B). ``std_error`` is the replicates' SD.
 
-Randomness: replicate r draws from its own generator (statsmodels' ``rng`` argument), seeded
-from (study seed, model id, r) (`accord.models.bootstrap.replicate_rng`), so the same inputs give
-identical results and numpy's global random state is neither used nor changed. Each replicate
-is statsmodels' bootstrap with one repetition; a replicate is summarised by its four averages
-over clients (ACME and ADE under control and treatment), from which statsmodels' summary
-follows (every statistic it reports is a function of these per-replicate averages).
-`mediation_replicates` draws any set of replicates, so the workflow spreads them over jobs
-(rule bootstrap_model) and `fit_mediation` pools them (``replicates=``): the results are the
-same for any number of jobs and the same as drawing every replicate at once.
+Randomness: replicate r draws its resample from its own generator, seeded from (study seed,
+model id, r) (`accord.models.bootstrap.replicate_rng`), so the same inputs give identical
+results, numpy's global random state is untouched, and `mediation_replicates` can spread the
+replicates over jobs (rule bootstrap_model) that `fit_mediation` pools (``replicates=``) with the
+same results as drawing every replicate at once. A replicate is the ACME and ADE under control
+and treatment (equal here; the columns keep the shape of the general case).
 
-The models are handed to statsmodels as design matrices (built once from the formulas) rather
-than formulas: with formulas, statsmodels rebuilds both design matrices four times per
-replicate. Fit time with 400 clients and 500 replicates: about 6 s (statsmodels builds
-scipy distribution objects in every replicate; that, not the regressions, is the cost).
+Sensitivity to sequential ignorability (Imai, Keele & Yamamoto 2010, Statistical Science 25:51,
+Theorem 2; R's ``medsens``): with rho the correlation between the errors of the mediator model
+and the outcome model (an unmeasured mediator-outcome confounder makes it non-zero),
 
-The ACME row is the model's exposure effect (see `accord.models.multiplicity`); the causal
-reading needs no unmeasured confounding of exposure-mediator, exposure-outcome and
-mediator-outcome relations (sequential ignorability), which the data cannot check.
+    ACME(rho) = a sigma_1 / sigma_2 (rho~ - rho sqrt((1 - rho~^2) / (1 - rho^2)))
+
+where sigma_2 is the residual SD of the mediator model, sigma_1 that of the outcome model
+without the mediator and rho~ the correlation of their residuals. ACME(rho) is 0 at rho = rho~:
+the size of error correlation that would explain the estimate away. The curve is reported on
+rho = -0.9, -0.8, ..., 0.9 (medsens' default grid) with rho~ itself.
+
+Reading: the decomposition has a causal reading only under sequential ignorability, which the
+data cannot check: no unmeasured confounding of the exposure and the mediator, of the exposure
+and the outcome, and of the mediator and the outcome (the last even in a randomised trial).
+For an observed exposure the report says "is associated with".
+
+Fit time (400 clients, 500 replicates, one core): about 0.5 s.
 """
 
 from __future__ import annotations
@@ -57,9 +62,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
 import statsmodels.formula.api as smf
-from statsmodels.stats.mediation import Mediation, MediationResults
 
 from accord.errors import ConfigError
 from accord.models.ancova import (
@@ -78,24 +81,33 @@ from accord.models.tidy import ModelResult, capture_fit, coefficient_frame
 
 DEFAULT_N_BOOT = BOOTSTRAP_KINDS["mediation"][0]
 MIN_BOOT = 50
-# statsmodels' summary rows -> the terms of the coefficient table.
-TERMS = {
-    "ACME (average)": "acme",
-    "ADE (average)": "ade",
-    "Total effect": "total_effect",
-    "Prop. mediated (average)": "proportion_mediated",
-}
-# A replicate: the ACME and ADE averaged over clients, under control (0) and treatment (1).
+TERMS = ("acme", "ade", "total_effect", "proportion_mediated")
+# A replicate: the ACME and ADE under control (0) and treatment (1).
 REPLICATE_COLUMNS = ["acme_control", "acme_treated", "ade_control", "ade_treated"]
+#: medsens' default grid of error correlations (rho.by = 0.1).
+RHO_GRID = tuple(round(-0.9 + 0.1 * i, 1) for i in range(19))
+ASSUMPTIONS = (
+    "no unmeasured confounding of the exposure and the mediator",
+    "no unmeasured confounding of the exposure and the outcome",
+    "no unmeasured confounding of the mediator and the outcome (not even one affected by the "
+    "exposure)",
+)
 
 
 @dataclass(frozen=True)
 class _Prepared:
-    """The complete cases and the two models' formulas."""
+    """The complete cases as design matrices of the two models."""
 
     data: pd.DataFrame
     mediator_formula: str
     outcome_formula: str
+    m_y: np.ndarray
+    m_x: np.ndarray
+    y_y: np.ndarray
+    y_x: np.ndarray
+    a_col: int
+    c_col: int
+    b_col: int
     coding: Any
     notes: list[str]
     n_all: int
@@ -120,8 +132,8 @@ def fit_mediation(
     """Estimate the ACME, ADE, total effect and proportion mediated (see the module docstring).
 
     `client_measures` has one row per client with the exposure, `mediator`, the outcome
-    column (`outcome_column`, default ``<outcome>_change``) and the `covariates`. Clients
-    missing any of them are left out and counted. Replicate r draws from
+    column (`outcome_column`, default ``<outcome>_post``), ``<outcome>_first`` and the
+    `covariates`. Clients missing any of them are left out and counted. Replicate r draws from
     ``replicate_rng(seed, model_id, r)``. `replicates`, the replicates already drawn (by
     `mediation_replicates`, possibly in several jobs, pooled), replaces the drawing; it must
     hold replicates 0 .. n_boot - 1.
@@ -130,38 +142,45 @@ def fit_mediation(
     or fewer than `MIN_BOOT` replicates; AccordError when fewer than 5 clients have complete
     data or the exposure does not vary.
     """
-    y = outcome_column or f"{outcome}_change"
+    y = outcome_column or f"{outcome}_post"
     if n_boot < MIN_BOOT:
         raise ConfigError(f"mediation model: n_boot must be at least {MIN_BOOT}, not {n_boot}")
     prepared = _prepare(
         client_measures,
         mediator=mediator,
         y=y,
+        intake=f"{outcome}_first",
         exposure=exposure,
         covariates=covariates,
         exposure_reference=exposure_reference,
     )
-    data = prepared.data
-    mediator_formula, outcome_formula = prepared.mediator_formula, prepared.outcome_formula
     if replicates is not None:
         check_replicates(replicates, int(n_boot), model_id)
-    products: dict[str, float] = {}
 
     def run():
-        analysis = _analysis(prepared, exposure, mediator, products)
         drawn = replicates
         if drawn is None:
-            drawn = _draw(analysis, seed, model_id, range(int(n_boot)))
-        return _results(drawn)
+            drawn = _draw(prepared, seed, model_id, range(int(n_boot)))
+        return _paths(prepared, None), drawn.sort_values("replicate", kind="stable")
 
-    fit = capture_fit(run)
-    result, fit_warnings, error = fit
-    warn = prepared.notes + fit_warnings
-    if error:
-        warn.append(f"fit failed: {error}")
+    result, fit_warnings, error = capture_fit(run)
+    warn = prepared.notes + fit_warnings + ([f"fit failed: {error}"] if error else [])
     converged = result is not None and not error
-
-    n_obs = len(data)
+    rows: list[dict[str, Any]] = []
+    products: dict[str, float] = {}
+    sensitivity: dict[str, Any] = {}
+    if converged:
+        paths, drawn = result
+        rows = _rows(paths, drawn, int(n_boot))
+        products = {
+            "a_exposure_to_mediator": paths["a"],
+            "b_mediator_to_outcome": paths["b"],
+            "c_direct": paths["c"],
+            "indirect_ab": paths["a"] * paths["b"],
+            "total_ab_plus_c": paths["a"] * paths["b"] + paths["c"],
+        }
+        sensitivity = acme_sensitivity(prepared)
+    n_obs = len(prepared.data)
     common = {
         "model": model_id,
         "outcome": outcome,
@@ -170,53 +189,38 @@ def fit_mediation(
         "n_clients": n_obs,
         "converged": converged,
     }
-    rows = []
-    if converged:
-        summary = result.summary(alpha=0.05)
-        draws = {
-            "ACME (average)": result.ACME_avg,
-            "ADE (average)": result.ADE_avg,
-            "Total effect": result.total_effect,
-            "Prop. mediated (average)": result.prop_med_avg,
-        }
-        for label, term in TERMS.items():
-            rows.append(
-                {
-                    **common,
-                    "term": term,
-                    "estimate": float(summary.loc[label, "Estimate"]),
-                    "std_error": float(np.std(draws[label], ddof=1)),
-                    "ci_low": float(summary.loc[label, "Lower CI bound"]),
-                    "ci_high": float(summary.loc[label, "Upper CI bound"]),
-                    "p_value": float(summary.loc[label, "P-value"]),
-                    "primary": bool(primary and term == "acme"),
-                }
-            )
+    rows = [{**common, **row, "primary": bool(primary and row["term"] == "acme")} for row in rows]
     diagnostics: dict[str, Any] = client_model_diagnostics(
         model_id=model_id,
         outcome=outcome,
         exposure=exposure,
-        formula=f"{mediator_formula}; {outcome_formula}",
-        method=f"causal mediation (Imai et al. 2010), OLS models, bootstrap n={int(n_boot)}",
-        optimizer="least squares (pseudoinverse)",
+        formula=f"{prepared.mediator_formula}; {prepared.outcome_formula}",
+        method=(
+            f"causal mediation (Imai et al. 2010), OLS models, point estimates from the "
+            f"original sample, nonparametric bootstrap n={int(n_boot)} (one resample for both "
+            "models, percentile CIs)"
+        ),
+        optimizer="least squares",
         converged=converged,
         warn=warn,
         llf=math.nan,
         n_obs=n_obs,
-        data=data,
+        data=prepared.data,
         client_measures=client_measures,
         extras={
             "mediator": mediator,
             "outcome_column": y,
-            "mediator_formula": mediator_formula,
-            "outcome_formula": outcome_formula,
+            "mediator_formula": prepared.mediator_formula,
+            "outcome_formula": prepared.outcome_formula,
             "exposure_coding": prepared.coding,
             "contrast": "exposure 1 vs 0 (as coded)",
             "n_boot": int(n_boot),
             "seed": int(seed),
             "replicate_seed": "default_rng([seed, crc32(model id), replicate])",
-            "p_value_resolution": 2.0 / int(n_boot),
+            "p_value_resolution": 2.0 / (1 + int(n_boot)),
             "product_of_coefficients": products,
+            "sensitivity": sensitivity,
+            "assumptions": list(ASSUMPTIONS),
             "clients_in_input": prepared.n_all,
             "clients_excluded_missing": prepared.n_incomplete,
         },
@@ -228,6 +232,67 @@ def fit_mediation(
         coefficients=coefficient_frame(rows),
         diagnostics=diagnostics,
     )
+
+
+def _rows(paths: dict[str, float], drawn: pd.DataFrame, n_boot: int) -> list[dict[str, Any]]:
+    acme_r = (drawn["acme_control"] + drawn["acme_treated"]).to_numpy(float) / 2
+    ade_r = (drawn["ade_control"] + drawn["ade_treated"]).to_numpy(float) / 2
+    total_r = acme_r + ade_r
+    with np.errstate(divide="ignore", invalid="ignore"):
+        prop_r = acme_r / total_r
+    acme = paths["a"] * paths["b"]
+    total = acme + paths["c"]
+    estimates = {
+        "acme": (acme, acme_r),
+        "ade": (paths["c"], ade_r),
+        "total_effect": (total, total_r),
+        "proportion_mediated": (acme / total if total != 0 else math.nan, prop_r),
+    }
+    rows = []
+    for term in TERMS:
+        estimate, draws = estimates[term]
+        low, high = np.quantile(draws, [0.025, 0.975])
+        rows.append(
+            {
+                "term": term,
+                "estimate": float(estimate),
+                "std_error": float(np.std(draws, ddof=1)),
+                "ci_low": float(low),
+                "ci_high": float(high),
+                "p_value": bootstrap_p_value(draws, n_boot),
+            }
+        )
+    return rows
+
+
+def bootstrap_p_value(draws: np.ndarray, n_boot: int) -> float:
+    """Two-sided p from the replicates' signs: min(1, 2 (1 + k) / (1 + B)), k the replicates on
+    the smaller side of zero."""
+    k = min(int(np.sum(draws >= 0)), int(np.sum(draws <= 0)))
+    return float(min(1.0, 2.0 * (1 + k) / (1 + n_boot)))
+
+
+def acme_sensitivity(prepared: _Prepared, grid: Sequence[float] = RHO_GRID) -> dict[str, Any]:
+    """ACME as a function of the error correlation rho (module docstring) and the rho at which
+    the ACME is 0."""
+    m_fit = _ols(prepared.m_x, prepared.m_y)
+    reduced_x = np.delete(prepared.y_x, prepared.b_col, axis=1)
+    y_fit = _ols(reduced_x, prepared.y_y)
+    u, e = m_fit["residuals"], y_fit["residuals"]
+    sigma_m, sigma_y = float(np.std(u, ddof=1)), float(np.std(e, ddof=1))
+    rho_tilde = float(np.corrcoef(u, e)[0, 1])
+    a = float(m_fit["beta"][prepared.a_col])
+
+    def acme(rho: float) -> float:
+        root = math.sqrt((1 - rho_tilde**2) / (1 - rho**2))
+        return a * sigma_y / sigma_m * (rho_tilde - rho * root)
+
+    return {
+        "rho_at_zero_acme": rho_tilde,
+        "r2_product_at_zero_acme": rho_tilde**2,
+        "curve": [{"rho": float(r), "acme": acme(float(r))} for r in grid],
+        "method": "Imai, Keele & Yamamoto (2010) Theorem 2, as medsens",
+    }
 
 
 def mediation_replicates(
@@ -253,13 +318,13 @@ def mediation_replicates(
     prepared = _prepare(
         client_measures,
         mediator=mediator,
-        y=outcome_column or f"{outcome}_change",
+        y=outcome_column or f"{outcome}_post",
+        intake=f"{outcome}_first",
         exposure=exposure,
         covariates=covariates,
         exposure_reference=exposure_reference,
     )
-    analysis = _analysis(prepared, exposure, mediator, {})
-    return _draw(analysis, seed, model_id, replicate_indices(replicates))
+    return _draw(prepared, seed, model_id, replicate_indices(replicates))
 
 
 def _prepare(
@@ -267,13 +332,15 @@ def _prepare(
     *,
     mediator: str,
     y: str,
+    intake: str,
     exposure: str,
     covariates: Sequence[str],
     exposure_reference: str | None,
 ) -> _Prepared:
     if mediator in (exposure, y):
         raise ConfigError(f"mediation model: the mediator {mediator!r} is the exposure or outcome")
-    covariates = [c for c in dict.fromkeys(covariates) if c not in (exposure, mediator, y)]
+    wanted = [intake, *covariates] if intake in client_measures.columns else list(covariates)
+    covariates = [c for c in dict.fromkeys(wanted) if c not in (exposure, mediator, y)]
     columns = [y, exposure, mediator, *covariates]
     data, coding = client_level_data(
         client_measures,
@@ -297,10 +364,21 @@ def _prepare(
     rhs = [
         c if pd.api.types.is_numeric_dtype(data[c]) else f"C({c})" for c in [exposure, *covariates]
     ]
+    m_formula = f"{mediator} ~ {' + '.join(rhs)}"
+    y_formula = f"{y} ~ {' + '.join([rhs[0], mediator, *rhs[1:]])}"
+    m_model, y_model = smf.ols(m_formula, data), smf.ols(y_formula, data)
+    m_names, y_names = list(m_model.exog_names), list(y_model.exog_names)
     return _Prepared(
         data=data,
-        mediator_formula=f"{mediator} ~ {' + '.join(rhs)}",
-        outcome_formula=f"{y} ~ {' + '.join([rhs[0], mediator, *rhs[1:]])}",
+        mediator_formula=m_formula,
+        outcome_formula=y_formula,
+        m_y=np.asarray(m_model.endog, float),
+        m_x=np.asarray(m_model.exog, float),
+        y_y=np.asarray(y_model.endog, float),
+        y_x=np.asarray(y_model.exog, float),
+        a_col=m_names.index(exposure),
+        c_col=y_names.index(exposure),
+        b_col=y_names.index(mediator),
         coding=coding,
         notes=notes,
         n_all=n_all,
@@ -308,68 +386,44 @@ def _prepare(
     )
 
 
-def _analysis(
-    prepared: _Prepared, exposure: str, mediator: str, products: dict[str, float]
-) -> Mediation:
-    """statsmodels' Mediation of the two models; the full-sample a, b, c' into `products`."""
-    # Design matrices once, from the formulas; plain models make each replicate cheap.
-    m_formula = smf.ols(prepared.mediator_formula, prepared.data)
-    y_formula = smf.ols(prepared.outcome_formula, prepared.data)
-    m_names, y_names = list(m_formula.exog_names), list(y_formula.exog_names)
-    mediator_model = sm.OLS(m_formula.endog, m_formula.exog)
-    outcome_model = sm.OLS(y_formula.endog, y_formula.exog)
-    m_fit, y_fit = mediator_model.fit(), outcome_model.fit()
-    a = float(m_fit.params[m_names.index(exposure)])
-    b = float(y_fit.params[y_names.index(mediator)])
-    c_direct = float(y_fit.params[y_names.index(exposure)])
-    products.update(
-        a_exposure_to_mediator=a,
-        b_mediator_to_outcome=b,
-        c_direct=c_direct,
-        indirect_ab=a * b,
-        total_ab_plus_c=a * b + c_direct,
-    )
-    return Mediation(
-        outcome_model,
-        mediator_model,
-        (y_names.index(exposure), m_names.index(exposure)),
-        mediator=y_names.index(mediator),
-    )
+def _ols(x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+    beta, *_ = np.linalg.lstsq(x, y, rcond=None)
+    return {"beta": beta, "residuals": y - x @ beta}
 
 
-def _draw(analysis: Mediation, seed: int, model_id: str, indices: Iterable[int]) -> pd.DataFrame:
-    """Replicates `indices`, each statsmodels' bootstrap with one repetition and its own rng."""
+def _paths(prepared: _Prepared, rows: np.ndarray | None) -> dict[str, float]:
+    """a, b and c' from both models fitted on the same clients (`rows`; None = all)."""
+    take = slice(None) if rows is None else rows
+    m_beta = _ols(prepared.m_x[take], prepared.m_y[take])["beta"]
+    y_beta = _ols(prepared.y_x[take], prepared.y_y[take])["beta"]
+    return {
+        "a": float(m_beta[prepared.a_col]),
+        "b": float(y_beta[prepared.b_col]),
+        "c": float(y_beta[prepared.c_col]),
+    }
+
+
+def _draw(prepared: _Prepared, seed: int, model_id: str, indices: Iterable[int]) -> pd.DataFrame:
+    """Replicates `indices`: one resample of clients each, both models refitted on it."""
+    n = len(prepared.data)
     rows = []
     for r in indices:
-        one = analysis.fit(method="bootstrap", n_rep=1, rng=replicate_rng(seed, model_id, r))
+        resample = replicate_rng(seed, model_id, r).integers(0, n, n)
+        paths = _paths(prepared, resample)
+        acme, ade = paths["a"] * paths["b"], paths["c"]
         rows.append(
             {
                 "replicate": int(r),
-                "acme_control": float(one.ACME_ctrl[0]),
-                "acme_treated": float(one.ACME_tx[0]),
-                "ade_control": float(one.ADE_ctrl[0]),
-                "ade_treated": float(one.ADE_tx[0]),
+                "acme_control": acme,
+                "acme_treated": acme,
+                "ade_control": ade,
+                "ade_treated": ade,
             }
         )
     frame = pd.DataFrame(rows, columns=["replicate", *REPLICATE_COLUMNS])
     frame["replicate"] = frame["replicate"].astype(np.int64)
     frame[REPLICATE_COLUMNS] = frame[REPLICATE_COLUMNS].astype(float)
     return frame
-
-
-def _results(replicates: pd.DataFrame) -> MediationResults:
-    """statsmodels' results from the replicates' averages (in replicate order)."""
-    ordered = replicates.sort_values("replicate", kind="stable")
-
-    def row(column: str) -> np.ndarray:
-        # MediationResults averages over clients (axis 0); one row holds the averages already.
-        return ordered[column].to_numpy(dtype=float)[np.newaxis, :]
-
-    result = MediationResults(
-        [row("acme_control"), row("acme_treated")], [row("ade_control"), row("ade_treated")]
-    )
-    result.method = "bootstrap"
-    return result
 
 
 def fit_mediation_spec(
@@ -380,7 +434,8 @@ def fit_mediation_spec(
     replicates: pd.DataFrame | None = None,
 ) -> ModelResult:
     """`fit_mediation` for a model declared in config (options: mediator (required),
-    outcome_column, n_boot, exposure_reference; the seed is the study seed). The session panel
+    outcome_column (default ``<outcome>_post``), n_boot, exposure_reference; the seed is the
+    study seed). The session panel
     is not used. `replicates`: the pooled replicate tables of the model's bootstrap jobs, if
     drawn there."""
     return fit_mediation(

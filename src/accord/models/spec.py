@@ -208,6 +208,8 @@ DEFAULT_MODELS: list[dict[str, Any]] = [
     {"id": "dropout_cox", "kind": "cox", "outcome": "dropout", "covariates": ["phq9_first"]},
     {"id": "dropout_km", "kind": "kaplan_meier", "outcome": "dropout", "options": {"group": "arm"}},
     {"id": "clinical_change", "kind": "clinical_change"},
+    # Mediators measured before the outcome (the early window); the outcome is the post score
+    # adjusted for intake (phq9_first enters both models).
     *(
         {
             "id": f"mediation_{mediator}",
@@ -215,9 +217,10 @@ DEFAULT_MODELS: list[dict[str, Any]] = [
             "covariates": ["phq9_first"],
             "options": {"mediator": mediator, "n_boot": 500},
         }
-        for mediator in ("attendance_rate", "homework_rate", "early_alliance")
+        for mediator in ("early_attendance_rate", "early_homework_rate", "early_alliance")
     ),
     {"id": "ancova", "kind": "ancova", "covariates": []},
+    {"id": "sensitivity_locf", "kind": "ancova", "options": {"end": "last"}},
     {
         "id": "sensitivity_completers",
         "kind": "ancova",

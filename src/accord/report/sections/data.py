@@ -1,15 +1,19 @@
 """Data: records received, quarantined and validated per table; clients from validation to each
-analysis; identifier-guard warnings; missing outcome data by instrument and session."""
+analysis; identifier-guard warnings; missing outcome data by instrument and session; attrition
+(clients without a post score) by arm and by session of the last assessment, and its relation to
+the exposure."""
 
 from __future__ import annotations
 
 import pandas as pd
 
 from accord.disclosure import NOT_AVAILABLE, suppress_count, suppress_table, suppressed_label
+from accord.missingness import attrition_by_last_session, attrition_flag, attrition_vs_exposure
+from accord.report import aggregate as agg
 from accord.report.context import ReportContext
 from accord.report.parts import Bullets, Heading, Section, Text, table
 from accord.report.sections.summary import primary_row
-from accord.report.text import instrument_label, interval, num, p_value
+from accord.report.text import instrument_label, interval, num, p_phrase, p_value
 
 NOT_GIVEN = "not given"
 
@@ -27,6 +31,8 @@ def build(ctx: ReportContext) -> Section:
     section.add(*_guard(ctx))
     section.add(Heading("Missing data", "missing-data"))
     section.add(*_missing(ctx))
+    section.add(Heading("Attrition", "attrition"))
+    section.add(*_attrition(ctx))
     return section
 
 
@@ -246,4 +252,62 @@ def _missing_table(m: pd.DataFrame, min_cell: int):
             f"\u201c{NOT_GIVEN}\u201d: no client has a score at that session, as when an "
             "instrument is given only at some sessions."
         ),
+    )
+
+
+def _attrition(ctx: ReportContext) -> list:
+    """Clients without a post (end-of-treatment) score: by arm, by the session of their last
+    assessment, and a logistic test against the exposure."""
+    clients, outcome, label, min_cell = ctx.clients, ctx.outcome, ctx.outcome_label, ctx.min_cell
+    needed = {f"{outcome}_first", f"{outcome}_post", f"{outcome}_last_session"}
+    if clients is None or not needed <= set(clients.columns):
+        return [Text(f"No {label} post scores were found in the client measures.", "missing")]
+    flagged = clients.assign(_no_post=attrition_flag(clients, outcome))
+    grouped = agg.groups(flagged)
+    cells = agg.rate_cells(grouped, "_no_post", min_cell)
+    out: list = [
+        table(
+            "data_attrition_by_arm",
+            f"Attrition: clients without a {label} post score, by arm",
+            ["Group", "Without a post score (% of clients with an intake score)"],
+            [[name, cell] for (name, _), cell in zip(grouped, cells, strict=True)],
+            note=(
+                "Post score: the score at the planned end-of-treatment assessment "
+                "(analysis.end_of_treatment); a client not assessed there has none, whatever "
+                "the reason (dropout, still in treatment, referred on, or a missed form)."
+            ),
+        )
+    ]
+    by_session = attrition_by_last_session(clients, outcome)
+    if len(by_session):
+        frame = by_session.set_index("last_session")[["clients", "without_post"]]
+        frame.index = frame.index.astype(str)
+        frame.loc["All"] = frame.sum()
+        shown = suppress_table(
+            frame, ["clients", "without_post"], min_cell, total_row="All", total_column="clients"
+        )
+        out.append(
+            table(
+                "data_attrition_by_session",
+                f"Attrition by the session of the last {label} assessment (clients)",
+                ["Last assessed at session", "Clients", "Without a post score"],
+                [[name, r["clients"], r["without_post"]] for name, r in shown.iterrows()],
+                note="Clients with an intake score, by the session of their last assessment.",
+            )
+        )
+    out.append(_attrition_test(attrition_vs_exposure(clients, outcome, ctx.exposure), ctx))
+    return out
+
+
+def _attrition_test(row: dict, ctx: ReportContext) -> Text:
+    exposure = str(row.get("exposure", ctx.exposure)).replace("_", " ")
+    if "odds_ratio" not in row or int(row.get("n_clients", 0)) < ctx.min_cell:
+        return Text(f"Whether attrition relates to {exposure} could not be tested.")
+    return Text(
+        f"Is attrition related to {exposure}? Logistic regression of having no post score on "
+        f"{exposure} ({row['n_clients']} clients with an intake score): odds ratio "
+        f"{num(row['odds_ratio'], 2)} per unit, 95% CI {interval(row['ci_low'], row['ci_high'], 2)}"
+        f", p {p_phrase(row['p_value'])}. An odds ratio far from 1 means the complete-case "
+        "analysis of post scores compares clients selected differently by exposure; the "
+        "multiple-imputation analysis is the one to read then."
     )

@@ -293,7 +293,7 @@ def _goalsetting(ctx: ReportContext) -> list:
         ("mean_alliance", "Mean alliance"),
         ("attendance_rate", "Attendance rate"),
         ("homework_rate", "Homework completion"),
-        (f"{ctx.outcome}_change", f"{ctx.outcome_label} change"),
+        (f"{ctx.outcome}_change", f"{ctx.outcome_label} change, intake to post"),
     ]
     correlates = [(c, label) for c, label in correlates if c in clients.columns]
     rows, sizes = [], []

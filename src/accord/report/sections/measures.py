@@ -65,7 +65,9 @@ def build(ctx: ReportContext) -> Section:
                 spans=(("", 1), ("Intake (wave 0)", 3), ("First treatment wave", 4), ("", 1)),
                 note=(
                     "Wave = session number (0 = intake); n = complete forms at that wave. "
-                    "\u03c9 is omega total from a one-factor model. The last column gives the "
+                    "\u03c9 is omega total from a one-factor model per scale; for a total whose "
+                    "subscales split its items (WAI-SR), from the subscales as correlated "
+                    "factors. The last column gives the "
                     f"range of \u03b1 over the waves with {ctx.min_cell} or more complete forms."
                 ),
             )

@@ -185,11 +185,12 @@ def _models(ctx: ReportContext) -> str:
         if km:
             parts.append("Kaplan\u2013Meier curves compared with the log-rank test")
         sentences.append(f"Dropout was analysed with {_join(parts)}; Wald 95% CIs.")
-    ancova = [m for m, x in methods.items() if x == "OLS"]
+    ancova = [m for m, x in methods.items() if x == "OLS, complete cases"]
     if ancova:
         sentences.append(
-            "Post-treatment scores were compared by ANCOVA (last score on the exposure, adjusted "
-            f"for the first score; {_join(ancova)})."
+            "End-of-treatment scores were compared by ANCOVA: the post score (at the planned "
+            "end-of-treatment assessment) on the exposure, adjusted for the intake score, in "
+            f"clients with an observed post score ({_join(ancova)})."
         )
     mediation = [m for m in models if "acme" in set(c.loc[c["model"] == m, "term"])]
     if mediation:
@@ -198,9 +199,17 @@ def _models(ctx: ReportContext) -> str:
             str((diags.get(m, {}).get("extras") or {}).get("mediator", m)) for m in mediation
         ]
         sentences.append(
-            "Mediation through " + _join([m.replace("_", " ") for m in mediators]) + " was "
-            "estimated as average causal mediation and direct effects (Imai, Keele & Tingley "
-            f"2010) with {extras.get('n_boot', 'bootstrap')} nonparametric bootstrap replicates."
+            "Mediation through " + _join([m.replace("_", " ") for m in mediators]) + " (each "
+            "measured in the early sessions, before the outcome) was estimated as average "
+            "causal mediation and direct effects on the post score adjusted for intake (Imai, "
+            "Keele & Tingley 2010, as R’s mediation package): point estimates from the "
+            f"sample, percentile 95% CIs from {extras.get('n_boot', 'bootstrap')} nonparametric "
+            "bootstrap replicates that refit both models on the same resample, and the error "
+            "correlation between the mediator and outcome models at which the indirect effect "
+            "would vanish (medsens; Imai, Keele & Yamamoto 2010). These effects have a causal "
+            "reading only if there is no unmeasured confounding of the exposure and the "
+            "mediator, of the exposure and the outcome, or of the mediator and the outcome; "
+            "the data cannot check this."
         )
     return " ".join(sentences)
 
@@ -209,29 +218,57 @@ def _missing(ctx: ReportContext) -> str:
     c = ctx.coefficients
     sentences = [
         "Mixed models used every observed assessment, which is valid when scores are missing "
-        "at random; missing scores per session and their relation to the exposure are reported."
+        "at random; missing scores per session, attrition (clients without a post score) by "
+        "arm and by the session of the last assessment, and their relation to the exposure are "
+        "reported."
     ]
     if c is not None and not c.empty:
         methods = {
             m: str(ctx.diagnostics.get(m, {}).get("method", ""))
             for m in dict.fromkeys(c["model"].astype(str))
         }
-        mice = [m for m, x in methods.items() if "MICE" in x]
-        if mice:
-            extras = ctx.diagnostics.get(mice[0], {}).get("extras") or {}
-            sentences.append(
-                f"As sensitivity analyses, the ANCOVA was repeated after multiple imputation by "
-                f"chained equations ({extras.get('n_imputations', 'several')} imputations, "
-                "pooled by Rubin\u2019s rules)"
-                + (" and in completers only" if any("completers" in m for m in methods) else "")
-                + "."
-            )
+        mice = [m for m, x in methods.items() if "multiple imputation" in x]
+        locf = [m for m, x in methods.items() if "LOCF" in x]
+        if mice or locf:
+            sentences.append(_sensitivity_sentence(ctx, mice, locf, methods))
         sentences.append(
             "The primary test was not adjusted; p-values of the secondary exposure effects were "
             "adjusted for multiple testing with the Benjamini\u2013Hochberg false discovery rate "
             "(1995)."
         )
     return " ".join(sentences)
+
+
+def _sensitivity_sentence(
+    ctx: ReportContext, mice: list[str], locf: list[str], methods: dict[str, str]
+) -> str:
+    parts = []
+    if mice:
+        extras = ctx.diagnostics.get(mice[0], {}).get("extras") or {}
+        auxiliary = [_auxiliary_label(str(a)) for a in extras.get("auxiliary") or []]
+        parts.append(
+            "after multiple imputation of the missing post scores by chained equations "
+            f"({extras.get('n_imputations', 'several')} imputations"
+            + (f"; auxiliary variables {_join(auxiliary)}" if auxiliary else "")
+            + "), pooled by Rubin\u2019s rules with Barnard\u2013Rubin degrees of freedom and t "
+            "reference distributions"
+        )
+    if any("completers" in m for m in methods):
+        parts.append("in completers only")
+    if locf:
+        parts.append(
+            "with the last observed score carried forward as the end score (LOCF), which "
+            "treats a dropout\u2019s last score as their end score"
+        )
+    return f"As sensitivity analyses, the ANCOVA was repeated {_join(parts)}."
+
+
+def _auxiliary_label(column: str) -> str:
+    if column.endswith("_last_before_post_session"):
+        return "the session of the last score before the end assessment"
+    if column.endswith("_last_before_post"):
+        return "the last score before the end assessment"
+    return column.replace("_", " ")
 
 
 def _reporting(ctx: ReportContext) -> str:

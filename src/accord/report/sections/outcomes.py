@@ -205,8 +205,11 @@ def _categories(clients: pd.DataFrame, category: str, label: str, min_cell: int)
         ["Group", *CATEGORY_LABELS.values(), "Total"],
         rows,
         note=(
-            "First to last assessment, clients with two or more. Recovered: clinical at first, "
-            "not at last, with reliable improvement; improved: reliable improvement without "
+            "Intake to the end-of-treatment (post) assessment, clients with a post score; "
+            "clients without one are counted under Attrition (Data), and a category from the "
+            "last observed score (LOCF) is kept only as a sensitivity column (category_last). "
+            "Recovered: clinical at intake, not at post, with reliable improvement; improved: "
+            "reliable improvement without "
             "recovery; deteriorated: reliable worsening. The cut-off and reliable-change values "
             "are listed under Measures."
         ),
@@ -215,15 +218,13 @@ def _categories(clients: pd.DataFrame, category: str, label: str, min_cell: int)
 
 def _prepost(ctx: ReportContext) -> list:
     clients, outcome, label, min_cell = ctx.clients, ctx.outcome, ctx.outcome_label, ctx.min_cell
-    first, last = f"{outcome}_first", f"{outcome}_last"
+    first, last = f"{outcome}_first", f"{outcome}_post"
     if clients is None or first not in clients.columns or last not in clients.columns:
-        return [Text(f"No first and last {label} scores were found.", "missing")]
-    # Clients with two or more assessments: with one, first and last are the same score.
+        return [Text(f"No intake and post {label} scores were found.", "missing")]
+    # Clients with a post score (the change column is defined for them).
     several = clients
-    if f"{outcome}_n_assessments" in clients.columns:
-        several = clients.loc[
-            pd.to_numeric(clients[f"{outcome}_n_assessments"], errors="coerce") >= 2
-        ]
+    if f"{outcome}_change" in clients.columns:
+        several = clients.loc[pd.to_numeric(clients[f"{outcome}_change"], errors="coerce").notna()]
     thresholds = {}
     if isinstance(ctx.measures_metadata, dict):
         thresholds = (ctx.measures_metadata.get("change_thresholds") or {}).get(outcome) or {}
@@ -242,8 +243,8 @@ def _prepost(ctx: ReportContext) -> list:
     if fig is None:
         return [
             Text(
-                f"Fewer than {min_cell} clients have two or more {label} scores, or every cell "
-                "would be withheld, so the pre/post plot is not drawn."
+                f"Fewer than {min_cell} clients have intake and post {label} scores, or every "
+                "cell would be withheld, so the pre/post plot is not drawn."
             )
         ]
     rc_text = f"{num(rc, 1).removesuffix('.0')} points" if finite(rc) else "not available"
@@ -251,9 +252,9 @@ def _prepost(ctx: ReportContext) -> list:
         to_plot(
             fig,
             f"outcomes_prepost_{outcome}",
-            alt=f"Binned counts of first against last {label} with the reliable-change band",
+            alt=f"Binned counts of intake against post {label} with the reliable-change band",
             caption=(
-                f"First against last {label} (clients with two or more assessments), as counts "
+                f"Intake against post (end-of-treatment) {label} (clients with both), as counts "
                 f"per cell of a grid; no client is drawn as a point. Cells with fewer than "
                 f"{min_cell} clients, and cells withheld so that such a cell cannot be worked out "
                 "from the row and column totals, are left blank. Below the diagonal is "

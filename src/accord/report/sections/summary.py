@@ -13,7 +13,17 @@ from accord.errors import AccordError
 from accord.models.spec import model_specs
 from accord.report.context import ReportContext
 from accord.report.parts import Bullets, Section, Text, table
-from accord.report.text import TIMES, coef, finite, int_or_none, interval, num, p_phrase, truthy
+from accord.report.text import (
+    TIMES,
+    coef,
+    finite,
+    int_or_none,
+    interval,
+    num,
+    outcome_label,
+    p_phrase,
+    truthy,
+)
 
 _EXPOSURE_WORDS = {
     "joint_goal_share": "setting goals jointly (client and therapist together)",
@@ -208,12 +218,26 @@ def _findings(ctx: ReportContext) -> list[str]:
     for _, r in acme.iterrows():
         mediator = _mediator(ctx.diagnostics.get(str(r["model"]), {}), str(r["model"]))
         if finite(r["ci_low"]) and finite(r["ci_high"]) and (r["ci_low"] > 0 or r["ci_high"] < 0):
-            out.append(
-                f"Part of the exposure\u2019s effect runs through {mediator} (indirect effect "
-                f"{num(r['estimate'], 2)}, 95% CI {num(r['ci_low'], 2)} to "
-                f"{num(r['ci_high'], 2)})."
-            )
+            out.append(_mediation_sentence(r, mediator))
     return out
+
+
+def _mediation_sentence(r: Mapping[str, Any], mediator: str) -> str:
+    """Causal wording only for a randomised arm; an observed exposure is "associated"."""
+    interval = f"{num(r['estimate'], 2)}, 95% CI {num(r['ci_low'], 2)} to {num(r['ci_high'], 2)}"
+    outcome = outcome_label(str(r["outcome"]))
+    if str(r["exposure"]) == "arm":
+        return (
+            f"Part of the effect of the randomised arm on the {outcome} post score is mediated "
+            f"by {mediator} (indirect effect {interval}), if nothing unmeasured confounds "
+            f"{mediator} and the outcome, which randomisation does not ensure."
+        )
+    exposure = str(r["exposure"]).replace("_", " ")
+    return (
+        f"Part of the association between {exposure} and the {outcome} post score is "
+        f"accounted for by {mediator} (indirect association {interval}); this decomposition "
+        f"assumes no unmeasured confounding of {exposure}, {mediator} and the outcome."
+    )
 
 
 def _mediator(diag: Mapping[str, Any], model: str) -> str:

@@ -11,6 +11,16 @@ from accord.report.figures import caterpillar_figure, to_plot
 from accord.report.parts import Heading, Section, Text, table
 from accord.report.text import coef, finite, instrument_label, interval, num, p_value
 
+_MEDIATION_COLUMNS = (
+    "Mediator",
+    "Effect",
+    "Estimate",
+    "95% CI",
+    "p",
+    "p (FDR)",
+    "\u03c1 at ACME = 0",
+    "Clients",
+)
 _MEDIATION_TERMS = {
     "acme": "Indirect effect (ACME)",
     "ade": "Direct effect (ADE)",
@@ -159,8 +169,11 @@ def _mediation(ctx: ReportContext) -> list:
             if term not in part.index:
                 continue
             r = part.loc[term]
+            rho = ""
             if term == "acme":
                 highlight.add(len(rows))
+                zero = (extras.get("sensitivity") or {}).get("rho_at_zero_acme")
+                rho = num(zero, 2) if enough and finite(zero) else ""
             rows.append(
                 [
                     mediator,
@@ -169,24 +182,40 @@ def _mediation(ctx: ReportContext) -> list:
                     interval(r["ci_low"], r["ci_high"], 3) if enough else hide,
                     p_value(r["p_value"]) if enough else hide,
                     p_value(r.get("p_fdr")) if enough and term == "acme" else "",
+                    rho,
                     suppress_count(n_clients, ctx.min_cell),
                 ]
             )
     first = ctx.diagnostics.get(models[0], {}).get("extras") or {}
+    exposure = str(c.loc[c["model"] == models[0], "exposure"].iloc[0])
+    column = str(first.get("outcome_column", ""))
+    key, _, end = column.rpartition("_")
+    outcome = f"the {instrument_label(key)} {end} score" if key else "the outcome"
+    caption = (
+        f"Mediation of the effect of the randomised arm on {outcome}"
+        if exposure == "arm"
+        else f"Decomposition of the association between {exposure.replace('_', ' ')} and {outcome}"
+    )
     return [
         table(
             "mediation",
-            f"Mediation of the effect of {c.loc[c['model'] == models[0], 'exposure'].iloc[0]} "
-            f"on {first.get('outcome_column', 'the outcome')}",
-            ["Mediator", "Effect", "Estimate", "95% CI", "p", "p (FDR)", "Clients"],
+            caption,
+            _MEDIATION_COLUMNS,
             rows,
             highlight=frozenset(highlight),
             note=(
-                "Causal mediation analysis (Imai, Keele & Tingley 2010) with linear models for "
-                "the mediator and the outcome, adjusted for intake severity; "
-                f"{first.get('contrast', 'exposure 1 vs 0')}. CIs and p-values from "
-                f"{first.get('n_boot', 'the')} nonparametric bootstrap replicates. The "
-                "indirect effect assumes no unmeasured mediator\u2013outcome confounding."
+                "Mediation analysis (Imai, Keele & Tingley 2010, as R\u2019s mediation) with "
+                "linear models for the mediator (measured in the early sessions) and the post "
+                "score, both adjusted for the intake score; "
+                f"{first.get('contrast', 'exposure 1 vs 0')}. Estimates from the sample; CIs "
+                f"and p-values from {first.get('n_boot', 'the')} nonparametric bootstrap "
+                "replicates, each refitting both models on one resample. The split into "
+                "indirect and direct parts has a causal reading only if nothing unmeasured "
+                "confounds the exposure and the mediator, the exposure and the outcome, or the "
+                "mediator and the outcome; the last is not ensured even by randomisation. "
+                "\u03c1 at ACME = 0: the correlation between the errors of the mediator and "
+                "outcome models (e.g. from an unmeasured mediator\u2013outcome confounder) at "
+                "which the indirect effect would vanish (Imai, Keele & Yamamoto 2010)."
             ),
         )
     ]

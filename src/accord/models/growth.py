@@ -313,6 +313,18 @@ def fit_growth_model(
                 f"the profiled engine could not fit the model ({type(exc).__name__}: {exc}); "
                 "fitted with statsmodels MixedLM instead"
             )
+    if fitted is not None and not fitted["converged"]:
+        # Never report an uncertified point silently: statsmodels' fit replaces it where that
+        # converged at least as high.
+        reference = _statsmodels_growth(
+            formula, data, time_sd, nested=nested, reml=reml, optimizer=optimizer
+        )
+        if reference["converged"] and reference["llf"] >= fitted["llf"]:
+            warn.append(
+                "the profiled engine could not certify its optimum; fitted with statsmodels "
+                "MixedLM instead"
+            )
+            fitted = reference
     if fitted is None:
         fitted = _statsmodels_growth(
             formula, data, time_sd, nested=nested, reml=reml, optimizer=optimizer

@@ -68,6 +68,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -136,6 +137,14 @@ def fit_lagged(
 
     result, fit_warnings, error = capture_fit(fit)
     warn: list[str] = list(prep.pop("warnings")) + fit_warnings
+    if result is not None and not error and not result.converged:
+        reference = _statsmodels_fit(response, design, data["client"], reml)
+        if reference is not None and reference.log_likelihood >= result.log_likelihood:
+            warn.append(
+                "the profiled engine could not certify its optimum; fitted with statsmodels "
+                "MixedLM instead"
+            )
+            result = reference
     if error:
         warn.append(f"fit failed: {error}")
     converged = bool(result is not None and result.converged and not error)
@@ -420,4 +429,27 @@ def fit_lagged_spec(
         detrend=bool(spec.options.get("detrend", False)),
         model_id=spec.id,
         primary=spec.primary,
+    )
+
+
+def _statsmodels_fit(
+    response: pd.DataFrame, design: pd.DataFrame, client: pd.Series, reml: bool
+) -> SimpleNamespace | None:
+    """The same model by statsmodels' MixedLM, with the fields of `LmmFit` this module reads;
+    None unless it converged."""
+    from statsmodels.regression.mixed_linear_model import MixedLM
+
+    model = MixedLM(response.iloc[:, 0], design, groups=client.to_numpy())
+    fitted, _, error = capture_fit(lambda: model.fit(reml=reml, method="lbfgs"))
+    if fitted is None or error or not fitted.converged:
+        return None
+    p = design.shape[1]
+    return SimpleNamespace(
+        fe_params=np.asarray(fitted.fe_params, dtype=float),
+        fe_cov=np.asarray(fitted.cov_params(), dtype=float)[:p, :p],
+        residual_variance=float(fitted.scale),
+        client_covariance=np.asarray(fitted.cov_re, dtype=float),
+        log_likelihood=float(fitted.llf),
+        converged=True,
+        message="statsmodels MixedLM (lbfgs)",
     )

@@ -85,6 +85,9 @@ DEFAULT_N_BOOT = BOOTSTRAP_KINDS["therapist"][0]
 # Log-variance bounds relative to the outcome's variance: the lower one stands for zero.
 _LOG_LOWER, _LOG_UPPER = math.log(1e-10), math.log(10.0)
 _LOG_2PI = math.log(2 * math.pi)
+# The closed form's optimum is certified when its projected gradient in the log variances is
+# below this (half lme4's 2e-3 on the deviance: the criterion is half the deviance).
+_GRADIENT_TOLERANCE = 1e-3
 
 REPLICATE_COLUMNS = ["var_therapist", "var_client", "var_residual", "icc_therapist", "icc_client"]
 
@@ -177,6 +180,16 @@ def fit_therapist(
                 f"the profiled engine could not fit the model ({type(exc).__name__}: {exc}); "
                 "fitted with statsmodels MixedLM instead"
             )
+    if fit is not None and not fit["converged"]:
+        # Never report an uncertified point silently: statsmodels' fit replaces it where that
+        # converged at least as high.
+        reference = _statsmodels_fit(data, outcome, optimizer)
+        if reference["converged"] and reference["llf"] >= fit["llf"]:
+            warn.append(
+                "the profiled engine could not certify its optimum; fitted with statsmodels "
+                "MixedLM instead"
+            )
+            fit = reference
     if fit is None:
         fit = _statsmodels_fit(data, outcome, optimizer)
     warn += fit["warnings"]
@@ -371,13 +384,12 @@ def fit_variance_components(sums: ClientSums) -> dict[str, Any]:
     start = np.log(
         np.clip([within, max(1 - within, 0.1) * 0.9, max(1 - within, 0.1) * 0.1], 1e-6, None)
     )
-    bounds = [(_LOG_LOWER, _LOG_UPPER)] * 3
-    fit = optimize.minimize(objective, start, method="L-BFGS-B", bounds=bounds)
-    e, c, t = np.exp(fit.x) * var_y
+    x, fun, converged = _certified_minimum(objective, start)
+    e, c, t = np.exp(x) * var_y
     at_zero = [
         name
         for name, value in zip(
-            ("residual", "client_intercept", "therapist_intercept"), fit.x, strict=True
+            ("residual", "client_intercept", "therapist_intercept"), x, strict=True
         )
         if value <= _LOG_LOWER + 1e-6
     ]
@@ -385,11 +397,39 @@ def fit_variance_components(sums: ClientSums) -> dict[str, Any]:
         "therapist_intercept": float(t) if "therapist_intercept" not in at_zero else 0.0,
         "client_intercept": float(c) if "client_intercept" not in at_zero else 0.0,
         "residual": float(e),
-        "converged": bool(fit.success),
-        "log_likelihood": float(-fit.fun - 0.5 * (n_obs - 1) * (_LOG_2PI + math.log(var_y))),
+        "converged": converged,
+        "log_likelihood": float(-fun - 0.5 * (n_obs - 1) * (_LOG_2PI + math.log(var_y))),
     }
     out.update(_shares(out))
     return out
+
+
+def _certified_minimum(objective, start: np.ndarray) -> tuple[np.ndarray, float, bool]:
+    """Minimise the closed-form criterion over the log variances and certify the minimum.
+
+    L-BFGS-B from `start`, and again from its end point with the client and then the
+    therapist variance at the lower bound (zero): in log variances the criterion is flat next
+    to zero, where a gradient method stops short of it. The lowest point is kept. It is
+    certified when no element of its central-difference gradient that could lower the
+    criterion within the bounds exceeds `_GRADIENT_TOLERANCE`; L-BFGS-B's own flag, which
+    depends on its path (a stalled line search at the optimum reports failure), is not used."""
+    bounds = [(_LOG_LOWER, _LOG_UPPER)] * 3
+    fit = optimize.minimize(objective, start, method="L-BFGS-B", bounds=bounds)
+    x, fun = np.asarray(fit.x, dtype=float), float(fit.fun)
+    for k in (1, 2):
+        trial = x.copy()
+        trial[k] = _LOG_LOWER
+        again = optimize.minimize(objective, trial, method="L-BFGS-B", bounds=bounds)
+        if again.fun < fun:
+            x, fun = np.asarray(again.x, dtype=float), float(again.fun)
+    step = 1e-6
+    grad = np.array(
+        [(objective(x + step * e) - objective(x - step * e)) / (2 * step) for e in np.eye(3)]
+    )
+    lowest, highest = x <= _LOG_LOWER + 1e-6, x >= _LOG_UPPER - 1e-6
+    grad = np.where(lowest, np.minimum(grad, 0.0), np.where(highest, np.maximum(grad, 0.0), grad))
+    converged = bool(np.isfinite(fun) and np.max(np.abs(grad)) <= _GRADIENT_TOLERANCE)
+    return x, fun, converged
 
 
 def _failed(reason: str) -> dict[str, Any]:

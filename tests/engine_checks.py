@@ -206,6 +206,29 @@ def _rows_of(sums) -> dict[str, np.ndarray]:
     return {"y": np.array(y), "client": np.array(client), "therapist": np.array(therapist)}
 
 
+def kernels() -> dict:
+    """The SIMD extensions numpy dispatches to and the OpenBLAS core of numpy's and scipy's
+    BLAS in this process (so a sweep can tell that the kernels it asked for are in use)."""
+    import ctypes
+    import glob
+
+    from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+
+    cores = {}
+    site = Path(np.__file__).resolve().parents[1]
+    for library in sorted(glob.glob(str(site / "*.libs" / "libscipy_openblas*"))):
+        handle = ctypes.CDLL(library)
+        for symbol in ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename"):
+            if hasattr(handle, symbol):
+                function = getattr(handle, symbol)
+                function.restype = ctypes.c_char_p
+                cores[Path(library).parent.name] = function().decode()
+    return {
+        "numpy_simd": [f for f in __cpu_dispatch__ if __cpu_features__[f]],
+        "blas_cores": cores,
+    }
+
+
 def check(name: str) -> dict:
     if name.startswith("lmm:"):
         return check_lmm(name)
@@ -216,5 +239,6 @@ def check(name: str) -> dict:
 
 if __name__ == "__main__":
     names = ALL if sys.argv[1:] == ["all"] else sys.argv[1:]
+    print(json.dumps({"kernels": kernels()}), flush=True)
     for design in names:
         print(json.dumps(check(design)), flush=True)

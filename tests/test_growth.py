@@ -389,7 +389,8 @@ def test_replicate_15_of_the_coverage_study_reaches_the_optimum() -> None:
     from accord.models.lmm import ProfiledDeviance
 
     panel, client_measures = simulate(15)
-    fit = fit_growth(panel, client_measures)
+    growth = growth_module.fit_growth_model(panel, client_measures)
+    fit = growth.result
     certification = fit.diagnostics["extras"]["profiled_fit"]["certification"]
     assert fit.diagnostics["converged"] and certification["certified"]
     assert certification["gradient_norm"] <= 2e-3
@@ -397,10 +398,10 @@ def test_replicate_15_of_the_coverage_study_reaches_the_optimum() -> None:
     assert other.diagnostics["converged"]
     llf = fit.diagnostics["log_likelihood"]
     assert llf >= other.diagnostics["log_likelihood"] - 1e-6
-    data, y = fit.data, fit.data["phq9"].to_numpy(dtype=float)
+    data = growth.data
     model = ProfiledDeviance(
-        y,
-        _design(fit),
+        data["phq9"].to_numpy(dtype=float),
+        _design(growth),
         data["client"].to_numpy(dtype=object),
         time=data["time"].to_numpy(dtype=float),
         therapist=data["therapist"].to_numpy(dtype=object),

@@ -88,6 +88,8 @@ _LOG_2PI = math.log(2 * math.pi)
 # The closed form's optimum is certified when its projected gradient in the log variances is
 # below this (half lme4's 2e-3 on the deviance: the criterion is half the deviance).
 _GRADIENT_TOLERANCE = 1e-3
+# A log variance (relative to the outcome's) below this is tried at the lower bound too.
+_LOG_NEAR_ZERO = math.log(1e-4)
 
 REPLICATE_COLUMNS = ["var_therapist", "var_client", "var_residual", "icc_therapist", "icc_client"]
 
@@ -407,28 +409,44 @@ def fit_variance_components(sums: ClientSums) -> dict[str, Any]:
 def _certified_minimum(objective, start: np.ndarray) -> tuple[np.ndarray, float, bool]:
     """Minimise the closed-form criterion over the log variances and certify the minimum.
 
-    L-BFGS-B from `start`, and again from its end point with the client and then the
-    therapist variance at the lower bound (zero): in log variances the criterion is flat next
-    to zero, where a gradient method stops short of it. The lowest point is kept. It is
-    certified when no element of its central-difference gradient that could lower the
-    criterion within the bounds exceeds `_GRADIENT_TOLERANCE`; L-BFGS-B's own flag, which
-    depends on its path (a stalled line search at the optimum reports failure), is not used."""
+    L-BFGS-B from `start`; where a variance ends near zero, again from its end point with
+    that variance at the lower bound (in log variances the criterion is flat next to zero,
+    where a gradient method stops short of it); where the end point's projected gradient
+    exceeds `_GRADIENT_TOLERANCE` (L-BFGS-B's default stopping rule can end a few 1e-6 short,
+    depending on its path), once more with central-difference gradients and tight
+    tolerances. The lowest point is kept and certified by its projected gradient;
+    L-BFGS-B's own flag is not used."""
     bounds = [(_LOG_LOWER, _LOG_UPPER)] * 3
     fit = optimize.minimize(objective, start, method="L-BFGS-B", bounds=bounds)
     x, fun = np.asarray(fit.x, dtype=float), float(fit.fun)
     for k in (1, 2):
-        trial = x.copy()
-        trial[k] = _LOG_LOWER
-        again = optimize.minimize(objective, trial, method="L-BFGS-B", bounds=bounds)
+        if x[k] < _LOG_NEAR_ZERO:
+            trial = x.copy()
+            trial[k] = _LOG_LOWER
+            again = optimize.minimize(objective, trial, method="L-BFGS-B", bounds=bounds)
+            if again.fun < fun:
+                x, fun = np.asarray(again.x, dtype=float), float(again.fun)
+
+    def gradient(theta: np.ndarray, step: float = 1e-6) -> np.ndarray:
+        return np.array(
+            [(objective(theta + step * e) - objective(theta - step * e)) / (2 * step)
+             for e in np.eye(3)]
+        )  # fmt: skip
+
+    def projected(theta: np.ndarray) -> float:
+        grad = gradient(theta)
+        low, high = theta <= _LOG_LOWER + 1e-6, theta >= _LOG_UPPER - 1e-6
+        grad = np.where(low, np.minimum(grad, 0), np.where(high, np.maximum(grad, 0), grad))
+        return float(np.max(np.abs(grad)))
+
+    if not projected(x) <= _GRADIENT_TOLERANCE:
+        options = {"ftol": 1e-15, "gtol": 1e-9, "maxiter": 2000}
+        again = optimize.minimize(
+            objective, x, jac=gradient, method="L-BFGS-B", bounds=bounds, options=options
+        )
         if again.fun < fun:
             x, fun = np.asarray(again.x, dtype=float), float(again.fun)
-    step = 1e-6
-    grad = np.array(
-        [(objective(x + step * e) - objective(x - step * e)) / (2 * step) for e in np.eye(3)]
-    )
-    lowest, highest = x <= _LOG_LOWER + 1e-6, x >= _LOG_UPPER - 1e-6
-    grad = np.where(lowest, np.minimum(grad, 0.0), np.where(highest, np.maximum(grad, 0.0), grad))
-    converged = bool(np.isfinite(fun) and np.max(np.abs(grad)) <= _GRADIENT_TOLERANCE)
+    converged = bool(np.isfinite(fun) and projected(x) <= _GRADIENT_TOLERANCE)
     return x, fun, converged
 
 

@@ -64,7 +64,8 @@ LME4_DESIGNS = [
     for method in ("REML", "ML")
 ]
 THERAPIST_DESIGNS = ["therapist:balanced", "therapist:unbalanced", "therapist:boundary"]
-ALL = [*LMM_DESIGNS, *LME4_DESIGNS, *THERAPIST_DESIGNS]
+SEPARATION_DESIGNS = ["separation:logistic", "separation:cox"]
+ALL = [*LMM_DESIGNS, *LME4_DESIGNS, *THERAPIST_DESIGNS, *SEPARATION_DESIGNS]
 
 
 def check_lmm(name: str) -> dict:
@@ -95,7 +96,7 @@ def check_lmm(name: str) -> dict:
         "design": name,
         "converged": bool(fit.converged),
         "shortfall": best - fit.log_likelihood,
-        "n_starts": fit.extras["certification"]["n_starts"],
+        "n_starts": fit.extras.get("certification", {}).get("n_starts"),
     }
 
 
@@ -131,7 +132,7 @@ def check_lme4(name: str) -> dict:
         "estimate_rel": rel(fit.fe_params, r[[f"estimate:{t}" for t in LME4_TERMS]]),
         "se_rel": rel(np.sqrt(np.diag(fit.fe_cov)), r[[f"std_error:{t}" for t in LME4_TERMS]]),
         "variance_rel": rel(variances, r[names]),
-        "n_starts": fit.extras["certification"]["n_starts"],
+        "n_starts": fit.extras.get("certification", {}).get("n_starts"),
     }
 
 
@@ -206,6 +207,37 @@ def _rows_of(sums) -> dict[str, np.ndarray]:
     return {"y": np.array(y), "client": np.array(client), "therapist": np.array(therapist)}
 
 
+def check_separation(name: str) -> dict:
+    """A fit whose maximum likelihood estimate does not exist must say so: the logistic model
+    at complete separation (its separation flag) and the Cox model at a monotone likelihood
+    (every exposed client drops out before any unexposed client does; not converged)."""
+    from accord.models.dropout import fit_cox, fit_logistic
+
+    n = 40
+    exposed = np.r_[np.zeros(n // 2), np.ones(n // 2)]
+    clients = pd.DataFrame(
+        {
+            "client_id": [f"C{i:02d}" for i in range(n)],
+            "joint_goal_share": exposed,
+            "dropout": exposed > 0.5,
+            "sessions_to_dropout": np.where(
+                exposed > 0.5, 1 + np.arange(n) % 3, 5 + np.arange(n) % 7
+            ),
+            "dropout_event": (exposed > 0.5) | (np.arange(n) < 5),
+        }
+    )
+    if name == "separation:logistic":
+        result = fit_logistic(clients)
+        reported = (
+            result.diagnostics["extras"]["perfect_separation"]
+            or not result.diagnostics["converged"]
+        )
+    else:
+        result = fit_cox(clients)
+        reported = not result.diagnostics["converged"]
+    return {"design": name, "reported": bool(reported and result.diagnostics["warnings"])}
+
+
 def kernels() -> dict:
     """The SIMD extensions numpy dispatches to and the OpenBLAS core of numpy's and scipy's
     BLAS in this process (so a sweep can tell that the kernels it asked for are in use)."""
@@ -234,6 +266,8 @@ def check(name: str) -> dict:
         return check_lmm(name)
     if name.startswith("lme4:"):
         return check_lme4(name)
+    if name.startswith("separation:"):
+        return check_separation(name)
     return check_therapist(name)
 
 

@@ -42,6 +42,8 @@ FEW_DESIGNS = [
     "lmm:nested_independent/reml/default3",
     "lme4:growth_negcorr/ML",
     "therapist:boundary",
+    "separation:logistic",
+    "separation:cox",
 ]
 
 
@@ -96,6 +98,9 @@ def assert_answers(name: str, kernels: dict, results: list[dict]) -> None:
     expected = {"Zen": "Haswell"}.get(core, core)  # OpenBLAS runs Zen on its Haswell kernels
     assert all(c == expected for c in kernels["blas_cores"].values()), kernels
     for r in results:
+        if "reported" in r:  # a fit without a maximum must say so
+            assert r["reported"], r
+            continue
         assert r["converged"], r
         assert r["shortfall"] <= LLF_ATOL, r
         for key, tolerance in LME4_RTOL.items():
@@ -117,4 +122,4 @@ def test_every_design_under_every_combination(name: str) -> None:
     kernels, results = run_combination(name, ["all"], timeout=3600)
     assert len(results) == len(ALL)
     assert_answers(name, kernels, results)
-    assert np.isfinite([r["shortfall"] for r in results]).all()
+    assert np.isfinite([r["shortfall"] for r in results if "shortfall" in r]).all()

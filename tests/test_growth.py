@@ -431,3 +431,25 @@ def test_a_covariate_with_its_own_time_slope() -> None:
     assert interaction["ci_low"] <= TRUE_INTERACTION <= interaction["ci_high"]
     with pytest.raises(ConfigError, match="time interaction 'arm' is not one of the covariates"):
         fit_growth(panel, measures, covariates=["group"], time_interactions=["arm"])
+
+
+def test_an_uncertified_profiled_fit_falls_back_to_statsmodels(monkeypatch) -> None:
+    # An engine fit that cannot be certified (here made so, 1 log-likelihood unit short) is
+    # not reported: statsmodels' higher optimum is, and the warnings say so.
+    import dataclasses
+
+    real = growth_module.fit_lmm
+
+    def uncertified(*args, **kwargs):
+        fit = real(*args, **kwargs)
+        return dataclasses.replace(fit, converged=False, log_likelihood=fit.log_likelihood - 1)
+
+    panel, measures = simulate(n_clients=120, n_therapists=10, seed=21)
+    certified = fit_growth(panel, measures)
+    monkeypatch.setattr(growth_module, "fit_lmm", uncertified)
+    result = fit_growth(panel, measures)
+    assert result.diagnostics["engine"] == "statsmodels"
+    assert result.diagnostics["converged"]
+    assert any("could not certify" in w for w in result.diagnostics["warnings"])
+    llf = result.diagnostics["log_likelihood"]
+    assert llf == pytest.approx(certified.diagnostics["log_likelihood"], abs=1e-3)

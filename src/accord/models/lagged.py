@@ -435,12 +435,14 @@ def fit_lagged_spec(
 def _statsmodels_fit(
     response: pd.DataFrame, design: pd.DataFrame, client: pd.Series, reml: bool
 ) -> SimpleNamespace | None:
-    """The same model by statsmodels' MixedLM, with the fields of `LmmFit` this module reads;
-    None unless it converged."""
+    """The same model by statsmodels' MixedLM, with the fields of `LmmFit` this module reads
+    (its SEs are statsmodels' own, from the information of all parameters); None unless it
+    converged."""
     from statsmodels.regression.mixed_linear_model import MixedLM
 
     model = MixedLM(response.iloc[:, 0], design, groups=client.to_numpy())
-    fitted, _, error = capture_fit(lambda: model.fit(reml=reml, method="lbfgs"))
+    # Powell first: statsmodels' BFGS and L-BFGS alone stop short on these models.
+    fitted, _, error = capture_fit(lambda: model.fit(reml=reml, method=["powell", "bfgs"]))
     if fitted is None or error or not fitted.converged:
         return None
     p = design.shape[1]
@@ -451,5 +453,5 @@ def _statsmodels_fit(
         client_covariance=np.asarray(fitted.cov_re, dtype=float),
         log_likelihood=float(fitted.llf),
         converged=True,
-        message="statsmodels MixedLM (lbfgs)",
+        message="statsmodels MixedLM (Powell, then BFGS)",
     )

@@ -58,10 +58,25 @@ variance can reach zero exactly, as with lme4's bobyqa), from central-difference
 of the deviance. The deviance is even in tau and in the slope's diagonal element of T, so
 its derivative there is zero at zero whether or not zero is the optimum; an element that ends
 at its bound is probed off it (`BOUND_PROBES`) and the optimizer restarted from any better
-point. Newton steps on the parameters away from the bounds (a central-difference Hessian)
-then take theta to `THETA_TOLERANCE`. Estimates agree with statsmodels fitted to a tight
-tolerance to about 1e-8 relative and with lme4 run to rhoend 1e-10 to about 1e-7 (the
-variances to 8e-7), by REML and ML (tests/test_lmm.py).
+point, and a run that stops with a large gradient (a stalled line search) is carried on
+without derivatives.
+
+Where one run stops depends on its path, which floating-point rounding changes from one CPU's
+kernels to another's (the criterion can have a local minimum on a boundary, e.g. at an
+intercept-slope correlation of 1, 0.08 log-likelihood units below the optimum). So the end
+point is certified (`certify_optimum`: projected gradient, curvature on the free elements,
+probes off each bound) and, when it fails or lies near a boundary (a relative SD below
+`NEAR_BOUNDARY`, a correlation beyond +-`NEAR_SINGULAR_CORRELATION`), the optimizer is run
+again from other starts (lme4's start, the same variances uncorrelated, each near-zero SD
+set to 1) and the lowest deviance kept; a point that still fails is polished by Nelder-Mead.
+Newton steps on the parameters away from the bounds (a central-difference Hessian) then take
+theta to `THETA_TOLERANCE`, and the result is certified once more: `converged` is True only
+for a certified optimum, and ``extras["certification"]`` says which checks ran, the final
+gradient norm, the smallest curvature, the number of starts and what the extra starts and the
+polishing gained. Callers fall back to statsmodels for an uncertified fit. Estimates agree
+with statsmodels fitted to a tight tolerance to about 1e-8 relative and with lme4 run to
+rhoend 1e-10 to about 1e-7 (the variances to 8e-7), by REML and ML, under the SIMD and BLAS
+kernels of several CPUs (tests/test_lmm.py, tests/test_cpu_kernels.py).
 """
 
 from __future__ import annotations

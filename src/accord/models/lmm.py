@@ -741,14 +741,16 @@ def certify_optimum(model: ProfiledDeviance, theta: np.ndarray) -> dict:
     * bound probes: for each element at its bound, no point at `BOUND_PROBES` off it has a
       lower deviance.
 
-    Returns the deviance, gradient, gradient norm, smallest eigenvalue, whether each check
-    passed (`certified`) and, when one failed, the `reason`."""
+    Returns the deviance, gradient, gradient norm, smallest eigenvalue (None with every
+    element on its bound), whether each check passed (`certified`) and, when one failed, the
+    `reason`."""
     lower = model.lower_bounds()
     deviance = model.deviance(theta)
     grad = model.gradient(theta)
     gradient_norm = _projected_gradient(model, theta, grad)
     free = theta > lower + 1e-6
-    min_curvature, tolerance = math.inf, 0.0
+    min_curvature: float | None = None
+    tolerance = 0.0
     if free.any() and np.isfinite(deviance):
         eigenvalues = np.linalg.eigvalsh(model.hessian(theta, free))
         noise = 4 * DEVIANCE_PRECISION * max(1.0, abs(deviance)) / HESSIAN_STEP**2
@@ -759,7 +761,7 @@ def certify_optimum(model: ProfiledDeviance, theta: np.ndarray) -> dict:
         reasons.append("the deviance is not finite")
     if not gradient_norm <= GRADIENT_TOLERANCE:
         reasons.append(f"projected gradient {gradient_norm:.3g}")
-    if min_curvature < -tolerance:
+    if min_curvature is not None and min_curvature < -tolerance:
         reasons.append(f"negative curvature {min_curvature:.3g} (not a minimum)")
     if _off_bound(model, theta, deviance) is not None:
         reasons.append("a lower deviance off a bound")

@@ -283,6 +283,7 @@ def test_an_uncertified_profiled_fit_falls_back_to_statsmodels(small_study, monk
     monkeypatch.setattr(lagged_module, "fit_lmm", uncertified)
     result = fit_lagged(panel, client_measures)
     assert result.diagnostics["converged"]
+    assert result.diagnostics["optimizer"].startswith("statsmodels")
     assert any("could not certify" in w for w in result.diagnostics["warnings"])
     assert result.diagnostics["log_likelihood"] == pytest.approx(
         certified.diagnostics["log_likelihood"], abs=1e-4

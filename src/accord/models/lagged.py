@@ -190,7 +190,11 @@ def fit_lagged(
         "exposure": predictor,
         "formula": formula,
         "method": "REML" if reml else "ML",
-        "optimizer": f"accord-profiled-{'reml' if reml else 'ml'} ({OPTIMIZER})",
+        "optimizer": (
+            result.optimizer
+            if isinstance(result, SimpleNamespace)
+            else f"accord-profiled-{'reml' if reml else 'ml'} ({OPTIMIZER})"
+        ),
         "converged": converged,
         "warnings": list(dict.fromkeys(warn)),
         "log_likelihood": llf,
@@ -456,4 +460,5 @@ def _statsmodels_fit(
         log_likelihood=float(fitted.llf),
         converged=True,
         message="statsmodels MixedLM (Powell, then BFGS)",
+        optimizer="statsmodels-mixedlm (powell, bfgs)",
     )

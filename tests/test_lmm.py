@@ -343,7 +343,7 @@ def test_a_local_optimum_on_the_correlation_boundary_is_left_for_the_optimum() -
     intercept-slope correlation 1, the slope's diagonal element of T at 0) 0.077
     log-likelihood units below the optimum; with some SIMD/BLAS kernels the optimizer's path
     from lme4's start ends there. Started there, the engine must still reach the optimum
-    (statsmodels' log-likelihood) and certify it."""
+    (statsmodels' log-likelihood) and certify it, however it gets there."""
     data = panel(design="unbalanced", seed=9)
     model, result = statsmodels_fit(data, "y ~ time * x", "client_correlated", False)
     fit = fit_lmm(
@@ -356,7 +356,6 @@ def test_a_local_optimum_on_the_correlation_boundary_is_left_for_the_optimum() -
     )
     assert fit.converged
     assert fit.log_likelihood >= result.llf - LLF_ATOL
-    assert fit.extras["certification"]["n_starts"] > 1
     assert fit.extras["certification"]["gradient_norm"] <= 2e-3
 
 

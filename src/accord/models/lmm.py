@@ -73,7 +73,9 @@ Newton steps on the parameters away from the bounds (a central-difference Hessia
 theta to `THETA_TOLERANCE`, and the result is certified once more: `converged` is True only
 for a certified optimum, and ``extras["certification"]`` says which checks ran, the final
 gradient norm, the smallest curvature, the number of starts and what the extra starts and the
-polishing gained. Callers fall back to statsmodels for an uncertified fit. Estimates agree
+polishing gained. Callers fall back to statsmodels for an uncertified fit. The checks cost
+little (the growth model at 10,000 clients: about 1.5 s of CPU with or without them); a fit
+near a boundary, run from four starts, takes about twice as long. Estimates agree
 with statsmodels fitted to a tight tolerance to about 1e-8 relative and with lme4 run to
 rhoend 1e-10 to about 1e-7 (the variances to 8e-7), by REML and ML, under the SIMD and BLAS
 kernels of several CPUs (tests/test_lmm.py, tests/test_cpu_kernels.py).

@@ -263,3 +263,28 @@ def test_covariate_and_time_coding_errors(small_study) -> None:
     varying = panel.assign(visit_mood=np.arange(len(panel), dtype=float))
     with pytest.raises(ConfigError, match="'visit_mood' varies within client"):
         fit_lagged(varying, client_measures, covariates=["visit_mood"])
+
+
+def test_an_uncertified_profiled_fit_falls_back_to_statsmodels(small_study, monkeypatch) -> None:
+    # An engine fit that cannot be certified (made so here, 1 log-likelihood unit short) is
+    # replaced by statsmodels' converged fit, and the warnings say so.
+    import dataclasses
+
+    import accord.models.lagged as lagged_module
+
+    real = lagged_module.fit_lmm
+
+    def uncertified(*args, **kwargs):
+        fit = real(*args, **kwargs)
+        return dataclasses.replace(fit, converged=False, log_likelihood=fit.log_likelihood - 1)
+
+    panel, client_measures, _ = small_study
+    certified = fit_lagged(panel, client_measures)
+    monkeypatch.setattr(lagged_module, "fit_lmm", uncertified)
+    result = fit_lagged(panel, client_measures)
+    assert result.diagnostics["converged"]
+    assert result.diagnostics["optimizer"].startswith("statsmodels")
+    assert any("could not certify" in w for w in result.diagnostics["warnings"])
+    assert result.diagnostics["log_likelihood"] == pytest.approx(
+        certified.diagnostics["log_likelihood"], abs=1e-4
+    )

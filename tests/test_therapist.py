@@ -237,3 +237,40 @@ def test_errors(hand_built) -> None:
     few = hand_built.loc[hand_built["therapist_id"].isin(["T00", "T01", "T02"])]
     with pytest.raises(AccordError, match="at least 5"):
         fit_therapist(few, n_boot=0)
+
+
+def test_an_uncertified_profiled_fit_falls_back_to_statsmodels(hand_built, monkeypatch) -> None:
+    # An engine fit that cannot be certified (made so here) is replaced by statsmodels' fit
+    # where that converged at least as high, and the warnings say so.
+    import dataclasses
+
+    import accord.models.therapist as therapist_module
+
+    real = therapist_module.fit_lmm
+
+    def uncertified(*args, **kwargs):
+        fit = real(*args, **kwargs)
+        return dataclasses.replace(fit, converged=False, log_likelihood=fit.log_likelihood - 1)
+
+    panel = unbalanced(hand_built)
+    certified = fit_therapist(panel, n_boot=0)
+    monkeypatch.setattr(therapist_module, "fit_lmm", uncertified)
+    result = fit_therapist(panel, n_boot=0)
+    assert result.diagnostics["optimizer"] == "lbfgs"
+    assert result.diagnostics["converged"]
+    assert any("could not certify" in w for w in result.diagnostics["warnings"])
+    assert result.diagnostics["log_likelihood"] == pytest.approx(
+        certified.diagnostics["log_likelihood"], abs=1e-6
+    )
+
+
+def test_the_closed_form_reaches_a_therapist_variance_of_zero() -> None:
+    # No therapist variance in the data: in log variances the criterion is flat next to zero,
+    # where L-BFGS-B stopped a few 1e-6 log-likelihood units short; the closed form must reach
+    # the profiled engine's optimum (the boundary) and certify it.
+    panel = unbalanced(three_level(n_therapists=12, clients_per_therapist=8, var_therapist=0.0))
+    profiled = fit_therapist(panel, n_boot=0)
+    closed = profiled.diagnostics["extras"]["closed_form_fit"]
+    assert profiled.diagnostics["random_effects"]["therapist_intercept"] == 0.0
+    assert closed["converged"]
+    assert closed["log_likelihood"] >= profiled.diagnostics["log_likelihood"] - 1e-6

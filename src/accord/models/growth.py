@@ -21,7 +21,9 @@ Diagnostics name the engine and optimizer (``accord-profiled-reml (L-BFGS-B)``).
 
 ``engine="statsmodels"`` is the earlier path described below (MixedLM with a centre search),
 kept as the fallback: the profiled engine hands over to it, with a warning, for data it
-cannot fit (an error in the engine, such as a fixed-effects design that is not of full rank).
+cannot fit (an error in the engine, such as a fixed-effects design that is not of full rank)
+and for a fit whose optimum it cannot certify (`accord.models.lmm.certify_optimum`), where
+statsmodels' fit is reported if it converged at least as high.
 Its optimizer is the statsmodels method named by `optimizer`, and its SEs come from the
 Hessian of all parameters (up to 1e-2 larger).
 
@@ -110,8 +112,9 @@ correlated intercept and slope, so there is no centre to search).
 
 Time is the session number (``time_coding="linear"``, session 0 = intake) or
 log(session_number + 1) (``"log"``: most change early in treatment). Each client with unknown
-therapist counts as a therapist of their own. The optimizer is one named method: a fit that
-does not converge is reported as not converged, not retried with another.
+therapist counts as a therapist of their own. With ``engine="statsmodels"`` the optimizer is
+one named method: a fit that does not converge is reported as not converged, not retried with
+another.
 """
 
 from __future__ import annotations
@@ -313,6 +316,18 @@ def fit_growth_model(
                 f"the profiled engine could not fit the model ({type(exc).__name__}: {exc}); "
                 "fitted with statsmodels MixedLM instead"
             )
+    if fitted is not None and not fitted["converged"]:
+        # Never report an uncertified point silently: statsmodels' fit replaces it where that
+        # converged at least as high.
+        reference = _statsmodels_growth(
+            formula, data, time_sd, nested=nested, reml=reml, optimizer=optimizer
+        )
+        if reference["converged"] and reference["llf"] >= fitted["llf"]:
+            warn.append(
+                "the profiled engine could not certify its optimum; fitted with statsmodels "
+                "MixedLM instead"
+            )
+            fitted = reference
     if fitted is None:
         fitted = _statsmodels_growth(
             formula, data, time_sd, nested=nested, reml=reml, optimizer=optimizer

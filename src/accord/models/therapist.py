@@ -85,6 +85,11 @@ DEFAULT_N_BOOT = BOOTSTRAP_KINDS["therapist"][0]
 # Log-variance bounds relative to the outcome's variance: the lower one stands for zero.
 _LOG_LOWER, _LOG_UPPER = math.log(1e-10), math.log(10.0)
 _LOG_2PI = math.log(2 * math.pi)
+# The closed form's optimum is certified when its projected gradient in the log variances is
+# below this (half lme4's 2e-3 on the deviance: the criterion is half the deviance).
+_GRADIENT_TOLERANCE = 1e-3
+# A log variance (relative to the outcome's) below this is tried at the lower bound too.
+_LOG_NEAR_ZERO = math.log(1e-4)
 
 REPLICATE_COLUMNS = ["var_therapist", "var_client", "var_residual", "icc_therapist", "icc_client"]
 
@@ -177,6 +182,16 @@ def fit_therapist(
                 f"the profiled engine could not fit the model ({type(exc).__name__}: {exc}); "
                 "fitted with statsmodels MixedLM instead"
             )
+    if fit is not None and not fit["converged"]:
+        # Never report an uncertified point silently: statsmodels' fit replaces it where that
+        # converged at least as high.
+        reference = _statsmodels_fit(data, outcome, optimizer)
+        if reference["converged"] and reference["llf"] >= fit["llf"]:
+            warn.append(
+                "the profiled engine could not certify its optimum; fitted with statsmodels "
+                "MixedLM instead"
+            )
+            fit = reference
     if fit is None:
         fit = _statsmodels_fit(data, outcome, optimizer)
     warn += fit["warnings"]
@@ -371,13 +386,12 @@ def fit_variance_components(sums: ClientSums) -> dict[str, Any]:
     start = np.log(
         np.clip([within, max(1 - within, 0.1) * 0.9, max(1 - within, 0.1) * 0.1], 1e-6, None)
     )
-    bounds = [(_LOG_LOWER, _LOG_UPPER)] * 3
-    fit = optimize.minimize(objective, start, method="L-BFGS-B", bounds=bounds)
-    e, c, t = np.exp(fit.x) * var_y
+    x, fun, converged = _certified_minimum(objective, start)
+    e, c, t = np.exp(x) * var_y
     at_zero = [
         name
         for name, value in zip(
-            ("residual", "client_intercept", "therapist_intercept"), fit.x, strict=True
+            ("residual", "client_intercept", "therapist_intercept"), x, strict=True
         )
         if value <= _LOG_LOWER + 1e-6
     ]
@@ -385,11 +399,54 @@ def fit_variance_components(sums: ClientSums) -> dict[str, Any]:
         "therapist_intercept": float(t) if "therapist_intercept" not in at_zero else 0.0,
         "client_intercept": float(c) if "client_intercept" not in at_zero else 0.0,
         "residual": float(e),
-        "converged": bool(fit.success),
-        "log_likelihood": float(-fit.fun - 0.5 * (n_obs - 1) * (_LOG_2PI + math.log(var_y))),
+        "converged": converged,
+        "log_likelihood": float(-fun - 0.5 * (n_obs - 1) * (_LOG_2PI + math.log(var_y))),
     }
     out.update(_shares(out))
     return out
+
+
+def _certified_minimum(objective, start: np.ndarray) -> tuple[np.ndarray, float, bool]:
+    """Minimise the closed-form criterion over the log variances and certify the minimum.
+
+    L-BFGS-B from `start`; where a variance ends near zero, again from its end point with
+    that variance at the lower bound (in log variances the criterion is flat next to zero,
+    where a gradient method stops short of it); then once more from the best point with
+    central-difference gradients and tight tolerances (L-BFGS-B's default stopping rule ends
+    up to 1e-4 relative short in the variances, by a path that differs between CPUs). The
+    lowest point is kept and certified by its projected gradient (`_GRADIENT_TOLERANCE`);
+    L-BFGS-B's own flag is not used."""
+    bounds = [(_LOG_LOWER, _LOG_UPPER)] * 3
+    fit = optimize.minimize(objective, start, method="L-BFGS-B", bounds=bounds)
+    x, fun = np.asarray(fit.x, dtype=float), float(fit.fun)
+    for k in (1, 2):
+        if x[k] < _LOG_NEAR_ZERO:
+            trial = x.copy()
+            trial[k] = _LOG_LOWER
+            again = optimize.minimize(objective, trial, method="L-BFGS-B", bounds=bounds)
+            if again.fun < fun:
+                x, fun = np.asarray(again.x, dtype=float), float(again.fun)
+
+    def gradient(theta: np.ndarray, step: float = 1e-6) -> np.ndarray:
+        return np.array(
+            [(objective(theta + step * e) - objective(theta - step * e)) / (2 * step)
+             for e in np.eye(3)]
+        )  # fmt: skip
+
+    def projected(theta: np.ndarray) -> float:
+        grad = gradient(theta)
+        low, high = theta <= _LOG_LOWER + 1e-6, theta >= _LOG_UPPER - 1e-6
+        grad = np.where(low, np.minimum(grad, 0), np.where(high, np.maximum(grad, 0), grad))
+        return float(np.max(np.abs(grad)))
+
+    options = {"ftol": 1e-15, "gtol": 1e-9, "maxiter": 2000}
+    again = optimize.minimize(
+        objective, x, jac=gradient, method="L-BFGS-B", bounds=bounds, options=options
+    )
+    if again.fun < fun:
+        x, fun = np.asarray(again.x, dtype=float), float(again.fun)
+    converged = bool(np.isfinite(fun) and projected(x) <= _GRADIENT_TOLERANCE)
+    return x, fun, converged
 
 
 def _failed(reason: str) -> dict[str, Any]:

@@ -9,6 +9,9 @@ import pandas as pd
 import pytest
 
 from accord.disclosure import (
+    deducible_interval,
+    is_protected,
+    protection_width,
     suppress_count,
     suppress_proportion,
     suppress_statistic,
@@ -96,9 +99,40 @@ def test_complementary_suppression_in_rows_and_columns_until_stable():
 
 
 def test_a_shown_zero_is_hidden_when_it_would_give_a_small_cell_away():
+    # By hand: 5 is small; hiding the zero beside it leaves a + b = 35 - 30 = 5, so a reader
+    # places a in 1..5 (b >= 0): five values, narrower than the protection width of 5 steps
+    # (1..6). Hiding 30 as well leaves a + b + c = 35 and a anywhere in 1..10.
     table = pd.DataFrame({"a": [5], "b": [0], "c": [30], "total": [35]})
     shown = suppress_table(table, ["a", "b", "c", "total"], total_column="total")
-    assert shown.iloc[0].tolist() == ["<11", "*", "30", "35"]
+    assert shown.iloc[0].tolist() == ["<11", "*", "*", "35"]
+
+
+def test_two_cells_of_one_beside_a_known_total_are_not_pinned():
+    # 48 + 1 + 1 = 50. With only the two 1s hidden, each is 1..10 and they add up to 2, so
+    # both are exactly 1; hiding 48 leaves x + y + z = 50 with y and z anywhere in 1..10.
+    table = pd.DataFrame({"n": [48, 1, 1, 50]}, index=["a", "b", "c", "total"])
+    shown = suppress_table(table, ["n"], total_row="total")
+    assert shown["n"].tolist() == ["*", "<11", "<11", "50"]
+
+
+def test_the_protection_width_is_half_the_range_of_a_withheld_count():
+    assert protection_width(11) == 5 and protection_width(2) == 0
+    assert is_protected(1, 6) and not is_protected(1, 5.5)
+    assert is_protected(1, math.inf)
+
+
+def test_the_deducible_interval_uses_relations_and_percentages():
+    # Clients validated 100 (shown), analysed 94 (shown), left out hidden as "<11":
+    # left = 100 - 94 exactly.
+    knowledge = {"valid": (100, 100), "analysed": (94, 94), "left": (1, 10)}
+    relation = {"valid": 1.0, "analysed": -1.0, "left": -1.0}
+    assert deducible_interval("left", knowledge, [relation]) == pytest.approx((6, 6))
+    # "48 (26.8%)": 48 / d in [0.2675, 0.2685], so d in [178.8, 179.4]: 179 exactly.
+    knowledge = {"recovered": (48, 48), "cases": (0, math.inf)}
+    low, high = deducible_interval(
+        "cases", knowledge, ratios=[("recovered", "cases", 0.2675, 0.2685)]
+    )
+    assert math.ceil(low) == math.floor(high) == 179
 
 
 def test_small_total_needs_no_complement():
@@ -176,7 +210,9 @@ def _bounds(table: np.ndarray, hidden: np.ndarray, cell: tuple[int, int]) -> tup
         b_eq.append(rhs)
     target = np.zeros(len(unknowns))
     target[unknowns[cell]] = 1.0
-    kwargs = {"A_eq": np.array(a_eq), "b_eq": b_eq, "bounds": (0, None), "method": "highs"}
+    # A small cell ("<11") lies in 1..10, any other hidden cell is not negative.
+    bounds = [(1, 10) if 0 < table[c] < 11 else (0, None) for c in unknowns]
+    kwargs = {"A_eq": np.array(a_eq), "b_eq": b_eq, "bounds": bounds, "method": "highs"}
     low = linprog(target, **kwargs).fun
     high = -linprog(-target, **kwargs).fun
     return low, high
@@ -201,7 +237,7 @@ def _recovered_small_cells(table: pd.DataFrame, min_cell: int = 11) -> list[tupl
     found = []
     for cell in zip(*np.nonzero(small), strict=True):
         low, high = _bounds(values, hidden, cell)
-        if high - low < 1:
+        if math.floor(high + 1e-6) - math.ceil(low - 1e-6) < 5:
             found.append((table.index[cell[0]], columns[cell[1]], low))
     return found
 

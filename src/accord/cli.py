@@ -36,6 +36,13 @@ def main(argv: list[str] | None = None) -> int:
     except AccordError as exc:
         print(f"accord: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:
+        # A file that cannot be opened or written: one line naming it, never a traceback.
+        from accord.io import describe_os_error
+
+        where = f"{Path(exc.filename).name}: " if exc.filename else ""
+        print(f"accord: {where}{describe_os_error(exc)}.", file=sys.stderr)
+        return 1
 
 
 def _command(commands, name: str, help: str, description: str) -> argparse.ArgumentParser:
@@ -175,16 +182,29 @@ def _validate(args: argparse.Namespace) -> int:
         return 1
     _print_summary(result)
     if args.out:
-        out = args.out
-        paths = {t: out / "validated" / f"{t}.parquet" for t in result.tables}
-        paths |= {"goals": out / "validated" / "goals.parquet"}
-        paths |= {
-            "quarantine": out / "validation" / "quarantine.csv",
-            "summary": out / "validation" / "summary.json",
-        }
-        write_validation(result, paths)
-        print(f"Validation outputs written under {out}")
+        _write_outputs(result, args.out, write_validation)
+        print(f"Validation outputs written under {args.out}")
     return 0
+
+
+def _write_outputs(result: ValidationResult, out: Path, write_validation) -> None:
+    """The validation outputs under `out`, all of them or (on a fault) none."""
+    from accord.io import describe_os_error, staged_folder
+
+    try:
+        with staged_folder(out) as stage:
+            paths = {t: stage / "validated" / f"{t}.parquet" for t in result.tables}
+            paths |= {"goals": stage / "validated" / "goals.parquet"}
+            paths |= {
+                "quarantine": stage / "validation" / "quarantine.csv",
+                "summary": stage / "validation" / "summary.json",
+            }
+            write_validation(result, paths)
+    except OSError as exc:
+        raise AccordError(
+            f"{out}: the validation outputs could not be written: {describe_os_error(exc)}; "
+            "nothing was written there."
+        ) from None
 
 
 def _print_summary(result: ValidationResult, examples: int = 10) -> None:

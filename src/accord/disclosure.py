@@ -191,11 +191,14 @@ def _suppression(
         r = df.index.get_loc(total_row)
         lines += [([(i, j) for i in rows if i != r], (r, j)) for j in range(len(columns))]
 
+    # Hiding more cells only widens what a reader can deduce, so a cell found protected stays
+    # protected and is not audited again.
+    safe: set[Cell] = set()
     while True:
         _protect_lines(hidden, values, lines)
         # A reader can still narrow a cell down through several lines at once (e.g. a shown
         # zero whose own total is zero): hide one more cell on a line of an exposed cell.
-        complement = _next_complement(values, small, hidden, lines, min_cell)
+        complement = _next_complement(values, small, hidden, lines, min_cell, safe)
         if complement is None:
             break
         hidden[complement] = True
@@ -207,11 +210,20 @@ Line = tuple[list[Cell], Cell]
 
 
 def _next_complement(
-    values: np.ndarray, small: np.ndarray, hidden: np.ndarray, lines: list[Line], min_cell: int
+    values: np.ndarray,
+    small: np.ndarray,
+    hidden: np.ndarray,
+    lines: list[Line],
+    min_cell: int,
+    safe: set[Cell],
 ) -> Cell | None:
-    """A shown cell to hide for the first exposed small cell that has one on its lines."""
+    """A shown cell to hide for the first exposed small cell that has one on its lines;
+    cells found protected are added to `safe`."""
     for cell in zip(*np.nonzero(small), strict=True):
+        if cell in safe:
+            continue
         if not _exposed(values, small, hidden, lines, cell, min_cell):
+            safe.add(cell)
             continue
         candidates = [
             member
@@ -303,6 +315,7 @@ def deducible_interval(
     knowledge: Mapping[Hashable, tuple[float, float]],
     relations: Sequence[Mapping[Hashable, float]] = (),
     ratios: Sequence[tuple[Hashable, Hashable, float, float]] = (),
+    binding: set | None = None,
 ) -> tuple[float, float]:
     """The least and greatest value of the count `target` a reader can deduce.
 
@@ -312,6 +325,8 @@ def deducible_interval(
     its parts, a count in two tables); each ratio ``(numerator, denominator, low, high)`` says
     a published percentage puts numerator / denominator between `low` and `high` (its
     rounding). Solved as two linear programmes, as tau-argus and sdcTable audit a table.
+    A `binding` set receives the counts whose published range limits the answer (a nonzero
+    bound marginal in either programme): withholding one of those is what can widen it.
     """
     from scipy.optimize import linprog
 
@@ -350,6 +365,12 @@ def deducible_interval(
     low, high = linprog(target_row, **options), linprog(-target_row, **options)
     if not low.success:  # what is published is contradictory or the model unbounded
         return knowledge[target]
+    if binding is not None:
+        for result in (low, high):
+            if not result.success:
+                continue
+            marginals = np.abs(result.lower.marginals) + np.abs(result.upper.marginals)
+            binding.update(names[k] for k in np.nonzero(marginals > 1e-9)[0])
     return float(low.fun), (float(-high.fun) if high.success else math.inf)
 
 

@@ -117,7 +117,11 @@ def _change(ctx: ReportContext) -> list:
     nhs = [c for c in NHS_INDICATORS if clients is not None and c[0] in clients.columns]
     if nhs:
         grouped = agg.groups(clients)
-        cells = {column: agg.rate_cells(grouped, column, min_cell) for column, _, _ in nhs}
+        cells = {
+            column: agg.rate_cells(grouped, column, min_cell, ledger=ctx.ledger)
+            for column, _, _ in nhs
+        }
+        _nhs_denominators(ctx.ledger, [name for name, _ in grouped], [c for c, _, _ in nhs])
         out.append(
             table(
                 "outcomes_nhs_indicators",
@@ -149,7 +153,10 @@ def _change(ctx: ReportContext) -> list:
     ]
     if response:
         grouped = agg.groups(clients)
-        cells = {column: agg.rate_cells(grouped, column, min_cell) for column in response}
+        cells = {
+            column: agg.rate_cells(grouped, column, min_cell, ledger=ctx.ledger)
+            for column in response
+        }
         names = {"phq9_response": "Response", "phq9_remission": "Remission"}
         out.append(
             table(
@@ -167,6 +174,24 @@ def _change(ctx: ReportContext) -> list:
             )
         )
     return out
+
+
+#: Each NHS indicator's denominator is another indicator's count ("% of finished", "% of
+#: cases"): a reader can equate them, so the audit does too (where they are equal).
+_NHS_DENOMINATORS = {
+    "nhs_caseness": "nhs_finished",
+    "nhs_recovery": "nhs_caseness",
+    "nhs_reliable_recovery": "nhs_caseness",
+    "nhs_reliable_improvement": "nhs_finished",
+    "nhs_reliable_deterioration": "nhs_finished",
+}
+
+
+def _nhs_denominators(ledger, groups: list[str], columns: list[str]) -> None:
+    for column, of in _NHS_DENOMINATORS.items():
+        if column in columns and of in columns:
+            for group in groups:
+                ledger.same(f"rate[{column}][{group}].defined", f"rate[{of}][{group}].yes")
 
 
 def _categories(clients: pd.DataFrame, category: str, label: str, min_cell: int):

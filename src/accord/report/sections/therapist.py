@@ -66,7 +66,7 @@ def _therapist(ctx: ReportContext) -> list:
                     label,
                     coef(r["estimate"]) if enough else hide,
                     ci if enough else hide,
-                    suppress_count(n_clients, min_cell),
+                    ctx.ledger.model_clients(model, n_clients),
                     suppress_count(diag.get("n_therapists"), min_cell),
                     str(boot.get("replicates", "\u2013")),
                 ]
@@ -169,7 +169,7 @@ def _mediation(ctx: ReportContext) -> list:
                     interval(r["ci_low"], r["ci_high"], 3) if enough else hide,
                     p_value(r["p_value"]) if enough else hide,
                     p_value(r.get("p_fdr")) if enough and term == "acme" else "",
-                    suppress_count(n_clients, ctx.min_cell),
+                    ctx.ledger.model_clients(model, n_clients),
                 ]
             )
     first = ctx.diagnostics.get(models[0], {}).get("extras") or {}

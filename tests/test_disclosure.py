@@ -9,9 +9,12 @@ import pandas as pd
 import pytest
 
 from accord.disclosure import (
+    WITHHELD_TEXT,
     deducible_interval,
     is_protected,
     protection_width,
+    shareable_coefficients,
+    shareable_record,
     suppress_count,
     suppress_proportion,
     suppress_statistic,
@@ -277,3 +280,67 @@ def test_no_small_cell_can_be_deduced_from_a_suppressed_table_with_totals():
         if found:
             recovered.append((interior.tolist(), found))
     assert recovered == [], f"small cells a reader can work out: {recovered[:3]}"
+
+
+# -- files a site shares ---------------------------------------------------------------------
+
+
+def test_a_shared_diagnostics_record_withholds_small_counts_and_their_statistics():
+    diagnostics = {
+        "km": {
+            "n_events": 33,
+            "rows_excluded_missing": 2,
+            "risk_table": [
+                {"group": "a", "n_at_risk": 70, "time": 2.0},
+                {"group": "a", "n_at_risk": 5, "time": 12.0},
+            ],
+            "curves": {"a": [{"time": 1.0, "n_at_risk": 75, "n_events": 5, "survival": 0.93}]},
+        },
+        "therapist": {
+            "n_therapists": 7,
+            "converged": True,
+            "therapist_effects": [
+                {"rank": 1, "n_clients": 7, "effect": 0.4, "ci_low": -0.1, "ci_high": 0.9},
+                {"rank": 2, "n_clients": 43, "effect": -0.2, "ci_low": -0.5, "ci_high": 0.1},
+            ],
+        },
+        "lagged": {"n_clients": 94, "aic": 12.5, "rows_missing_by_column": {"alliance": 6}},
+    }
+    shared = shareable_record(diagnostics)
+    km = shared["km"]
+    assert km["n_events"] == 33 and km["rows_excluded_missing"] == "<11"
+    assert km["risk_table"][0] == {"group": "a", "n_at_risk": 70, "time": 2.0}
+    assert km["risk_table"][1] == {"group": "a", "n_at_risk": "<11", "time": 12.0}
+    assert km["curves"] == WITHHELD_TEXT
+    effects = shared["therapist"]["therapist_effects"]
+    assert effects[0] == {
+        "rank": 1,
+        "n_clients": "<11",
+        "effect": "<11",
+        "ci_low": "<11",
+        "ci_high": "<11",
+    }
+    assert effects[1] == diagnostics["therapist"]["therapist_effects"][1]
+    # Structural counts and flags stay: the consortium reads them.
+    assert shared["therapist"]["n_therapists"] == 7 and shared["therapist"]["converged"] is True
+    assert shared["lagged"] == {
+        "n_clients": 94,
+        "aic": 12.5,
+        "rows_missing_by_column": {"alliance": "<11"},
+    }
+
+
+def test_shared_coefficients_lose_the_numbers_of_a_model_of_few_clients():
+    coefficients = pd.DataFrame(
+        {
+            "model": ["big", "tiny"],
+            "term": ["x", "x"],
+            "estimate": [0.5, 2.0],
+            "n_clients": [120, 6],
+            "converged": [True, True],
+        }
+    )
+    shared = shareable_coefficients(coefficients)
+    assert shared.loc[0].tolist() == ["big", "x", 0.5, 120, True]
+    assert shared.loc[1, ["model", "term", "converged"]].tolist() == ["tiny", "x", True]
+    assert shared.loc[1, ["estimate", "n_clients"]].isna().all()

@@ -22,6 +22,7 @@ audit runs over every count a report publishes together (`accord.report.ledger`)
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Hashable, Mapping, Sequence
 from numbers import Real
 
@@ -372,6 +373,87 @@ def deducible_interval(
             marginals = np.abs(result.lower.marginals) + np.abs(result.upper.marginals)
             binding.update(names[k] for k in np.nonzero(marginals > 1e-9)[0])
     return float(low.fun), (float(-high.fun) if high.success else math.inf)
+
+
+#: Keys of a results record whose whole-number values count clients (or their rows): a model's
+#: clients and observations, clients per category or therapist, events, numbers at risk,
+#: clients or rows left out. Therapists, sites, replicates and iterations are not among them.
+_COUNT_KEY = re.compile(
+    r"^n$|^n_(obs|clients|group|events|censored|at_risk|cases|missing|excluded)$"
+    r"|clients|excluded|missing|^rows_|sizes|at_risk|events"
+)
+#: Keys naming the clients a record's statistics come from.
+_SIZE_KEYS = frozenset({"n", "n_clients", "n_obs", "n_group", "n_at_risk"})
+#: Numbers beside a small size that describe the entry rather than its clients.
+_LABEL_KEYS = frozenset({"time", "session", "session_number", "rank"})
+#: Parts of a record withheld whole from a shared copy: per-time survival curves give each
+#: interval's events away through the ratio of successive survival values.
+_WITHHELD_PARTS = ("curves",)
+WITHHELD_TEXT = "withheld (per-time counts of clients)"
+
+
+def shareable_record(record: object, min_cell: int = DEFAULT_MIN_CELL) -> object:
+    """A copy of a JSON-like results record (a model's diagnostics) fit to share outside the
+    study: every count of clients from 1 to ``min_cell - 1`` reads ``"<11"``; in an entry whose
+    size (``n``, ``n_clients``, ...) is such a count, every other number (a statistic from
+    those clients: a therapist's effect, its interval) reads ``"<11"`` too; per-time curves
+    are withheld whole.
+    """
+    _check_min_cell(min_cell)
+    return _shareable(record, min_cell, counting=False)
+
+
+def shareable_coefficients(
+    coefficients: pd.DataFrame, min_cell: int = DEFAULT_MIN_CELL
+) -> pd.DataFrame:
+    """A copy of a coefficients table fit to share: the rows of a model fitted to 1 to
+    ``min_cell - 1`` clients keep their labels but lose every number (estimates from so few
+    clients, and the counts themselves)."""
+    _check_min_cell(min_cell)
+    out = coefficients.copy()
+    if "n_clients" not in out.columns:
+        return out
+    n = pd.to_numeric(out["n_clients"], errors="coerce")
+    few = (n > 0) & (n < min_cell)
+    numeric = [c for c in out.columns if pd.api.types.is_numeric_dtype(out[c])]
+    numeric = [c for c in numeric if not pd.api.types.is_bool_dtype(out[c])]
+    out.loc[few, numeric] = np.nan
+    return out
+
+
+def _shareable(node: object, min_cell: int, *, counting: bool) -> object:
+    label = suppressed_label(min_cell)
+    if isinstance(node, list):
+        return [_shareable(item, min_cell, counting=counting) for item in node]
+    if not isinstance(node, dict):
+        if counting and _is_count(node) and is_small(node, min_cell):
+            return label
+        return node
+    small = any(k in _SIZE_KEYS and _is_count(v) and is_small(v, min_cell) for k, v in node.items())
+    out = {}
+    for key, value in node.items():
+        if key in _WITHHELD_PARTS:
+            out[key] = WITHHELD_TEXT
+        elif (
+            small
+            and key not in _LABEL_KEYS
+            and isinstance(value, Real)
+            and not isinstance(value, bool)
+        ):
+            out[key] = label  # a count of few clients, or a statistic from them
+        else:
+            counts = counting or bool(_COUNT_KEY.search(str(key)))
+            out[key] = _shareable(value, min_cell, counting=counts)
+    return out
+
+
+def _is_count(value: object) -> bool:
+    return (
+        isinstance(value, Real)
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
+        and float(value) == math.floor(float(value))
+    )
 
 
 def _is_missing(value: object) -> bool:

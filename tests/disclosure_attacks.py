@@ -7,7 +7,8 @@ counts from 1 to ``min_cell - 1`` it recovers, described; an empty list means th
 * subtraction, models: clients validated minus a model's clients (printed in the models, summary,
   therapist and mediation tables) where the clients left out of that model are withheld;
 * subtraction, groups: an arm's size (Table 1) minus the clients of that arm with a measure
-  (an "n" column), i.e. the clients without it, a count Table 1 withholds when small;
+  (an "n", "Total" or "Clients" column of a table by arm, or a column "<arm>: n"), i.e. the
+  clients without it, a count Table 1 withholds when small;
 * percentage: a cell "k (p%)" pins its denominator d when only one whole number fits the
   rounding; then d - k (the rest of the denominator) and the group's size minus d (the clients
   outside the denominator) must not be small counts.
@@ -99,6 +100,17 @@ def group_subtraction(folder: Path, min_cell: int) -> list[str]:
     sizes = group_sizes(tables)
     found = []
     for name, table in tables.items():
+        if name == "table1_sample":
+            continue
+        # Rows per group with a count column ("Total" of a category table, "Clients").
+        for column in table.columns[1:]:
+            if column not in ("n", "Total", "Clients"):
+                continue
+            for _, row in table.iterrows():
+                group = "All clients" if row.iloc[0] in GROUP_TOTALS else str(row.iloc[0])
+                n = _exact(row[column])
+                if group in sizes and n is not None and _small(sizes[group] - n, min_cell):
+                    found.append(f"{name}, {group}: {sizes[group]} - {n} ({column})")
         for column in table.columns:
             group, _, label = column.rpartition(": ")
             if label != "n" or group not in sizes:

@@ -9,6 +9,7 @@ from accord.disclosure import NOT_AVAILABLE, suppress_count, suppress_table, sup
 from accord.report import aggregate as agg
 from accord.report.context import ReportContext
 from accord.report.figures import prepost_figure, to_plot, trajectory_figure, trajectory_summary
+from accord.report.ledger import Ledger
 from accord.report.parts import Heading, Section, Text, table
 from accord.report.text import finite, instrument_label, num
 
@@ -113,7 +114,7 @@ def _change(ctx: ReportContext) -> list:
             Text(f"No {label} change categories were found in the client measures.", "missing")
         )
     else:
-        out.append(_categories(clients, category, label, min_cell))
+        out.append(_categories(clients, category, label, min_cell, ctx.ledger))
     nhs = [c for c in NHS_INDICATORS if clients is not None and c[0] in clients.columns]
     if nhs:
         grouped = agg.groups(clients)
@@ -194,7 +195,7 @@ def _nhs_denominators(ledger, groups: list[str], columns: list[str]) -> None:
                 ledger.same(f"rate[{column}][{group}].defined", f"rate[{of}][{group}].yes")
 
 
-def _categories(clients: pd.DataFrame, category: str, label: str, min_cell: int):
+def _categories(clients: pd.DataFrame, category: str, label: str, min_cell: int, ledger: Ledger):
     grouped = agg.groups(clients)
     values = clients[category].astype(object).where(clients[category].notna(), None)
     counts = pd.DataFrame(
@@ -216,7 +217,14 @@ def _categories(clients: pd.DataFrame, category: str, label: str, min_cell: int)
     )
     rows = []
     for name in counts.index:
-        n_text = shown.loc[name, "n"]
+        # Clients with a category, a part of the group: the rest have none (audited).
+        n_text = ledger.subset(
+            f"n[{category}][{name}]",
+            counts.loc[name, "n"],
+            of=agg.group_key(str(name)),
+            rest=f"without[{category}][{name}]",
+            text=shown.loc[name, "n"],
+        )
         cells = []
         for c in CATEGORY_LABELS:
             text = shown.loc[name, c]

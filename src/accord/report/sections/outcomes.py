@@ -225,13 +225,25 @@ def _categories(clients: pd.DataFrame, category: str, label: str, min_cell: int,
             rest=f"without[{category}][{name}]",
             text=shown.loc[name, "n"],
         )
+        # Each category's count, a part of that total (audited as such, so a withheld total
+        # cannot be summed back from its row).
         cells = []
         for c in CATEGORY_LABELS:
-            text = shown.loc[name, c]
+            key = f"n[{category}][{name}][{c}]"
+            text = ledger.count(key, counts.loc[name, c], shown.loc[name, c])
             if text.isdigit() and n_text.isdigit() and counts.loc[name, "n"] > 0:
                 text += f" ({counts.loc[name, c] / counts.loc[name, 'n']:.1%})"
             cells.append(text)
+        ledger.relate(
+            f"n[{category}][{name}]", [f"n[{category}][{name}][{c}]" for c in CATEGORY_LABELS]
+        )
         rows.append([name, *cells, n_text])
+    if len(counts) > 1:
+        names = list(counts.index)
+        for c in [*(f"[{c}]" for c in CATEGORY_LABELS), ""]:
+            ledger.relate(
+                f"n[{category}][{names[-1]}]{c}", [f"n[{category}][{g}]{c}" for g in names[:-1]]
+            )
     return table(
         "outcomes_change_categories",
         f"{label}: Jacobson\u2013Truax categories by arm, clients (% of the row)",

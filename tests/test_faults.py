@@ -144,3 +144,20 @@ def test_a_custom_total_range_inconsistent_with_the_items_is_refused() -> None:
     }
     with pytest.raises(ConfigError, match=r"instruments\.ten\.total_max: .*0\.\.40"):
         validate_config({"studies": {"s": {"path": "x"}}, "instruments": {"ten": instrument}})
+
+
+def test_an_interrupted_run_can_be_unlocked_and_continued(tmp_path: Path, monkeypatch) -> None:
+    study = write_study(tmp_path / "s")
+    config = _config(tmp_path, study)
+    calls: list[list[str]] = []
+
+    def call(command: list[str]) -> int:
+        calls.append(command)
+        return 0
+
+    monkeypatch.setattr("accord.cli.subprocess.call", call)
+    args = ["run", "s", "--config", str(config), "--rerun-incomplete", "--unlock"]
+    assert main([*args, "--snakefile", str(config)]) == 0
+    unlock, run = calls
+    assert unlock[-1] == "--unlock" and "--configfile" in unlock
+    assert "--rerun-incomplete" in run and run[-1] == "reports/s/report.html"

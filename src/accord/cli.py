@@ -121,6 +121,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--dry-run", action="store_true", help="list the jobs that would run, run none"
     )
+    run.add_argument(
+        "--rerun-incomplete",
+        action="store_true",
+        help="after an interrupted run: redo the steps it left unfinished",
+    )
+    run.add_argument(
+        "--unlock",
+        action="store_true",
+        help="after an interrupted run: release the folder's lock first, then run",
+    )
     run.set_defaults(func=_run)
 
     simulate = _command(
@@ -265,12 +275,21 @@ def _run(args: argparse.Namespace) -> int:
         "--configfile",
         str(args.config),
         *(["--dry-run"] if args.dry_run else []),
+        *(["--rerun-incomplete"] if args.rerun_incomplete else []),
         *target,
     ]
+    if args.unlock and subprocess.call([*command[:9], "--unlock"]) != 0:
+        print("accord: the workflow folder could not be unlocked.", file=sys.stderr)
+        return 1
     print(f"Running the workflow for {args.study or 'every study'} ({' '.join(command[2:])})")
     code = subprocess.call(command)
     if code != 0:
-        print("accord: the workflow stopped; the message above names the step.", file=sys.stderr)
+        print(
+            "accord: the workflow stopped; the message above names the step. After an "
+            "interrupted run, run again with --rerun-incomplete (and --unlock if the folder "
+            "is locked).",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

@@ -9,6 +9,12 @@ import pandas as pd
 import pytest
 
 from accord.disclosure import (
+    WITHHELD_TEXT,
+    deducible_interval,
+    is_protected,
+    protection_width,
+    shareable_coefficients,
+    shareable_record,
     suppress_count,
     suppress_proportion,
     suppress_statistic,
@@ -96,9 +102,40 @@ def test_complementary_suppression_in_rows_and_columns_until_stable():
 
 
 def test_a_shown_zero_is_hidden_when_it_would_give_a_small_cell_away():
+    # By hand: 5 is small; hiding the zero beside it leaves a + b = 35 - 30 = 5, so a reader
+    # places a in 1..5 (b >= 0): five values, narrower than the protection width of 5 steps
+    # (1..6). Hiding 30 as well leaves a + b + c = 35 and a anywhere in 1..10.
     table = pd.DataFrame({"a": [5], "b": [0], "c": [30], "total": [35]})
     shown = suppress_table(table, ["a", "b", "c", "total"], total_column="total")
-    assert shown.iloc[0].tolist() == ["<11", "*", "30", "35"]
+    assert shown.iloc[0].tolist() == ["<11", "*", "*", "35"]
+
+
+def test_two_cells_of_one_beside_a_known_total_are_not_pinned():
+    # 48 + 1 + 1 = 50. With only the two 1s hidden, each is 1..10 and they add up to 2, so
+    # both are exactly 1; hiding 48 leaves x + y + z = 50 with y and z anywhere in 1..10.
+    table = pd.DataFrame({"n": [48, 1, 1, 50]}, index=["a", "b", "c", "total"])
+    shown = suppress_table(table, ["n"], total_row="total")
+    assert shown["n"].tolist() == ["*", "<11", "<11", "50"]
+
+
+def test_the_protection_width_is_half_the_range_of_a_withheld_count():
+    assert protection_width(11) == 5 and protection_width(2) == 0
+    assert is_protected(1, 6) and not is_protected(1, 5.5)
+    assert is_protected(1, math.inf)
+
+
+def test_the_deducible_interval_uses_relations_and_percentages():
+    # Clients validated 100 (shown), analysed 94 (shown), left out hidden as "<11":
+    # left = 100 - 94 exactly.
+    knowledge = {"valid": (100, 100), "analysed": (94, 94), "left": (1, 10)}
+    relation = {"valid": 1.0, "analysed": -1.0, "left": -1.0}
+    assert deducible_interval("left", knowledge, [relation]) == pytest.approx((6, 6))
+    # "48 (26.8%)": 48 / d in [0.2675, 0.2685], so d in [178.8, 179.4]: 179 exactly.
+    knowledge = {"recovered": (48, 48), "cases": (0, math.inf)}
+    low, high = deducible_interval(
+        "cases", knowledge, ratios=[("recovered", "cases", 0.2675, 0.2685)]
+    )
+    assert math.ceil(low) == math.floor(high) == 179
 
 
 def test_small_total_needs_no_complement():
@@ -176,7 +213,9 @@ def _bounds(table: np.ndarray, hidden: np.ndarray, cell: tuple[int, int]) -> tup
         b_eq.append(rhs)
     target = np.zeros(len(unknowns))
     target[unknowns[cell]] = 1.0
-    kwargs = {"A_eq": np.array(a_eq), "b_eq": b_eq, "bounds": (0, None), "method": "highs"}
+    # A small cell ("<11") lies in 1..10, any other hidden cell is not negative.
+    bounds = [(1, 10) if 0 < table[c] < 11 else (0, None) for c in unknowns]
+    kwargs = {"A_eq": np.array(a_eq), "b_eq": b_eq, "bounds": bounds, "method": "highs"}
     low = linprog(target, **kwargs).fun
     high = -linprog(-target, **kwargs).fun
     return low, high
@@ -201,7 +240,7 @@ def _recovered_small_cells(table: pd.DataFrame, min_cell: int = 11) -> list[tupl
     found = []
     for cell in zip(*np.nonzero(small), strict=True):
         low, high = _bounds(values, hidden, cell)
-        if high - low < 1:
+        if math.floor(high + 1e-6) - math.ceil(low - 1e-6) < 5:
             found.append((table.index[cell[0]], columns[cell[1]], low))
     return found
 
@@ -241,3 +280,67 @@ def test_no_small_cell_can_be_deduced_from_a_suppressed_table_with_totals():
         if found:
             recovered.append((interior.tolist(), found))
     assert recovered == [], f"small cells a reader can work out: {recovered[:3]}"
+
+
+# -- files a site shares ---------------------------------------------------------------------
+
+
+def test_a_shared_diagnostics_record_withholds_small_counts_and_their_statistics():
+    diagnostics = {
+        "km": {
+            "n_events": 33,
+            "rows_excluded_missing": 2,
+            "risk_table": [
+                {"group": "a", "n_at_risk": 70, "time": 2.0},
+                {"group": "a", "n_at_risk": 5, "time": 12.0},
+            ],
+            "curves": {"a": [{"time": 1.0, "n_at_risk": 75, "n_events": 5, "survival": 0.93}]},
+        },
+        "therapist": {
+            "n_therapists": 7,
+            "converged": True,
+            "therapist_effects": [
+                {"rank": 1, "n_clients": 7, "effect": 0.4, "ci_low": -0.1, "ci_high": 0.9},
+                {"rank": 2, "n_clients": 43, "effect": -0.2, "ci_low": -0.5, "ci_high": 0.1},
+            ],
+        },
+        "lagged": {"n_clients": 94, "aic": 12.5, "rows_missing_by_column": {"alliance": 6}},
+    }
+    shared = shareable_record(diagnostics)
+    km = shared["km"]
+    assert km["n_events"] == 33 and km["rows_excluded_missing"] == "<11"
+    assert km["risk_table"][0] == {"group": "a", "n_at_risk": 70, "time": 2.0}
+    assert km["risk_table"][1] == {"group": "a", "n_at_risk": "<11", "time": 12.0}
+    assert km["curves"] == WITHHELD_TEXT
+    effects = shared["therapist"]["therapist_effects"]
+    assert effects[0] == {
+        "rank": 1,
+        "n_clients": "<11",
+        "effect": "<11",
+        "ci_low": "<11",
+        "ci_high": "<11",
+    }
+    assert effects[1] == diagnostics["therapist"]["therapist_effects"][1]
+    # Structural counts and flags stay: the consortium reads them.
+    assert shared["therapist"]["n_therapists"] == 7 and shared["therapist"]["converged"] is True
+    assert shared["lagged"] == {
+        "n_clients": 94,
+        "aic": 12.5,
+        "rows_missing_by_column": {"alliance": "<11"},
+    }
+
+
+def test_shared_coefficients_lose_the_numbers_of_a_model_of_few_clients():
+    coefficients = pd.DataFrame(
+        {
+            "model": ["big", "tiny"],
+            "term": ["x", "x"],
+            "estimate": [0.5, 2.0],
+            "n_clients": [120, 6],
+            "converged": [True, True],
+        }
+    )
+    shared = shareable_coefficients(coefficients)
+    assert shared.loc[0].tolist() == ["big", "x", 0.5, 120, True]
+    assert shared.loc[1, ["model", "term", "converged"]].tolist() == ["tiny", "x", True]
+    assert shared.loc[1, ["estimate", "n_clients"]].isna().all()

@@ -280,13 +280,19 @@ def test_invalid_custom_definitions(spec, message):
 
 def test_total_range_given_in_part():
     # total_max alone: total_min still defaults from the items (21 * 0).
-    bdi = load_registry(custom(total_max=50))["bdi2"]
-    assert (bdi.total_min, bdi.total_max) == (0, 50)
+    bdi = load_registry(custom(total_max=63))["bdi2"]
+    assert (bdi.total_min, bdi.total_max) == (0, 63)
     # Both null: supplied totals are not accepted.
     spec = custom()
     spec["bdi2"].update(total_min=None, total_max=None, cutoff=None)
     bdi = load_registry(spec)["bdi2"]
     assert (bdi.total_min, bdi.total_max) == (None, None)
+
+
+def test_a_total_range_that_does_not_match_the_items_is_refused():
+    # 21 items scored 0..3 sum to 0..63; a supplied total of up to 50 cannot be their sum.
+    with pytest.raises(ConfigError, match=r"^instruments\.bdi2\.total_max: .*0\.\.63"):
+        load_registry(custom(total_max=50))
 
 
 def test_redefining_a_builtin_is_refused():

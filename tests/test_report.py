@@ -12,6 +12,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from disclosure_attacks import every_attack
 
 from accord.models import fit_growth, write_model_result
 from accord.report import render_report
@@ -554,8 +555,10 @@ def test_goal_setting_exposures_and_correlations(measures_report):
     ]
     # Goal consensus for 10 usual-care clients: mean and n withheld, the collaborative n is
     # withheld too (it and the total would give the 10 away), and so is the overall mean.
+    # The total is withheld as well: the collaborative n is at most the arm's 48 clients, so
+    # 58 would put the usual-care n at 58 - 48 = 10 or more, i.e. exactly 10.
     assert rows["Goal consensus"][:4] == ["3.50 (0.25)", "*", "&lt;11", "&lt;11"]
-    assert rows["Goal consensus"][4:] == ["&lt;11", "58"]
+    assert rows["Goal consensus"][4:] == ["&lt;11", "*"]
     assert goals.count("data:image/svg+xml;base64,") == 1  # the joint goal share histogram
     cells = correlations["Joint goal share"]
     # Early alliance does not vary; attendance is 1 minus the share; PHQ-9 change is known
@@ -569,16 +572,15 @@ def test_goal_setting_exposures_and_correlations(measures_report):
 def test_clinical_change_categories_with_small_and_complementary_cells(measures_report):
     _, html = measures_report
     categories, _ = tables(html.split('id="clinical-change"', 1)[1].split("</section>")[0])
-    assert categories["collaborative"] == [
-        "14 (30.4%)",
-        "12 (26.1%)",
-        "20 (43.5%)",
-        "0 (0.0%)",
-        "46",
-    ]
-    # 5 deteriorated: "<11"; the row's smallest other cell (11 recovered) is withheld too.
-    assert categories["usual_care"] == ["*", "13 (29.5%)", "15 (34.1%)", "&lt;11", "44"]
-    assert categories["All clients"] == ["*", "25 (27.8%)", "35 (38.9%)", "&lt;11", "90"]
+    # Arms of 48 and 46 clients, of whom 46 and 44 have a category: 2 and 2 without one, counts
+    # of people withheld when small. So each row's total is withheld, and one cell of each row
+    # with it (else the row would sum back to the total); no percentage of a withheld total.
+    # What a reader can still deduce, by hand: collaborative n = recovered + 32 with 1..10
+    # clients without (so 38..47), and all clients' n is 94 minus 1..10 while usual care's is
+    # at most 45, so collaborative n >= 84 - 45 = 39.
+    assert categories["collaborative"] == ["*", "12", "20", "0", "39\u201347"]
+    assert categories["usual_care"] == ["*", "13", "15", "&lt;11", "37\u201345"]
+    assert categories["All clients"] == ["*", "25", "35", "&lt;11", "84\u201392"]
 
 
 def test_nhs_indicators_use_cases_as_the_recovery_denominator(measures_report):
@@ -641,3 +643,12 @@ def test_missing_measure_files_are_reported(tmp_path):
     assert "No PHQ-9 change categories were found" in html
     # The dropout definition then comes from the config (default end_reason).
     assert "Dropout: the recorded end reason is dropout" in html
+
+
+def test_no_withheld_count_is_worked_back_across_tables(large, measures_report):
+    """Both fixture reports, attacked by subtraction and by percentages
+    (tests/disclosure_attacks.py)."""
+    recovered = []
+    for root, _ in (large, measures_report):
+        recovered += every_attack(root.parent, 11)
+    assert recovered == [], "\n".join(recovered)

@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import snakemake
+from disclosure_attacks import every_attack
 from report_checks import (
     INDEX_HEADERS,
     NOT_AVAILABLE,
@@ -362,6 +363,16 @@ def test_the_report_of_the_full_analysis_plan_shows_no_small_count(workflow_run:
     assert shown == [], "\n".join(shown)
     stated = small_counts_in_prose(visible_text(html, prose_only=True), MIN_CELL)
     assert stated == [], f"running text states a count below {MIN_CELL} of: {stated}"
+
+
+def test_no_withheld_count_is_worked_back_across_tables(small_cell_run: Path, workflow_run: Path):
+    """Each report the suite renders, attacked as a reader would: subtract a model's clients
+    from the clients validated, an arm's clients with a measure from the arm's size, and solve
+    a percentage for its denominator (tests/disclosure_attacks.py)."""
+    recovered = []
+    for folder in (small_cell_run / "reports" / STUDY, workflow_run / "reports" / "small"):
+        recovered += [f"{folder.name}: {leak}" for leak in every_attack(folder, MIN_CELL)]
+    assert recovered == [], "\n".join(recovered)
 
 
 def test_a_different_min_cell_changes_the_label(small_cell_run: Path, tmp_path: Path):

@@ -36,6 +36,13 @@ def main(argv: list[str] | None = None) -> int:
     except AccordError as exc:
         print(f"accord: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:
+        # A file that cannot be opened or written: one line naming it, never a traceback.
+        from accord.io import describe_os_error
+
+        where = f"{Path(exc.filename).name}: " if exc.filename else ""
+        print(f"accord: {where}{describe_os_error(exc)}.", file=sys.stderr)
+        return 1
 
 
 def _command(commands, name: str, help: str, description: str) -> argparse.ArgumentParser:
@@ -114,6 +121,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--dry-run", action="store_true", help="list the jobs that would run, run none"
     )
+    run.add_argument(
+        "--rerun-incomplete",
+        action="store_true",
+        help="after an interrupted run: redo the steps it left unfinished",
+    )
+    run.add_argument(
+        "--unlock",
+        action="store_true",
+        help="after an interrupted run: release the folder's lock first, then run",
+    )
     run.set_defaults(func=_run)
 
     simulate = _command(
@@ -175,15 +192,8 @@ def _validate(args: argparse.Namespace) -> int:
         return 1
     _print_summary(result)
     if args.out:
-        out = args.out
-        paths = {t: out / "validated" / f"{t}.parquet" for t in result.tables}
-        paths |= {"goals": out / "validated" / "goals.parquet"}
-        paths |= {
-            "quarantine": out / "validation" / "quarantine.csv",
-            "summary": out / "validation" / "summary.json",
-        }
-        write_validation(result, paths)
-        print(f"Validation outputs written under {out}")
+        _write_outputs(result, args.out, write_validation)
+        print(f"Validation outputs written under {args.out}")
     limit = config.get("validation", {}).get("max_quarantined_share", 0.5)
     verdict = _quarantine_verdict(result, limit)
     if verdict:
@@ -210,6 +220,26 @@ def _quarantine_verdict(result: ValidationResult, limit: float) -> str | None:
         f"study fails validation: quarantined rows: {', '.join(lost)}, more than "
         f"validation.max_quarantined_share ({limit:g}); see the reasons above."
     )
+
+
+def _write_outputs(result: ValidationResult, out: Path, write_validation) -> None:
+    """The validation outputs under `out`, all of them or (on a fault) none."""
+    from accord.io import describe_os_error, staged_folder
+
+    try:
+        with staged_folder(out) as stage:
+            paths = {t: stage / "validated" / f"{t}.parquet" for t in result.tables}
+            paths |= {"goals": stage / "validated" / "goals.parquet"}
+            paths |= {
+                "quarantine": stage / "validation" / "quarantine.csv",
+                "summary": stage / "validation" / "summary.json",
+            }
+            write_validation(result, paths)
+    except OSError as exc:
+        raise AccordError(
+            f"{out}: the validation outputs could not be written: {describe_os_error(exc)}; "
+            "nothing was written there."
+        ) from None
 
 
 def _print_summary(result: ValidationResult, examples: int = 10) -> None:
@@ -270,12 +300,21 @@ def _run(args: argparse.Namespace) -> int:
         "--configfile",
         str(args.config),
         *(["--dry-run"] if args.dry_run else []),
+        *(["--rerun-incomplete"] if args.rerun_incomplete else []),
         *target,
     ]
+    if args.unlock and subprocess.call([*command[:9], "--unlock"]) != 0:
+        print("accord: the workflow folder could not be unlocked.", file=sys.stderr)
+        return 1
     print(f"Running the workflow for {args.study or 'every study'} ({' '.join(command[2:])})")
     code = subprocess.call(command)
     if code != 0:
-        print("accord: the workflow stopped; the message above names the step.", file=sys.stderr)
+        print(
+            "accord: the workflow stopped; the message above names the step. After an "
+            "interrupted run, run again with --rerun-incomplete (and --unlock if the folder "
+            "is locked).",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

@@ -29,10 +29,22 @@ def load_config(path: str | Path) -> dict:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"The config file {path} does not exist.") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: the config file is not UTF-8 text.") from None
+    except OSError as exc:
+        from accord.io import describe_os_error
+
+        raise ConfigError(f"{path}: {describe_os_error(exc)}.") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""
         raise ConfigError(f"{path}: not valid YAML{where}.") from None
+    if data is not None and not isinstance(data, Mapping):
+        kind = "a list" if isinstance(data, list) else f"a {type(data).__name__}"
+        raise ConfigError(
+            f"{path}: the config holds {kind}; it must be a mapping of settings "
+            "(studies:, analysis:, models:, ...)."
+        )
     return validate_config(data or {})
 
 
@@ -41,6 +53,12 @@ def validate_config(config: Mapping[str, Any]) -> dict:
 
     Raises ConfigError naming the offending key, e.g. ``studies.demo.missing_codes[0]``.
     """
+    if not isinstance(config, Mapping):
+        kind = "a list" if isinstance(config, list) else f"a {type(config).__name__}"
+        raise ConfigError(
+            f"config: the file holds {kind}; it must be a mapping of settings "
+            "(studies:, analysis:, models:, ...)"
+        )
     config = copy.deepcopy(dict(config))
     validator = jsonschema.Draft202012Validator(schema())
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.path), list(e.path)))
@@ -53,6 +71,7 @@ def validate_config(config: Mapping[str, Any]) -> dict:
             "config key 'studies': is empty; give at least one study (or a consortium)"
         )
     _check_study_formats(config["studies"])
+    _check_outcomes(config)
     _check_simulation_effects(config)
     _add_simulated_sites(config)
     _fill_defaults(config, spec)
@@ -98,6 +117,50 @@ def _add_simulated_sites(config: dict[str, Any]) -> None:
                 )
             config["studies"].setdefault(study, generated)
             sites[site] = {"study": study}
+
+
+def _check_outcomes(config: Mapping[str, Any]) -> None:
+    """Outcomes name an instrument's score and instrument-score covariates a known score, so a
+    typo stops the run before any model is fitted (the custom instruments are checked too)."""
+    from accord.change import CHANGE_COLUMNS
+    from accord.instruments import load_registry
+
+    registry = load_registry(config.get("instruments") or None)
+    scores = {key: set(instrument.scales) for key, instrument in registry.items()}
+    known = sorted(scores)
+    analysis = config.get("analysis", {})
+    named = [("analysis.primary_outcome", analysis.get("primary_outcome"))]
+    named += [
+        (f"analysis.secondary_outcomes[{i}]", outcome)
+        for i, outcome in enumerate(analysis.get("secondary_outcomes") or [])
+    ]
+    for key, outcome in named:
+        instrument, _, score = str(outcome).partition(".")
+        if instrument not in scores:
+            raise ConfigError(
+                f"config key '{key}': {outcome!r} is not an instrument (known: {', '.join(known)})"
+            )
+        if score and score not in scores[instrument]:
+            raise ConfigError(
+                f"config key '{key}': {instrument} has no score {score!r} (its scores: "
+                f"{', '.join(sorted(scores[instrument]))})"
+            )
+    stems = {key for key in scores} | {f"{k}_{sub}" for k in scores for sub in scores[k]}
+    for i, entry in enumerate(config.get("models") or []):
+        for j, covariate in enumerate(entry.get("covariates") or []):
+            stem = next(
+                (
+                    str(covariate)[: -len(s) - 1]
+                    for s in CHANGE_COLUMNS
+                    if str(covariate).endswith(f"_{s}")
+                ),
+                None,
+            )
+            if stem and stem not in stems:
+                raise ConfigError(
+                    f"config key 'models[{i}].covariates[{j}]': {covariate!r} names no "
+                    f"instrument score (instruments: {', '.join(known)})"
+                )
 
 
 def _check_simulation_effects(config: Mapping[str, Any]) -> None:

@@ -10,12 +10,20 @@ A cell hidden only to protect another reads ``"*"`` rather than ``"<11"``: its v
 large, and showing which cell was complemented reveals nothing, since the protected cell's value
 is already known to lie between 1 and 10. Every function returns text for display; the numbers
 themselves stay with the caller.
+
+The audit: a reader knows every shown value, that each line adds up to its total, that a cell
+shown as "<11" lies between 1 and 10 and that any other hidden cell is not negative. The least
+and greatest value of each withheld count under those constraints are two linear programmes
+(`deducible_interval`, as tau-argus and sdcTable audit a table); a withheld count is protected
+while that range spans at least `protection_width` (half the range "<11" stands for). The same
+audit runs over every count a report publishes together (`accord.report.ledger`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Sequence
+import re
+from collections.abc import Hashable, Mapping, Sequence
 from numbers import Real
 
 import numpy as np
@@ -113,9 +121,10 @@ def suppression_mask(
     and total contain exactly one hidden value would give that value away by subtraction, so
     its smallest shown cell is hidden too (ties: the first in table order); this repeats
     until no line has a single hidden value. A reader can also combine lines (a shown zero
-    whose own total is zero, say), so each small cell is then audited: the least and greatest
-    value it can take given everything shown are found by linear programming, and while a
-    small cell is pinned to within one, another cell on one of its lines is hidden.
+    whose own total is zero, say, or two cells of 1 whose sum is known), so each small cell is
+    then audited: the least and greatest value it can take given everything shown (a small
+    cell between 1 and ``min_cell - 1``) are found by linear programming, and while that
+    range is narrower than `protection_width`, another cell on one of its lines is hidden.
     """
     small, complementary = _suppression(df, count_columns, min_cell, total_row, total_column)
     return pd.DataFrame(small | complementary, index=df.index, columns=list(count_columns))
@@ -183,16 +192,40 @@ def _suppression(
         r = df.index.get_loc(total_row)
         lines += [([(i, j) for i in rows if i != r], (r, j)) for j in range(len(columns))]
 
+    # Hiding more cells only widens what a reader can deduce, so a cell found protected stays
+    # protected and is not audited again.
+    safe: set[Cell] = set()
     while True:
         _protect_lines(hidden, values, lines)
-        pinned = [
-            c for c in zip(*np.nonzero(small), strict=True) if _pinned(values, hidden, lines, c)
-        ]
-        if not pinned:
+        # A reader can still narrow a cell down through several lines at once (e.g. a shown
+        # zero whose own total is zero): hide one more cell on a line of an exposed cell.
+        complement = _next_complement(values, small, hidden, lines, min_cell, safe)
+        if complement is None:
             break
-        # A reader can still work the cell out through several lines at once (e.g. a shown
-        # zero whose own total is zero): hide one more cell on one of its lines.
-        cell = pinned[0]
+        hidden[complement] = True
+    return small, hidden & ~small
+
+
+Cell = tuple[int, int]
+Line = tuple[list[Cell], Cell]
+
+
+def _next_complement(
+    values: np.ndarray,
+    small: np.ndarray,
+    hidden: np.ndarray,
+    lines: list[Line],
+    min_cell: int,
+    safe: set[Cell],
+) -> Cell | None:
+    """A shown cell to hide for the first exposed small cell that has one on its lines;
+    cells found protected are added to `safe`."""
+    for cell in zip(*np.nonzero(small), strict=True):
+        if cell in safe:
+            continue
+        if not _exposed(values, small, hidden, lines, cell, min_cell):
+            safe.add(cell)
+            continue
         candidates = [
             member
             for cells, total in lines
@@ -200,14 +233,9 @@ def _suppression(
             for member in [*cells, total]
             if not hidden[member] and not np.isnan(values[member])
         ]
-        if not candidates:
-            break
-        hidden[min(candidates, key=lambda c: (values[c] == 0, values[c]))] = True
-    return small, hidden & ~small
-
-
-Cell = tuple[int, int]
-Line = tuple[list[Cell], Cell]
+        if candidates:
+            return min(candidates, key=lambda c: (values[c] == 0, values[c]))
+    return None
 
 
 def _protect_lines(hidden: np.ndarray, values: np.ndarray, lines: list[Line]) -> None:
@@ -232,39 +260,200 @@ def _protect_lines(hidden: np.ndarray, values: np.ndarray, lines: list[Line]) ->
                 changed = True
 
 
-def _pinned(values: np.ndarray, hidden: np.ndarray, lines: list[Line], cell: Cell) -> bool:
-    """Whether a reader can deduce the hidden `cell` to within one from what is shown.
+def _exposed(
+    values: np.ndarray,
+    small: np.ndarray,
+    hidden: np.ndarray,
+    lines: list[Line],
+    cell: Cell,
+    min_cell: int,
+) -> bool:
+    """Whether a reader can narrow the small hidden `cell` down further than the rule allows.
 
-    The reader knows every shown value, that every line adds up to its total and that counts
-    are not negative: the least and greatest value of `cell` are two linear programmes.
+    The reader knows every shown value, that every line adds up to its total, that a cell
+    shown as "<11" lies between 1 and ``min_cell - 1`` and that any other hidden cell is not
+    negative; the least and greatest value of `cell` are two linear programmes.
     """
-    if not lines:
-        return False
+    knowledge: dict[Hashable, tuple[float, float]] = {}
+    for c in zip(*np.nonzero(~np.isnan(values)), strict=True):
+        if not hidden[c]:
+            knowledge[c] = (values[c], values[c])
+        elif small[c]:
+            knowledge[c] = (1.0, float(min_cell - 1))
+        else:
+            knowledge[c] = (0.0, math.inf)
+    relations = [
+        {**{c: 1.0 for c in cells}, total: -1.0}
+        for cells, total in lines
+        if all(not np.isnan(values[m]) for m in [*cells, total])
+    ]
+    low, high = deducible_interval(cell, knowledge, relations)
+    return not is_protected(low, high, min_cell)
+
+
+def protection_width(min_cell: int = DEFAULT_MIN_CELL) -> int:
+    """How wide, at the least, the range a reader can deduce for a withheld count must be.
+
+    "<11" says 1 to 10; what is published beside it may narrow that range, but never below
+    half of it: for the default threshold a withheld count must keep at least six possible
+    values (width 5), so no count is pinned and none is placed within a couple of its value.
+    """
+    return (min_cell - 1) // 2
+
+
+def is_protected(low: float, high: float, min_cell: int = DEFAULT_MIN_CELL) -> bool:
+    """Whether a withheld count that a reader can place in [`low`, `high`] is protected.
+
+    Counts are whole numbers, so the range is first narrowed to whole numbers.
+    """
+    if math.isinf(high):
+        return True
+    return math.floor(high + 1e-6) - math.ceil(low - 1e-6) >= protection_width(min_cell)
+
+
+def deducible_interval(
+    target: Hashable,
+    knowledge: Mapping[Hashable, tuple[float, float]],
+    relations: Sequence[Mapping[Hashable, float]] = (),
+    ratios: Sequence[tuple[Hashable, Hashable, float, float]] = (),
+    binding: set | None = None,
+) -> tuple[float, float]:
+    """The least and greatest value of the count `target` a reader can deduce.
+
+    `knowledge` gives what is published about each count as a range (a shown count is
+    ``(n, n)``, one shown as "<11" is ``(1, 10)``, one hidden as a complement ``(0, inf)``);
+    each relation ``{count: coefficient}`` says the weighted counts add up to zero (a total and
+    its parts, a count in two tables); each ratio ``(numerator, denominator, low, high)`` says
+    a published percentage puts numerator / denominator between `low` and `high` (its
+    rounding). Solved as two linear programmes, as tau-argus and sdcTable audit a table.
+    A `binding` set receives the counts whose published range limits the answer (a nonzero
+    bound marginal in either programme): withholding one of those is what can widen it.
+    """
     from scipy.optimize import linprog
 
-    unknowns = {c: k for k, c in enumerate(zip(*np.nonzero(hidden), strict=True))}
+    names = list(knowledge)
+    index = {name: k for k, name in enumerate(names)}
     a_eq, b_eq = [], []
-    for cells, total in lines:
-        row, rhs = np.zeros(len(unknowns)), 0.0
-        for member, sign in [*((c, 1.0) for c in cells), (total, -1.0)]:
-            if member in unknowns:
-                row[unknowns[member]] += sign
-            elif not np.isnan(values[member]):
-                rhs -= sign * values[member]
-            else:
-                break
+    for relation in relations:
+        if not all(name in index for name in relation):
+            continue
+        row = np.zeros(len(names))
+        for name, weight in relation.items():
+            row[index[name]] += weight
+        a_eq.append(row)
+        b_eq.append(0.0)
+    a_ub, b_ub = [], []
+    for numerator, denominator, low, high in ratios:
+        if numerator not in index or denominator not in index:
+            continue
+        for sign, share in ((1.0, high), (-1.0, low)):  # num <= high * den, num >= low * den
+            row = np.zeros(len(names))
+            row[index[numerator]] += sign
+            row[index[denominator]] -= sign * share
+            a_ub.append(row)
+            b_ub.append(0.0)
+    bounds = [(lo, None if math.isinf(hi) else hi) for lo, hi in knowledge.values()]
+    target_row = np.zeros(len(names))
+    target_row[index[target]] = 1.0
+    options = {
+        "A_eq": np.array(a_eq) if a_eq else None,
+        "b_eq": b_eq or None,
+        "A_ub": np.array(a_ub) if a_ub else None,
+        "b_ub": b_ub or None,
+        "bounds": bounds,
+        "method": "highs",
+    }
+    low, high = linprog(target_row, **options), linprog(-target_row, **options)
+    if not low.success:  # what is published is contradictory or the model unbounded
+        return knowledge[target]
+    if binding is not None:
+        for result in (low, high):
+            if not result.success:
+                continue
+            marginals = np.abs(result.lower.marginals) + np.abs(result.upper.marginals)
+            binding.update(names[k] for k in np.nonzero(marginals > 1e-9)[0])
+    return float(low.fun), (float(-high.fun) if high.success else math.inf)
+
+
+#: Keys of a results record whose whole-number values count clients (or their rows): a model's
+#: clients and observations, clients per category or therapist, events, numbers at risk,
+#: clients or rows left out. Therapists, sites, replicates and iterations are not among them.
+_COUNT_KEY = re.compile(
+    r"^n$|^n_(obs|clients|group|events|censored|at_risk|cases|missing|excluded)$"
+    r"|clients|excluded|missing|^rows_|sizes|at_risk|events"
+)
+#: Keys naming the clients a record's statistics come from.
+_SIZE_KEYS = frozenset({"n", "n_clients", "n_obs", "n_group", "n_at_risk"})
+#: Numbers beside a small size that describe the entry rather than its clients.
+_LABEL_KEYS = frozenset({"time", "session", "session_number", "rank"})
+#: Parts of a record withheld whole from a shared copy: per-time survival curves give each
+#: interval's events away through the ratio of successive survival values.
+_WITHHELD_PARTS = ("curves",)
+WITHHELD_TEXT = "withheld (per-time counts of clients)"
+
+
+def shareable_record(record: object, min_cell: int = DEFAULT_MIN_CELL) -> object:
+    """A copy of a JSON-like results record (a model's diagnostics) fit to share outside the
+    study: every count of clients from 1 to ``min_cell - 1`` reads ``"<11"``; in an entry whose
+    size (``n``, ``n_clients``, ...) is such a count, every other number (a statistic from
+    those clients: a therapist's effect, its interval) reads ``"<11"`` too; per-time curves
+    are withheld whole.
+    """
+    _check_min_cell(min_cell)
+    return _shareable(record, min_cell, counting=False)
+
+
+def shareable_coefficients(
+    coefficients: pd.DataFrame, min_cell: int = DEFAULT_MIN_CELL
+) -> pd.DataFrame:
+    """A copy of a coefficients table fit to share: the rows of a model fitted to 1 to
+    ``min_cell - 1`` clients keep their labels but lose every number (estimates from so few
+    clients, and the counts themselves)."""
+    _check_min_cell(min_cell)
+    out = coefficients.copy()
+    if "n_clients" not in out.columns:
+        return out
+    n = pd.to_numeric(out["n_clients"], errors="coerce")
+    few = (n > 0) & (n < min_cell)
+    numeric = [c for c in out.columns if pd.api.types.is_numeric_dtype(out[c])]
+    numeric = [c for c in numeric if not pd.api.types.is_bool_dtype(out[c])]
+    out.loc[few, numeric] = np.nan
+    return out
+
+
+def _shareable(node: object, min_cell: int, *, counting: bool) -> object:
+    label = suppressed_label(min_cell)
+    if isinstance(node, list):
+        return [_shareable(item, min_cell, counting=counting) for item in node]
+    if not isinstance(node, dict):
+        if counting and _is_count(node) and is_small(node, min_cell):
+            return label
+        return node
+    small = any(k in _SIZE_KEYS and _is_count(v) and is_small(v, min_cell) for k, v in node.items())
+    out = {}
+    for key, value in node.items():
+        if key in _WITHHELD_PARTS:
+            out[key] = WITHHELD_TEXT
+        elif (
+            small
+            and key not in _LABEL_KEYS
+            and isinstance(value, Real)
+            and not isinstance(value, bool)
+        ):
+            out[key] = label  # a count of few clients, or a statistic from them
         else:
-            a_eq.append(row)
-            b_eq.append(rhs)
-    if not a_eq:
-        return False
-    target = np.zeros(len(unknowns))
-    target[unknowns[cell]] = 1.0
-    options = {"A_eq": np.array(a_eq), "b_eq": b_eq, "bounds": (0, None), "method": "highs"}
-    low, high = linprog(target, **options), linprog(-target, **options)
-    if not (low.success and high.success):
-        return False
-    return -high.fun - low.fun < 1
+            counts = counting or bool(_COUNT_KEY.search(str(key)))
+            out[key] = _shareable(value, min_cell, counting=counts)
+    return out
+
+
+def _is_count(value: object) -> bool:
+    return (
+        isinstance(value, Real)
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
+        and float(value) == math.floor(float(value))
+    )
 
 
 def _is_missing(value: object) -> bool:

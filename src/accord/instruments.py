@@ -358,6 +358,18 @@ def _total_range(
     high = _number(high, f"{path}.total_max")
     if not high > low:
         raise ConfigError(f"{path}.total_max: must be greater than total_min ({low:g})")
+    if default[0] is not None and (low, high) != default:
+        # A supplied total is checked against this range: it must be the items' own range.
+        rule = (
+            f"{items} items x item_min {item_min:g} .. {items} items x item_max {item_max:g}"
+            if score == "sum"
+            else f"item_min {item_min:g} .. item_max {item_max:g} (a mean of items)"
+        )
+        raise ConfigError(
+            f"{path}.total_max: the total range {low:g}..{high:g} does not match the items "
+            f"({rule} = {default[0]:g}..{default[1]:g}); correct it or leave total_min and "
+            "total_max out"
+        )
     return low, high
 
 

@@ -9,8 +9,10 @@ deterministically, so the same inputs give byte-identical files.
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,18 +47,70 @@ def read_table(path: str | Path) -> tuple[pd.DataFrame, list[str]]:
 
     Returns the frame (a RangeIndex: row i is data row i + 1 of the file) and notes about how the
     file was read (a delimiter other than a comma, say). Raises StudyError, naming the file, for
-    a file that cannot be read as a table.
+    a file that cannot be read as a table (a folder, a file without read permission, a
+    compressed file).
     """
     path = Path(path)
+    if path.is_dir():
+        raise file_fault(path, IsADirectoryError(errno.EISDIR, "Is a directory", str(path)))
     if path.suffix == ".parquet":
         return _read_parquet(path), []
     return _read_csv(path)
 
 
+def describe_os_error(exc: OSError) -> str:
+    """What went wrong opening, reading or writing a file, in words (no traceback)."""
+    if isinstance(exc, IsADirectoryError):
+        return "is a folder, not a file"
+    if isinstance(exc, PermissionError):
+        return "permission denied (check that the file can be read and its folder written)"
+    if exc.errno == errno.ENOSPC:
+        return "the disk is full (no space left on device)"
+    if exc.errno == errno.EDQUOT:
+        return "the disk quota is exceeded"
+    if isinstance(exc, NotADirectoryError):
+        return "a part of the path is a file, not a folder"
+    if isinstance(exc, FileNotFoundError):
+        return "does not exist"
+    return f"cannot be read or written ({exc.strerror or type(exc).__name__})"
+
+
+def file_fault(path: Path, exc: OSError) -> StudyError:
+    """A one-line StudyError naming `path` for a file that cannot be opened or read."""
+    return StudyError(f"{path.name}: {describe_os_error(exc)}.", file=path.name)
+
+
+_COMPRESSED = {
+    b"\x1f\x8b": "gzip-compressed",
+    b"PK\x03\x04": "a ZIP archive (or an Excel workbook)",
+    b"BZh": "bzip2-compressed",
+    b"\xfd7zXZ\x00": "xz-compressed",
+    b"\x28\xb5\x2f\xfd": "zstd-compressed",
+}
+
+
+def compressed_error(path: Path, head: bytes) -> StudyError | None:
+    """A StudyError for a text file that is really compressed (by its first bytes), else None."""
+    for magic, kind in _COMPRESSED.items():
+        if head.startswith(magic):
+            return StudyError(
+                f"{path.name}: the file is {kind}, not plain text; decompress it (e.g. gunzip) "
+                "and give the .csv it holds.",
+                file=path.name,
+            )
+    return None
+
+
 def _read_csv(path: Path) -> tuple[pd.DataFrame, list[str]]:
     notes: list[str] = []
-    with path.open("rb") as handle:
-        head = handle.read(64 * 1024)
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(64 * 1024)
+    except OSError as exc:
+        raise file_fault(path, exc) from None
+    compressed = compressed_error(path, head)
+    if compressed is not None:
+        raise compressed
     if not head.strip(_BOM + b" \r\n\t"):
         raise StudyError(f"{path.name}: the file is empty (not even a header row).", file=path.name)
     try:
@@ -174,6 +228,27 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+@contextmanager
+def staged_folder(folder: str | Path) -> Iterator[Path]:
+    """Yield an empty folder beside `folder` to write a set of outputs into.
+
+    Only when the block succeeds is every file written there moved into `folder` (same
+    layout); if it fails (a full disk, say), the staging folder is removed and `folder` is
+    left as it was, so a set of outputs is never left half written.
+    """
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
+    try:
+        yield stage
+        for path in sorted(p for p in stage.rglob("*") if p.is_file()):
+            target = folder / path.relative_to(stage)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, target)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:

@@ -63,6 +63,23 @@ rule gather_models:
         "../scripts/gather_models.py"
 
 
+# What a site shares with a consortium: the gathered results with counts of fewer than
+# min_cell clients withheld (accord.disclosure.shareable_record). Built on request.
+rule share_models:
+    input:
+        coefficients="results/{study}/models/coefficients.csv",
+        diagnostics="results/{study}/models/diagnostics.json",
+    output:
+        coefficients="results/{study}/shared/coefficients.csv",
+        diagnostics="results/{study}/shared/diagnostics.json",
+    conda:
+        "../envs/accord.yaml"
+    log:
+        "logs/{study}/share_models.log",
+    script:
+        "../scripts/share_models.py"
+
+
 rule describe_missingness:
     input:
         session_panel="results/{study}/session_panel.parquet",

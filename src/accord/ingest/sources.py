@@ -63,6 +63,8 @@ def read_source(path: str | Path, sheet: str | None = None, header_row: int = 1)
     path = Path(path)
     if not path.exists():
         raise StudyError(f"{path}: the source file does not exist.", file=path.name)
+    if path.is_dir():
+        raise StudyError(f"{path.name}: is a folder, not a file.", file=path.name)
     suffix = path.suffix.lower()
     if suffix not in SOURCE_SUFFIXES:
         raise StudyError(
@@ -100,8 +102,17 @@ def read_csv_rows(path: Path, header_row: int = 1) -> list[list[str]]:
     import csv
     import io
 
+    from accord.io import compressed_error, file_fault
+
     try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines(keepends=True)
+        data = path.read_bytes()
+    except OSError as exc:
+        raise file_fault(path, exc) from None
+    compressed = compressed_error(path, data[:8])
+    if compressed is not None:
+        raise compressed
+    try:
+        lines = data.decode("utf-8-sig").splitlines(keepends=True)
     except UnicodeDecodeError:
         raise StudyError(f"{path.name}: the file is not valid UTF-8.", file=path.name) from None
     if len(lines) < header_row:

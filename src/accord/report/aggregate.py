@@ -20,6 +20,7 @@ from accord.disclosure import (
     suppressed_label,
     suppression_mask,
 )
+from accord.report.ledger import Ledger
 from accord.report.text import MINUS, coef
 
 ALL_CLIENTS = "All clients"
@@ -73,8 +74,19 @@ def protect_overall(rows: list[dict], columns: list[str], min_cell: int) -> None
             overall[column] = label
 
 
-def n_cells(grouped: Groups, column: str, min_cell: int) -> list[str]:
-    """Clients with a value of `column` per group, the last group the total."""
+def group_key(name: str) -> str:
+    """The ledger's key for the number of clients in group `name` (all clients: ``clients``)."""
+    return "clients" if name == ALL_CLIENTS else f"clients[{name}]"
+
+
+def n_cells(
+    grouped: Groups, column: str, min_cell: int, *, ledger: Ledger | None = None
+) -> list[str]:
+    """Clients with a value of `column` per group, the last group the total.
+
+    With a `ledger`, each count is published as a part of its group: the group's size minus
+    it (clients without a value) is a count of people, audited with the rest of the report.
+    """
     counts = pd.DataFrame(
         {
             "n": [
@@ -89,10 +101,20 @@ def n_cells(grouped: Groups, column: str, min_cell: int) -> list[str]:
     total_row = grouped[-1][0] if len(grouped) > 1 else None
     shown = suppress_table(counts, ["n"], min_cell, total_row=total_row)["n"]
     withheld = withheld_sizes(grouped, min_cell)
-    return [
+    texts = [
         COMPLEMENTARY_LABEL if name in withheld and text.isdigit() else text
         for name, text in shown.items()
     ]
+    if ledger is None:
+        return texts
+    keys = [f"n[{column}][{name}]" for name in counts.index]
+    out = [
+        ledger.subset(key, n, of=group_key(name), rest=f"without[{column}][{name}]", text=text)
+        for key, name, n, text in zip(keys, counts.index, counts["n"], texts, strict=True)
+    ]
+    if total_row is not None:
+        ledger.relate(keys[-1], keys[:-1])
+    return out
 
 
 def flag(condition: pd.Series, missing: pd.Series) -> pd.Series:
@@ -111,13 +133,22 @@ def flag_counts(part: pd.DataFrame, column: str) -> dict[str, int]:
     return {"yes": yes, "no": len(values) - yes, "defined": len(values)}
 
 
-def rate_cells(grouped: Groups, column: str, min_cell: int, *, fmt: str = "{:.1%}") -> list[str]:
+def rate_cells(
+    grouped: Groups,
+    column: str,
+    min_cell: int,
+    *,
+    fmt: str = "{:.1%}",
+    ledger: Ledger | None = None,
+) -> list[str]:
     """A yes/no measure per group as "count (percent)" of the clients for whom it is defined.
 
     Yes, no and defined counts form a table whose last row (all clients) is the total and whose
     defined column is each row's total; a cell whose yes or no count is hidden there is
     withheld, "<11" when the yes count itself is small or too few clients are defined, "*"
-    when it is hidden to protect another cell.
+    when it is hidden to protect another cell. With a `ledger`, the counts and the percentage
+    (which bounds count / defined) are published to the report's audit, and a count it
+    withholds reads "*".
     """
     counts = pd.DataFrame(
         [flag_counts(part, column) for _, part in grouped], index=[name for name, _ in grouped]
@@ -133,15 +164,48 @@ def rate_cells(grouped: Groups, column: str, min_cell: int, *, fmt: str = "{:.1%
     cells = []
     for name, c in counts.iterrows():
         yes, defined = int(c["yes"]), int(c["defined"])
+        key = f"rate[{column}][{name}]"
         if defined == 0:
             cells.append(NOT_AVAILABLE)
         elif is_small(yes, min_cell) or defined < min_cell:
             cells.append(suppressed_label(min_cell))
-        elif hidden.loc[name, ["yes", "no", "defined"]].any() or name in withheld:
+        elif (
+            hidden.loc[name, ["yes", "no", "defined"]].any()
+            or name in withheld
+            or (ledger is not None and ledger.is_withheld(f"{key}.yes"))
+        ):
             cells.append(COMPLEMENTARY_LABEL)
         else:
             cells.append(f"{yes} ({fmt.format(yes / defined)})")
+        if ledger is not None:
+            _publish_rate(ledger, key, name, c, cells[-1], min_cell)
+    if ledger is not None and len(grouped) > 1:
+        names = [f"rate[{column}][{name}]" for name in counts.index]
+        for part in ("yes", "no", "defined"):
+            ledger.relate(f"{names[-1]}.{part}", [f"{n}.{part}" for n in names[:-1]])
     return cells
+
+
+def _publish_rate(ledger: Ledger, key: str, group: str, c: pd.Series, cell: str, min_cell: int):
+    """One group's yes, no and defined counts of a yes/no measure, as its cell shows them."""
+    yes, no, defined = int(c["yes"]), int(c["no"]), int(c["defined"])
+    label = suppressed_label(min_cell)
+    shown = cell.split(" ")[0] if cell not in (NOT_AVAILABLE, label) else None
+    if cell == label and is_small(yes, min_cell):
+        ledger.count(f"{key}.yes", yes, label)
+    else:
+        ledger.count(f"{key}.yes", yes, shown if shown and shown.isdigit() else "*")
+    ledger.unpublished(f"{key}.no", no)
+    ledger.subset(
+        f"{key}.defined",
+        defined,
+        of=group_key(group),
+        rest=f"{key}.undefined",
+        text=label if is_small(defined, min_cell) else COMPLEMENTARY_LABEL,
+    )
+    ledger.relate(f"{key}.defined", [f"{key}.yes", f"{key}.no"])
+    if shown and shown.isdigit():
+        ledger.percentage(f"{key}.yes", f"{key}.defined", cell)
 
 
 def correlation(frame: pd.DataFrame, x: str, y: str, min_cell: int) -> dict[str, str]:

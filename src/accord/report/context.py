@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 
 from accord.errors import AccordError, ConfigError
 from accord.instruments import Instrument, load_registry
+from accord.report.ledger import Ledger
 from accord.report.text import outcome_label
 
 _DROPOUT_TEXT = {
@@ -90,6 +91,8 @@ class ReportContext:
     missing_by_session: pd.DataFrame | None = None
     missingness_vs_exposure: pd.DataFrame | None = None
     settings: dict[str, Any] = field(default_factory=dict)
+    #: The counts published so far, audited together once every section is built.
+    ledger: Ledger = field(default_factory=Ledger)
 
     @property
     def analysis(self) -> Mapping[str, Any]:
@@ -154,6 +157,7 @@ def load_context(
         min_cell=int(min_cell),
         run_date=resolve_run_date(run_date),
         inputs=inputs,
+        ledger=Ledger(int(min_cell)),
     )
     ctx.summary = inputs.json("validation/summary.json")
     ctx.quarantine = inputs.csv("validation/quarantine.csv")

@@ -18,6 +18,7 @@ import io
 import itertools
 import math
 from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
 from typing import Any
 
 import matplotlib
@@ -62,8 +63,25 @@ def new_figure(*, rows: int = 1, height_ratios: Sequence[float] | None = None) -
     return fig
 
 
+#: Plots already saved while the report is built more than once (its disclosure audit may ask
+#: for another build; a figure's bytes do not change between builds).
+PLOT_CACHE: ContextVar[dict[tuple[str, str, str], Plot] | None] = ContextVar(
+    "accord_plot_cache", default=None
+)
+
+
 def to_plot(fig: Figure, name: str, *, alt: str, caption: str) -> Plot:
     """The figure as a report `Plot` with deterministic SVG and PNG bytes."""
+    cache = PLOT_CACHE.get()
+    if cache is not None and (name, alt, caption) in cache:
+        return cache[(name, alt, caption)]
+    plot = _save(fig, name, alt=alt, caption=caption)
+    if cache is not None:
+        cache[(name, alt, caption)] = plot
+    return plot
+
+
+def _save(fig: Figure, name: str, *, alt: str, caption: str) -> Plot:
     with matplotlib.rc_context(_STYLE):
         svg = io.BytesIO()
         fig.savefig(svg, format="svg", metadata={"Date": None})

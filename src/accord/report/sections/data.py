@@ -11,6 +11,7 @@ from accord.disclosure import NOT_AVAILABLE, suppress_count, suppress_table, sup
 from accord.missingness import attrition_by_last_session, attrition_flag, attrition_vs_exposure
 from accord.report import aggregate as agg
 from accord.report.context import ReportContext
+from accord.report.ledger import SIZE, Ledger
 from accord.report.parts import Bullets, Heading, Section, Text, table
 from accord.report.sections.summary import primary_row
 from accord.report.text import instrument_label, interval, num, p_phrase, p_value
@@ -103,7 +104,7 @@ def _analysed(ctx: ReportContext):
         return None
     frame = pd.DataFrame(records).set_index("model", drop=False)
     shown = suppress_table(frame, ["analysed", "left", "valid"], ctx.min_cell, total_column="valid")
-    rows = [(r["model"], r["valid"], r["analysed"], r["left"]) for _, r in shown.iterrows()]
+    rows = [_analysed_row(ctx.ledger, r, frame.loc[model]) for model, r in shown.iterrows()]
     return table(
         "data_clients_analysed",
         "Clients with validated records and clients analysed, by model",
@@ -114,6 +115,17 @@ def _analysed(ctx: ReportContext):
             "model's warnings). The primary model is listed first."
         ),
     )
+
+
+def _analysed_row(ledger: Ledger, shown: pd.Series, counts: pd.Series) -> tuple:
+    """One model's row, its counts published to the report's audit: validated = analysed +
+    left out, where a model's analysed clients are printed in other sections too."""
+    model = str(counts["model"])
+    valid = ledger.count("clients", counts["valid"], shown["valid"], role=SIZE)
+    analysed = ledger.count(f"model[{model}].clients", counts["analysed"], shown["analysed"])
+    left = ledger.count(f"model[{model}].left", counts["left"], shown["left"])
+    ledger.relate("clients", [f"model[{model}].clients", f"model[{model}].left"])
+    return (model, valid, analysed, left)
 
 
 def _quarantine(ctx: ReportContext) -> list:

@@ -11,6 +11,7 @@ from accord.disclosure import suppress_proportion, suppressed_label, suppression
 from accord.report import aggregate as agg
 from accord.report.context import ReportContext
 from accord.report.figures import share_histogram, to_plot, trajectory_figure, trajectory_summary
+from accord.report.ledger import Ledger
 from accord.report.parts import Heading, Section, Text, table
 from accord.report.text import instrument_label, num, scale_label
 
@@ -126,7 +127,7 @@ def _alliance(ctx: ReportContext) -> list:
     available = clients is not None and any(c in clients.columns for c in measures)
     if available:
         grouped = agg.groups(clients)
-        n_early = agg.n_cells(grouped, "early_alliance", min_cell)
+        n_early = agg.n_cells(grouped, "early_alliance", min_cell, ledger=ctx.ledger)
         rows = []
         for (name, part), n in zip(grouped, n_early, strict=True):
             rows.append(
@@ -182,11 +183,11 @@ def _alliance(ctx: ReportContext) -> list:
     else:
         out.append(Text("No alliance scores were found in the session panel.", "missing"))
     if available:
-        out.append(_ruptures(clients, settings, min_cell))
+        out.append(_ruptures(clients, settings, min_cell, ctx.ledger))
     return out
 
 
-def _ruptures(clients: pd.DataFrame, settings, min_cell: int):
+def _ruptures(clients: pd.DataFrame, settings, min_cell: int, ledger: Ledger):
     sds = [k for k in settings.get("rupture_sds") or [1, 2] if rupture_column(k) in clients]
     if not sds:
         return Text("No rupture counts were found in the client measures.", "missing")
@@ -201,7 +202,7 @@ def _ruptures(clients: pd.DataFrame, settings, min_cell: int):
         # Repair is defined for clients with at least one rupture.
         flags[f"_repaired_{k:g}"] = agg.flag(repaired > 0, ~(count > 0) | repaired.isna())
     flagged = agg.groups(clients.assign(**flags))
-    cells = {name: agg.rate_cells(flagged, name, min_cell) for name in flags}
+    cells = {name: agg.rate_cells(flagged, name, min_cell, ledger=ledger) for name in flags}
     labels = [num(k, 1).removesuffix(".0") for k in sds]
     rows = [
         [
@@ -243,7 +244,7 @@ def _goalsetting(ctx: ReportContext) -> list:
             for name, part in grouped
         ]
         agg.protect_overall(means, ["value"], min_cell)
-        counts = agg.n_cells(grouped, column, min_cell)
+        counts = agg.n_cells(grouped, column, min_cell, ledger=ctx.ledger)
         rows.append(
             [label, *(c for m, n in zip(means, counts, strict=True) for c in (m["value"], n))]
         )

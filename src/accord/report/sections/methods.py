@@ -277,7 +277,9 @@ def _reporting(ctx: ReportContext) -> str:
         f"pandas {_version('pandas')}, statsmodels {_version('statsmodels')}, scipy "
         f"{_version('scipy')}). To protect confidentiality, counts from 1 to {ctx.min_cell - 1} "
         f"and statistics computed from fewer than {ctx.min_cell} clients are not reported, with "
-        "complementary suppression so that a withheld count cannot be recovered from totals."
+        "complementary suppression, audited over every table together by linear programming, "
+        "so that a withheld count cannot be recovered from totals, from differences between "
+        "tables or from percentages."
     )
 
 

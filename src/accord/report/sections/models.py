@@ -60,7 +60,7 @@ def build(ctx: ReportContext) -> Section:
     every: list[Table] = []
     for model_id, part in c.groupby("model", sort=False):
         diag = ctx.diagnostics.get(str(model_id), {})
-        section.add(*_model(str(model_id), part, diag, ctx.min_cell, every))
+        section.add(*_model(str(model_id), part, diag, ctx, every))
     section.add(_all_coefficients(every))
     return section
 
@@ -82,8 +82,10 @@ def _overview(ctx: ReportContext):
             [
                 str(model_id),
                 str(diag.get("method", "")) or NOT_AVAILABLE,
-                suppress_count(int_or_none(first["n_obs"]), ctx.min_cell),
-                suppress_count(n_clients, ctx.min_cell),
+                ctx.ledger.model_observations(
+                    str(model_id), int_or_none(first["n_obs"]), n_clients
+                ),
+                ctx.ledger.model_clients(str(model_id), n_clients),
                 suppress_count(diag.get("n_therapists"), ctx.min_cell),
                 "yes" if converged else "no",
                 "yes" if diag.get("boundary") else "no",
@@ -208,8 +210,9 @@ def _forest(ctx: ReportContext) -> list:
 
 
 def _model(
-    model_id: str, part: pd.DataFrame, diag: Mapping[str, Any], min_cell: int, every: list
+    model_id: str, part: pd.DataFrame, diag: Mapping[str, Any], ctx: ReportContext, every: list
 ) -> list:
+    min_cell = ctx.min_cell
     first = part.iloc[0]
     enough = enough_clients(part, min_cell)
     hide = suppressed_label(min_cell)
@@ -282,10 +285,11 @@ def _model(
         "yes: " + ", ".join(diag.get("boundary_components") or []) if diag.get("boundary") else "no"
     )
     optimizer = f" (optimizer {diag['optimizer']})" if diag.get("optimizer") else ""
+    observations = ctx.ledger.model_observations(model_id, int_or_none(first["n_obs"]), n_clients)
     out.append(
         Text(
-            f"Observations: {suppress_count(int_or_none(first['n_obs']), min_cell)}; clients: "
-            f"{suppress_count(n_clients, min_cell)}; therapists: "
+            f"Observations: {observations}; clients: "
+            f"{ctx.ledger.model_clients(model_id, n_clients)}; therapists: "
             f"{suppress_count(diag.get('n_therapists'), min_cell)}. Converged: "
             f"{'yes' if converged else 'no'}{optimizer}. Variance on the boundary: {boundary}."
         )

@@ -9,6 +9,7 @@ from accord.disclosure import NOT_AVAILABLE, suppress_count, suppress_table, sup
 from accord.report import aggregate as agg
 from accord.report.context import ReportContext
 from accord.report.figures import prepost_figure, to_plot, trajectory_figure, trajectory_summary
+from accord.report.ledger import Ledger
 from accord.report.parts import Heading, Section, Text, table
 from accord.report.text import finite, instrument_label, num
 
@@ -113,11 +114,15 @@ def _change(ctx: ReportContext) -> list:
             Text(f"No {label} change categories were found in the client measures.", "missing")
         )
     else:
-        out.append(_categories(clients, category, label, min_cell))
+        out.append(_categories(clients, category, label, min_cell, ctx.ledger))
     nhs = [c for c in NHS_INDICATORS if clients is not None and c[0] in clients.columns]
     if nhs:
         grouped = agg.groups(clients)
-        cells = {column: agg.rate_cells(grouped, column, min_cell) for column, _, _ in nhs}
+        cells = {
+            column: agg.rate_cells(grouped, column, min_cell, ledger=ctx.ledger)
+            for column, _, _ in nhs
+        }
+        _nhs_denominators(ctx.ledger, [name for name, _ in grouped], [c for c, _, _ in nhs])
         out.append(
             table(
                 "outcomes_nhs_indicators",
@@ -149,7 +154,10 @@ def _change(ctx: ReportContext) -> list:
     ]
     if response:
         grouped = agg.groups(clients)
-        cells = {column: agg.rate_cells(grouped, column, min_cell) for column in response}
+        cells = {
+            column: agg.rate_cells(grouped, column, min_cell, ledger=ctx.ledger)
+            for column in response
+        }
         names = {"phq9_response": "Response", "phq9_remission": "Remission"}
         out.append(
             table(
@@ -169,7 +177,25 @@ def _change(ctx: ReportContext) -> list:
     return out
 
 
-def _categories(clients: pd.DataFrame, category: str, label: str, min_cell: int):
+#: Each NHS indicator's denominator is another indicator's count ("% of finished", "% of
+#: cases"): a reader can equate them, so the audit does too (where they are equal).
+_NHS_DENOMINATORS = {
+    "nhs_caseness": "nhs_finished",
+    "nhs_recovery": "nhs_caseness",
+    "nhs_reliable_recovery": "nhs_caseness",
+    "nhs_reliable_improvement": "nhs_finished",
+    "nhs_reliable_deterioration": "nhs_finished",
+}
+
+
+def _nhs_denominators(ledger, groups: list[str], columns: list[str]) -> None:
+    for column, of in _NHS_DENOMINATORS.items():
+        if column in columns and of in columns:
+            for group in groups:
+                ledger.same(f"rate[{column}][{group}].defined", f"rate[{of}][{group}].yes")
+
+
+def _categories(clients: pd.DataFrame, category: str, label: str, min_cell: int, ledger: Ledger):
     grouped = agg.groups(clients)
     values = clients[category].astype(object).where(clients[category].notna(), None)
     counts = pd.DataFrame(
@@ -191,14 +217,33 @@ def _categories(clients: pd.DataFrame, category: str, label: str, min_cell: int)
     )
     rows = []
     for name in counts.index:
-        n_text = shown.loc[name, "n"]
+        # Clients with a category, a part of the group: the rest have none (audited).
+        n_text = ledger.subset(
+            f"n[{category}][{name}]",
+            counts.loc[name, "n"],
+            of=agg.group_key(str(name)),
+            rest=f"without[{category}][{name}]",
+            text=shown.loc[name, "n"],
+        )
+        # Each category's count, a part of that total (audited as such, so a withheld total
+        # cannot be summed back from its row).
         cells = []
         for c in CATEGORY_LABELS:
-            text = shown.loc[name, c]
+            key = f"n[{category}][{name}][{c}]"
+            text = ledger.count(key, counts.loc[name, c], shown.loc[name, c])
             if text.isdigit() and n_text.isdigit() and counts.loc[name, "n"] > 0:
                 text += f" ({counts.loc[name, c] / counts.loc[name, 'n']:.1%})"
             cells.append(text)
+        ledger.relate(
+            f"n[{category}][{name}]", [f"n[{category}][{name}][{c}]" for c in CATEGORY_LABELS]
+        )
         rows.append([name, *cells, n_text])
+    if len(counts) > 1:
+        names = list(counts.index)
+        for c in [*(f"[{c}]" for c in CATEGORY_LABELS), ""]:
+            ledger.relate(
+                f"n[{category}][{names[-1]}]{c}", [f"n[{category}][{g}]{c}" for g in names[:-1]]
+            )
     return table(
         "outcomes_change_categories",
         f"{label}: Jacobson\u2013Truax categories by arm, clients (% of the row)",

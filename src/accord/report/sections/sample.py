@@ -18,7 +18,9 @@ from accord.disclosure import (
     suppression_mask,
 )
 from accord.models.dropout import exposure_tertiles
+from accord.report.aggregate import group_key
 from accord.report.context import ReportContext
+from accord.report.ledger import SIZE, Ledger
 from accord.report.parts import Section, Text, table
 from accord.report.text import MINUS, num
 
@@ -46,12 +48,12 @@ def build(ctx: ReportContext) -> Section:
     n_sites = _distinct(ctx, "site_id")
     section.add(
         Text(
-            f"Clients: {suppress_count(clients['client_id'].nunique(), ctx.min_cell)}. "
+            f"Clients: {ctx.ledger.count('clients', clients['client_id'].nunique(), role=SIZE)}. "
             f"Therapists: {n_therapists}. Sites: {n_sites}."
         )
     )
     groups, by = _grouping(clients, ctx.exposure)
-    section.add(_table1(clients, groups, by, ctx.min_cell))
+    section.add(_table1(clients, groups, by, ctx.min_cell, ctx.ledger))
     return section
 
 
@@ -94,7 +96,7 @@ def _grouping(clients: pd.DataFrame, exposure: str) -> tuple[list[str], pd.Serie
     return sorted(by.unique()), by
 
 
-def _table1(clients: pd.DataFrame, groups: list[str], by: pd.Series, min_cell: int):
+def _table1(clients: pd.DataFrame, groups: list[str], by: pd.Series, min_cell: int, ledger: Ledger):
     several = len(groups) > 1
     columns = [*groups, TOTAL] if several else [TOTAL]
     sizes = pd.DataFrame(
@@ -102,6 +104,7 @@ def _table1(clients: pd.DataFrame, groups: list[str], by: pd.Series, min_cell: i
         index=[*groups, TOTAL],
     )
     shown_sizes = suppress_table(sizes, ["clients"], min_cell, total_row=TOTAL if several else None)
+    _publish_sizes(ledger, sizes, shown_sizes, arms=by.name == "arm")
     small_group = any(n < min_cell for n in sizes["clients"].iloc[:-1]) if several else False
     rows: list[list[str]] = [
         ["Clients, n", *[shown_sizes.loc[c, "clients"] for c in columns], "", ""]
@@ -159,6 +162,19 @@ def _table1(clients: pd.DataFrame, groups: list[str], by: pd.Series, min_cell: i
             "\u201c*\u201d is withheld so that such a count cannot be worked out from a total."
         ),
     )
+
+
+def _publish_sizes(ledger: Ledger, sizes: pd.DataFrame, shown: pd.DataFrame, *, arms: bool) -> None:
+    """The group sizes, for the audit of the whole report: the total always, the arms (whose
+    sizes other sections subtract from) when the groups are arms."""
+    ledger.count("clients", sizes.loc[TOTAL, "clients"], shown.loc[TOTAL, "clients"], role=SIZE)
+    if not arms or len(sizes) < 2:
+        return
+    keys = []
+    for group in sizes.index[:-1]:
+        keys.append(group_key(str(group)))
+        ledger.count(keys[-1], sizes.loc[group, "clients"], shown.loc[group, "clients"], role=SIZE)
+    ledger.relate("clients", keys)
 
 
 def _summary(values: pd.Series, kind: str, fmt: str, min_cell: int) -> str:

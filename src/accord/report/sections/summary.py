@@ -12,6 +12,7 @@ from accord.disclosure import suppress_count
 from accord.errors import AccordError
 from accord.models.spec import model_specs
 from accord.report.context import ReportContext
+from accord.report.ledger import SIZE
 from accord.report.parts import Bullets, Section, Text, table
 from accord.report.text import (
     TIMES,
@@ -81,7 +82,7 @@ def _primary(ctx: ReportContext) -> tuple[list[str], Any]:
     sentences = []
     min_cell = ctx.min_cell
     if ctx.clients is not None and "client_id" in ctx.clients.columns:
-        n_clients = suppress_count(ctx.clients["client_id"].nunique(), min_cell)
+        n_clients = ctx.ledger.count("clients", ctx.clients["client_id"].nunique(), role=SIZE)
         therapists = ""
         for frame in (ctx.panel, ctx.clients):
             if frame is not None and "therapist_id" in frame.columns:
@@ -102,6 +103,10 @@ def _primary(ctx: ReportContext) -> tuple[list[str], Any]:
         )
         return sentences, None
     est, low, high = primary["estimate"], primary["ci_low"], primary["ci_high"]
+    shown_clients = ctx.ledger.model_clients(str(primary["model"]), n_clients)
+    shown_observations = ctx.ledger.model_observations(
+        str(primary["model"]), int_or_none(primary["n_obs"]), n_clients
+    )
     exposure = str(primary["exposure"])
     term = str(primary["term"])
     label = ctx.outcome_label
@@ -120,14 +125,14 @@ def _primary(ctx: ReportContext) -> tuple[list[str], Any]:
             f"Primary analysis ({primary['model']} model): {contrast}, {label} {direction} by "
             f"{num(abs(est), 3)} points more {unit} (time {TIMES} {exposure}: b = "
             f"{num(est, 3)}, 95% CI {num(low, 3)} to {num(high, 3)}, p "
-            f"{p_phrase(primary['p_value'])}; {suppress_count(n_clients, min_cell)} clients, "
-            f"{suppress_count(int_or_none(primary['n_obs']), min_cell)} assessments)."
+            f"{p_phrase(primary['p_value'])}; {shown_clients} clients, "
+            f"{shown_observations} assessments)."
         )
     else:
         sentences.append(
             f"Primary analysis ({primary['model']} model, {term}): b = {num(est, 3)}, 95% CI "
             f"{num(low, 3)} to {num(high, 3)}, p {p_phrase(primary['p_value'])} "
-            f"({suppress_count(n_clients, min_cell)} clients)."
+            f"({shown_clients} clients)."
         )
     standardized = extras.get("standardized_effect") or {}
     if finite(standardized.get("estimate")):
@@ -157,8 +162,8 @@ def _primary(ctx: ReportContext) -> tuple[list[str], Any]:
             num(est, 3),
             interval(low, high, 3),
             p_phrase(primary["p_value"]).removeprefix("= "),
-            suppress_count(n_clients, min_cell),
-            suppress_count(int_or_none(primary["n_obs"]), min_cell),
+            shown_clients,
+            shown_observations,
         ]
     ]
     return sentences, table(

@@ -76,7 +76,7 @@ def _therapist(ctx: ReportContext) -> list:
                     label,
                     coef(r["estimate"]) if enough else hide,
                     ci if enough else hide,
-                    suppress_count(n_clients, min_cell),
+                    ctx.ledger.model_clients(model, n_clients),
                     suppress_count(diag.get("n_therapists"), min_cell),
                     str(boot.get("replicates", "\u2013")),
                 ]
@@ -183,7 +183,7 @@ def _mediation(ctx: ReportContext) -> list:
                     p_value(r["p_value"]) if enough else hide,
                     p_value(r.get("p_fdr")) if enough and term == "acme" else "",
                     rho,
-                    suppress_count(n_clients, ctx.min_cell),
+                    ctx.ledger.model_clients(model, n_clients),
                 ]
             )
     first = ctx.diagnostics.get(models[0], {}).get("extras") or {}

@@ -1,0 +1,172 @@
+"""A reader's attacks on a published report: work a withheld count back from counts and
+percentages printed elsewhere (privacy.md, section 2).
+
+Each attack reads the report's table CSVs as a reader would (display text only) and returns the
+counts from 1 to ``min_cell - 1`` it recovers, described; an empty list means the attack failed.
+
+* subtraction, models: clients validated minus a model's clients (printed in the models, summary,
+  therapist and mediation tables) where the clients left out of that model are withheld;
+* subtraction, groups: an arm's size (Table 1) minus the clients of that arm with a measure
+  (an "n", "Total" or "Clients" column of a table by arm, or a column "<arm>: n"), i.e. the
+  clients without it, a count Table 1 withholds when small;
+* percentage: a cell "k (p%)" pins its denominator d when only one whole number fits the
+  rounding; then d - k (the rest of the denominator) and the group's size minus d (the clients
+  outside the denominator) must not be small counts.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import pandas as pd
+
+GROUP_TOTALS = ("All clients", "Total")
+PERCENT_CELL = re.compile(r"^(\d+) \((\d+(?:\.(\d+))?)%\)$")
+
+
+def _tables(folder: Path) -> dict[str, pd.DataFrame]:
+    return {
+        p.stem: pd.read_csv(p, dtype=str, keep_default_na=False)
+        for p in sorted((folder / "tables").glob("*.csv"))
+    }
+
+
+def _exact(cell: str) -> int | None:
+    cell = str(cell).strip()
+    return int(cell) if cell.isdigit() else None
+
+
+def _small(n: int, min_cell: int) -> bool:
+    return 0 < n < min_cell
+
+
+def group_sizes(tables: dict[str, pd.DataFrame]) -> dict[str, int]:
+    """Each group's size as Table 1 prints it (exact sizes only); the total as "All clients"."""
+    table1 = tables.get("table1_sample")
+    if table1 is None:
+        return {}
+    row = table1.loc[table1.iloc[:, 0] == "Clients, n"]
+    if row.empty:
+        return {}
+    sizes = {}
+    for column in table1.columns[1:]:
+        n = _exact(row.iloc[0][column])
+        if n is not None:
+            sizes["All clients" if column in GROUP_TOTALS else column] = n
+    return sizes
+
+
+def model_subtraction(folder: Path, min_cell: int) -> list[str]:
+    """Clients validated minus a model's printed clients, where the left-out count is withheld."""
+    tables = _tables(folder)
+    analysed = tables.get("data_clients_analysed")
+    if analysed is None:
+        return []
+    withheld = {}
+    for _, row in analysed.iterrows():
+        valid = _exact(row["Clients validated"])
+        if valid is not None and _exact(row["Left out"]) is None:
+            withheld[row["Model"]] = valid
+    printed: list[tuple[str, str, str]] = []  # (model, where, cell)
+    for name, column in (
+        ("models_fit", "Clients"),
+        ("models_fit", "Observations"),
+        ("summary_primary_estimate", "Clients"),
+        ("summary_primary_estimate", "Observations"),
+        ("therapist_icc", "Clients"),
+    ):
+        table = tables.get(name)
+        if table is not None and column in table.columns:
+            printed += [(r["Model"], f"{name}.{column}", r[column]) for _, r in table.iterrows()]
+    mediation = tables.get("mediation")
+    if mediation is not None and "Clients" in mediation.columns:
+        printed += [
+            (f"mediation_{r['Mediator']}", "mediation.Clients", r["Clients"])
+            for _, r in mediation.iterrows()
+        ]
+    found = []
+    for model, where, cell in printed:
+        n = _exact(cell)
+        if model in withheld and n is not None and _small(withheld[model] - n, min_cell):
+            found.append(f"{model}: {withheld[model]} validated - {n} ({where}) left out")
+    return found
+
+
+def group_subtraction(folder: Path, min_cell: int) -> list[str]:
+    """An arm's size minus the clients of the arm with a measure (columns "<group>: n")."""
+    tables = _tables(folder)
+    sizes = group_sizes(tables)
+    found = []
+    for name, table in tables.items():
+        if name == "table1_sample":
+            continue
+        # Rows per group with a count column ("Total" of a category table, "Clients").
+        for column in table.columns[1:]:
+            if column not in ("n", "Total", "Clients"):
+                continue
+            for _, row in table.iterrows():
+                group = "All clients" if row.iloc[0] in GROUP_TOTALS else str(row.iloc[0])
+                n = _exact(row[column])
+                if group in sizes and n is not None and _small(sizes[group] - n, min_cell):
+                    found.append(f"{name}, {group}: {sizes[group]} - {n} ({column})")
+        for column in table.columns:
+            group, _, label = column.rpartition(": ")
+            if label != "n" or group not in sizes:
+                continue
+            for _, row in table.iterrows():
+                n = _exact(row[column])
+                if n is not None and _small(sizes[group] - n, min_cell):
+                    found.append(
+                        f"{name}, {row.iloc[0]}, {group}: {sizes[group]} - {n} without a value"
+                    )
+    return found
+
+
+def pinned_denominator(count: int, percent: str) -> int | None:
+    """The one whole denominator d with count / d rounding to `percent`, if only one fits."""
+    share = float(percent) / 100
+    decimals = len(percent.partition(".")[2])
+    half = 0.5 * 10 ** -(decimals + 2)
+    if share - half <= 0:
+        return None
+    low = math.ceil(count / (share + half) - 1e-9)
+    high = math.floor(count / (share - half) + 1e-9)
+    return low if low == high else None
+
+
+def percentage_attack(folder: Path, min_cell: int) -> list[str]:
+    """Denominators pinned by "k (p%)" cells, and the small counts they give away."""
+    tables = _tables(folder)
+    sizes = group_sizes(tables)
+    found = []
+    for name, table in tables.items():
+        for _, row in table.iterrows():
+            label = str(row.iloc[0])
+            group = "All clients" if label in GROUP_TOTALS else label
+            for column in table.columns[1:]:
+                match = PERCENT_CELL.match(str(row[column]).strip())
+                if not match:
+                    continue
+                k = int(match.group(1))
+                d = pinned_denominator(k, match.group(2))
+                if d is None:
+                    continue
+                where = f"{name}, {label}, {column}: {row[column]} gives {d}"
+                if _small(d - k, min_cell):
+                    found.append(f"{where}; the rest of it is {d - k}")
+                for size_group in (group, column):
+                    size = sizes.get(size_group)
+                    if size is not None and _small(size - d, min_cell):
+                        found.append(f"{where}; {size_group} has {size} so {size - d} are outside")
+    return found
+
+
+def every_attack(folder: Path, min_cell: int) -> list[str]:
+    """What every attack above recovers from the report in `folder`."""
+    return [
+        *model_subtraction(folder, min_cell),
+        *group_subtraction(folder, min_cell),
+        *percentage_attack(folder, min_cell),
+    ]

@@ -1,0 +1,163 @@
+"""Faults give one clear line naming the file or key, never a traceback, and leave nothing
+partial behind: folders and unreadable or compressed files in place of tables, a config that is
+not a mapping, a full disk while writing, and config mistakes caught before any model runs."""
+
+from __future__ import annotations
+
+import errno
+import gzip
+import pathlib
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import write_study
+
+import accord.io
+from accord.cli import main
+from accord.config import validate_config
+from accord.errors import ConfigError
+
+
+def _config(tmp_path: Path, study: Path, **extra) -> Path:
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"studies": {"s": {"path": str(study)}}, **extra}))
+    return config
+
+
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+def test_a_folder_named_like_a_table_is_named_in_one_line(tmp_path: Path, capsys) -> None:
+    study = write_study(tmp_path / "s", sessions=None)
+    (study / "sessions.csv").mkdir()
+    assert main(["validate", "s", "--config", str(_config(tmp_path, study))]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert "sessions.csv: is a folder, not a file" in err
+
+
+def test_an_unreadable_table_is_named_in_one_line(tmp_path: Path, capsys, monkeypatch) -> None:
+    # Tests may run as root, for whom chmod 000 still reads: the refusal is simulated.
+    study = write_study(tmp_path / "s")
+    real_open = pathlib.Path.open
+
+    def refuse(self, *args, **kwargs):
+        if self.name == "sessions.csv":
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "open", refuse)
+    assert main(["validate", "s", "--config", str(_config(tmp_path, study))]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert "sessions.csv: permission denied" in err
+
+
+def test_a_gzip_file_named_csv_is_called_compressed(tmp_path: Path, capsys) -> None:
+    study = write_study(tmp_path / "s")
+    raw = (study / "sessions.csv").read_bytes()
+    (study / "sessions.csv").write_bytes(gzip.compress(raw))
+    assert main(["validate", "s", "--config", str(_config(tmp_path, study))]) == 1
+    err = capsys.readouterr().err
+    assert "sessions.csv: the file is gzip-compressed" in err
+    assert "UTF-8" not in err
+
+
+def test_a_config_that_is_a_list_is_refused_in_one_line(tmp_path: Path, capsys) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("- studies\n- analysis\n")
+    assert main(["validate", "s", "--config", str(config)]) == 1
+    assert "it must be a mapping of settings" in _one_line_error(capsys)
+    with pytest.raises(ConfigError, match="holds a list"):
+        validate_config(["studies"])
+
+
+def test_a_config_that_is_a_folder_is_refused_in_one_line(tmp_path: Path, capsys) -> None:
+    (tmp_path / "config.yaml").mkdir()
+    assert main(["validate", "s", "--config", str(tmp_path / "config.yaml")]) == 1
+    assert "config.yaml: is a folder, not a file" in _one_line_error(capsys)
+
+
+def test_a_full_disk_leaves_no_partial_validation_outputs(
+    tmp_path: Path, capsys, monkeypatch
+) -> None:
+    study = write_study(tmp_path / "s")
+    out = tmp_path / "out"
+
+    def disk_full(path, data):  # the summary is written last, after the tables
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(accord.io, "write_json", disk_full)
+    code = main(["validate", "s", "--config", str(_config(tmp_path, study)), "--out", str(out)])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert "the disk is full" in err and "nothing was written there" in err
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_validation_outputs_move_into_place_together(tmp_path: Path, capsys) -> None:
+    study = write_study(tmp_path / "s")
+    out = tmp_path / "out"
+    code = main(["validate", "s", "--config", str(_config(tmp_path, study)), "--out", str(out)])
+    assert code == 0
+    assert (out / "validation" / "summary.json").is_file()
+    assert (out / "validated" / "sessions.parquet").is_file()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+@pytest.mark.parametrize(
+    ("analysis", "message"),
+    [
+        ({"primary_outcome": "phq8"}, r"'analysis\.primary_outcome': 'phq8' is not an instrument"),
+        ({"secondary_outcomes": ["gad7", "bdi"]}, r"'analysis\.secondary_outcomes\[1\]'"),
+        ({"primary_outcome": "phq9.somatic"}, r"phq9 has no score 'somatic'"),
+    ],
+)
+def test_an_unknown_outcome_is_caught_in_the_config(analysis: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        validate_config({"studies": {"s": {"path": "x"}}, "analysis": analysis})
+
+
+def test_an_unknown_instrument_covariate_is_caught_in_the_config() -> None:
+    models = [{"id": "g", "kind": "growth", "covariates": ["gad7_first", "phq8_first"]}]
+    with pytest.raises(ConfigError, match=r"'models\[0\]\.covariates\[1\]': 'phq8_first'"):
+        validate_config({"studies": {"s": {"path": "x"}}, "models": models})
+    models[0]["covariates"] = ["gad7_first", "age"]
+    validate_config({"studies": {"s": {"path": "x"}}, "models": models})
+
+
+def test_a_custom_total_range_inconsistent_with_the_items_is_refused() -> None:
+    instrument = {
+        "name": "Ten items",
+        "items": 10,
+        "item_min": 0,
+        "item_max": 4,
+        "higher_is": "worse",
+        "total_max": 50,
+    }
+    with pytest.raises(ConfigError, match=r"instruments\.ten\.total_max: .*0\.\.40"):
+        validate_config({"studies": {"s": {"path": "x"}}, "instruments": {"ten": instrument}})
+
+
+def test_an_interrupted_run_can_be_unlocked_and_continued(tmp_path: Path, monkeypatch) -> None:
+    study = write_study(tmp_path / "s")
+    config = _config(tmp_path, study)
+    calls: list[list[str]] = []
+
+    def call(command: list[str]) -> int:
+        calls.append(command)
+        return 0
+
+    monkeypatch.setattr("accord.cli.subprocess.call", call)
+    args = ["run", "s", "--config", str(config), "--rerun-incomplete", "--unlock"]
+    assert main([*args, "--snakefile", str(config)]) == 0
+    unlock, run = calls
+    assert unlock[-1] == "--unlock" and "--configfile" in unlock
+    assert "--rerun-incomplete" in run and run[-1] == "reports/s/report.html"

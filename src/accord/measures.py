@@ -238,7 +238,10 @@ def _outcomes(
         for column in CHANGE_COLUMNS:
             columns[f"{key}_{column}"] = frame[column]
         if key == "phq9":
-            extra = response_remission(frame)
+            # At the end-of-treatment score where the change frame has one; otherwise at the
+            # last observed score (LOCF), which the column names say.
+            at = "post" if "post" in frame.columns else "last"
+            extra = response_remission(frame, at=at)
             columns["phq9_response"] = extra["response"]
             columns["phq9_remission"] = extra["remission"]
     table = pd.DataFrame(columns, index=client_ids)
@@ -252,6 +255,7 @@ def _nhs(
     settings: MeasureSettings,
     frames: dict[str, pd.DataFrame],
     sessions_attended: pd.Series,
+    end_reason: pd.Series | None,
 ) -> pd.DataFrame:
     """NHS Talking Therapies indicators, always on the published reliable-change values."""
     phq9, gad7 = _instrument(registry, "phq9"), _instrument(registry, "gad7")
@@ -288,6 +292,7 @@ def _nhs(
         paired["phq9"],
         paired["gad7"],
         sessions_attended,
+        end_reason,
         phq9_caseness=caseness(phq9),
         gad7_caseness=caseness(gad7),
     )
@@ -347,7 +352,9 @@ def _client_measures(
         gas_rater=settings.gas_rater,
     )
     outcomes, thresholds, frames = _outcomes(scores, client_ids, registry, settings)
-    nhs = _nhs(scores, client_ids, registry, settings, frames, engagement["sessions_attended"])
+    nhs = _nhs(
+        scores, client_ids, registry, settings, frames, engagement["sessions_attended"], end_reason
+    )
     table = pd.concat(
         [
             _client_columns(clients, client_ids),

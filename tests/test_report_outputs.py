@@ -343,8 +343,9 @@ def test_forest_table_lists_exposure_effects_on_their_scales(hand_report):
     _, text, _ = hand_report
     rows = html_tables(text)["models_exposure_effects"]
     assert [r[0] for r in rows] == ["growth (b)", "dropout (OR)", "dropout_cox (HR)"]
-    assert rows[0][2:4] == ["\u22120.250", "[\u22120.400, \u22120.100]"]
-    assert rows[1][2] == "0.610"
+    assert rows[0][3:5] == ["\u22120.250", "[\u22120.400, \u22120.100]"]
+    assert rows[1][3] == "0.610"
+    assert [r[1] for r in rows] == ["primary", "secondary", "secondary"]
 
 
 def test_counts_in_model_warnings_and_guard_warnings_are_suppressed(hand_report):

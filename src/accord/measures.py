@@ -32,20 +32,19 @@ from accord.change import (
 )
 from accord.engagement import DROPOUT_DEFINITIONS, engagement_measures
 from accord.errors import AccordError, ConfigError
-from accord.goalsetting import goal_measures
+from accord.goalsetting import OUTCOME_ONLY, goal_measures
 from accord.panel import ScoreTable, client_index, require_columns, session_panel
 
 RATERS = ("client", "therapist", "observer")
 #: Client measures that can serve as the primary exposure (measures.md, goal-setting section).
 EXPOSURES = (
     "joint_goal_share",
+    "goal_alliance_client",
     "goal_consensus",
     "goal_agreement",
     "smart_quality",
     "goal_review_rate",
     "goal_revisions",
-    "gas_t",
-    "gas_change",
     "arm",
 )
 CLIENT_COLUMNS = ("therapist_id", "site_id", "arm")
@@ -58,8 +57,11 @@ class MeasureSettings:
     dropout_definition: `end_reason`, `min_sessions` (fewer than `dropout_min_sessions`
         attended) or `last_scheduled_missed`; all three are reported, this one is `dropout`.
     alliance_instrument / _scale / _rater: the alliance series (WAI-SR total, client-rated; the
-        SRS total also works). goal_consensus_instrument / _scale: client-rated goal consensus.
-    early_sessions: assessed sessions averaged for early_alliance and goal_consensus.
+        SRS total also works). goal_alliance_instrument / _scale: the goal-alliance scale
+        (WAI-SR Goal subscale): client-rated for goal_alliance_client, client against therapist
+        for goal_consensus.
+    early_sessions: assessed sessions averaged for early_alliance and goal_alliance_client (and
+        the window of goal_consensus); goals set by this session count toward the exposures.
     rupture_sds, rupture_repair_window: rupture size in client SDs (one column pair per value)
         and the assessed sessions within which a rupture counts as repaired.
     srs_instrument, srs_alert_threshold, srs_alert_drop: SRS alerts (below 36, or a drop of 1).
@@ -80,8 +82,8 @@ class MeasureSettings:
     alliance_instrument: str = "wai_sr"
     alliance_scale: str = "total"
     alliance_rater: str = "client"
-    goal_consensus_instrument: str = "wai_sr"
-    goal_consensus_scale: str = "goal"
+    goal_alliance_instrument: str = "wai_sr"
+    goal_alliance_scale: str = "goal"
     early_sessions: int = 3
     rupture_sds: tuple[float, ...] = (1, 2)
     rupture_repair_window: int = 3
@@ -123,6 +125,12 @@ class MeasureSettings:
             raise ConfigError("measures.rupture_sds must list positive numbers of SDs")
         if self.rci_z <= 0:
             raise ConfigError("measures.rci_z must be positive")
+        if self.primary_exposure in OUTCOME_ONLY:
+            raise ConfigError(
+                f"measures.primary_exposure {self.primary_exposure!r} is a goal-attainment "
+                "outcome (attainment follows treatment), never an exposure; choose from "
+                f"{list(EXPOSURES)}"
+            )
         if self.primary_exposure not in EXPOSURES:
             raise ConfigError(
                 f"measures.primary_exposure {self.primary_exposure!r} is not a goal-setting "
@@ -192,7 +200,7 @@ def _outcome_keys(
     table = ScoreTable.of(scores, client_ids)
     process = {
         settings.alliance_instrument,
-        settings.goal_consensus_instrument,
+        settings.goal_alliance_instrument,
         settings.srs_instrument,
     }
     return tuple(
@@ -346,8 +354,8 @@ def _client_measures(
         goals,
         scores,
         client_ids,
-        consensus_instrument=settings.goal_consensus_instrument,
-        consensus_scale=settings.goal_consensus_scale,
+        goal_instrument=settings.goal_alliance_instrument,
+        goal_scale=settings.goal_alliance_scale,
         early_sessions=settings.early_sessions,
         gas_rater=settings.gas_rater,
     )
@@ -413,9 +421,9 @@ def _panel(
         sessions,
         scores,
         alliance=(settings.alliance_instrument, settings.alliance_scale, settings.alliance_rater),
-        goal_consensus=(
-            settings.goal_consensus_instrument,
-            settings.goal_consensus_scale,
+        goal_alliance_client=(
+            settings.goal_alliance_instrument,
+            settings.goal_alliance_scale,
             "client",
         ),
     )

@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from accord.errors import ConfigError
+from accord.goalsetting import OUTCOME_ONLY
 from accord.models.tidy import ModelResult
 
 # kind -> "module:function"; imported on use so a kind's dependencies load only when fitted.
@@ -50,6 +51,27 @@ class ModelSpec:
     therapist_effect: bool = True
     primary: bool = False
     options: Mapping[str, Any] = field(default_factory=dict)
+    role: str | None = None
+
+    @property
+    def model_role(self) -> str:
+        """Where the model's exposure effect stands for multiplicity (`ROLES`): ``primary`` for
+        the model marked primary, else its configured role, else its kind's default."""
+        if self.primary:
+            return "primary"
+        return self.role or DEFAULT_ROLES.get(self.kind, "secondary")
+
+
+#: Roles of a model's exposure effect (analyses.md, Multiplicity): one primary test; the
+#: secondary family, Benjamini-Hochberg adjusted; and rows outside the family.
+ROLES = ("primary", "secondary", "sensitivity", "decomposition", "descriptive")
+#: The role of a kind's models when config names none (secondary for every other kind).
+DEFAULT_ROLES: Mapping[str, str] = {
+    "mediation": "decomposition",
+    "lrt": "sensitivity",
+    "therapist": "descriptive",
+    "kaplan_meier": "descriptive",
+}
 
 
 @dataclass(frozen=True)
@@ -100,9 +122,49 @@ def model_specs(config: Mapping[str, Any]) -> list[ModelSpec]:
             raise ConfigError(
                 f"models: unknown kind {spec.kind!r}; known: {', '.join(sorted(KINDS))}"
             )
+        _check_role(spec)
+        if spec.exposure in OUTCOME_ONLY:
+            raise ConfigError(
+                f"models: {spec.id!r} has the exposure {spec.exposure!r}, a goal-attainment "
+                "outcome (attainment follows treatment); it can be an outcome, never an exposure"
+            )
+    primaries = [spec.id for spec in specs if spec.primary]
+    if len(primaries) > 1:
+        raise ConfigError(
+            f"models: {', '.join(repr(i) for i in primaries)} are all marked primary; exactly "
+            "one model is the primary test (mark the others with a role such as secondary)"
+        )
     if any(spec.kind == "lrt" for spec in specs):
         specs = [resolve_lrt_spec(spec, specs) if spec.kind == "lrt" else spec for spec in specs]
     return specs
+
+
+def _check_role(spec: ModelSpec) -> None:
+    if spec.role is None:
+        return
+    allowed = [role for role in ROLES if role != "primary"]
+    if spec.role == "primary":
+        raise ConfigError(f"models: {spec.id!r}: mark the primary model with primary: true")
+    if spec.role not in allowed:
+        raise ConfigError(f"models: {spec.id!r}: role {spec.role!r} is not one of {allowed}")
+    if spec.primary:
+        raise ConfigError(
+            f"models: {spec.id!r} is marked primary and given the role {spec.role!r}; choose one"
+        )
+
+
+def fit_model(
+    panel: pd.DataFrame,
+    client_measures: pd.DataFrame,
+    spec: ModelSpec,
+    context: ModelContext,
+    **kwargs: Any,
+) -> ModelResult:
+    """Fit `spec` by the function of its kind; its diagnostics record the model's `role`, which
+    the gathered table uses to form the primary test and the secondary family."""
+    result = fit_function(spec.kind)(panel, client_measures, spec, context, **kwargs)
+    result.diagnostics["role"] = spec.model_role
+    return result
 
 
 def resolve_lrt_spec(spec: ModelSpec, specs: Sequence[ModelSpec]) -> ModelSpec:
@@ -171,7 +233,8 @@ def find_spec(specs: Sequence[ModelSpec], model_id: str) -> ModelSpec:
     raise ConfigError(f"models: no model with id {model_id!r}")
 
 
-# The analysis plan of analyses.md. Entries without outcome or exposure take the primary ones.
+# The analysis plan of analyses.md. Entries without outcome or exposure take the primary ones;
+# entries without a role take their kind's default (`DEFAULT_ROLES`, else secondary).
 DEFAULT_MODELS: list[dict[str, Any]] = [
     {"id": "growth", "kind": "growth", "primary": True},
     {"id": "growth_gad7", "kind": "growth", "outcome": "gad7"},
@@ -190,19 +253,24 @@ DEFAULT_MODELS: list[dict[str, Any]] = [
         "id": "lagged_detrended",
         "kind": "lagged",
         "exposure": "alliance",
+        "role": "sensitivity",
         "options": {"predictor": "alliance", "detrend": True},
     },
     {
-        "id": "lagged_goal_consensus",
+        "id": "lagged_goal_alliance_client",
         "kind": "lagged",
-        "exposure": "goal_consensus",
-        "options": {"predictor": "goal_consensus"},
+        "exposure": "goal_alliance_client",
+        "options": {"predictor": "goal_alliance_client"},
     },
     {"id": "therapist", "kind": "therapist", "exposure": "none", "options": {"n_boot": 200}},
+    # The total association: early alliance lies on the path from goal-setting to dropout, so
+    # it is added only in the labelled sensitivity model below.
+    {"id": "dropout", "kind": "logistic", "outcome": "dropout", "covariates": ["phq9_first"]},
     {
-        "id": "dropout",
+        "id": "sensitivity_dropout_alliance",
         "kind": "logistic",
         "outcome": "dropout",
+        "role": "sensitivity",
         "covariates": ["phq9_first", "early_alliance"],
     },
     {"id": "dropout_cox", "kind": "cox", "outcome": "dropout", "covariates": ["phq9_first"]},
@@ -217,18 +285,25 @@ DEFAULT_MODELS: list[dict[str, Any]] = [
         }
         for mediator in ("attendance_rate", "homework_rate", "early_alliance")
     ),
-    {"id": "ancova", "kind": "ancova", "covariates": []},
+    {"id": "ancova", "kind": "ancova", "role": "sensitivity", "covariates": []},
     {
         "id": "sensitivity_completers",
         "kind": "ancova",
+        "role": "sensitivity",
         "options": {"completers_only": True},
     },
-    {"id": "sensitivity_mice", "kind": "ancova_mice"},
+    {"id": "sensitivity_mice", "kind": "ancova_mice", "role": "sensitivity"},
     {
         "id": "sensitivity_dropout_min_sessions",
         "kind": "logistic",
         "outcome": "dropout_min_sessions",
-        "covariates": ["phq9_first", "early_alliance"],
+        "role": "sensitivity",
+        "covariates": ["phq9_first"],
     },
-    {"id": "sensitivity_goal_consensus", "kind": "growth", "exposure": "goal_consensus"},
+    {
+        "id": "sensitivity_goal_alliance_client",
+        "kind": "growth",
+        "exposure": "goal_alliance_client",
+        "role": "sensitivity",
+    },
 ]

@@ -128,6 +128,7 @@ def forest_rows(ctx: ReportContext) -> pd.DataFrame:
                 "p",
                 "p_fdr",
                 "primary",
+                "role",
             ]
         )
     rows = []
@@ -159,10 +160,39 @@ def forest_rows(ctx: ReportContext) -> pd.DataFrame:
                 "p": r["p_value"],
                 "p_fdr": r.get("p_fdr"),
                 "primary": truthy(r.get("primary")),
+                "role": _role(r),
             }
         )
-    columns = ["label", "estimate", "ci_low", "ci_high", "scale", "term", "p", "p_fdr", "primary"]
+    columns = [
+        "label",
+        "estimate",
+        "ci_low",
+        "ci_high",
+        "scale",
+        "term",
+        "p",
+        "p_fdr",
+        "primary",
+        "role",
+    ]
     return pd.DataFrame(rows, columns=columns)
+
+
+ROLE_NOTE = (
+    "Role: the one primary test (the model marked primary, its exposure term: p not adjusted); "
+    "secondary tests, whose p-values are Benjamini\u2013Hochberg adjusted together (p (FDR)); "
+    "sensitivity analyses, mediation decompositions and descriptive models, which are outside "
+    "that family and have no adjusted p-value."
+)
+
+
+def _role(row: pd.Series) -> str:
+    """A row's role as the gathered table records it (for a table without roles: primary for
+    the primary row, else secondary)."""
+    if truthy(row.get("primary")):
+        return "primary"
+    role = row.get("role")
+    return str(role) if isinstance(role, str) and role else "secondary"
 
 
 def _forest(ctx: ReportContext) -> list:
@@ -188,10 +218,11 @@ def _forest(ctx: ReportContext) -> list:
         table(
             "models_exposure_effects",
             "Exposure effects across models",
-            ["Model", "Term", "Estimate", "95% CI", "p", "p (FDR)"],
+            ["Model", "Role", "Term", "Estimate", "95% CI", "p", "p (FDR)"],
             [
                 [
                     r["label"],
+                    r["role"],
                     r["term"],
                     num(r["estimate"], 3),
                     interval(r["ci_low"], r["ci_high"], 3),
@@ -200,8 +231,9 @@ def _forest(ctx: ReportContext) -> list:
                 ]
                 for _, r in rows.iterrows()
             ],
-            text_columns=frozenset({0, 1}),
+            text_columns=frozenset({0, 1, 2}),
             highlight=frozenset(i for i, p in enumerate(rows["primary"]) if p),
+            note=ROLE_NOTE,
         )
     )
     return out
@@ -226,6 +258,10 @@ def _model(
         described.append(f"time coded {extras['time_coding']}")
     if diag.get("method"):
         described.append(f"estimation: {diag['method']}")
+    if "role" in part.columns:
+        role = _role(first)
+        outside = role not in ("primary", "secondary")
+        described.append(f"role: {role}" + (" (outside the secondary family)" if outside else ""))
     if described:
         out.append(Text("; ".join(described) + "."))
     rows, highlight = [], set()

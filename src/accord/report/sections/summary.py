@@ -17,7 +17,8 @@ from accord.report.text import TIMES, coef, finite, int_or_none, interval, num, 
 
 _EXPOSURE_WORDS = {
     "joint_goal_share": "setting goals jointly (client and therapist together)",
-    "goal_consensus": "client-therapist goal consensus",
+    "goal_alliance_client": "the client\u2019s rating of the goal alliance",
+    "goal_consensus": "client-therapist divergence on goals",
     "goal_agreement": "client-therapist agreement on goal importance",
     "smart_quality": "the SMART quality of goals",
 }
@@ -186,6 +187,7 @@ def _findings(ctx: ReportContext) -> list[str]:
             & c["ratio"].map(finite)
             & enough
             & c["outcome"].astype(str).isin(["dropout", "sessions_to_dropout"])
+            & ~c.get("role", pd.Series("", index=c.index)).isin(["sensitivity"])
         ]
         if {"exposure_effect", "ratio"} <= set(c.columns)
         else c.iloc[0:0]

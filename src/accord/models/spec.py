@@ -30,6 +30,7 @@ KINDS: Mapping[str, str] = {
     "logistic": "accord.models.dropout:fit_logistic_spec",
     "cox": "accord.models.dropout:fit_cox_spec",
     "kaplan_meier": "accord.models.dropout:fit_kaplan_meier_spec",
+    "cumulative_incidence": "accord.models.competing:fit_cumulative_incidence_spec",
     "clinical_change": "accord.models.clinical_change:fit_clinical_change_spec",
     "mediation": "accord.models.mediation:fit_mediation_spec",
     "ancova": "accord.models.ancova:fit_ancova_spec",
@@ -71,6 +72,7 @@ DEFAULT_ROLES: Mapping[str, str] = {
     "lrt": "sensitivity",
     "therapist": "descriptive",
     "kaplan_meier": "descriptive",
+    "cumulative_incidence": "descriptive",
 }
 
 
@@ -274,7 +276,12 @@ DEFAULT_MODELS: list[dict[str, Any]] = [
         "covariates": ["phq9_first", "early_alliance"],
     },
     {"id": "dropout_cox", "kind": "cox", "outcome": "dropout", "covariates": ["phq9_first"]},
-    {"id": "dropout_km", "kind": "kaplan_meier", "outcome": "dropout", "options": {"group": "arm"}},
+    {
+        "id": "dropout_cif",
+        "kind": "cumulative_incidence",
+        "outcome": "dropout",
+        "options": {"group": "arm"},
+    },
     {"id": "clinical_change", "kind": "clinical_change"},
     *(
         {

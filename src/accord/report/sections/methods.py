@@ -172,15 +172,23 @@ def _models(ctx: ReportContext) -> str:
         )
     methods = {m: str(diags.get(m, {}).get("method", "")) for m in models}
     logistic = [m for m, x in methods.items() if x.startswith("ML (GLM binomial")]
-    cox = [m for m, x in methods.items() if x.startswith("partial likelihood")]
+    cox = [m for m, x in methods.items() if "partial likelihood" in x]
     km = [m for m, x in methods.items() if x.startswith("Kaplan-Meier")]
-    if logistic or cox or km:
+    cif = [m for m, x in methods.items() if x.startswith("Aalen-Johansen")]
+    if logistic or cox or km or cif:
         parts = []
         if logistic:
             parts.append(f"logistic regression ({_join(logistic)}; odds ratios)")
         if cox:
             parts.append(
-                f"Cox proportional hazards regression with Efron ties ({_join(cox)}; hazard ratios)"
+                "cause-specific Cox proportional hazards regression with Efron ties, completers "
+                f"censored ({_join(cox)}; hazard ratios)"
+            )
+        if cif:
+            parts.append(
+                "the cumulative incidence of dropout with completion as a competing event "
+                f"(Aalen\u2013Johansen; {_join(cif)}), groups compared by the log-rank test "
+                "of cause-specific hazards"
             )
         if km:
             parts.append("Kaplan\u2013Meier curves compared with the log-rank test")

@@ -202,7 +202,8 @@ def test_phq9_response_and_remission():
         None,
         scores_from("phq9", series),
         {"phq9": PHQ9, "gad7": GAD7},
-        MeasureSettings(outcome_instruments=("phq9",)),
+        # the end-of-treatment assessment is session 1: the second score of each series
+        MeasureSettings(outcome_instruments=("phq9",), end_of_treatment=1),
     ).set_index("client_id")
     assert out["phq9_response"].tolist() == [True, True, False, NA, NA]
     # Remission only among baseline cases: the denominator is r1, r2, r3 (3 clients), not 4.

@@ -8,6 +8,15 @@ Jacobson & Truax (1991):
     b = M_func +- 2 SD_func (two SDs from the functional mean toward the dysfunctional side),
     c = (SD_clin * M_func + SD_func * M_clin) / (SD_clin + SD_func).
 
+First, post and last (measures.md, outcome change): first is the intake (the first assessment);
+post is the score at the client's end-of-treatment assessment (`end_session`, set from
+``analysis.end_of_treatment``), MISSING when the client was not assessed there; last is the last
+observed score, i.e. last observation carried forward. change = change_post = post - first is the
+pre-post change the analyses use; change_last = last - first is descriptive (LOCF). The RCI,
+reliable improvement / deterioration, clinical status at post and the category come from first
+and post; the same from first and last carry the suffix ``_last`` (a labelled LOCF
+sensitivity; the NHS indicators, defined on first and last scores, use them).
+
 Instruments with a published reliable-change value (PHQ-9 6, GAD-7 4, ORS 5, CORE-10 6) use it
 directly (|change| >= value) by default, as NHS Talking Therapies do; the RCI is used where the
 settings ask for it or no published value exists (and the published value where the RCI cannot be
@@ -17,10 +26,11 @@ first assessments.
 "Clinical" means at or beyond the instrument's cut-off: score >= cut-off where higher is worse,
 score < cut-off where higher is better (ORS below 25), unless the registry gives the instrument an
 explicit comparison (`cutoff_rule`). Cut-off a, b or c replaces the registry's cut-off where the
-settings choose it and the instrument has norms. Categories, from two assessments on:
-recovered (clinical at first, not at last, reliable improvement), improved (reliable improvement,
-not recovered), deteriorated (reliable worsening), unchanged (otherwise). A reliable improver
-whose clinical status cannot be judged (no cut-off) has no category.
+settings choose it and the instrument has norms. Categories, from first and post (or first and
+last for `category_last`): recovered (clinical at first, not at post, reliable improvement),
+improved (reliable improvement, not recovered), deteriorated (reliable worsening), unchanged
+(otherwise). A reliable improver whose clinical status cannot be judged (no cut-off) has no
+category.
 
 NHS Talking Therapies (formerly IAPT) indicators, for clients who finished a course of treatment:
 treatment has ENDED (an end reason is recorded and it is not `ongoing`) and 2 or more treatment
@@ -41,6 +51,7 @@ otherwise), so their denominator is the baseline cases with that score (measures
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -58,17 +69,25 @@ EPS = 1e-9
 
 CHANGE_COLUMNS = (
     "first",
+    "post",
     "last",
     "first_session",
+    "post_session",
     "last_session",
     "n_assessments",
     "change",
+    "change_post",
+    "change_last",
     "rci",
     "reliable_improvement",
     "reliable_deterioration",
     "clinical_first",
+    "clinical_post",
     "clinical_last",
     "category",
+    "reliable_improvement_last",
+    "reliable_deterioration_last",
+    "category_last",
 )
 THRESHOLD_COLUMNS = (
     "instrument",
@@ -144,6 +163,7 @@ def outcome_change(
     client_ids: pd.Index,
     instrument: Any,
     *,
+    end_session: np.ndarray | None = None,
     method: str = "published",
     clinical_cutoff: str = "registry",
     sd_source: str = "intake",
@@ -153,6 +173,9 @@ def outcome_change(
     """Change on one instrument's total, one row per client in `client_ids` (index: client_id).
 
     `instrument` needs key, higher_is, cutoff, reliable_change, reliability and norms.
+    `end_session` gives each client's end-of-treatment session (NaN: none planned or known);
+    post is the score at exactly that session, missing when there is none. None takes each
+    client's last assessment as the end assessment (post = last), for tables of finished pairs.
     Returns the per-client frame (columns `CHANGE_COLUMNS`, unprefixed) and the thresholds used
     (sd_pre, reliability, s_diff, rci_threshold_points, reliable_change, cutoff, a, b, c, ...).
     """
@@ -162,103 +185,184 @@ def outcome_change(
         raise ValueError(f"clinical_cutoff must be one of {CLINICAL_CUTOFFS}")
     if sd_source not in SD_SOURCES:
         raise ValueError(f"sd_source must be one of {SD_SOURCES}")
-    worse = _is_worse(instrument)
-    toward_better = -1.0 if worse else 1.0
     series = ClientSeries.from_scores(scores, client_ids, instrument.key, "total", rater)
-    count = series.count
     first, last = series.first(), series.last()
-    paired = count >= 2
-    change = np.where(paired, last - first, np.nan)
+    sessions = series.session.astype(np.float64)
+    last_session = series.last(sessions)
+    if end_session is None:
+        end_session = last_session
+    post, post_session = _post(series, np.asarray(end_session, dtype=np.float64))
+    # A pair needs two assessments: post at the intake itself is no change.
+    paired_post = ~np.isnan(post) & (post_session > series.first(sessions))
+    paired_last = series.count >= 2
+    change_post = np.where(paired_post, post - first, np.nan)
+    change_last = np.where(paired_last, last - first, np.nan)
 
-    sd_pre, n_pre = _sd_pre(first, instrument, sd_source)
-    reliability = _number(getattr(instrument, "reliability", None))
-    se = sd_pre * math.sqrt(1.0 - reliability) if reliability <= 1.0 else math.nan
-    s_diff = math.sqrt(2.0 * se**2)
-    has_rci = math.isfinite(s_diff) and s_diff > 0
-    rci = change / s_diff if has_rci else np.full(len(change), np.nan)
-
-    published = getattr(instrument, "reliable_change", None)
-    if published is not None and (method == "published" or not has_rci):
-        used = "published"
-        gain = toward_better * change
-        improved = gain >= float(published) - EPS
-        worsened = gain <= -float(published) + EPS
-    elif has_rci:
-        used = "rci"
-        improved = toward_better * rci > z
-        worsened = toward_better * rci < -z
-    else:
-        used = None
-        improved = worsened = np.zeros(len(change), dtype=bool)
-    judged = paired & (used is not None)
-
-    jt = jacobson_truax_cutoffs(getattr(instrument, "norms", None), "worse" if worse else "better")
-    # A Jacobson-Truax cut-off needs norms; without them the registry's cut-off stands (the
-    # thresholds record which one was used).
-    cutoff_source = clinical_cutoff
-    if clinical_cutoff == "registry" or math.isnan(jt[clinical_cutoff]):
-        cutoff_source = "registry"
-    cutoff = (
-        _number(getattr(instrument, "cutoff", None))
-        if cutoff_source == "registry"
-        else jt[clinical_cutoff]
-    )
-    has_cutoff = not math.isnan(cutoff)
-
-    rule = getattr(instrument, "cutoff_rule", None) if cutoff_source == "registry" else None
-    if rule in (None, "clinical"):
-        rule = ">=" if worse else "<"
-    compare = {">=": np.greater_equal, ">": np.greater, "<=": np.less_equal, "<": np.less}[rule]
-
-    def clinical(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        with np.errstate(invalid="ignore"):
-            status = compare(values, cutoff)
-        return status, ~np.isnan(values) & has_cutoff
-
-    clin_first, known_first = clinical(first)
-    clin_last, known_last = clinical(last)
-    recovered = improved & clin_first & ~clin_last
-    recovery_known = known_first & known_last
-    category = np.select(
-        [worsened, improved & recovered, improved & ~recovered],
-        ["deteriorated", "recovered", "improved"],
-        "unchanged",
-    ).astype(object)
-    category_known = judged & (~improved | recovery_known)
-    category[~category_known] = None
+    rules = _ChangeRules.build(first, instrument, method, clinical_cutoff, sd_source, z)
+    clin_first, known_first = rules.clinical(first)
+    at_post = rules.judge(change_post, paired_post, post, clin_first, known_first)
+    at_last = rules.judge(change_last, paired_last, last, clin_first, known_first)
 
     out = pd.DataFrame(index=client_ids)
     out["first"] = first
+    out["post"] = post
     out["last"] = last
-    out["first_session"] = nullable_int(series.first(series.session.astype(np.float64)))
-    out["last_session"] = nullable_int(series.last(series.session.astype(np.float64)))
-    out["n_assessments"] = pd.array(count.astype(np.int64), dtype="Int64")
-    out["change"] = change
-    out["rci"] = rci
-    out["reliable_improvement"] = nullable_bool(improved, judged)
-    out["reliable_deterioration"] = nullable_bool(worsened, judged)
+    out["first_session"] = nullable_int(series.first(sessions))
+    out["post_session"] = nullable_int(post_session)
+    out["last_session"] = nullable_int(last_session)
+    out["n_assessments"] = pd.array(series.count.astype(np.int64), dtype="Int64")
+    out["change"] = change_post
+    out["change_post"] = change_post
+    out["change_last"] = change_last
+    out["rci"] = rules.rci(change_post)
+    out["reliable_improvement"] = at_post["reliable_improvement"]
+    out["reliable_deterioration"] = at_post["reliable_deterioration"]
     out["clinical_first"] = nullable_bool(clin_first, known_first)
-    out["clinical_last"] = nullable_bool(clin_last, known_last)
-    out["category"] = pd.array(category, dtype="string")
+    out["clinical_post"] = at_post["clinical"]
+    out["clinical_last"] = at_last["clinical"]
+    out["category"] = at_post["category"]
+    out["reliable_improvement_last"] = at_last["reliable_improvement"]
+    out["reliable_deterioration_last"] = at_last["reliable_deterioration"]
+    out["category_last"] = at_last["category"]
+    return out, rules.thresholds(instrument.key)
 
-    thresholds = {
-        "instrument": instrument.key,
-        "higher_is": "worse" if worse else "better",
-        "n_pre": n_pre,
-        "sd_pre": sd_pre,
-        "sd_source": sd_source,
-        "reliability": reliability,
-        "se_measurement": se,
-        "s_diff": s_diff,
-        "rci_z": z,
-        "rci_threshold_points": z * s_diff,
-        "reliable_change": _number(published),
-        "reliable_change_method": used,
-        "cutoff": cutoff,
-        "cutoff_source": cutoff_source if has_cutoff else None,
-        **jt,
-    }
-    return out, thresholds
+
+def _post(series: ClientSeries, end_session: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each client's score at their end session, and that session (NaN where not assessed)."""
+    target = end_session[series.code] if len(series) else np.zeros(0)
+    at_end = series.session.astype(np.float64) == target
+    found = series.n(at_end) > 0
+    post = np.where(found, series.total(where=at_end), np.nan)
+    return post, np.where(found, end_session, np.nan)
+
+
+@dataclass(frozen=True)
+class _ChangeRules:
+    """What counts as reliable and as clinical for one instrument in one study."""
+
+    worse: bool
+    sd_pre: float
+    n_pre: int
+    sd_source: str
+    reliability: float
+    se: float
+    s_diff: float
+    z: float
+    published: float | None
+    used: str | None
+    cutoff: float
+    cutoff_source: str
+    rule: str
+    jt: dict[str, float]
+
+    @classmethod
+    def build(
+        cls,
+        first: np.ndarray,
+        instrument: Any,
+        method: str,
+        clinical_cutoff: str,
+        sd_source: str,
+        z: float,
+    ) -> _ChangeRules:
+        worse = _is_worse(instrument)
+        sd_pre, n_pre = _sd_pre(first, instrument, sd_source)
+        reliability = _number(getattr(instrument, "reliability", None))
+        se = sd_pre * math.sqrt(1.0 - reliability) if reliability <= 1.0 else math.nan
+        s_diff = math.sqrt(2.0 * se**2)
+        has_rci = math.isfinite(s_diff) and s_diff > 0
+        published = getattr(instrument, "reliable_change", None)
+        if published is not None and (method == "published" or not has_rci):
+            used = "published"
+        else:
+            used = "rci" if has_rci else None
+        norms = getattr(instrument, "norms", None)
+        jt = jacobson_truax_cutoffs(norms, "worse" if worse else "better")
+        # A Jacobson-Truax cut-off needs norms; without them the registry's cut-off stands (the
+        # thresholds record which one was used).
+        cutoff_source = clinical_cutoff
+        if clinical_cutoff == "registry" or math.isnan(jt[clinical_cutoff]):
+            cutoff_source = "registry"
+        cutoff = (
+            _number(getattr(instrument, "cutoff", None))
+            if cutoff_source == "registry"
+            else jt[clinical_cutoff]
+        )
+        rule = getattr(instrument, "cutoff_rule", None) if cutoff_source == "registry" else None
+        if rule in (None, "clinical"):
+            rule = ">=" if worse else "<"
+        return cls(
+            worse, sd_pre, n_pre, sd_source, reliability, se, s_diff, z,
+            None if published is None else float(published), used, cutoff, cutoff_source,
+            rule, jt,
+        )  # fmt: skip
+
+    def rci(self, change: np.ndarray) -> np.ndarray:
+        if math.isfinite(self.s_diff) and self.s_diff > 0:
+            return change / self.s_diff
+        return np.full(len(change), np.nan)
+
+    def clinical(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Clinical status and where it is known (a score and a cut-off)."""
+        compare = {">=": np.greater_equal, ">": np.greater, "<=": np.less_equal, "<": np.less}
+        with np.errstate(invalid="ignore"):
+            status = compare[self.rule](values, self.cutoff)
+        return status, ~np.isnan(values) & (not math.isnan(self.cutoff))
+
+    def judge(
+        self,
+        change: np.ndarray,
+        paired: np.ndarray,
+        end: np.ndarray,
+        clin_first: np.ndarray,
+        known_first: np.ndarray,
+    ) -> dict[str, Any]:
+        """Reliable change, clinical status at `end` and the category, from first to `end`."""
+        gain = (-1.0 if self.worse else 1.0) * change
+        with np.errstate(invalid="ignore"):
+            if self.used == "published":
+                improved = gain >= float(self.published) - EPS
+                worsened = gain <= -float(self.published) + EPS
+            elif self.used == "rci":
+                improved = gain / self.s_diff > self.z
+                worsened = gain / self.s_diff < -self.z
+            else:
+                improved = worsened = np.zeros(len(change), dtype=bool)
+        judged = paired & (self.used is not None)
+        clin_end, known_end = self.clinical(end)
+        recovered = improved & clin_first & ~clin_end
+        category = np.select(
+            [worsened, improved & recovered, improved & ~recovered],
+            ["deteriorated", "recovered", "improved"],
+            "unchanged",
+        ).astype(object)
+        category[~(judged & (~improved | (known_first & known_end)))] = None
+        return {
+            "reliable_improvement": nullable_bool(improved, judged),
+            "reliable_deterioration": nullable_bool(worsened, judged),
+            "clinical": nullable_bool(clin_end, known_end),
+            "category": pd.array(category, dtype="string"),
+        }
+
+    def thresholds(self, key: str) -> dict[str, Any]:
+        has_cutoff = not math.isnan(self.cutoff)
+        return {
+            "instrument": key,
+            "higher_is": "worse" if self.worse else "better",
+            "n_pre": self.n_pre,
+            "sd_pre": self.sd_pre,
+            "sd_source": self.sd_source,
+            "reliability": self.reliability,
+            "se_measurement": self.se,
+            "s_diff": self.s_diff,
+            "rci_z": self.z,
+            "rci_threshold_points": self.z * self.s_diff,
+            "reliable_change": _number(self.published),
+            "reliable_change_method": self.used,
+            "cutoff": self.cutoff,
+            "cutoff_source": self.cutoff_source if has_cutoff else None,
+            **self.jt,
+        }
 
 
 def response_remission(
@@ -314,10 +418,10 @@ def nhs_indicators(
 ) -> pd.DataFrame:
     """NHS Talking Therapies indicators from PHQ-9 and GAD-7 `outcome_change` frames.
 
-    The frames' reliable_improvement / reliable_deterioration must come from the published
-    reliable-change values (6 and 4 points). `end_reason` (indexed by client_id) decides who
-    has ended treatment (`treatment_ended`); None means no end is recorded for anyone.
-    Columns `NHS_COLUMNS`, nullable booleans.
+    The frames' reliable_improvement_last / reliable_deterioration_last (first to last) must
+    come from the published reliable-change values (6 and 4 points). `end_reason` (indexed by
+    client_id) decides who has ended treatment (`treatment_ended`); None means no end is
+    recorded for anyone. Columns `NHS_COLUMNS`, nullable booleans.
     """
     index = phq9.index
     attended = sessions_attended.reindex(index).fillna(0).to_numpy(dtype=np.int64)
@@ -340,8 +444,9 @@ def nhs_indicators(
         )
     caseness = nullable_bool(case_first, paired)
     recovery = nullable_bool(~case_last, paired & case_first)
-    improved = phq9["reliable_improvement"].array | gad7["reliable_improvement"].array
-    worsened = phq9["reliable_deterioration"].array | gad7["reliable_deterioration"].array
+    # The NHS indicators pair first and last scores: the last-based reliable-change flags.
+    improved = phq9["reliable_improvement_last"].array | gad7["reliable_improvement_last"].array
+    worsened = phq9["reliable_deterioration_last"].array | gad7["reliable_deterioration_last"].array
     # Kleene logic keeps an undetermined flag NA; undefined clients are masked explicitly,
     # since `False & NA` is False.
     reliable_improvement = improved & ~worsened

@@ -33,9 +33,18 @@ from accord.change import (
 from accord.engagement import DROPOUT_DEFINITIONS, engagement_measures
 from accord.errors import AccordError, ConfigError
 from accord.goalsetting import OUTCOME_ONLY, goal_measures
-from accord.panel import ScoreTable, client_index, require_columns, session_panel
+from accord.panel import (
+    ScoreTable,
+    client_codes,
+    client_index,
+    flag,
+    require_columns,
+    session_panel,
+)
 
 RATERS = ("client", "therapist", "observer")
+#: ``end_of_treatment``: the last attended session of a treatment that ended as planned.
+END_COMPLETED = "completed"
 #: Client measures that can serve as the primary exposure (measures.md, goal-setting section).
 EXPOSURES = (
     "joint_goal_share",
@@ -74,6 +83,10 @@ class MeasureSettings:
     clinical_cutoff: `registry` or Jacobson-Truax `a`, `b`, `c` (where the norms are known).
     rci_sd_source: `intake` (SD of the study's first assessments) or `norms` (clinical norm SD).
     rci_z: the RCI criterion (1.96).
+    end_of_treatment: the end-of-treatment (post) assessment: a session number (every client's
+        post score is the score at that session), or ``completed`` (the last attended session
+        of clients whose treatment ended as planned, end_reason completed; everyone else has no
+        post score). A client not assessed there has a MISSING post score.
     primary_exposure: the client measure the models treat as the primary exposure.
     """
 
@@ -97,6 +110,7 @@ class MeasureSettings:
     clinical_cutoff: str = "registry"
     rci_sd_source: str = "intake"
     rci_z: float = 1.96
+    end_of_treatment: int | str = END_COMPLETED
     primary_exposure: str = "joint_goal_share"
 
     def __post_init__(self) -> None:
@@ -130,6 +144,12 @@ class MeasureSettings:
                 f"measures.primary_exposure {self.primary_exposure!r} is a goal-attainment "
                 "outcome (attainment follows treatment), never an exposure; choose from "
                 f"{list(EXPOSURES)}"
+            )
+        end = self.end_of_treatment
+        if end != END_COMPLETED and (isinstance(end, bool) or not isinstance(end, int) or end < 1):
+            raise ConfigError(
+                f"analysis.end_of_treatment is {end!r}; give a session number of at least 1 or "
+                f"{END_COMPLETED!r}"
             )
         if self.primary_exposure not in EXPOSURES:
             raise ConfigError(
@@ -212,11 +232,39 @@ def _outcome_keys(
     )
 
 
+def end_sessions(
+    sessions: pd.DataFrame,
+    client_ids: pd.Index,
+    end_reason: pd.Series | None,
+    end_of_treatment: int | str,
+) -> np.ndarray:
+    """Each client's end-of-treatment session number (NaN: no end assessment), see
+    `MeasureSettings.end_of_treatment`."""
+    n = len(client_ids)
+    if end_of_treatment != END_COMPLETED:
+        return np.full(n, float(end_of_treatment))
+    out = np.full(n, np.nan)
+    if end_reason is None or not len(sessions):
+        return out
+    code = client_codes(sessions["client_id"], client_ids)
+    attended = flag(sessions["status"], "attended") & (code >= 0)
+    session = sessions["session_number"].to_numpy(dtype=np.float64)
+    last = np.full(n, -np.inf)
+    np.maximum.at(last, code[attended], session[attended])
+    completed = np.asarray(
+        end_reason.reindex(client_ids).astype("string").eq(END_COMPLETED).fillna(False), bool
+    )
+    keep = completed & np.isfinite(last)
+    out[keep] = last[keep]
+    return out
+
+
 def _outcomes(
     scores: pd.DataFrame | ScoreTable | None,
     client_ids: pd.Index,
     registry: Any,
     settings: MeasureSettings,
+    end_session: np.ndarray,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, pd.DataFrame]]:
     """`<key>_<measure>` columns for every outcome instrument and PHQ-9 response/remission; also
     the change thresholds and each instrument's unprefixed frame."""
@@ -228,6 +276,7 @@ def _outcomes(
         "sd_source": settings.rci_sd_source,
         "rater": settings.outcome_rater,
         "z": settings.rci_z,
+        "end_session": end_session,
     }
     for key in _outcome_keys(registry, settings, scores, client_ids):
         instrument = _instrument(registry, key)
@@ -246,10 +295,7 @@ def _outcomes(
         for column in CHANGE_COLUMNS:
             columns[f"{key}_{column}"] = frame[column]
         if key == "phq9":
-            # At the end-of-treatment score where the change frame has one; otherwise at the
-            # last observed score (LOCF), which the column names say.
-            at = "post" if "post" in frame.columns else "last"
-            extra = response_remission(frame, at=at)
+            extra = response_remission(frame, at="post")
             columns["phq9_response"] = extra["response"]
             columns["phq9_remission"] = extra["remission"]
     table = pd.DataFrame(columns, index=client_ids)
@@ -359,7 +405,8 @@ def _client_measures(
         early_sessions=settings.early_sessions,
         gas_rater=settings.gas_rater,
     )
-    outcomes, thresholds, frames = _outcomes(scores, client_ids, registry, settings)
+    end_session = end_sessions(sessions, client_ids, end_reason, settings.end_of_treatment)
+    outcomes, thresholds, frames = _outcomes(scores, client_ids, registry, settings, end_session)
     nhs = _nhs(
         scores, client_ids, registry, settings, frames, engagement["sessions_attended"], end_reason
     )

@@ -32,6 +32,7 @@ def measure_settings(config: Mapping[str, Any]) -> MeasureSettings:
         rci_sd_source=analysis.get("rci_sd_source", "intake"),
         change_method=analysis.get("change_method", "published"),
         clinical_cutoff=analysis.get("clinical_cutoff", "registry"),
+        end_of_treatment=analysis.get("end_of_treatment", "completed"),
         # Every scored instrument with a cut-off (the primary outcome among them).
         outcome_instruments=None,
         primary_exposure=analysis.get("primary_exposure", "joint_goal_share"),

@@ -264,7 +264,16 @@ DEFAULT_MODELS: list[dict[str, Any]] = [
         "exposure": "goal_alliance_client",
         "options": {"predictor": "goal_alliance_client"},
     },
+    # The therapist ICC of post scores adjusted for intake (and the therapist variance in the
+    # intake slope); the null model over all assessments only as a labelled descriptive.
     {"id": "therapist", "kind": "therapist", "exposure": "none", "options": {"n_boot": 200}},
+    {
+        "id": "therapist_null",
+        "kind": "therapist",
+        "exposure": "none",
+        "role": "descriptive",
+        "options": {"design": "null", "n_boot": 200},
+    },
     # The total association: early alliance lies on the path from goal-setting to dropout, so
     # it is added only in the labelled sensitivity model below.
     {"id": "dropout", "kind": "logistic", "outcome": "dropout", "covariates": ["phq9_first"]},

@@ -16,6 +16,7 @@ from accord.models.therapist_post import (
     fit_reml,
     fit_therapist_post,
     post_icc_replicates,
+    therapist_effects,
 )
 
 REFERENCE = Path(__file__).parent / "data" / "reference" / "therapist_post"
@@ -125,3 +126,15 @@ def test_default_plan_fits_the_post_design_and_keeps_the_null_model_descriptive(
     result = fit_therapist_spec(pd.DataFrame(), data, spec, ModelContext())
     assert result.outcome == "phq9_post"
     assert "adjusted for intake" in result.diagnostics["extras"]["design"]
+
+
+def test_therapist_effects_are_the_conditional_modes_by_hand():
+    # Two therapists, residuals (1, 3) and (-2); tau2 = 1, sigma2 = 4:
+    # v_1 = 1 x 4 / (4 + 2) = 2/3, SE sqrt(1 / (1 + 2/4)); v_2 = -2 / (4 + 1) = -0.4, SE
+    # sqrt(1 / (1 + 1/4)).
+    effects = pd.DataFrame(
+        therapist_effects(np.array([1.0, 3.0, -2.0]), np.array([0, 0, 1]), 1.0, 4.0)
+    )
+    assert effects["effect"].tolist() == pytest.approx([-0.4, 2 / 3])
+    assert effects["std_error"].tolist() == pytest.approx([np.sqrt(0.8), np.sqrt(1 / 1.5)])
+    assert effects["n_clients"].tolist() == [1, 2]

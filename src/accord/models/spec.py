@@ -113,6 +113,8 @@ def model_specs(config: Mapping[str, Any]) -> list[ModelSpec]:
         values.setdefault("time_coding", analysis.get("time_coding", "linear"))
         values["covariates"] = tuple(values.get("covariates", ()))
         values["options"] = dict(values.get("options", {}))
+        if values.get("kind") == "growth":
+            values["options"].setdefault("planned_sessions", planned_sessions(analysis))
         values.setdefault("primary", False)
         specs.append(ModelSpec(**values))
     ids = [spec.id for spec in specs]
@@ -139,6 +141,20 @@ def model_specs(config: Mapping[str, Any]) -> list[ModelSpec]:
     if any(spec.kind == "lrt" for spec in specs):
         specs = [resolve_lrt_spec(spec, specs) if spec.kind == "lrt" else spec for spec in specs]
     return specs
+
+
+#: The planned number of sessions when config gives neither a session-number end of treatment
+#: nor analysis.planned_sessions (the schema's default).
+DEFAULT_PLANNED_SESSIONS = 12
+
+
+def planned_sessions(analysis: Mapping[str, Any]) -> int:
+    """T, the planned duration in sessions: ``analysis.end_of_treatment`` when it is a session
+    number, else ``analysis.planned_sessions``."""
+    end = analysis.get("end_of_treatment")
+    if isinstance(end, int) and not isinstance(end, bool):
+        return end
+    return int(analysis.get("planned_sessions", DEFAULT_PLANNED_SESSIONS))
 
 
 def _check_role(spec: ModelSpec) -> None:

@@ -170,11 +170,27 @@ def _fit_scalar(sums: TherapistSums) -> dict[str, Any]:
     )
     theta = float(result.x) if result.fun <= deviance(0.0) else 0.0
     out = reml_profile(np.array([theta]), sums)
-    out.update(
-        theta=np.array([theta]), converged=bool(result.success), message=str(result.message)
-    )
+    out.update(theta=np.array([theta]), converged=bool(result.success), message=str(result.message))
     out["log_likelihood"] = -0.5 * out["deviance"]
     return out
+
+
+def therapist_effects(
+    residual: np.ndarray, group: np.ndarray, tau2: float, sigma2: float
+) -> list[dict[str, float]]:
+    """The therapists' conditional modes (BLUPs) v_j = tau2 sum_i r_ij / (sigma2 + n_j tau2)
+    with conditional SEs sqrt(1 / (1 / tau2 + n_j / sigma2)) (the fixed effects taken as
+    known, as lme4's condVar), ranked, without therapist ids (`_ranked_effects`)."""
+    from accord.models.therapist import _ranked_effects
+
+    n = np.bincount(group).astype(float)
+    total = np.bincount(group, weights=residual)
+    if tau2 <= 0:
+        values, ses = np.zeros(len(n)), np.zeros(len(n))
+    else:
+        values = tau2 * total / (sigma2 + n * tau2)
+        ses = np.sqrt(1.0 / (1.0 / tau2 + n / sigma2))
+    return _ranked_effects(values, ses, n.astype(int))
 
 
 def _design(
@@ -271,6 +287,7 @@ def fit_therapist_post(
     slopes = fit_reml(TherapistSums.of(*_matrices(data, terms, outcome, slope=True)))
     tau2, sigma2 = float(fit["covariance"][0, 0]), fit["sigma2"]
     icc = tau2 / (tau2 + sigma2)
+    info["therapist_effects"] = therapist_effects(y - X @ fit["beta"], group, tau2, sigma2)
     n_boot = int(n_boot)
     if replicates is not None:
         check_replicates(replicates, n_boot, model_id)

@@ -300,12 +300,17 @@ def _model(
     every.append(fixed)
     out.append(fixed)
     standardized = extras.get("standardized_effect") or {}
-    if enough and finite(standardized.get("estimate")):
+    if (
+        enough
+        and finite(standardized.get("estimate"))
+        and finite(standardized.get("planned_sessions"))
+    ):
         out.append(
             Text(
-                f"Standardized effect at session {int(standardized['last_session'])} "
-                f"({standardized.get('contrast', '')}, in intake SDs of the outcome): "
-                f"{num(standardized['estimate'], 2)} "
+                "Standardized effect (Feingold 2009: the time \u00d7 exposure coefficient "
+                f"times the planned duration of {int(standardized['planned_sessions'])} "
+                f"sessions, {standardized.get('contrast', '')}, in intake SDs of the outcome): "
+                f"d = {num(standardized['estimate'], 2)} "
                 f"{interval(standardized['ci_low'], standardized['ci_high'], 2)}."
             )
         )

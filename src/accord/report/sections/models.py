@@ -126,6 +126,7 @@ def forest_rows(ctx: ReportContext) -> pd.DataFrame:
                 "scale",
                 "term",
                 "p",
+                "p_floor",
                 "p_fdr",
                 "primary",
                 "role",
@@ -158,6 +159,7 @@ def forest_rows(ctx: ReportContext) -> pd.DataFrame:
                 "scale": scale,
                 "term": f"{r['outcome']}: {term_label(str(r['term']))}",
                 "p": r["p_value"],
+                "p_floor": (diag.get("extras") or {}).get("p_value_resolution"),
                 "p_fdr": r.get("p_fdr"),
                 "primary": truthy(r.get("primary")),
                 "role": _role(r),
@@ -171,6 +173,7 @@ def forest_rows(ctx: ReportContext) -> pd.DataFrame:
         "scale",
         "term",
         "p",
+        "p_floor",
         "p_fdr",
         "primary",
         "role",
@@ -206,9 +209,9 @@ def _forest(ctx: ReportContext) -> list:
             to_plot(
                 fig,
                 "models_forest",
-                alt="Forest plot of the exposure effects across models with 95% CIs",
+                alt="Forest plot of the exposure terms across models with 95% CIs",
                 caption=(
-                    "The exposure effect of every model with 95% CIs, grouped by scale: "
+                    "The exposure term of every model with 95% CIs, grouped by scale: "
                     "regression coefficients (null at 0) and odds or hazard ratios (log axis, "
                     "null at 1). Sensitivity analyses sit next to the models they check."
                 ),
@@ -217,7 +220,7 @@ def _forest(ctx: ReportContext) -> list:
     out.append(
         table(
             "models_exposure_effects",
-            "Exposure effects across models",
+            "Exposure terms across models",
             ["Model", "Role", "Term", "Estimate", "95% CI", "p", "p (FDR)"],
             [
                 [
@@ -226,7 +229,7 @@ def _forest(ctx: ReportContext) -> list:
                     r["term"],
                     num(r["estimate"], 3),
                     interval(r["ci_low"], r["ci_high"], 3),
-                    p_value(r["p"]),
+                    p_value(r["p"], floor=r.get("p_floor")),
                     p_value(r["p_fdr"]),
                 ]
                 for _, r in rows.iterrows()
@@ -277,7 +280,7 @@ def _model(
             num(r["estimate"], digits),
             num(r["std_error"], digits),
             interval(r["ci_low"], r["ci_high"], digits) if finite(r["ci_low"]) else NOT_AVAILABLE,
-            p_value(r["p_value"]),
+            p_value(r["p_value"], floor=extras.get("p_value_resolution")),
             p_value(r.get("p_fdr")),
         ]
         if has_ratio:

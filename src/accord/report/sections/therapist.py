@@ -221,8 +221,9 @@ def _mediation(ctx: ReportContext) -> list:
                     label,
                     num(r["estimate"], 3) if enough else hide,
                     interval(r["ci_low"], r["ci_high"], 3) if enough else hide,
-                    p_value(r["p_value"]) if enough else hide,
-                    p_value(r.get("p_fdr")) if enough and term == "acme" else "",
+                    p_value(r["p_value"], floor=extras.get("p_value_resolution"))
+                    if enough
+                    else hide,
                     suppress_count(n_clients, ctx.min_cell),
                 ]
             )
@@ -230,17 +231,22 @@ def _mediation(ctx: ReportContext) -> list:
     return [
         table(
             "mediation",
-            f"Mediation of the effect of {c.loc[c['model'] == models[0], 'exposure'].iloc[0]} "
-            f"on {first.get('outcome_column', 'the outcome')}",
-            ["Mediator", "Effect", "Estimate", "95% CI", "p", "p (FDR)", "Clients"],
+            "Mediation analysis of the association of "
+            f"{c.loc[c['model'] == models[0], 'exposure'].iloc[0]} with "
+            f"{first.get('outcome_column', 'the outcome')}",
+            ["Mediator", "Effect", "Estimate", "95% CI", "p", "Clients"],
             rows,
             highlight=frozenset(highlight),
             note=(
                 "Causal mediation analysis (Imai, Keele & Tingley 2010) with linear models for "
                 "the mediator and the outcome, adjusted for intake severity; "
                 f"{first.get('contrast', 'exposure 1 vs 0')}. CIs and p-values from "
-                f"{first.get('n_boot', 'the')} nonparametric bootstrap replicates. The "
-                "indirect effect assumes no unmeasured mediator\u2013outcome confounding."
+                f"{first.get('n_boot', 'the')} nonparametric bootstrap replicates; a p-value "
+                "at the smallest the replicates can give reads \u201c\u2264\u201d. The "
+                "decomposition is causal only under three assumptions: no unmeasured "
+                "exposure\u2013mediator, exposure\u2013outcome or mediator\u2013outcome "
+                "confounding; with an observed exposure it describes associations. "
+                "Decompositions are outside the secondary family (no adjusted p-value)."
             ),
         )
     ]

@@ -4,9 +4,8 @@
 # Needs R with cmprsk. Reads competing.csv (group, time, cause: 1 dropout, 2 completion,
 # 0 censored; made by make_competing_data.py) and writes cuminc.csv: for each group and cause,
 # cuminc's estimate and variance at times 0..13 (timepoints(), the step function's value at
-# each time (missing past the last follow-up), and gray.csv: the Gray test of equal cumulative
-# incidence across groups per cause (statistic, p-value, df). The first line of each is a "#"
-# comment naming the R and cmprsk versions that made it.
+# each time (missing past the last follow-up). The first line is a "#" comment naming the R
+# and cmprsk versions that made it.
 
 suppressPackageStartupMessages(library(cmprsk))
 
@@ -34,12 +33,4 @@ for (name in rownames(at$est)) {
 out <- do.call(rbind, rows)
 writeLines(version_line, "cuminc.csv")
 suppressWarnings(write.table(out, "cuminc.csv", sep = ",", row.names = FALSE, append = TRUE,
-                             quote = TRUE, na = ""))
-tests <- fit$Tests
-gray <- data.frame(
-  cause = as.integer(rownames(tests)), statistic = fmt(tests[, "stat"]),
-  p_value = fmt(tests[, "pv"]), df = tests[, "df"]
-)
-writeLines(version_line, "gray.csv")
-suppressWarnings(write.table(gray, "gray.csv", sep = ",", row.names = FALSE, append = TRUE,
                              quote = TRUE, na = ""))

@@ -138,6 +138,11 @@ def test_default_plan_has_one_primary_and_labelled_roles():
     assert roles["growth_lrt_interaction"] == "sensitivity"
     assert roles["sensitivity_dropout_alliance"] == "sensitivity"
     assert roles["dropout"] == roles["growth_gad7"] == "secondary"
+    # the dropout model is the total association; early alliance (on the path from
+    # goal-setting to dropout) only in the labelled sensitivity model
+    assert specs["dropout"].covariates == ("phq9_first",)
+    assert "early_alliance" in specs["sensitivity_dropout_alliance"].covariates
+    assert "early_alliance" not in specs["sensitivity_dropout_min_sessions"].covariates
 
 
 def test_two_primary_models_are_a_config_error():

@@ -32,6 +32,7 @@ from accord.models.therapist import (
     fit_variance_components,
     therapist_icc_replicates,
 )
+from accord.models.therapist_post import post_icc_replicates
 from accord.stages import read_validated
 
 
@@ -218,7 +219,11 @@ def test_workflow_draws_bootstraps_in_chunk_jobs(workflow_run: Path) -> None:
     panel = read_validated(models.parent / "session_panel.parquet")
     client_measures = read_validated(models.parent / "client_measures.parquet")
     seed = 2026  # the schema's default analysis.seed; the small study does not set it
-    for model, n in (("therapist", 200), ("mediation_early_alliance", 500)):
+    for model, n in (
+        ("therapist", 200),
+        ("therapist_null", 200),
+        ("mediation_early_alliance", 500),
+    ):
         paths = sorted((models / model / "bootstrap").glob("chunk_*.parquet"))
         assert [p.name for p in paths] == ["chunk_0.parquet", "chunk_1.parquet"]
         first = pd.read_parquet(paths[0])
@@ -227,6 +232,8 @@ def test_workflow_draws_bootstraps_in_chunk_jobs(workflow_run: Path) -> None:
         assert pooled["replicate"].tolist() == list(range(n))
         # Spot checks: replicates redrawn in this process equal the jobs' ones.
         if model == "therapist":
+            redrawn = post_icc_replicates(client_measures, "phq9", (), seed, [0, 150])
+        elif model == "therapist_null":
             redrawn = therapist_icc_replicates(panel, "phq9", seed, [0, 150], model_id=model)
         else:
             redrawn = mediation_replicates(

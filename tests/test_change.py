@@ -12,7 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from accord.change import jacobson_truax_cutoffs, nhs_indicators, outcome_change
+from accord.change import (
+    jacobson_truax_cutoffs,
+    nhs_indicators,
+    outcome_change,
+    response_remission,
+)
 from accord.measures import MeasureSettings, build_client_measures
 
 NA = pd.NA
@@ -188,7 +193,7 @@ def test_phq9_response_and_remission():
         "r1": [12, 6],  # 6 <= 12/2: response; 6 >= 5: no remission
         "r2": [20, 4],  # response and remission
         "r3": [16, 9],  # 9 > 8: no response
-        "r4": [8, 3],  # baseline < 10: response undefined; 3 < 5: remission
+        "r4": [8, 3],  # baseline 8 < 10: not a case, so neither is defined (measures.md)
         "r5": [14],  # one assessment: both undefined
     }
     out = build_client_measures(
@@ -197,10 +202,24 @@ def test_phq9_response_and_remission():
         None,
         scores_from("phq9", series),
         {"phq9": PHQ9, "gad7": GAD7},
-        MeasureSettings(outcome_instruments=("phq9",)),
+        # the end-of-treatment assessment is session 1: the second score of each series
+        MeasureSettings(outcome_instruments=("phq9",), end_of_treatment=1),
     ).set_index("client_id")
     assert out["phq9_response"].tolist() == [True, True, False, NA, NA]
-    assert out["phq9_remission"].tolist() == [False, True, False, True, NA]
+    # Remission only among baseline cases: the denominator is r1, r2, r3 (3 clients), not 4.
+    assert out["phq9_remission"].tolist() == [False, True, False, NA, NA]
+    assert out["phq9_remission"].notna().sum() == 3
+
+
+def test_response_and_remission_at_the_named_score():
+    change = pd.DataFrame(
+        {"first": [12.0, 12.0], "last": [4.0, 4.0], "post": [8.0, np.nan], "n_assessments": 3}
+    )
+    at_post = response_remission(change, at="post")
+    # 8 > 6 (half of 12): no response; 8 >= 5: no remission; no post score: undefined
+    assert at_post["response"].tolist() == [False, NA]
+    assert at_post["remission"].tolist() == [False, NA]
+    assert response_remission(change, at="last")["remission"].tolist() == [True, True]
 
 
 # ---------------------------------------------------------------- NHS Talking Therapies
@@ -224,13 +243,24 @@ NHS_GAD7 = {
     "n7": [15],
 }
 NHS_ATTENDED = {"n1": 4, "n2": 6, "n3": 8, "n4": 5, "n5": 2, "n6": 1, "n7": 3}
+NHS_END = {r: "completed" for r in NHS_PHQ9}
 
 
-def nhs_frame() -> pd.DataFrame:
+def nhs_frame(end_reason: dict[str, str | None] = NHS_END) -> pd.DataFrame:
     client_ids = ids(*NHS_PHQ9)
     phq9, _ = outcome_change(scores_from("phq9", NHS_PHQ9), client_ids, PHQ9)
     gad7, _ = outcome_change(scores_from("gad7", NHS_GAD7), client_ids, GAD7)
-    return nhs_indicators(phq9, gad7, pd.Series(NHS_ATTENDED))
+    return nhs_indicators(phq9, gad7, pd.Series(NHS_ATTENDED), pd.Series(end_reason))
+
+
+def test_nhs_finished_needs_an_ended_episode():
+    # n2 attended 6 sessions but is still in treatment; n3's end is not recorded; n4 dropped
+    # out after 5 sessions, which ends the episode (NHS: finished = ended with >= 2 sessions).
+    ends = {**NHS_END, "n2": "ongoing", "n3": None, "n4": "dropout"}
+    out = nhs_frame(ends)
+    assert out["nhs_finished"].tolist() == [True, False, False, True, True, False, True]
+    assert out.loc[["n2", "n3"], "nhs_recovery"].isna().all()
+    assert nhs_frame({})["nhs_finished"].sum() == 0
 
 
 def test_nhs_branches():
@@ -245,7 +275,9 @@ def test_nhs_branches():
 
 
 def nhs_study(method: str) -> pd.DataFrame:
-    clients = pd.DataFrame({"client_id": list(NHS_PHQ9), "therapist_id": "T1"})
+    clients = pd.DataFrame(
+        {"client_id": list(NHS_PHQ9), "therapist_id": "T1", "end_reason": "completed"}
+    )
     sessions = pd.DataFrame(
         [(client, s, "attended") for client, n in NHS_ATTENDED.items() for s in range(1, n + 1)],
         columns=["client_id", "session_number", "status"],

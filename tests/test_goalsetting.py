@@ -6,7 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from accord.errors import ConfigError
 from accord.goalsetting import GOAL_COLUMNS, goal_measures
+from accord.measures import MeasureSettings
+from accord.models.spec import model_specs
 
 CLIENTS = pd.Index(["G1", "G2", "G3"], name="client_id")
 SMART = ["smart_specific", "smart_measurable", "smart_achievable", "smart_relevant"]
@@ -85,16 +88,77 @@ def test_no_goals_table_leaves_goal_measures_undefined(goals, scores, table):
     assert out["n_goals"].isna().all()
     assert out["joint_goal_share"].isna().all()
     assert out["goal_revisions"].isna().all()
-    # goal consensus comes from the WAI-SR, not from the goals table
-    assert out.loc["G1", "goal_consensus"] == pytest.approx(3.0)
+    # the goal alliance and consensus come from the WAI-SR, not from the goals table
+    assert out.loc["G1", "goal_alliance_client"] == pytest.approx(3.0)
+    assert out.loc["G1", "goal_consensus"] == pytest.approx(1.0)
 
 
-def test_goal_consensus_is_early_client_rated_goal_subscale(goals, scores):
+def test_goal_alliance_client_is_early_client_rated_goal_subscale(goals, scores):
     out = goal_measures(goals, scores, CLIENTS)
     # client-rated goal subscale at sessions 1-3: (2 + 3 + 4) / 3 = 3; the therapist's 1.0 and
     # the total's 1.0 are other scales, session 4 is past the first 3
-    assert out.loc["G1", "goal_consensus"] == pytest.approx(3.0)
-    assert np.isnan(out.loc["G2", "goal_consensus"])
+    assert out.loc["G1", "goal_alliance_client"] == pytest.approx(3.0)
+    assert np.isnan(out.loc["G2", "goal_alliance_client"])
+
+
+def test_goal_consensus_is_client_therapist_divergence_in_the_early_window():
+    rows = [
+        # client 1: both rate sessions 1 and 3 (|4 - 3| = 1, |2 - 4.5| = 2.5); session 5 is
+        # past the client's first 3 ratings (sessions 1, 2, 3), so |5 - 1| is left out
+        ("C1", 1, "client", 4.0),
+        ("C1", 2, "client", 3.0),
+        ("C1", 3, "client", 2.0),
+        ("C1", 5, "client", 5.0),
+        ("C1", 1, "therapist", 3.0),
+        ("C1", 3, "therapist", 4.5),
+        ("C1", 5, "therapist", 1.0),
+        # client 2: the therapist rated only a session the client did not: no consensus
+        ("C2", 1, "client", 4.0),
+        ("C2", 2, "therapist", 4.0),
+        # client 3: client ratings at 1, 4, 6 make the window end at session 6
+        ("C3", 1, "client", 3.0),
+        ("C3", 4, "client", 3.0),
+        ("C3", 6, "client", 3.5),
+        ("C3", 6, "therapist", 3.5),
+    ]
+    scores = pd.DataFrame(
+        [(c, s, "wai_sr", r, "goal", v) for c, s, r, v in rows],
+        columns=["client_id", "session_number", "instrument", "rater", "scale", "score"],
+    )
+    clients = pd.Index(["C1", "C2", "C3"], name="client_id")
+    out = goal_measures(None, scores, clients)
+    assert out.loc["C1", "goal_consensus"] == pytest.approx((1.0 + 2.5) / 2)
+    assert np.isnan(out.loc["C2", "goal_consensus"])
+    assert out.loc["C3", "goal_consensus"] == pytest.approx(0.0)
+    # the client-only measure is a different construct: C1's early mean (4 + 3 + 2) / 3
+    assert out.loc["C1", "goal_alliance_client"] == pytest.approx(3.0)
+
+
+def test_exposures_use_only_goals_set_in_the_early_window(goals, scores):
+    # g2 (client) and g4 (therapist) set at session 5, after the early window (3): the early
+    # goals are g1 (joint) and g3 (joint), so the joint share is 2 / 2 = 1 (all goals: 2 / 4)
+    # and the late share 2 / 4.
+    goals = goals.assign(set_session=pd.array([0, 5, 3, 5], dtype="Int64"))
+    out = goal_measures(goals, scores, CLIENTS)
+    assert out.loc["G1", "n_goals"] == 4
+    assert out.loc["G1", "late_goal_share"] == pytest.approx(0.5)
+    assert out.loc["G1", "joint_goal_share"] == pytest.approx(1.0)
+    # SMART from g1 (4 of 5 = .8; g3 has none recorded); revisions: g3 only; importance
+    # rated by both only for g1: 1 - |5 - 4| / 4
+    assert out.loc["G1", "smart_quality"] == pytest.approx(0.8)
+    assert out.loc["G1", "goal_revisions"] == 1
+    assert out.loc["G1", "goal_agreement"] == pytest.approx(0.75)
+    # a window of 5 sessions takes every goal in
+    wider = goal_measures(goals, scores, CLIENTS, early_sessions=5)
+    assert wider.loc["G1", "joint_goal_share"] == pytest.approx(0.5)
+    assert wider.loc["G1", "late_goal_share"] == pytest.approx(0.0)
+
+
+def test_goal_attainment_is_never_an_exposure():
+    with pytest.raises(ConfigError, match="goal-attainment outcome"):
+        MeasureSettings(primary_exposure="gas_t")
+    with pytest.raises(ConfigError, match="never an exposure"):
+        model_specs({"models": [{"id": "g", "kind": "growth", "exposure": "gas_change"}]})
 
 
 def test_gas_t_and_change(goals, scores):

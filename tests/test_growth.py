@@ -13,7 +13,9 @@ import pytest
 import accord.models.growth as growth_module
 from accord.errors import AccordError, ConfigError
 from accord.models import COEFFICIENT_COLUMNS, ModelResult, fit_growth, write_model_result
+from accord.models.growth import _standardized_effect
 from accord.models.lmm import ModelStructureError
+from accord.models.spec import model_specs
 from accord.models.tidy import coefficient_frame, round_significant
 
 TRUE_INTERACTION = -0.3  # PHQ-9 points per unit of time per unit of joint_goal_share
@@ -74,7 +76,7 @@ def simulate(
 @pytest.fixture(scope="module")
 def recovered() -> tuple[ModelResult, pd.DataFrame]:
     panel, measures = simulate()
-    return fit_growth(panel, measures), panel
+    return fit_growth(panel, measures, planned_sessions=12), panel
 
 
 def row(result: ModelResult, term: str) -> pd.Series:
@@ -122,19 +124,59 @@ def test_growth_reports_fit_and_random_effects(recovered):
     assert math.isfinite(d["log_likelihood"])
 
 
-def test_standardized_effect_is_the_difference_at_the_last_session_over_intake_sd(recovered):
+def test_feingold_d_by_hand():
+    # Intake scores 10 and 14: SD = sqrt(8). b(time x exposure) = -0.25 with SE 0.1; a share
+    # exposure (contrast 1 vs 0), T = 12 planned sessions:
+    # d = -0.25 x 12 / sqrt(8) = -1.06066; CI (-3 -+ 1.959964 x 1.2) / sqrt(8).
+    data = pd.DataFrame(
+        {
+            "client": ["a", "a", "b", "b"],
+            "session": [0, 12, 0, 3],
+            "time": [0.0, 12.0, 0.0, 3.0],
+            "x": [0.2, 0.2, 0.9, 0.9],
+            "y": [10.0, 4.0, 14.0, 9.0],
+        }
+    )
+    fe = pd.Series({"Intercept": 14.0, "time": -0.4, "x": 1.5, "time:x": -0.25})
+    cov = pd.DataFrame(np.diag([1.0, 0.01, 0.5, 0.01]), index=fe.index, columns=fe.index)
+    d = _standardized_effect(data, fe, cov, "y", "x", "time:x", 12, "linear")
+    assert d["contrast"] == "exposure 1 vs 0"
+    assert d["estimate"] == pytest.approx(-3.0 / math.sqrt(8))
+    assert d["ci_low"] == pytest.approx((-3.0 - 1.959964 * 1.2) / math.sqrt(8), rel=1e-6)
+    # the main effect (baseline difference) is not part of d; T is the planned duration, not
+    # the largest observed session (12 here, 3 for client b)
+    assert d["difference"] == pytest.approx(-3.0)
+    # log time: T enters as log(12 + 1); an exposure beyond [0, 1]: 1 SD of it over clients
+    logged = _standardized_effect(data, fe, cov, "y", "x", "time:x", 12, "log")
+    assert logged["estimate"] == pytest.approx(-0.25 * math.log(13) / math.sqrt(8))
+    wide = data.assign(x=[2.0, 2.0, 6.0, 6.0])
+    per_sd = _standardized_effect(wide, fe, cov, "y", "x", "time:x", 12, "linear")
+    assert per_sd["contrast"] == "exposure 1 SD higher"
+    assert per_sd["estimate"] == pytest.approx(-0.25 * math.sqrt(8) * 12 / math.sqrt(8))
+    missing = _standardized_effect(data, fe, cov, "y", "x", "time:x", None, "linear")
+    assert math.isnan(missing["estimate"]) and "planned_sessions" in missing["note"]
+
+
+def test_feingold_d_of_a_fitted_model_uses_the_planned_duration(recovered):
     result, panel = recovered
     effect = result.diagnostics["extras"]["standardized_effect"]
-    b_x = row(result, "joint_goal_share")["estimate"]
     b_tx = row(result, "time:joint_goal_share")["estimate"]
     intake_sd = panel.loc[panel["session_number"] == 0, "phq9"].std()
-    assert effect["contrast"] == "exposure 1 vs 0"
-    assert effect["last_session"] == 10
-    assert effect["intake_sd"] == pytest.approx(intake_sd)
-    assert effect["estimate"] == pytest.approx((b_x + 10 * b_tx) / intake_sd)
+    assert effect["planned_sessions"] == 12
+    assert effect["estimate"] == pytest.approx(12 * b_tx / intake_sd)
     assert effect["ci_low"] < effect["estimate"] < effect["ci_high"]
-    half_width = 1.959964 * effect["difference_se"] / intake_sd
-    assert effect["ci_high"] - effect["estimate"] == pytest.approx(half_width, rel=1e-5)
+    # the planted d: interaction x T over the population intake SD, sqrt(0.5^2 / 12 (the
+    # exposure's uniform variance) + 3.5^2 + 1^2 + 2^2)
+    planted = TRUE_INTERACTION * 12 / math.sqrt(0.25 / 12 + 3.5**2 + 1.0 + 4.0)
+    assert effect["ci_low"] < planted < effect["ci_high"]
+
+
+def test_planned_duration_comes_from_config():
+    specs = {s.id: s for s in model_specs({"analysis": {"end_of_treatment": 16}})}
+    assert specs["growth"].options["planned_sessions"] == 16
+    specs = {s.id: s for s in model_specs({"analysis": {"planned_sessions": 20}})}
+    assert specs["growth_gad7"].options["planned_sessions"] == 20
+    assert model_specs({})[0].options["planned_sessions"] == 12
 
 
 def test_the_centre_is_the_uncorrelated_point_of_the_fitted_model(recovered):
@@ -200,9 +242,9 @@ def test_log_time_coding_recovers_an_interaction_on_log_sessions():
     result = fit_growth(panel, measures, time_coding="log")
     term = row(result, "time:joint_goal_share")
     assert term["ci_low"] < -1.2 < term["ci_high"]
-    effect = result.diagnostics["extras"]["standardized_effect"]
-    b_x = row(result, "joint_goal_share")["estimate"]
-    assert effect["difference"] == pytest.approx(b_x + math.log(11) * term["estimate"])
+    # without a planned duration d is not computed, and a warning says why
+    assert math.isnan(result.diagnostics["extras"]["standardized_effect"]["estimate"])
+    assert any("Feingold" in w for w in result.diagnostics["warnings"])
 
 
 def no_slope_variance(n_clients: int = 60, seed: int = 2) -> tuple[pd.DataFrame, pd.DataFrame]:

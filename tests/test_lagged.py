@@ -147,18 +147,18 @@ def test_detrended_sensitivity_also_covers_the_truth(study) -> None:
     assert result.model == "lagged_detrended"
 
 
-def test_goal_consensus_as_predictor(study) -> None:
+def test_goal_alliance_client_as_predictor(study) -> None:
     panel, client_measures, _ = study
     spec = ModelSpec(
         id="lagged_goal",
         kind="lagged",
         outcome="phq9",
-        exposure="goal_consensus",
-        options={"predictor": "goal_consensus"},
+        exposure="goal_alliance_client",
+        options={"predictor": "goal_alliance_client"},
     )
     result = fit_lagged_spec(panel, client_measures, spec, ModelContext())
-    assert "goal_consensus_within" in set(result.coefficients["term"])
-    assert result.exposure == "goal_consensus"
+    assert "goal_alliance_client_within" in set(result.coefficients["term"])
+    assert result.exposure == "goal_alliance_client"
 
 
 def test_errors() -> None:

@@ -275,12 +275,7 @@ def test_gathered_lrt_row_is_not_an_exposure_effect(tmp_path: Path, study, defau
         folder.mkdir()
         write_model_result(fitted, folder / "c.csv", folder / "d.json")
         files.append(folder)
-    table, diagnostics = gather_models(
-        [f / "c.csv" for f in files],
-        [f / "d.json" for f in files],
-        primary_outcome="phq9",
-        primary_exposure="joint_goal_share",
-    )
+    table, diagnostics = gather_models([f / "c.csv" for f in files], [f / "d.json" for f in files])
     row = table.loc[table["model"] == "growth_lrt_interaction"].iloc[0]
     assert not row["exposure_effect"] and not row["primary"] and pd.isna(row["p_fdr"])
     assert table.loc[table["term"] == "time:joint_goal_share", "primary"].all()

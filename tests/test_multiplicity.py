@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pandas as pd
 import pytest
 
+from accord.errors import ConfigError
+from accord.models.gather import gather_models
 from accord.models.multiplicity import add_fdr, exposure_effect
+from accord.models.spec import model_specs
 from accord.models.tidy import coefficient_frame
 
 EXPOSURE = "joint_goal_share"
@@ -60,25 +64,40 @@ def test_exposure_effect_rows():
     ]
 
 
+ROLES = {
+    "growth": "primary",
+    "ancova": "sensitivity",
+    "mediation": "decomposition",
+    "growth_gad7": "secondary",
+    "dropout": "secondary",
+    "recovery_arm": "secondary",
+    "failed": "secondary",
+}
+
+
 def test_benjamini_hochberg_by_hand():
-    # Family p = 0.01, 0.04, 0.03, 0.20 (m = 4). Sorted with ranks: 0.01 (1), 0.03 (2),
-    # 0.04 (3), 0.20 (4); p * m / rank = 0.04, 0.06, 0.0533, 0.20. Step-up (running minimum
-    # from the largest rank down): 0.20; min(0.0533, 0.20) = 0.0533; min(0.06, 0.0533) =
-    # 0.0533; min(0.04, 0.0533) = 0.04. In the original order: 0.04, 0.0533, 0.0533, 0.20.
-    out = add_fdr(table(), "phq9", EXPOSURE).set_index(["model", "term"])
-    assert out.loc[("growth_gad7", f"time:{EXPOSURE}"), "p_fdr"] == pytest.approx(0.04)
-    assert out.loc[("dropout", EXPOSURE), "p_fdr"] == pytest.approx(0.16 / 3)
-    assert out.loc[("recovery_arm", "arm[T.usual_care]"), "p_fdr"] == pytest.approx(0.16 / 3)
-    assert out.loc[("mediation", "acme"), "p_fdr"] == pytest.approx(0.20)
+    # Family (the secondary models' exposure effects) p = 0.01, 0.04, 0.03 (m = 3). Sorted
+    # with ranks: 0.01 (1), 0.03 (2), 0.04 (3); p * m / rank = 0.03, 0.045, 0.04. Step-up
+    # (running minimum from the largest rank down): 0.04; min(0.045, 0.04) = 0.04;
+    # min(0.03, 0.04) = 0.03. In the original order: 0.03, 0.04, 0.04.
+    out = add_fdr(table(), ROLES).set_index(["model", "term"])
+    assert out.loc[("growth_gad7", f"time:{EXPOSURE}"), "p_fdr"] == pytest.approx(0.03)
+    assert out.loc[("dropout", EXPOSURE), "p_fdr"] == pytest.approx(0.04)
+    assert out.loc[("recovery_arm", "arm[T.usual_care]"), "p_fdr"] == pytest.approx(0.04)
 
 
-def test_primary_rows_unadjusted_and_others_missing():
-    out = add_fdr(table(), "phq9", EXPOSURE).set_index(["model", "term"])
+def test_exactly_one_primary_test_and_sensitivity_rows_outside_the_family():
+    # The ANCOVA has the primary's outcome and exposure but is a sensitivity analysis: it is
+    # neither primary nor adjusted; the mediation ACME is a decomposition.
+    out = add_fdr(table(), ROLES).set_index(["model", "term"])
     primary = out.index[out["primary"].fillna(False).to_numpy(dtype=bool)].tolist()
-    assert primary == [("growth", f"time:{EXPOSURE}"), ("ancova", EXPOSURE)]
+    assert primary == [("growth", f"time:{EXPOSURE}")]
     assert out.loc[("growth", f"time:{EXPOSURE}"), "p_fdr"] == 0.002
-    assert out.loc[("ancova", EXPOSURE), "p_fdr"] == 0.03
+    assert out.loc[("ancova", EXPOSURE), "role"] == "sensitivity"
+    assert out.loc[("mediation", "acme"), "role"] == "decomposition"
     for key in [
+        ("ancova", EXPOSURE),
+        ("mediation", "acme"),
         ("growth", EXPOSURE),
         ("growth", "Intercept"),
         ("dropout", "early_alliance"),
@@ -90,15 +109,67 @@ def test_primary_rows_unadjusted_and_others_missing():
 
 
 def test_exposure_terms_override():
-    out = add_fdr(table(), "phq9", EXPOSURE, exposure_terms={"dropout": "early_alliance"})
+    out = add_fdr(table(), ROLES, exposure_terms={"dropout": "early_alliance"})
     out = out.set_index(["model", "term"])
     assert math.isnan(out.loc[("dropout", EXPOSURE), "p_fdr"])
-    # family now 0.01, 0.001, 0.03, 0.20: the alliance row is rank 1, 0.001 * 4 = 0.004
-    assert out.loc[("dropout", "early_alliance"), "p_fdr"] == pytest.approx(0.004)
-    assert out.loc[("growth_gad7", f"time:{EXPOSURE}"), "p_fdr"] == pytest.approx(0.02)
+    # family now 0.01, 0.001, 0.03: the alliance row is rank 1, 0.001 * 3 = 0.003
+    assert out.loc[("dropout", "early_alliance"), "p_fdr"] == pytest.approx(0.003)
+    # 0.01 is rank 2: 0.01 * 3 / 2 = 0.015
+    assert out.loc[("growth_gad7", f"time:{EXPOSURE}"), "p_fdr"] == pytest.approx(0.015)
 
 
 def test_no_secondary_tests():
     only_primary = table().query("model == 'growth'")
-    out = add_fdr(only_primary, "phq9", EXPOSURE)
+    out = add_fdr(only_primary, ROLES)
     assert out["p_fdr"].notna().sum() == 1
+
+
+def test_unknown_role_is_an_error():
+    with pytest.raises(ValueError, match="unknown role 'exploratory'"):
+        add_fdr(table(), {"growth": "exploratory"})
+
+
+def test_default_plan_has_one_primary_and_labelled_roles():
+    specs = {spec.id: spec for spec in model_specs({})}
+    roles = {model_id: spec.model_role for model_id, spec in specs.items()}
+    assert [m for m, role in roles.items() if role == "primary"] == ["growth"]
+    assert roles["mediation_early_alliance"] == "decomposition"
+    assert roles["ancova"] == roles["sensitivity_mice"] == "sensitivity"
+    assert roles["growth_lrt_interaction"] == "sensitivity"
+    assert roles["sensitivity_dropout_alliance"] == "sensitivity"
+    assert roles["dropout"] == roles["growth_gad7"] == "secondary"
+    # the dropout model is the total association; early alliance (on the path from
+    # goal-setting to dropout) only in the labelled sensitivity model
+    assert specs["dropout"].covariates == ("phq9_first",)
+    assert "early_alliance" in specs["sensitivity_dropout_alliance"].covariates
+    assert "early_alliance" not in specs["sensitivity_dropout_min_sessions"].covariates
+
+
+def test_two_primary_models_are_a_config_error():
+    config = {
+        "models": [
+            {"id": "a", "kind": "growth", "primary": True},
+            {"id": "b", "kind": "ancova", "primary": True},
+        ]
+    }
+    with pytest.raises(ConfigError, match="exactly one model is the primary test"):
+        model_specs(config)
+    with pytest.raises(ConfigError, match="role 'main' is not one of"):
+        model_specs({"models": [{"id": "a", "kind": "growth", "role": "main"}]})
+
+
+def test_gathered_roles_come_from_the_diagnostics(tmp_path):
+    rows = table()
+    coefficients, diagnostics = [], []
+    for model, part in rows.groupby("model", sort=False):
+        folder = tmp_path / str(model)
+        folder.mkdir()
+        part.to_csv(folder / "coefficients.csv", index=False)
+        role = {"model": model, "role": ROLES[str(model)]}
+        (folder / "diagnostics.json").write_text(json.dumps(role), encoding="utf-8")
+        coefficients.append(folder / "coefficients.csv")
+        diagnostics.append(folder / "diagnostics.json")
+    gathered, _ = gather_models(coefficients, diagnostics)
+    flagged = gathered.loc[gathered["primary"].fillna(False).astype(bool), ["model", "term"]]
+    assert flagged.apply(tuple, axis=1).tolist() == [("growth", f"time:{EXPOSURE}")]
+    assert gathered.loc[gathered["model"] == "ancova", "role"].eq("sensitivity").all()

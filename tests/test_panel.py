@@ -129,7 +129,11 @@ def test_panel_score_columns(clients, sessions, scores):
     fixed += ["therapist_id", "site_id", "arm"]
     scored = ["gas_t", "phq9", "srs", "wai_sr", "wai_sr_goal", "wai_sr_therapist"]
     centred = ["alliance", "alliance_between", "alliance_within"]
-    centred += ["goal_consensus", "goal_consensus_between", "goal_consensus_within"]
+    centred += [
+        "goal_alliance_client",
+        "goal_alliance_client_between",
+        "goal_alliance_client_within",
+    ]
     assert list(panel.columns) == fixed + scored + centred
     a = panel[panel["client_id"] == "A"].set_index("session_number")
     assert a["phq9"].tolist()[0] == 14 and a.loc[3, "phq9"] == 9
@@ -153,9 +157,9 @@ def test_within_between_decomposition(clients, sessions, scores):
     total = panel["alliance_within"] + panel["alliance_between"] + 3.25
     assert total[seen].tolist() == pytest.approx(panel.loc[seen, "alliance"].tolist())
     # goal consensus: A (2, 4) -> 3, B (5) -> 5, grand mean 4 -> between -1 and +1
-    assert a["goal_consensus_between"].iloc[0] == pytest.approx(-1.0)
-    assert b["goal_consensus_between"].iloc[0] == pytest.approx(1.0)
-    assert a["goal_consensus_within"].tolist()[1:] == pytest.approx(
+    assert a["goal_alliance_client_between"].iloc[0] == pytest.approx(-1.0)
+    assert b["goal_alliance_client_between"].iloc[0] == pytest.approx(1.0)
+    assert a["goal_alliance_client_within"].tolist()[1:] == pytest.approx(
         [-1.0, np.nan, 1.0], nan_ok=True
     )
 

@@ -17,7 +17,7 @@ import pytest
 from accord.report import render_report
 from accord.report.figures import FIGURE_SIZE_PX, prepost_figure
 from accord.report.parts import Plot, Section, table
-from accord.report.sections.dropout import km_curve
+from accord.report.sections.dropout import cif_curve
 from accord.report.sections.therapist import drawable_effects
 from accord.report.text import suppress_counts_in
 
@@ -90,6 +90,7 @@ def write_hand_results(root: Path) -> Path:
             "phq9_n_assessments": pd.array([3] * n, dtype="Int64"),
             "sessions_to_dropout": pd.array([2, 4, 6, 8, 10] * 10, dtype="Int64"),
             "dropout_event": pd.array([True, False] * 25, dtype="boolean"),
+            "end_event": pd.array(["dropout", "completion"] * 25, dtype="string"),
             "dropout": pd.array([True, False] * 25, dtype="boolean"),
         }
     )
@@ -303,17 +304,16 @@ def test_table1_has_smd_and_complementary_suppression(hand_report):
     assert rows["\u2003female"] == ["*", "*", "34 (68.0%)", "<11", ""]
 
 
-def test_kaplan_meier_curve_by_hand_and_cut_where_few_are_at_risk():
-    part = pd.DataFrame({"time": [1.0, 2, 2, 3, 4], "event": [1.0, 1, 0, 1, 0]})
-    curve = km_curve(part, min_cell=3)
-    # S(1) = 4/5; S(2) = 0.8 x 3/4 = 0.6; at time 3 only 2 clients are at risk: cut.
+def test_cumulative_incidence_curve_by_hand_and_cut_where_few_are_at_risk():
+    # cause 1 dropout, 2 completion, 0 censored
+    part = pd.DataFrame({"time": [1.0, 2, 2, 3, 4], "cause": [1, 1, 2, 1, 0]})
+    curve = cif_curve(part, min_cell=3)
+    # t = 1: 5 at risk, F = 1/5, S = 4/5; t = 2: 4 at risk, a dropout and a completion:
+    # F = .2 + .8 x 1/4 = .4, S = .8 x 2/4 = .4; at time 3 only 2 clients are at risk: cut.
     assert curve["time"].tolist() == [0.0, 1.0, 2.0]
-    assert curve["survival"].tolist() == pytest.approx([1.0, 0.8, 0.6])
+    assert curve["incidence"].tolist() == pytest.approx([0.0, 0.2, 0.4])
     assert curve["at_risk"].tolist() == [5, 5, 4]
-    # Greenwood: var S(2) = 0.6^2 (1/(5 x 4) + 1/(4 x 3)); log-scale CI.
-    se = 0.6 * np.sqrt(1 / 20 + 1 / 12)
-    half = 1.959963984540054 * se / 0.6
-    assert curve["ci_low"].iloc[2] == pytest.approx(0.6 * np.exp(-half))
+    assert 0 < curve["ci_low"].iloc[2] < 0.4 < curve["ci_high"].iloc[2] < 1
 
 
 def test_dropout_section_has_number_at_risk_and_ratios(hand_report):
@@ -343,8 +343,9 @@ def test_forest_table_lists_exposure_effects_on_their_scales(hand_report):
     _, text, _ = hand_report
     rows = html_tables(text)["models_exposure_effects"]
     assert [r[0] for r in rows] == ["growth (b)", "dropout (OR)", "dropout_cox (HR)"]
-    assert rows[0][2:4] == ["\u22120.250", "[\u22120.400, \u22120.100]"]
-    assert rows[1][2] == "0.610"
+    assert rows[0][3:5] == ["\u22120.250", "[\u22120.400, \u22120.100]"]
+    assert rows[1][3] == "0.610"
+    assert [r[1] for r in rows] == ["primary", "secondary", "secondary"]
 
 
 def test_counts_in_model_warnings_and_guard_warnings_are_suppressed(hand_report):
@@ -420,7 +421,7 @@ def test_workflow_writes_the_report_with_its_tables_and_figures(workflow_run):
     text = (folder / "report.html").read_text(encoding="utf-8")
     for name in ("table1_sample", "models_coefficients", "dropout_number_at_risk", "mediation"):
         assert (folder / "tables" / f"{name}.csv").is_file(), name
-    for name in ("dropout_kaplan_meier", "models_forest", "outcomes_trajectory_phq9"):
+    for name in ("dropout_cumulative_incidence", "models_forest", "outcomes_trajectory_phq9"):
         for suffix in (".svg", ".png"):
             assert (folder / "figures" / f"{name}{suffix}").is_file(), name
     for name, rows in html_tables(text).items():
@@ -430,11 +431,11 @@ def test_workflow_writes_the_report_with_its_tables_and_figures(workflow_run):
     assert not any(cid in text for cid in clients["client_id"])
 
 
-def test_kaplan_meier_curve_runs_on_flat_while_enough_clients_are_at_risk():
-    part = pd.DataFrame({"time": [1.0, 2, 3, 4, 5, 6], "event": [1.0, 0, 0, 0, 0, 1]})
-    curve = km_curve(part, min_cell=3)
-    # S(1) = 5/6; the event at 6 has 1 client at risk (cut), and 4 is the last time with 3 or
+def test_cumulative_incidence_curve_runs_on_flat_while_enough_clients_are_at_risk():
+    part = pd.DataFrame({"time": [1.0, 2, 3, 4, 5, 6], "cause": [1, 2, 0, 2, 0, 1]})
+    curve = cif_curve(part, min_cell=3)
+    # F(1) = 1/6; the dropout at 6 has 1 client at risk (cut), and 4 is the last time with 3 or
     # more at risk, so the curve runs flat from 1 to 4.
     assert curve["time"].tolist() == [0.0, 1.0, 4.0]
-    assert curve["survival"].tolist() == pytest.approx([1.0, 5 / 6, 5 / 6])
+    assert curve["incidence"].tolist() == pytest.approx([0.0, 1 / 6, 1 / 6])
     assert curve["at_risk"].tolist() == [6, 6, 3]

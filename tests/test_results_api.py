@@ -59,6 +59,8 @@ CONTRACT_COLUMNS = {
         "dropout",
         "early_alliance",
         "joint_goal_share",
+        "late_goal_share",
+        "goal_alliance_client",
         "goal_consensus",
         "gas_t",
         "phq9_first",

@@ -189,7 +189,7 @@ def test_recovers_the_simulated_therapist_share(study) -> None:
         outcome="phq9",
         exposure="joint_goal_share",
         primary=True,
-        options={"n_boot": 50},
+        options={"n_boot": 50, "design": "null"},
     )
     result = fit_therapist_spec(panel, client_measures, spec, ModelContext(seed=4))
     assert list(result.coefficients.columns) == COEFFICIENT_COLUMNS

@@ -132,13 +132,14 @@ def planned_jobs(workdir: Path, target: str) -> dict[str, int]:
 
 @pytest.mark.parametrize(
     ("n_clients", "setting", "chunk_jobs"),
-    [(400, None, 0), (400, 3, 12), (12_000, None, 12)],
+    [(400, None, 0), (400, 3, 15), (12_000, None, 15)],
 )
 def test_bootstrap_jobs_follow_the_chunk_setting(
     tmp_path: Path, n_clients: int, setting: int | None, chunk_jobs: int
 ) -> None:
-    # Four models have a bootstrap (therapist and three mediation models). A small study draws
-    # them in the model's own job; "auto" gives 12,000 clients three chunks each.
+    # Five models have a bootstrap (the post-adjusted and the null therapist models, three
+    # mediation models). A small study draws them in the model's own job; "auto" gives 12,000
+    # clients three chunks each.
     config: dict = {
         "studies": {"s": {"path": "data/s", "simulate": {"n_clients": n_clients, "seed": 3}}}
     }
@@ -147,7 +148,7 @@ def test_bootstrap_jobs_follow_the_chunk_setting(
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     jobs = planned_jobs(tmp_path, "results/s/models/coefficients.csv")
     assert jobs.get("bootstrap_model", 0) == chunk_jobs
-    assert jobs["fit_model"] == 20
+    assert jobs["fit_model"] == 22
 
 
 def test_the_shipped_consortium_config_draws_and_pools_its_sites(tmp_path: Path) -> None:

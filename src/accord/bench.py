@@ -327,14 +327,14 @@ def _run_stage(stage: str, folder: Path, *, seed: int) -> dict[str, Any]:
         write_json(out / "measures_metadata.json", result.metadata)
         rows = len(result.session_panel)
     elif stage.startswith("model:"):
-        from accord.models.spec import find_spec, fit_function, model_context, model_specs
+        from accord.models.spec import find_spec, fit_model, model_context, model_specs
         from accord.models.tidy import write_model_result
 
         spec = find_spec(model_specs(config), stage.removeprefix("model:"))
         panel = read_validated(out / "session_panel.parquet")
         client_measures = read_validated(out / "client_measures.parquet")
         start = time.perf_counter()
-        result = fit_function(spec.kind)(panel, client_measures, spec, model_context(config))
+        result = fit_model(panel, client_measures, spec, model_context(config))
         seconds = time.perf_counter() - start
         folder_out = out / "models" / spec.id
         folder_out.mkdir(parents=True, exist_ok=True)
@@ -382,8 +382,6 @@ def _report(folder: Path, config: dict[str, Any]) -> int:
     coefficients, diagnostics = gather_models(
         [p / "coefficients.csv" for p in fitted],
         [p / "diagnostics.json" for p in fitted],
-        primary_outcome=analysis["primary_outcome"],
-        primary_exposure=analysis["primary_exposure"],
     )
     write_csv(models / "coefficients.csv", coefficients)
     write_json(models / "diagnostics.json", diagnostics)

@@ -34,16 +34,20 @@ improved (reliable improvement, not recovered), deteriorated (reliable worsening
 (otherwise). A reliable improver whose clinical status cannot be judged (no cut-off) has no
 category.
 
-NHS Talking Therapies (formerly IAPT) indicators, for clients who finished a course of treatment
-(2 or more sessions attended). Every indicator but `nhs_finished` needs paired scores
-(first and last) on both PHQ-9 and GAD-7, as the NHS definitions do; it is NA otherwise.
+NHS Talking Therapies (formerly IAPT) indicators, for clients who finished a course of treatment:
+treatment has ENDED (an end reason is recorded and it is not `ongoing`) and 2 or more treatment
+sessions were attended; a client still in treatment, or whose end is not recorded, has not
+finished, however many sessions they attended. Every indicator but `nhs_finished` needs
+paired scores (first and last) on both PHQ-9 and GAD-7, as the NHS definitions do; it is NA
+otherwise.
 caseness = PHQ-9 >= 10 or GAD-7 >= 8 at first; recovery (defined for cases) = below caseness on
 both at last; reliable improvement = reliable improvement on PHQ-9 or GAD-7 and reliable
 deterioration on neither; reliable recovery = recovery and reliable improvement; reliable
 deterioration = reliable deterioration on either. They always use the published values.
 
-PHQ-9 response: last at most half the first, from a first score of 10 or more (NA otherwise);
-remission: last below 5. Both need two assessments.
+PHQ-9 response (at most half the intake score) and remission (below 5), both at the
+end-of-treatment score and both defined only for baseline cases (intake 10 or more; NA
+otherwise), so their denominator is the baseline cases with that score (measures.md).
 """
 
 from __future__ import annotations
@@ -389,34 +393,50 @@ class _ChangeRules:
 def response_remission(
     change: pd.DataFrame,
     *,
+    at: str = "post",
     baseline_min: float = 10,
     response_share: float = 0.5,
     remission_below: float = 5,
 ) -> pd.DataFrame:
-    """PHQ-9 response (at least a 50 % reduction from a first score >= 10) and remission (last < 5).
+    """PHQ-9 response (at least a 50 % reduction) and remission (below 5), at the score `at`.
 
-    `change` is an `outcome_change` frame; both need two assessments.
+    `change` is an `outcome_change` frame with the column `at` (the end-of-treatment score
+    ``post``; ``last`` only for a labelled LOCF sensitivity). Both are defined only for baseline
+    cases (first score at least `baseline_min`) with a score at `at`; NA otherwise, so the
+    denominator of either rate is the count of non-missing values.
     """
+    if at not in change.columns:
+        raise ValueError(f"response_remission: the change frame has no column {at!r}")
     first = change["first"].to_numpy(dtype=np.float64)
-    last = change["last"].to_numpy(dtype=np.float64)
+    end = change[at].to_numpy(dtype=np.float64)
     paired = change["n_assessments"].to_numpy(dtype=np.int64) >= 2
     with np.errstate(invalid="ignore"):
-        response = last <= (1.0 - response_share) * first + EPS
-        eligible = paired & (first >= baseline_min)
-        remission = last < remission_below
+        eligible = paired & ~np.isnan(end) & (first >= baseline_min)
+        response = end <= (1.0 - response_share) * first + EPS
+        remission = end < remission_below
     return pd.DataFrame(
         {
             "response": nullable_bool(response, eligible),
-            "remission": nullable_bool(remission, paired),
+            "remission": nullable_bool(remission, eligible),
         },
         index=change.index,
     )
+
+
+def treatment_ended(end_reason: pd.Series | None, index: pd.Index) -> np.ndarray:
+    """Whether each client's treatment has ended: an end reason is recorded and is not
+    ``ongoing`` (False where `end_reason` is None or missing)."""
+    if end_reason is None:
+        return np.zeros(len(index), dtype=bool)
+    reason = end_reason.reindex(index).astype("string")
+    return np.asarray((reason.notna() & reason.ne("ongoing")).fillna(False), dtype=bool)
 
 
 def nhs_indicators(
     phq9: pd.DataFrame,
     gad7: pd.DataFrame,
     sessions_attended: pd.Series,
+    end_reason: pd.Series | None,
     *,
     phq9_caseness: float = 10,
     gad7_caseness: float = 8,
@@ -424,12 +444,13 @@ def nhs_indicators(
     """NHS Talking Therapies indicators from PHQ-9 and GAD-7 `outcome_change` frames.
 
     The frames' reliable_improvement_last / reliable_deterioration_last (first to last) must
-    come from the published
-    reliable-change values (6 and 4 points). Columns `NHS_COLUMNS`, nullable booleans.
+    come from the published reliable-change values (6 and 4 points). `end_reason` (indexed by
+    client_id) decides who has ended treatment (`treatment_ended`); None means no end is
+    recorded for anyone. Columns `NHS_COLUMNS`, nullable booleans.
     """
     index = phq9.index
     attended = sessions_attended.reindex(index).fillna(0).to_numpy(dtype=np.int64)
-    finished = attended >= NHS_FINISHED_SESSIONS
+    finished = treatment_ended(end_reason, index) & (attended >= NHS_FINISHED_SESSIONS)
     paired = (
         finished
         & (phq9["n_assessments"].to_numpy(dtype=np.int64) >= 2)

@@ -23,7 +23,10 @@ undefined (NA) rather than call a client still in therapy a dropout.
 
 For survival models, `sessions_to_dropout` is the number of sessions attended (a dropout leaves
 after their last attended session; a censored client was last seen there) and `dropout_event` is
-the chosen definition (False = censored).
+the chosen definition (False = censored). `end_event` says how treatment ended for competing-risk
+curves: `dropout` (the chosen definition), `completion` (treatment ended, end reason recorded and
+not `ongoing`, without dropout: completed, referred on or other), or `censored` (still in
+treatment, or no end recorded).
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ ENGAGEMENT_COLUMNS = (
     "dropout_last_scheduled_missed",
     "sessions_to_dropout",
     "dropout_event",
+    "end_event",
 )
 
 
@@ -151,9 +155,10 @@ def engagement_measures(
         reason = end_reason.reindex(client_ids).astype("string")
         by_reason = pd.array(reason.eq("dropout"), dtype="boolean")
         ongoing = np.asarray(reason.eq("ongoing").fillna(False), dtype=bool)
+        ended = np.asarray((reason.notna() & ~reason.eq("ongoing")).fillna(False), dtype=bool)
     else:
         by_reason = pd.array([pd.NA] * n, dtype="boolean")
-        ongoing = np.zeros(n, dtype=bool)
+        ongoing = ended = np.zeros(n, dtype=bool)
     by_count = nullable_bool(n_attended < min_sessions, ~ongoing)
     last_attended = ClientSeries(code, session, attended.astype(np.float64), n).last()
     by_last = nullable_bool(last_attended == 0.0, ~np.isnan(last_attended) & ~ongoing)
@@ -168,4 +173,8 @@ def engagement_measures(
     out["dropout_last_scheduled_missed"] = by_last
     out["sessions_to_dropout"] = pd.array(n_attended, dtype="Int64")
     out["dropout_event"] = definitions[dropout_definition]
+    chosen = np.asarray(definitions[dropout_definition].fillna(False), dtype=bool)
+    out["end_event"] = pd.array(
+        np.where(chosen, "dropout", np.where(ended, "completion", "censored")), dtype="string"
+    )
     return out[list(ENGAGEMENT_COLUMNS)]

@@ -1,19 +1,30 @@
-"""Collaborative goal-setting per client: the exposures.
+"""Collaborative goal-setting per client: the exposures (measures.md).
 
-- n_goals, joint_goal_share: share of the client's goals set jointly (set_by = joint).
-- goal_consensus: WAI-SR Goal subscale (Hatcher & Gillaspy 2006), client-rated, mean of the
-  first 3 assessed sessions (as early_alliance). Goal consensus - outcome r = .24 (Tryon, Birch &
-  Verkuilen 2018).
-- goal_agreement: 1 - mean(|client_importance - therapist_importance|) / 4 over the goals both
-  rated (importance runs 1..5, so 4 is the largest possible gap).
-- smart_quality: per goal, the share of the 5 SMART criteria met among those recorded; the
-  client's mean over goals with at least one recorded criterion.
-- goal_revisions: number of goals with status `revised`.
+Temporal order: the goal-table exposures use only the goals set within the early window
+(set_session <= `early_sessions`, default 3), so that a goal set because a client was already
+improving does not count toward the exposure; goals set later are counted in late_goal_share.
+
+- n_goals: all the client's goals; late_goal_share: the share of them set after the early
+  window (set_session > early_sessions).
+- joint_goal_share: share of the client's early goals set jointly (set_by = joint).
+- goal_alliance_client: WAI-SR Goal subscale (Hatcher & Gillaspy 2006), client-rated, mean of
+  the first 3 assessed sessions (as early_alliance). The client's view of the goal bond, not a
+  consensus.
+- goal_consensus: client-therapist divergence on the WAI-SR Goal subscale in the early window,
+  the mean of |client - therapist| over the sessions both rated, up to the client's last rating
+  counted in goal_alliance_client (0 = full agreement; item means run 1..5, so 4 is the largest
+  gap). NA where no session in that window has both ratings.
+- goal_agreement: 1 - mean(|client_importance - therapist_importance|) / 4 over the early goals
+  both rated (importance runs 1..5, so 4 is the largest possible gap).
+- smart_quality: per early goal, the share of the 5 SMART criteria met among those recorded;
+  the client's mean over goals with at least one recorded criterion.
+- goal_revisions: number of early goals with status `revised`.
 - gas_t: GAS T-score (Kiresuk & Sherman 1968) at the client's last rated session; gas_change:
-  last minus first (from two rated sessions on).
+  last minus first (from two rated sessions on). These are goal-attainment OUTCOMES, never
+  exposures (`OUTCOME_ONLY`).
 
 Without a goals table every goal-table measure is NA; with one, a client without goals has
-n_goals 0 and NA shares.
+n_goals 0 and NA shares (and a client whose goals were all set late, NA early-goal measures).
 """
 
 from __future__ import annotations
@@ -37,7 +48,9 @@ IMPORTANCE_RANGE = 4.0
 
 GOAL_COLUMNS = (
     "n_goals",
+    "late_goal_share",
     "joint_goal_share",
+    "goal_alliance_client",
     "goal_consensus",
     "goal_agreement",
     "smart_quality",
@@ -45,6 +58,10 @@ GOAL_COLUMNS = (
     "gas_t",
     "gas_change",
 )
+#: Goal measures that are outcomes of treatment (attainment follows it): never exposures.
+OUTCOME_ONLY = ("gas_t", "gas_change")
+#: The goal-table measures computed from the early goals only.
+EARLY_GOAL_COLUMNS = ("joint_goal_share", "goal_agreement", "smart_quality", "goal_revisions")
 
 
 def _mean_by(code: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
@@ -55,26 +72,39 @@ def _mean_by(code: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
         return np.where(count > 0, total / count, np.nan)
 
 
-def goal_table_measures(goals: pd.DataFrame | None, client_ids: pd.Index) -> pd.DataFrame:
-    """n_goals, joint_goal_share, goal_agreement, smart_quality, goal_revisions per client."""
+def goal_table_measures(
+    goals: pd.DataFrame | None, client_ids: pd.Index, early_sessions: int = 3
+) -> pd.DataFrame:
+    """n_goals, late_goal_share and, from the goals set by session `early_sessions`,
+    joint_goal_share, goal_agreement, smart_quality, goal_revisions per client."""
     n = len(client_ids)
     out = pd.DataFrame(index=client_ids)
+    columns = ["n_goals", "late_goal_share", *EARLY_GOAL_COLUMNS]
     if goals is None or goals.empty:
-        out["n_goals"] = nullable_int(np.full(n, np.nan))
-        for column in ("joint_goal_share", "goal_agreement", "smart_quality"):
+        for column in columns:
             out[column] = np.nan
+        out["n_goals"] = nullable_int(np.full(n, np.nan))
         out["goal_revisions"] = nullable_int(np.full(n, np.nan))
-        return out[
-            ["n_goals", "joint_goal_share", "goal_agreement", "smart_quality", "goal_revisions"]
-        ]
+        return out[columns]
 
-    require_columns(goals, ["client_id", "goal_id", "set_by"], "goals")
+    require_columns(goals, ["client_id", "goal_id", "set_by", "set_session"], "goals")
     code = client_codes(goals["client_id"], client_ids)
     keep = code >= 0
     goals = goals.loc[keep]
     code = code[keep]
     n_goals = np.bincount(code, minlength=n)
     out["n_goals"] = pd.array(n_goals, dtype="Int64")
+    late = as_float(goals["set_session"]) > early_sessions
+    out["late_goal_share"] = _mean_by(code, late.astype(float), n)
+    early = _early_goal_measures(goals.loc[~late], code[~late], n)
+    for column in EARLY_GOAL_COLUMNS:
+        out[column] = early[column]
+    return out[columns]
+
+
+def _early_goal_measures(goals: pd.DataFrame, code: np.ndarray, n: int) -> dict[str, object]:
+    """joint_goal_share, goal_agreement, smart_quality and goal_revisions from `goals`."""
+    out: dict[str, object] = {}
     out["joint_goal_share"] = _mean_by(code, flag(goals["set_by"], "joint").astype(float), n)
 
     agreement = np.full(n, np.nan)
@@ -96,9 +126,8 @@ def goal_table_measures(goals: pd.DataFrame | None, client_ids: pd.Index) -> pd.
 
     if "status" in goals.columns:
         revised = flag(goals["status"], "revised").astype(float)
-        out["goal_revisions"] = pd.array(
-            np.bincount(code, weights=revised, minlength=n).astype(np.int64), dtype="Int64"
-        )
+        counts = np.bincount(code, weights=revised, minlength=n).astype(np.int64)
+        out["goal_revisions"] = pd.array(counts, dtype="Int64")
     else:
         out["goal_revisions"] = nullable_int(np.full(n, np.nan))
     return out
@@ -109,24 +138,46 @@ def goal_measures(
     scores: pd.DataFrame | ScoreTable | None,
     client_ids: pd.Index,
     *,
-    consensus_instrument: str = "wai_sr",
-    consensus_scale: str = "goal",
-    consensus_rater: str = "client",
+    goal_instrument: str = "wai_sr",
+    goal_scale: str = "goal",
     early_sessions: int = 3,
     gas_instrument: str = "gas",
     gas_rater: str = "client",
 ) -> pd.DataFrame:
-    """Goal-setting exposures, one row per client in `client_ids` (index: client_id).
+    """Goal-setting measures, one row per client in `client_ids` (index: client_id).
 
-    Columns in `GOAL_COLUMNS` order.
+    `goal_instrument` / `goal_scale` give the goal-alliance scale rated by client and therapist
+    (WAI-SR Goal subscale). Columns in `GOAL_COLUMNS` order.
     """
-    out = goal_table_measures(goals, client_ids)
+    out = goal_table_measures(goals, client_ids, early_sessions)
     scores = ScoreTable.of(scores, client_ids)
-    consensus = ClientSeries.from_scores(
-        scores, client_ids, consensus_instrument, consensus_scale, consensus_rater
+    client = ClientSeries.from_scores(scores, client_ids, goal_instrument, goal_scale, "client")
+    early = client.pos < early_sessions
+    out["goal_alliance_client"] = client.mean(where=early)
+    out["goal_consensus"] = _goal_divergence(
+        client,
+        early,
+        ClientSeries.from_scores(scores, client_ids, goal_instrument, goal_scale, "therapist"),
     )
-    out["goal_consensus"] = consensus.mean(where=consensus.pos < early_sessions)
     gas = ClientSeries.from_scores(scores, client_ids, gas_instrument, "t_score", gas_rater)
     out["gas_t"] = gas.last()
     out["gas_change"] = np.where(gas.count >= 2, gas.last() - gas.first(), np.nan)
     return out[list(GOAL_COLUMNS)]
+
+
+def _goal_divergence(
+    client: ClientSeries, early: np.ndarray, therapist: ClientSeries
+) -> np.ndarray:
+    """Mean |client - therapist| over the sessions both rated, up to the client's last rating
+    in the early window (`early` marks the client's early ratings)."""
+    n = client.n_clients
+    window_end = np.full(n, -1, dtype=np.int64)
+    np.maximum.at(window_end, client.code[early], client.session[early])
+    top = int(max(client.session.max(initial=0), therapist.session.max(initial=0))) + 1
+    client_key = client.code * top + client.session
+    therapist_key = therapist.code * top + therapist.session
+    _, c_at, t_at = np.intersect1d(client_key, therapist_key, return_indices=True)
+    code = client.code[c_at]
+    in_window = client.session[c_at] <= window_end[code]
+    gap = np.abs(client.value[c_at] - therapist.value[t_at])[in_window]
+    return _mean_by(code[in_window], gap, n)

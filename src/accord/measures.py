@@ -32,7 +32,7 @@ from accord.change import (
 )
 from accord.engagement import DROPOUT_DEFINITIONS, engagement_measures
 from accord.errors import AccordError, ConfigError
-from accord.goalsetting import goal_measures
+from accord.goalsetting import OUTCOME_ONLY, goal_measures
 from accord.panel import (
     ScoreTable,
     client_codes,
@@ -48,13 +48,12 @@ END_COMPLETED = "completed"
 #: Client measures that can serve as the primary exposure (measures.md, goal-setting section).
 EXPOSURES = (
     "joint_goal_share",
+    "goal_alliance_client",
     "goal_consensus",
     "goal_agreement",
     "smart_quality",
     "goal_review_rate",
     "goal_revisions",
-    "gas_t",
-    "gas_change",
     "arm",
 )
 CLIENT_COLUMNS = ("therapist_id", "site_id", "arm")
@@ -67,9 +66,12 @@ class MeasureSettings:
     dropout_definition: `end_reason`, `min_sessions` (fewer than `dropout_min_sessions`
         attended) or `last_scheduled_missed`; all three are reported, this one is `dropout`.
     alliance_instrument / _scale / _rater: the alliance series (WAI-SR total, client-rated; the
-        SRS total also works). goal_consensus_instrument / _scale: client-rated goal consensus.
-    early_sessions: assessed sessions averaged for early_alliance and goal_consensus; scheduled
-        sessions (session_number <= early_sessions) for early_attendance_rate and
+        SRS total also works). goal_alliance_instrument / _scale: the goal-alliance scale
+        (WAI-SR Goal subscale): client-rated for goal_alliance_client, client against therapist
+        for goal_consensus.
+    early_sessions: assessed sessions averaged for early_alliance and goal_alliance_client (and
+        the window of goal_consensus); goals set by this session count toward the exposures;
+        scheduled sessions (session_number <= early_sessions) for early_attendance_rate and
         early_homework_rate.
     rupture_sds, rupture_repair_window: rupture size in client SDs (one column pair per value)
         and the assessed sessions within which a rupture counts as repaired.
@@ -95,8 +97,8 @@ class MeasureSettings:
     alliance_instrument: str = "wai_sr"
     alliance_scale: str = "total"
     alliance_rater: str = "client"
-    goal_consensus_instrument: str = "wai_sr"
-    goal_consensus_scale: str = "goal"
+    goal_alliance_instrument: str = "wai_sr"
+    goal_alliance_scale: str = "goal"
     early_sessions: int = 3
     rupture_sds: tuple[float, ...] = (1, 2)
     rupture_repair_window: int = 3
@@ -139,6 +141,12 @@ class MeasureSettings:
             raise ConfigError("measures.rupture_sds must list positive numbers of SDs")
         if self.rci_z <= 0:
             raise ConfigError("measures.rci_z must be positive")
+        if self.primary_exposure in OUTCOME_ONLY:
+            raise ConfigError(
+                f"measures.primary_exposure {self.primary_exposure!r} is a goal-attainment "
+                "outcome (attainment follows treatment), never an exposure; choose from "
+                f"{list(EXPOSURES)}"
+            )
         end = self.end_of_treatment
         if end != END_COMPLETED and (isinstance(end, bool) or not isinstance(end, int) or end < 1):
             raise ConfigError(
@@ -214,7 +222,7 @@ def _outcome_keys(
     table = ScoreTable.of(scores, client_ids)
     process = {
         settings.alliance_instrument,
-        settings.goal_consensus_instrument,
+        settings.goal_alliance_instrument,
         settings.srs_instrument,
     }
     return tuple(
@@ -289,7 +297,7 @@ def _outcomes(
         for column in CHANGE_COLUMNS:
             columns[f"{key}_{column}"] = frame[column]
         if key == "phq9":
-            extra = response_remission(frame)
+            extra = response_remission(frame, at="post")
             columns["phq9_response"] = extra["response"]
             columns["phq9_remission"] = extra["remission"]
     table = pd.DataFrame(columns, index=client_ids)
@@ -303,6 +311,7 @@ def _nhs(
     settings: MeasureSettings,
     frames: dict[str, pd.DataFrame],
     sessions_attended: pd.Series,
+    end_reason: pd.Series | None,
 ) -> pd.DataFrame:
     """NHS Talking Therapies indicators, always on the published reliable-change values."""
     phq9, gad7 = _instrument(registry, "phq9"), _instrument(registry, "gad7")
@@ -339,6 +348,7 @@ def _nhs(
         paired["phq9"],
         paired["gad7"],
         sessions_attended,
+        end_reason,
         phq9_caseness=caseness(phq9),
         gad7_caseness=caseness(gad7),
     )
@@ -393,14 +403,16 @@ def _client_measures(
         goals,
         scores,
         client_ids,
-        consensus_instrument=settings.goal_consensus_instrument,
-        consensus_scale=settings.goal_consensus_scale,
+        goal_instrument=settings.goal_alliance_instrument,
+        goal_scale=settings.goal_alliance_scale,
         early_sessions=settings.early_sessions,
         gas_rater=settings.gas_rater,
     )
     end_session = end_sessions(sessions, client_ids, end_reason, settings.end_of_treatment)
     outcomes, thresholds, frames = _outcomes(scores, client_ids, registry, settings, end_session)
-    nhs = _nhs(scores, client_ids, registry, settings, frames, engagement["sessions_attended"])
+    nhs = _nhs(
+        scores, client_ids, registry, settings, frames, engagement["sessions_attended"], end_reason
+    )
     table = pd.concat(
         [
             _client_columns(clients, client_ids),
@@ -459,9 +471,9 @@ def _panel(
         sessions,
         scores,
         alliance=(settings.alliance_instrument, settings.alliance_scale, settings.alliance_rater),
-        goal_consensus=(
-            settings.goal_consensus_instrument,
-            settings.goal_consensus_scale,
+        goal_alliance_client=(
+            settings.goal_alliance_instrument,
+            settings.goal_alliance_scale,
             "client",
         ),
     )

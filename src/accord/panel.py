@@ -257,7 +257,7 @@ def session_panel(
     scores: pd.DataFrame | ScoreTable | None,
     *,
     alliance: tuple[str, str, str] = ("wai_sr", "total", "client"),
-    goal_consensus: tuple[str, str, str] = ("wai_sr", "goal", "client"),
+    goal_alliance_client: tuple[str, str, str] = ("wai_sr", "goal", "client"),
 ) -> tuple[pd.DataFrame, dict[str, float]]:
     """One row per client and session: every scheduled session, plus any scored session not in
     the schedule (session 0, the intake assessment, in validated data).
@@ -265,8 +265,9 @@ def session_panel(
     Columns: client_id, session_number, status (missing at session 0), day, attended (False at
     session 0), therapist_id, site_id, arm; one column per scored scale (`scale_column` names;
     client-rated first, then therapist- and observer-rated); then `alliance`, `alliance_between`,
-    `alliance_within` and `goal_consensus`, `goal_consensus_between`, `goal_consensus_within`
-    (`alliance` and `goal_consensus` are the (instrument, scale, rater) given).
+    `alliance_within` and `goal_alliance_client`, `goal_alliance_client_between`,
+    `goal_alliance_client_within` (`alliance` and `goal_alliance_client` are the (instrument,
+    scale, rater) given: by default the client-rated WAI-SR total and Goal subscale).
 
     Returns the panel and the grand means used for centring.
     """
@@ -330,7 +331,7 @@ def session_panel(
     panel = pd.concat([panel, pd.DataFrame(score_columns, index=panel.index)], axis=1)
 
     grand_means: dict[str, float] = {}
-    for name, combo in (("alliance", alliance), ("goal_consensus", goal_consensus)):
+    for name, combo in (("alliance", alliance), ("goal_alliance_client", goal_alliance_client)):
         column = scale_column(*combo)
         values = score_columns.get(column, np.full(len(keys), np.nan))
         within, between, grand_means[name] = within_between(values, row_code, n)

@@ -82,6 +82,7 @@ def model_settings(wildcards):
         "time_coding": spec.time_coding,
         "therapist_effect": spec.therapist_effect,
         "primary": spec.primary,
+        "role": spec.model_role,
         "options": dict(spec.options),
     }
 

@@ -3,12 +3,8 @@ from accord.logs import run_step
 from accord.models.gather import gather_models
 
 with run_step(snakemake.log[0]) as log:
-    analysis = snakemake.config["analysis"]
     coefficients, diagnostics = gather_models(
-        snakemake.input.coefficients,
-        snakemake.input.diagnostics,
-        primary_outcome=analysis["primary_outcome"],
-        primary_exposure=analysis["primary_exposure"],
+        snakemake.input.coefficients, snakemake.input.diagnostics
     )
     write_csv(snakemake.output.coefficients, coefficients)
     write_json(snakemake.output.diagnostics, diagnostics)

@@ -4,24 +4,33 @@ Three kinds, each on the per-client table (one row per client):
 
 ``logistic``
     GLM binomial (logit link, IRLS) of a yes/no client outcome, by default ``dropout`` (the
-    definition chosen in config, measures.md), on the exposure and baseline covariates (for
-    dropout: intake severity ``phq9_first`` and ``early_alliance``, named in config)::
+    definition chosen in config, measures.md), on the exposure and baseline covariates named in
+    config. For dropout the default is intake severity ``phq9_first`` only: the total
+    association. Early alliance lies on the path from goal-setting to dropout, so adjusting for
+    it removes part of what the exposure is associated with; it is added only in a sensitivity
+    model labelled as such::
 
         logit P(y_i = 1) = b0 + b1 x_i + covariates_i
 
     Estimates are log-odds; ``ratio`` is the odds ratio exp(b) with its Wald 95% CI.
 ``cox``
-    Proportional hazards regression (statsmodels PHReg) of ``sessions_to_dropout`` (attended
-    sessions; time to dropout, or to the last attended session for a censored client) with
-    status ``dropout_event``. Tied times (many clients leave after the same session) are handled
-    by Efron's approximation, R's ``survival::coxph`` default, so the estimates match a coxph
-    fit; statsmodels' own default is Breslow's, which shrinks hazard ratios towards 1 when ties
-    are heavy. Estimates are log-hazards; ``ratio`` is the hazard ratio.
+    Cause-specific proportional hazards regression (statsmodels PHReg) of
+    ``sessions_to_dropout`` (attended sessions; time to dropout, or to the last attended session
+    for a censored client) with status ``dropout_event``: completers are censored, so the hazard
+    ratio compares the rate of dropout among clients still in treatment, not the cumulative
+    incidence (`accord.models.competing`). Tied times (many clients leave after the same
+    session) are handled by Efron's approximation, R's ``survival::coxph`` default, so the
+    estimates match a coxph fit; statsmodels' own default is Breslow's, which shrinks hazard
+    ratios towards 1 when ties are heavy. Estimates are log-hazards; ``ratio`` is the hazard ratio.
 ``kaplan_meier``
     Product-limit (Kaplan-Meier) curves of the same time and status by group (trial arm, or
-    exposure tertile) with the log-rank test of equal curves. Only aggregates leave the fit:
-    step points of each curve, numbers at risk at chosen times and median times; a group with
-    fewer than ``min_cell`` clients is left out of all of them (and of the log-rank test).
+    exposure tertile) with the log-rank test of equal curves. Completion is censored, so one
+    minus the curve overstates dropout: the cumulative incidence with completion competing
+    (`accord.models.competing`) is the default dropout curve. Rows name the grouping (the
+    column, or the exposure whose tertiles form the groups) in ``exposure``. Only aggregates
+    leave the fit: step points of each curve, numbers at risk at chosen times and median times;
+    a group with fewer than ``min_cell`` clients is left out of all of them (and of the log-rank
+    test).
 
 Clients with a missing outcome, time, status, exposure or covariate are left out and counted
 in the diagnostics. Warnings raised while fitting (perfect separation, overflow, a singular
@@ -335,7 +344,7 @@ def fit_logistic_spec(
     panel: pd.DataFrame, client_measures: pd.DataFrame, spec: ModelSpec, context: ModelContext
 ) -> ModelResult:
     """`fit_logistic` for a model declared in config: outcome, exposure and covariates from the
-    entry (for dropout set ``outcome: dropout``, covariates ``phq9_first``, ``early_alliance``);
+    entry (for dropout set ``outcome: dropout``, covariates ``phq9_first``);
     option ``exposure_reference`` (the reference level of a two-level text exposure)."""
     del panel, context  # one row per client: the session panel is not needed
     return fit_logistic(
@@ -471,7 +480,7 @@ def fit_cox(
         outcome=time,
         exposure=exposure,
         formula=formula,
-        method=f"partial likelihood, ties: {ties}",
+        method=f"cause-specific Cox, partial likelihood, ties: {ties}",
         optimizer="newton",
         converged=converged,
         warn=warn,
@@ -642,6 +651,9 @@ def fit_kaplan_meier(
     """
     what = f"Kaplan-Meier model {model_id!r}"
     labels, group_info = grouping(client_measures, group, exposure, what)
+    # Every row names what the curves are grouped by: the column, or the exposure whose
+    # tertiles form the groups.
+    named = exposure if group == "exposure_tertile" else group
     durations = pd.to_numeric(
         client_level_column(client_measures, time, what), errors="coerce"
     ).astype(float)
@@ -698,7 +710,7 @@ def fit_kaplan_meier(
     common = {
         "model": model_id,
         "outcome": time,
-        "exposure": exposure,
+        "exposure": named,
         "n_obs": n_obs,
         "n_clients": n_clients,
         "converged": True,
@@ -726,7 +738,7 @@ def fit_kaplan_meier(
     diagnostics = model_diagnostics(
         model_id=model_id,
         outcome=time,
-        exposure=exposure,
+        exposure=named,
         formula=f"Surv({time}, {event}) ~ {group}",
         method="Kaplan-Meier (product-limit); log-rank test",
         optimizer="none",
@@ -753,7 +765,7 @@ def fit_kaplan_meier(
     return ModelResult(
         model=model_id,
         outcome=time,
-        exposure=exposure,
+        exposure=named,
         coefficients=coefficient_frame(rows),
         diagnostics=diagnostics,
     )

@@ -195,6 +195,7 @@ def fit_growth(
     reml: bool = True,
     engine: Literal["profiled", "statsmodels"] = "profiled",
     time_interactions: Sequence[str] = (),
+    planned_sessions: float | None = None,
 ) -> ModelResult:
     """Fit the growth model of `outcome` on `time` x `exposure` (see the module docstring).
 
@@ -204,11 +205,12 @@ def fit_growth(
     level that is not `exposure_reference` (default: the first in sorted order). Clients with
     a missing exposure or covariate are left out and counted in the diagnostics.
 
-    The standardized effect (diagnostics ``extras``) is the model-implied difference in the
-    outcome at the last observed session between exposure 1 and 0 (for an exposure within
-    [0, 1], such as a share or an indicator) or one SD apart (any other exposure), divided
-    by the SD of the outcome at intake (session 0); its 95% CI is from the delta method on
-    the fixed effects, taking the intake SD as known.
+    The standardized effect (diagnostics ``extras``) is Feingold's (2009) d: the time x
+    exposure coefficient times the planned duration `planned_sessions` (T; in the time coding)
+    for exposure 1 vs 0 (for an exposure within [0, 1], such as a share or an indicator) or one
+    SD apart (any other exposure), divided by the SD of the outcome at intake (session 0);
+    its 95% CI scales the coefficient's Wald CI, taking the intake SD as known. Without
+    `planned_sessions` it is not computed (a warning says so).
 
     `time_interactions` names covariates that also get their own time slope (a
     ``time:<covariate>`` term each), such as the site in a one-stage multi-site model.
@@ -238,6 +240,7 @@ def fit_growth(
         reml=reml,
         engine=engine,
         time_interactions=time_interactions,
+        planned_sessions=planned_sessions,
     ).result
 
 
@@ -258,6 +261,7 @@ def fit_growth_model(
     reml: bool = True,
     engine: Literal["profiled", "statsmodels"] = "profiled",
     time_interactions: Sequence[str] = (),
+    planned_sessions: float | None = None,
 ) -> GrowthModel:
     """`fit_growth` (see there for the arguments), returning the fitted model with what
     predictions need (`accord.models.predict`): fixed effects, the conditional modes of every
@@ -363,7 +367,9 @@ def fit_growth_model(
         for term in fe.index
     ]
 
-    standardized = _standardized_effect(data, fe, cov, outcome, exposure, interaction)
+    standardized = _standardized_effect(
+        data, fe, cov, outcome, exposure, interaction, planned_sessions, time_coding
+    )
     if standardized.get("note"):
         warn.append(standardized.pop("note"))
 
@@ -1091,19 +1097,30 @@ def _standardized_effect(
     outcome: str,
     exposure: str,
     interaction: str,
+    planned_sessions: float | None,
+    time_coding: str,
 ) -> dict[str, Any]:
+    """Feingold's (2009) d for a growth model: the difference in model-implied change over the
+    planned duration between two exposure values, in intake SDs of the outcome,
+
+        d = b(time x exposure) x delta x (time(T) - time(0)) / SD(intake),
+
+    T = `planned_sessions` (time(T) = T, or log(T + 1) with log time), delta = 1 for an
+    exposure within [0, 1] (a share or an indicator: 1 vs 0), else 1 SD of the exposure over
+    clients. The 95% CI scales the interaction's Wald CI (the intake SD taken as known). The
+    baseline difference (the exposure's main effect) is not part of d."""
     per_client = data.groupby("client")[exposure].first()
     if per_client.between(0, 1).all():
         delta, contrast = 1.0, "exposure 1 vs 0"
     else:
         delta, contrast = float(per_client.std(ddof=1)), "exposure 1 SD higher"
-    last_session = float(data["session"].max())
-    last_time = float(data.loc[data["session"] == last_session, "time"].iloc[0])
     intake = data.loc[data["session"] == 0, outcome]
     out: dict[str, Any] = {
+        "formula": "Feingold (2009) d = b(time x exposure) x delta x T / SD(intake)",
         "contrast": contrast,
         "exposure_difference": delta,
-        "last_session": last_session,
+        "planned_sessions": math.nan if planned_sessions is None else float(planned_sessions),
+        "time_at_planned_end": math.nan,
         "intake_sd": math.nan,
         "n_intake": len(intake),
         "difference": math.nan,
@@ -1112,14 +1129,15 @@ def _standardized_effect(
         "ci_low": math.nan,
         "ci_high": math.nan,
     }
-    weights = pd.Series(0.0, index=fe.index)
-    if exposure not in weights.index or interaction not in weights.index:
+    if interaction not in fe.index:
         return out
-    weights[exposure] = delta
-    weights[interaction] = delta * last_time
-    difference = float(weights @ fe)
-    se = math.sqrt(max(float(weights @ cov @ weights), 0.0))
-    out.update(difference=difference, difference_se=se)
+    if planned_sessions is None:
+        out["note"] = "no planned duration (analysis.planned_sessions): Feingold d not computed"
+        return out
+    span = math.log1p(planned_sessions) if time_coding == "log" else float(planned_sessions)
+    difference = float(fe[interaction]) * delta * span
+    se = math.sqrt(max(float(cov.loc[interaction, interaction]), 0.0)) * delta * span
+    out.update(time_at_planned_end=span, difference=difference, difference_se=se)
     if len(intake) < 2:
         out["note"] = "no intake (session 0) scores: standardized effect not computed"
         return out
@@ -1136,10 +1154,13 @@ def _standardized_effect(
 def fit_growth_spec(
     panel: pd.DataFrame, client_measures: pd.DataFrame, spec: ModelSpec, context: ModelContext
 ) -> ModelResult:
-    """`fit_growth` for a model declared in config (options: time, exposure_reference)."""
+    """`fit_growth` for a model declared in config (options: time, exposure_reference,
+    planned_sessions: T of Feingold's d, filled from the analysis settings by `model_specs`)."""
+    planned = spec.options.get("planned_sessions")
     return fit_growth(
         panel,
         client_measures,
+        planned_sessions=None if planned is None else float(planned),
         outcome=spec.outcome,
         exposure=spec.exposure,
         time=spec.options.get("time", "session_number"),

@@ -27,7 +27,7 @@ score is an occasion.
 The predictor
 -------------
 ``options["predictor"]`` (default ``"alliance"``) names the panel's person-mean-centred pair
-``<predictor>_within`` and ``<predictor>_between`` (e.g. ``goal_consensus``). Both are centred
+``<predictor>_within`` and ``<predictor>_between`` (e.g. ``goal_alliance_client``). Both are centred
 over all of the client's observations of the predictor, including sessions that enter no pair.
 With a lagged outcome and person-mean centring the within-person estimate carries a small
 bias of order 1 / (sessions per client) (Nickell 1981); with about six alliance ratings per

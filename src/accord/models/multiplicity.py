@@ -10,19 +10,30 @@ Each model contributes the row (or rows) that answer its question, its *exposure
 * otherwise the term equal to the exposure (``joint_goal_share`` in an ANCOVA, a logistic or
   a Cox model), or a level of a categorical exposure (``arm[T.usual_care]``,
   ``C(arm)[T.usual_care]``);
-* the ACME of a mediation model (term ``acme``): the question is whether the exposure works
-  through the mediator. The ADE, total effect and proportion mediated are not in the family.
+* the ACME of a mediation model (term ``acme``), the indirect association through the
+  mediator; mediation models are decompositions, outside the secondary family (Roles).
 
 `exposure_terms` overrides this rule for the models it names. Intercepts, covariates, random
 effects and every other row are not tests of the exposure and get no adjusted p-value.
 
-The family is every exposure-effect row of every model whose (outcome, exposure) is not the
-primary pair named in config, adjusted together in one step (Benjamini & Hochberg 1995, JRSS B
-57:289; statsmodels ``multipletests(method="fdr_bh")``). The exposure-effect rows of models of
-the primary pair (the primary analysis and its sensitivity analyses) are the confirmatory
-tests: they are not adjusted (``p_fdr`` equals ``p_value``) and are marked ``primary``. A row
-whose p-value is missing (a model that did not converge) stays out of the family, so it does
-not change the other adjusted values.
+Roles
+-----
+Each model has a role (`accord.models.spec.ModelSpec.model_role`, recorded in its diagnostics):
+
+* ``primary``: the one model marked ``primary: true`` in config. Its exposure effect is the one
+  primary, confirmatory test: not adjusted (``p_fdr`` equals ``p_value``) and marked ``primary``.
+* ``secondary``: the exposure effect of every other declared model is in the secondary family,
+  adjusted together in one step (Benjamini & Hochberg 1995, JRSS B 57:289; statsmodels
+  ``multipletests(method="fdr_bh")``).
+* ``sensitivity`` (a sensitivity analysis of another model: complete case, imputation, LOCF, an
+  alternative definition or exposure, a likelihood-ratio test), ``decomposition`` (a mediation
+  model's ACME, ADE, total effect and proportion mediated) and ``descriptive``: outside the
+  family, with no adjusted p-value, labelled by their role.
+
+The family is therefore the set of models, not of (outcome, exposure) pairs: a sensitivity
+analysis of the primary question is not a second primary test. A row whose p-value is missing
+(a model that did not converge) stays out of the family, so it does not change the other
+adjusted values.
 """
 
 from __future__ import annotations
@@ -32,6 +43,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 from statsmodels.stats.multitest import multipletests
+
+from accord.models.spec import ROLES
 
 # Terms that are a model's exposure effect whatever the exposure is called.
 NAMED_EFFECT_TERMS = ("acme",)
@@ -66,26 +79,25 @@ def exposure_effect(
 
 def add_fdr(
     coefficients: pd.DataFrame,
-    primary_outcome: str,
-    primary_exposure: str,
+    roles: Mapping[str, str],
     exposure_terms: Mapping[str, str | Sequence[str]] | None = None,
 ) -> pd.DataFrame:
-    """`coefficients` with the columns `exposure_effect` (bool), `p_fdr` and `primary` set.
+    """`coefficients` with the columns `exposure_effect` (bool), `role`, `p_fdr` and `primary`.
 
-    `p_fdr` is the Benjamini-Hochberg adjusted p-value for the exposure-effect rows of models
-    that are not of the primary pair (`primary_outcome`, `primary_exposure`); for the
-    exposure-effect rows of the primary pair it is the unadjusted p-value, and those rows (and
-    only those) are `primary`. Other rows have a missing `p_fdr`. See the module docstring for
-    which rows are exposure effects.
+    `roles` maps a model id to its role (`ROLES`); a model it does not name is ``secondary``.
+    `p_fdr` is the Benjamini-Hochberg adjusted p-value for the exposure-effect rows of the
+    secondary models and the unadjusted p-value for the primary model's exposure effect, the
+    one row marked `primary`; every other row has a missing `p_fdr`. See the module docstring.
     """
+    unknown = sorted({str(r) for r in roles.values()} - set(ROLES))
+    if unknown:
+        raise ValueError(f"add_fdr: unknown role {unknown[0]!r}; roles are {list(ROLES)}")
     out = coefficients.copy()
     out["exposure_effect"] = exposure_effect(out, exposure_terms)
-    pair = (out["outcome"].astype(str) == primary_outcome) & (
-        out["exposure"].astype(str) == primary_exposure
-    )
-    primary = out["exposure_effect"] & pair
+    out["role"] = out["model"].map(lambda model: roles.get(str(model), "secondary"))
+    primary = out["exposure_effect"] & out["role"].eq("primary")
     p_value = pd.to_numeric(out["p_value"], errors="coerce").astype(float)
-    family = out["exposure_effect"] & ~pair & p_value.notna()
+    family = out["exposure_effect"] & out["role"].eq("secondary") & p_value.notna()
 
     p_fdr = pd.Series(np.nan, index=out.index, dtype=float)
     if family.any():

@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from accord.errors import ConfigError
+from accord.goalsetting import OUTCOME_ONLY
 from accord.models.tidy import ModelResult
 
 # kind -> "module:function"; imported on use so a kind's dependencies load only when fitted.
@@ -29,6 +30,7 @@ KINDS: Mapping[str, str] = {
     "logistic": "accord.models.dropout:fit_logistic_spec",
     "cox": "accord.models.dropout:fit_cox_spec",
     "kaplan_meier": "accord.models.dropout:fit_kaplan_meier_spec",
+    "cumulative_incidence": "accord.models.competing:fit_cumulative_incidence_spec",
     "clinical_change": "accord.models.clinical_change:fit_clinical_change_spec",
     "mediation": "accord.models.mediation:fit_mediation_spec",
     "ancova": "accord.models.ancova:fit_ancova_spec",
@@ -50,6 +52,28 @@ class ModelSpec:
     therapist_effect: bool = True
     primary: bool = False
     options: Mapping[str, Any] = field(default_factory=dict)
+    role: str | None = None
+
+    @property
+    def model_role(self) -> str:
+        """Where the model's exposure effect stands for multiplicity (`ROLES`): ``primary`` for
+        the model marked primary, else its configured role, else its kind's default."""
+        if self.primary:
+            return "primary"
+        return self.role or DEFAULT_ROLES.get(self.kind, "secondary")
+
+
+#: Roles of a model's exposure effect (analyses.md, Multiplicity): one primary test; the
+#: secondary family, Benjamini-Hochberg adjusted; and rows outside the family.
+ROLES = ("primary", "secondary", "sensitivity", "decomposition", "descriptive")
+#: The role of a kind's models when config names none (secondary for every other kind).
+DEFAULT_ROLES: Mapping[str, str] = {
+    "mediation": "decomposition",
+    "lrt": "sensitivity",
+    "therapist": "descriptive",
+    "kaplan_meier": "descriptive",
+    "cumulative_incidence": "descriptive",
+}
 
 
 @dataclass(frozen=True)
@@ -89,6 +113,8 @@ def model_specs(config: Mapping[str, Any]) -> list[ModelSpec]:
         values.setdefault("time_coding", analysis.get("time_coding", "linear"))
         values["covariates"] = tuple(values.get("covariates", ()))
         values["options"] = dict(values.get("options", {}))
+        if values.get("kind") == "growth":
+            values["options"].setdefault("planned_sessions", planned_sessions(analysis))
         values.setdefault("primary", False)
         specs.append(ModelSpec(**values))
     ids = [spec.id for spec in specs]
@@ -100,9 +126,63 @@ def model_specs(config: Mapping[str, Any]) -> list[ModelSpec]:
             raise ConfigError(
                 f"models: unknown kind {spec.kind!r}; known: {', '.join(sorted(KINDS))}"
             )
+        _check_role(spec)
+        if spec.exposure in OUTCOME_ONLY:
+            raise ConfigError(
+                f"models: {spec.id!r} has the exposure {spec.exposure!r}, a goal-attainment "
+                "outcome (attainment follows treatment); it can be an outcome, never an exposure"
+            )
+    primaries = [spec.id for spec in specs if spec.primary]
+    if len(primaries) > 1:
+        raise ConfigError(
+            f"models: {', '.join(repr(i) for i in primaries)} are all marked primary; exactly "
+            "one model is the primary test (mark the others with a role such as secondary)"
+        )
     if any(spec.kind == "lrt" for spec in specs):
         specs = [resolve_lrt_spec(spec, specs) if spec.kind == "lrt" else spec for spec in specs]
     return specs
+
+
+#: The planned number of sessions when config gives neither a session-number end of treatment
+#: nor analysis.planned_sessions (the schema's default).
+DEFAULT_PLANNED_SESSIONS = 12
+
+
+def planned_sessions(analysis: Mapping[str, Any]) -> int:
+    """T, the planned duration in sessions: ``analysis.end_of_treatment`` when it is a session
+    number, else ``analysis.planned_sessions``."""
+    end = analysis.get("end_of_treatment")
+    if isinstance(end, int) and not isinstance(end, bool):
+        return end
+    return int(analysis.get("planned_sessions", DEFAULT_PLANNED_SESSIONS))
+
+
+def _check_role(spec: ModelSpec) -> None:
+    if spec.role is None:
+        return
+    allowed = [role for role in ROLES if role != "primary"]
+    if spec.role == "primary":
+        raise ConfigError(f"models: {spec.id!r}: mark the primary model with primary: true")
+    if spec.role not in allowed:
+        raise ConfigError(f"models: {spec.id!r}: role {spec.role!r} is not one of {allowed}")
+    if spec.primary:
+        raise ConfigError(
+            f"models: {spec.id!r} is marked primary and given the role {spec.role!r}; choose one"
+        )
+
+
+def fit_model(
+    panel: pd.DataFrame,
+    client_measures: pd.DataFrame,
+    spec: ModelSpec,
+    context: ModelContext,
+    **kwargs: Any,
+) -> ModelResult:
+    """Fit `spec` by the function of its kind; its diagnostics record the model's `role`, which
+    the gathered table uses to form the primary test and the secondary family."""
+    result = fit_function(spec.kind)(panel, client_measures, spec, context, **kwargs)
+    result.diagnostics["role"] = spec.model_role
+    return result
 
 
 def resolve_lrt_spec(spec: ModelSpec, specs: Sequence[ModelSpec]) -> ModelSpec:
@@ -171,7 +251,8 @@ def find_spec(specs: Sequence[ModelSpec], model_id: str) -> ModelSpec:
     raise ConfigError(f"models: no model with id {model_id!r}")
 
 
-# The analysis plan of analyses.md. Entries without outcome or exposure take the primary ones.
+# The analysis plan of analyses.md. Entries without outcome or exposure take the primary ones;
+# entries without a role take their kind's default (`DEFAULT_ROLES`, else secondary).
 DEFAULT_MODELS: list[dict[str, Any]] = [
     {"id": "growth", "kind": "growth", "primary": True},
     {"id": "growth_gad7", "kind": "growth", "outcome": "gad7"},
@@ -190,23 +271,42 @@ DEFAULT_MODELS: list[dict[str, Any]] = [
         "id": "lagged_detrended",
         "kind": "lagged",
         "exposure": "alliance",
+        "role": "sensitivity",
         "options": {"predictor": "alliance", "detrend": True},
     },
     {
-        "id": "lagged_goal_consensus",
+        "id": "lagged_goal_alliance_client",
         "kind": "lagged",
-        "exposure": "goal_consensus",
-        "options": {"predictor": "goal_consensus"},
+        "exposure": "goal_alliance_client",
+        "options": {"predictor": "goal_alliance_client"},
     },
+    # The therapist ICC of post scores adjusted for intake (and the therapist variance in the
+    # intake slope); the null model over all assessments only as a labelled descriptive.
     {"id": "therapist", "kind": "therapist", "exposure": "none", "options": {"n_boot": 200}},
     {
-        "id": "dropout",
+        "id": "therapist_null",
+        "kind": "therapist",
+        "exposure": "none",
+        "role": "descriptive",
+        "options": {"design": "null", "n_boot": 200},
+    },
+    # The total association: early alliance lies on the path from goal-setting to dropout, so
+    # it is added only in the labelled sensitivity model below.
+    {"id": "dropout", "kind": "logistic", "outcome": "dropout", "covariates": ["phq9_first"]},
+    {
+        "id": "sensitivity_dropout_alliance",
         "kind": "logistic",
         "outcome": "dropout",
+        "role": "sensitivity",
         "covariates": ["phq9_first", "early_alliance"],
     },
     {"id": "dropout_cox", "kind": "cox", "outcome": "dropout", "covariates": ["phq9_first"]},
-    {"id": "dropout_km", "kind": "kaplan_meier", "outcome": "dropout", "options": {"group": "arm"}},
+    {
+        "id": "dropout_cif",
+        "kind": "cumulative_incidence",
+        "outcome": "dropout",
+        "options": {"group": "arm"},
+    },
     {"id": "clinical_change", "kind": "clinical_change"},
     # Mediators measured before the outcome (the early window); the outcome is the post score
     # adjusted for intake (phq9_first enters both models).
@@ -219,19 +319,26 @@ DEFAULT_MODELS: list[dict[str, Any]] = [
         }
         for mediator in ("early_attendance_rate", "early_homework_rate", "early_alliance")
     ),
-    {"id": "ancova", "kind": "ancova", "covariates": []},
-    {"id": "sensitivity_locf", "kind": "ancova", "options": {"end": "last"}},
+    {"id": "ancova", "kind": "ancova", "role": "sensitivity", "covariates": []},
+    {"id": "sensitivity_locf", "kind": "ancova", "role": "sensitivity", "options": {"end": "last"}},
     {
         "id": "sensitivity_completers",
         "kind": "ancova",
+        "role": "sensitivity",
         "options": {"completers_only": True},
     },
-    {"id": "sensitivity_mice", "kind": "ancova_mice"},
+    {"id": "sensitivity_mice", "kind": "ancova_mice", "role": "sensitivity"},
     {
         "id": "sensitivity_dropout_min_sessions",
         "kind": "logistic",
         "outcome": "dropout_min_sessions",
-        "covariates": ["phq9_first", "early_alliance"],
+        "role": "sensitivity",
+        "covariates": ["phq9_first"],
     },
-    {"id": "sensitivity_goal_consensus", "kind": "growth", "exposure": "goal_consensus"},
+    {
+        "id": "sensitivity_goal_alliance_client",
+        "kind": "growth",
+        "exposure": "goal_alliance_client",
+        "role": "sensitivity",
+    },
 ]

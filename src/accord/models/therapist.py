@@ -1,4 +1,9 @@
-"""Therapist effects: how much of the outcome variance lies between therapists? (analyses.md)
+"""Therapist effects: the null three-level model over all assessments (analyses.md).
+
+This model is a labelled DESCRIPTIVE (config option ``design: null``): it mixes differences in
+intake between therapists' caseloads into the therapist share, so it is not the quantity behind
+the published "about 5 %". The therapist model of the analysis plan is the post score adjusted
+for intake (`accord.models.therapist_post`, ``design: post``, the default).
 
     y_tij = b0 + v_j + u_ij + e_tij,  v_j ~ N(0, s2_therapist), u_ij ~ N(0, s2_client),
     e_tij ~ N(0, s2_residual)
@@ -647,9 +652,24 @@ def fit_therapist_spec(
     context: ModelContext,
     replicates: pd.DataFrame | None = None,
 ) -> ModelResult:
-    """`fit_therapist` for a model declared in config (option: n_boot); the bootstrap is
-    seeded from the study seed and the model id. `replicates`: the pooled replicate tables of
-    the model's bootstrap jobs, if drawn there."""
+    """The therapist model declared in config: option ``design`` ``post`` (the default: the
+    post score adjusted for intake, `accord.models.therapist_post`) or ``null`` (the null
+    three-level model over all assessments, `fit_therapist`, a labelled descriptive); option
+    n_boot. The bootstrap is seeded from the study seed and the model id. `replicates`: the
+    pooled replicate tables of the model's bootstrap jobs, if drawn there."""
+    design = _design_option(spec)
+    if design == "post":
+        from accord.models.therapist_post import fit_therapist_post
+
+        return fit_therapist_post(
+            client_measures,
+            outcome=spec.outcome,
+            covariates=spec.covariates,
+            n_boot=int(spec.options.get("n_boot", DEFAULT_N_BOOT)),
+            seed=context.seed,
+            model_id=spec.id,
+            replicates=replicates,
+        )
     return fit_therapist(
         panel,
         outcome=spec.outcome,
@@ -668,5 +688,31 @@ def therapist_replicates_spec(
     context: ModelContext,
     replicates: range,
 ) -> pd.DataFrame:
-    """`therapist_icc_replicates` for one chunk of a model declared in config."""
+    """The bootstrap replicates of one chunk of a therapist model declared in config."""
+    if _design_option(spec) == "post":
+        from accord.models.therapist_post import post_icc_replicates
+
+        return post_icc_replicates(
+            client_measures,
+            spec.outcome,
+            spec.covariates,
+            context.seed,
+            replicates,
+            model_id=spec.id,
+        )
     return therapist_icc_replicates(panel, spec.outcome, context.seed, replicates, model_id=spec.id)
+
+
+#: The therapist model's designs (option ``design``): the post score adjusted for intake, or
+#: the null three-level model over all assessments (a labelled descriptive).
+DESIGNS = ("post", "null")
+
+
+def _design_option(spec: ModelSpec) -> str:
+    design = spec.options.get("design", "post")
+    if design not in DESIGNS:
+        raise ConfigError(
+            f"models: {spec.id!r} (therapist) option design is {design!r}; choose one of "
+            f"{list(DESIGNS)}"
+        )
+    return design

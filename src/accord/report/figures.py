@@ -392,10 +392,13 @@ def km_figure(
     risk: pd.DataFrame,
     *,
     xlabel: str = "Sessions attended",
+    value: str = "survival",
+    ylabel: str = "Still in treatment (95% CI)",
 ) -> Figure | None:
-    """Kaplan-Meier curves (columns time, survival, ci_low, ci_high) with pointwise 95% bands,
-    and below them the number at risk (`risk`: one row per group, one column per time, display
-    text already suppressed). None without a curve."""
+    """Step curves over time (columns time, `value`, ci_low, ci_high: Kaplan-Meier survival or
+    a cumulative incidence) with pointwise 95% bands, and below them the number at risk (`risk`:
+    one row per group, one column per time, display text already suppressed). None without a
+    curve."""
     if not curves:
         return None
     with style():
@@ -403,7 +406,7 @@ def km_figure(
         ax, table_ax = fig.axes
         for k, (name, curve) in enumerate(curves.items()):
             colour = PALETTE[k % len(PALETTE)]
-            ax.step(curve["time"], curve["survival"], where="post", color=colour, label=name)
+            ax.step(curve["time"], curve[value], where="post", color=colour, label=name)
             ax.fill_between(
                 curve["time"],
                 curve["ci_low"],
@@ -415,9 +418,9 @@ def km_figure(
             )
         times = [float(t) for t in risk.columns]
         ax.set_ylim(0, 1.02)
-        ax.set_ylabel("Still in treatment (95% CI)")
+        ax.set_ylabel(ylabel)
         ax.set_xlim(min([*times, 0.0]) - 0.3, max([*times, 1.0]) + 0.3)
-        ax.legend(frameon=False, loc="lower left")
+        ax.legend(frameon=False, loc="lower left" if value == "survival" else "upper left")
         ax.set_xticks(times)
         ax.set_xlabel(xlabel)
         table_ax.set_xlim(ax.get_xlim())

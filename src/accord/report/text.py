@@ -52,10 +52,17 @@ def coef(value: Any) -> str:
     return text
 
 
-def p_value(p: Any) -> str:
-    """APA style: three decimals without the leading zero, "< .001" below that."""
+def p_value(p: Any, *, floor: Any = None) -> str:
+    """APA style: three decimals without the leading zero, "< .001" below that.
+
+    `floor` is the smallest p a resampling method can give (a bootstrap p from B replicates is
+    at least 2 / (1 + B)): a p at the floor reads "\u2264" the floor, since the replicates
+    cannot tell it from smaller ones, and never "< .001" when the floor is above .001."""
     if not finite(p):
         return NOT_AVAILABLE
+    if finite(floor) and float(p) <= float(floor) * (1 + 1e-9):
+        shown = f"{float(floor):.3f}" if float(floor) >= 0.001 else f"{float(floor):.1g}"
+        return f"\u2264 {shown.removeprefix('0')}"
     if p < 0.001:
         return "< .001"
     return f"{p:.3f}".removeprefix("0")

@@ -1,15 +1,14 @@
-"""Dropout: Kaplan-Meier curves of time in treatment by arm (or exposure tertile) with the number
-at risk, the log-rank test, and the dropout models' odds and hazard ratios."""
+"""Dropout: cumulative incidence of dropout by arm (or exposure tertile), completion competing,
+with the number at risk, the cause-specific log-rank test, and the dropout models' odds and
+cause-specific hazard ratios."""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
-from statsmodels.duration.survfunc import SurvfuncRight
 
 from accord.disclosure import suppress_count, suppress_table, suppressed_label
+from accord.models.competing import END_EVENT, aalen_johansen, cif_interval, end_event_codes
 from accord.models.dropout import exposure_tertiles
 from accord.report.context import ReportContext
 from accord.report.figures import km_figure, to_plot
@@ -17,25 +16,29 @@ from accord.report.parts import Section, Text, table
 from accord.report.text import finite, interval, num, p_phrase, p_value, term_label, truthy
 
 TIME, EVENT = "sessions_to_dropout", "dropout_event"
-_Z = 1.959963984540054
 
 
 def build(ctx: ReportContext) -> Section:
     """The Dropout section."""
     section = Section("dropout", "Dropout")
     section.add(Text(f"Dropout: {ctx.dropout_text()}."))
-    section.add(*_kaplan_meier(ctx))
+    section.add(*_cumulative_incidence(ctx))
     section.add(*_logrank(ctx))
     section.add(*_ratios(ctx))
     return section
 
 
-def km_groups(ctx: ReportContext) -> tuple[pd.DataFrame | None, str]:
-    """Per client: group, time and event, with the name of the grouping (arm, else tertiles of
-    the primary exposure); None without the columns."""
+def dropout_groups(ctx: ReportContext) -> tuple[pd.DataFrame | None, str, bool]:
+    """Per client: group, time and cause (1 dropout, 2 completion, 0 censored), the name of
+    the grouping (arm, else tertiles of the primary exposure) and whether completion is known
+    (from `end_event`; without it every client who did not drop out is censored). None without
+    the columns."""
     clients = ctx.clients
-    if clients is None or TIME not in clients.columns or EVENT not in clients.columns:
-        return None, ""
+    if clients is None or TIME not in clients.columns:
+        return None, "", False
+    competing = END_EVENT in clients.columns
+    if not competing and EVENT not in clients.columns:
+        return None, "", False
     if "arm" in clients.columns and clients["arm"].notna().any():
         group, name = clients["arm"].astype(object), "arm"
     elif ctx.exposure in clients.columns:
@@ -43,42 +46,46 @@ def km_groups(ctx: ReportContext) -> tuple[pd.DataFrame | None, str]:
         name = f"tertile of {ctx.exposure}"
     else:
         group, name = pd.Series("All clients", index=clients.index, dtype=object), "all clients"
+    cause = (
+        end_event_codes(clients[END_EVENT], "report")
+        if competing
+        else clients[EVENT].astype("boolean").astype(float)
+    )
     frame = pd.DataFrame(
         {
             "group": group,
             "time": pd.to_numeric(clients[TIME], errors="coerce").astype(float),
-            "event": clients[EVENT].astype("boolean").astype(float),
+            "cause": cause,
         }
     ).dropna()
     frame["group"] = frame["group"].astype(str)
-    return frame, name
+    return frame, name, competing
 
 
-def km_curve(part: pd.DataFrame, min_cell: int) -> pd.DataFrame:
-    """Product-limit curve with pointwise 95% CIs (log scale, Greenwood SE, as R's survfit),
-    from time 0, cut at the last time with at least `min_cell` clients at risk."""
-    sf = SurvfuncRight(part["time"].to_numpy(), part["event"].to_numpy())
-    rows = [{"time": 0.0, "survival": 1.0, "ci_low": 1.0, "ci_high": 1.0, "at_risk": len(part)}]
-    for t, s, se, risk in zip(sf.surv_times, sf.surv_prob, sf.surv_prob_se, sf.n_risk, strict=True):
-        if risk < min_cell:
+def cif_curve(part: pd.DataFrame, min_cell: int) -> pd.DataFrame:
+    """Cumulative incidence of dropout, completion competing (Aalen-Johansen, pointwise 95% CIs
+    on the log(-log) scale; `accord.models.competing`), from time 0, cut at the last time with
+    at least `min_cell` clients at risk."""
+    steps = aalen_johansen(part["time"].to_numpy(), part["cause"].to_numpy(dtype=np.int64))
+    rows = []
+    for _, step in steps.iterrows():
+        if step["n_at_risk"] < min_cell:
             break
-        if s > 0 and np.isfinite(se):
-            half = _Z * se / s
-            low, high = s * math.exp(-half), min(1.0, s * math.exp(half))
-        else:
-            low = high = math.nan
+        low, high = cif_interval(float(step["cif"]), float(step["variance"]))
+        if step["time"] == 0:
+            low = high = 0.0
         rows.append(
             {
-                "time": float(t),
-                "survival": float(s),
+                "time": float(step["time"]),
+                "incidence": float(step["cif"]),
                 "ci_low": low,
                 "ci_high": high,
-                "at_risk": int(risk),
+                "at_risk": int(step["n_at_risk"]),
             }
         )
     curve = pd.DataFrame(rows)
-    # Extend the last step to the last time with min_cell clients still at risk: no event
-    # falls in between (the first event with fewer at risk is where the curve was cut).
+    # Extend the last step to the last time with min_cell clients still at risk: no dropout
+    # falls in between (the first dropout with fewer at risk is where the curve was cut).
     times = np.sort(part["time"].unique())
     at_risk = np.array([int((part["time"] >= t).sum()) for t in times])
     eligible = times[at_risk >= min_cell]
@@ -91,12 +98,12 @@ def km_curve(part: pd.DataFrame, min_cell: int) -> pd.DataFrame:
     return curve
 
 
-def _kaplan_meier(ctx: ReportContext) -> list:
-    frame, grouping = km_groups(ctx)
+def _cumulative_incidence(ctx: ReportContext) -> list:
+    frame, grouping, competing = dropout_groups(ctx)
     min_cell = ctx.min_cell
     if frame is None or frame.empty:
         return [
-            Text(f"No {TIME} and {EVENT} columns were found in the client measures.", "missing")
+            Text(f"No {TIME} and {END_EVENT} columns were found in the client measures.", "missing")
         ]
     sizes = frame["group"].value_counts().sort_index()
     keep = [g for g, n in sizes.items() if n >= min_cell]
@@ -106,7 +113,7 @@ def _kaplan_meier(ctx: ReportContext) -> list:
         return [Text(f"No group has {min_cell} or more clients, so no curve is drawn.")]
     last = float(frame["time"].max())
     times = [float(t) for t in np.arange(0.0, last + 1.0, 2.0 if last > 8 else 1.0)]
-    curves = {g: km_curve(frame.loc[frame["group"] == g], min_cell) for g in keep}
+    curves = {g: cif_curve(frame.loc[frame["group"] == g], min_cell) for g in keep}
     risk = pd.DataFrame(
         [
             [
@@ -126,20 +133,26 @@ def _kaplan_meier(ctx: ReportContext) -> list:
         )
         shown = suppress_table(sizes_table, ["n"], min_cell, total_row="__total__")["n"]
         risk[risk.columns[0]] = [shown[g] for g in keep]
-    fig = km_figure(curves, risk)
+    fig = km_figure(curves, risk, value="incidence", ylabel="Dropped out (95% CI)")
+    handling = (
+        "completion (treatment ended otherwise) is a competing event and a client still in "
+        "treatment is censored at their last attended session"
+        if competing
+        else "no end of treatment other than dropout is recorded, so every client who did not "
+        "drop out is censored at their last attended session"
+    )
     if fig is not None:
         out.append(
             to_plot(
                 fig,
-                "dropout_kaplan_meier",
-                alt=f"Kaplan-Meier curves of staying in treatment by {grouping}",
+                "dropout_cumulative_incidence",
+                alt=f"Cumulative incidence of dropout by {grouping}",
                 caption=(
-                    f"Share of clients still in treatment by sessions attended, by {grouping} "
-                    "(Kaplan\u2013Meier, pointwise 95% CIs, log scale with Greenwood SEs); a "
-                    "client who completed or is still in treatment is censored at their last "
-                    f"attended session. A curve stops where fewer than {min_cell} clients are "
-                    f"at risk; counts at risk from 1 to {min_cell - 1} read "
-                    f"\u201c{suppressed_label(min_cell)}\u201d."
+                    f"Share of clients who dropped out by sessions attended, by {grouping} "
+                    "(cumulative incidence, Aalen\u2013Johansen, pointwise 95% CIs on the "
+                    f"log(\u2212log) scale): {handling}. A curve stops where fewer than "
+                    f"{min_cell} clients are at risk; counts at risk from 1 to {min_cell - 1} "
+                    f"read \u201c{suppressed_label(min_cell)}\u201d."
                     + (
                         f" {left_out} group(s) with fewer than {min_cell} clients are not "
                         "drawn, and a size at time 0 that would give them away reads \u201c*\u201d."
@@ -164,7 +177,7 @@ def _logrank(ctx: ReportContext) -> list:
     c = ctx.coefficients
     if c is None:
         return []
-    rows = c.loc[c["term"].astype(str) == "logrank_chi2"]
+    rows = c.loc[c["term"].astype(str).isin(["logrank_chi2", "logrank_cause_specific"])]
     out = []
     for _, r in rows.iterrows():
         diag = ctx.diagnostics.get(str(r["model"]), {})
@@ -176,7 +189,8 @@ def _logrank(ctx: ReportContext) -> list:
         df_text = f"({int(df)})" if finite(df) else ""
         out.append(
             Text(
-                f"Log-rank test of equal curves by {grouping} ({r['model']}): "
+                f"Log-rank test of equal cause-specific hazards of dropout by {grouping} "
+                f"({r['model']}; completers censored): "
                 f"\u03c7\u00b2{df_text} = {num(r['estimate'], 2)}, p {p_phrase(r['p_value'])}."
             )
         )
@@ -201,9 +215,10 @@ def _ratios(ctx: ReportContext) -> list:
         enough = n >= ctx.min_cell
         if truthy(r.get("exposure_effect")):
             highlight.add(i)
+        role = str(r.get("role")) if isinstance(r.get("role"), str) else ""
         rows.append(
             [
-                str(r["model"]),
+                str(r["model"]) + (f" ({role})" if role == "sensitivity" else ""),
                 term_label(str(r["term"])),
                 kind,
                 num(r["ratio"], 2) if enough else hide,
@@ -215,14 +230,19 @@ def _ratios(ctx: ReportContext) -> list:
     return [
         table(
             "dropout_ratios",
-            "Dropout models: odds ratios (logistic) and hazard ratios (Cox)",
+            "Dropout models: odds ratios (logistic) and cause-specific hazard ratios (Cox)",
             ["Model", "Term", "Ratio", "Estimate", "95% CI", "p", "Clients"],
             rows,
             highlight=frozenset(highlight),
             text_columns=frozenset({1}),
             note=(
                 "Per unit of each predictor, adjusted for the others in the model; the exposure "
-                "rows are highlighted. An odds or hazard ratio below 1 means less dropout."
+                "rows are highlighted. A ratio below 1: less dropout at higher values of the "
+                "predictor. The default logistic model adjusts for intake severity only (the "
+                "total association); a model also adjusted for early alliance, which lies on "
+                "the path from goal-setting to dropout, is a labelled sensitivity analysis. The "
+                "Cox model is cause-specific: completers are censored, so its hazard ratio "
+                "compares dropout among clients still in treatment."
             ),
         )
     ]

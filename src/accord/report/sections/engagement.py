@@ -15,13 +15,16 @@ from accord.report.ledger import Ledger
 from accord.report.parts import Heading, Section, Text, table
 from accord.report.text import instrument_label, num, scale_label
 
-#: The goal-setting exposures shown in the report, with their labels and display formats.
+#: The goal-setting measures shown in the report, with their labels and display formats: the
+#: exposures, then goal attainment (an outcome of treatment, shown alongside, never an exposure).
 EXPOSURES = {
     "joint_goal_share": ("Joint goal share", "{:.2f}"),
+    "late_goal_share": ("Late goal share", "{:.2f}"),
+    "goal_alliance_client": ("Goal alliance (client)", "{:.2f}"),
     "goal_consensus": ("Goal consensus", "{:.2f}"),
     "goal_agreement": ("Goal agreement", "{:.2f}"),
     "smart_quality": ("SMART quality", "{:.2f}"),
-    "gas_t": ("GAS T-score (last)", "{:.1f}"),
+    "gas_t": ("GAS T-score (last; an outcome)", "{:.1f}"),
 }
 
 
@@ -251,16 +254,20 @@ def _goalsetting(ctx: ReportContext) -> list:
     out.append(
         table(
             "goalsetting_exposures",
-            "Collaborative goal-setting exposures by arm",
-            ["Exposure", *(c for _ in names for c in ("Mean (SD)", "n"))],
+            "Collaborative goal-setting measures by arm",
+            ["Measure", *(c for _ in names for c in ("Mean (SD)", "n"))],
             rows,
             spans=(("", 1), *((name, 2) for name in names)),
             note=(
-                "Joint goal share: share of the client\u2019s goals set jointly. Goal consensus: "
-                "WAI-SR Goal subscale (1\u20135), client-rated, early sessions. Goal agreement: "
-                "1 \u2212 mean client\u2013therapist importance gap / 4. SMART quality: mean share "
-                "of SMART criteria met. GAS T-score at the last rated session (50 = expected "
-                "attainment). n: clients with a value."
+                "Exposures use the goals set in the early window; late goal share: share of "
+                "the client\u2019s goals set after it. Joint goal share: share of the early goals "
+                "set jointly. Goal alliance (client): WAI-SR Goal subscale (1\u20135), "
+                "client-rated, early sessions. Goal consensus: mean |client \u2212 therapist| on "
+                "the WAI-SR Goal subscale in the early sessions both rated (0 = agreement). Goal "
+                "agreement: 1 \u2212 mean client\u2013therapist importance gap / 4. SMART "
+                "quality: mean share of SMART criteria met. GAS T-score at the last rated "
+                "session (50 = expected attainment), an outcome of treatment, not an exposure. "
+                "n: clients with a value."
             ),
         )
     )
@@ -298,7 +305,14 @@ def _goalsetting(ctx: ReportContext) -> list:
     ]
     correlates = [(c, label) for c, label in correlates if c in clients.columns]
     rows, sizes = [], []
-    for column in ("joint_goal_share", "goal_consensus", "goal_agreement", "smart_quality"):
+    exposures = (
+        "joint_goal_share",
+        "goal_alliance_client",
+        "goal_consensus",
+        "goal_agreement",
+        "smart_quality",
+    )
+    for column in exposures:
         if column not in clients.columns:
             continue
         cells = [agg.correlation(clients, column, y, min_cell) for y, _ in correlates]
@@ -322,8 +336,8 @@ def _goalsetting(ctx: ReportContext) -> list:
                 note=(
                     f"Over the clients with both values ({n_text}); a correlation from fewer "
                     f"than {min_cell} "
-                    "clients is withheld. Goal consensus shares its items with the WAI-SR total, "
-                    "so its correlation with alliance is partly one of a scale with itself. "
+                    "clients is withheld. Goal alliance (client) shares its items with the WAI-SR "
+                    "total, so its correlation with alliance is partly one of a scale with itself. "
                     "Change is last minus first assessment."
                 ),
             )

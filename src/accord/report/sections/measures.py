@@ -267,12 +267,24 @@ def _choices(
             f"{alliance_label(settings)}; early alliance is the mean of the first {early} "
             "assessed sessions.",
         )
-    if settings.get("goal_consensus_instrument"):
-        scale = str(settings.get("goal_consensus_scale", "goal"))
+    if settings.get("goal_alliance_instrument"):
+        scale = str(settings.get("goal_alliance_scale", "goal"))
+        label = scale_label(str(settings["goal_alliance_instrument"]), scale)
+        early = settings.get("early_sessions", 3)
+        add(
+            "Goal alliance (client)",
+            f"{label}, client-rated, mean of the first {early} assessed sessions: the "
+            "client's view of the goal bond, not a consensus.",
+        )
         add(
             "Goal consensus",
-            f"{scale_label(str(settings['goal_consensus_instrument']), scale)}, client-rated, "
-            f"mean of the first {settings.get('early_sessions', 3)} assessed sessions.",
+            f"Client-therapist divergence on the {label}: mean |client \u2212 therapist| over "
+            f"the sessions both rated within the client's first {early} assessed sessions.",
+        )
+        add(
+            "Early goals",
+            f"Goal-setting exposures use the goals set by session {early}; goals set later "
+            "are counted in late_goal_share.",
         )
     if settings.get("rupture_sds"):
         sds = " and ".join(f"{num(k, 1).removesuffix('.0')}" for k in settings["rupture_sds"])

@@ -162,25 +162,48 @@ def _models(ctx: ReportContext) -> str:
             f"{_join(lagged)})."
         )
     therapist = [m for m in models if "icc_therapist" in set(c.loc[c["model"] == m, "term"])]
-    if therapist:
-        boot = (diags.get(therapist[0], {}).get("extras") or {}).get("bootstrap") or {}
+    post = [
+        m
+        for m in therapist
+        if "adjusted for intake" in str((diags.get(m, {}).get("extras") or {}).get("design", ""))
+    ]
+    if post:
+        boot = (diags.get(post[0], {}).get("extras") or {}).get("bootstrap") or {}
         sentences.append(
-            "Therapist effects were estimated with a null three-level model (assessments within "
-            "clients within therapists, REML); the therapist intraclass correlation has a 95% "
-            f"percentile interval from {boot.get('replicates', 'a')} cluster-bootstrap replicates "
-            "resampling therapists."
+            "Therapist effects were estimated on end-of-treatment scores adjusted for intake "
+            "severity (clients within therapists, REML), with the therapist variance in the "
+            "intake slope from a model with a random intercept and slope per therapist; the "
+            "therapist intraclass correlation has a 95% percentile interval from "
+            f"{boot.get('replicates', 'a')} cluster-bootstrap replicates resampling therapists."
+        )
+    null = [m for m in therapist if m not in post]
+    if null:
+        boot = (diags.get(null[0], {}).get("extras") or {}).get("bootstrap") or {}
+        sentences.append(
+            "As a descriptive, a null three-level model (assessments within clients within "
+            "therapists, REML) gives the therapist share of the variance over all assessments, "
+            f"with a 95% percentile interval from {boot.get('replicates', 'a')} cluster-bootstrap "
+            "replicates resampling therapists."
         )
     methods = {m: str(diags.get(m, {}).get("method", "")) for m in models}
     logistic = [m for m, x in methods.items() if x.startswith("ML (GLM binomial")]
-    cox = [m for m, x in methods.items() if x.startswith("partial likelihood")]
+    cox = [m for m, x in methods.items() if "partial likelihood" in x]
     km = [m for m, x in methods.items() if x.startswith("Kaplan-Meier")]
-    if logistic or cox or km:
+    cif = [m for m, x in methods.items() if x.startswith("Aalen-Johansen")]
+    if logistic or cox or km or cif:
         parts = []
         if logistic:
             parts.append(f"logistic regression ({_join(logistic)}; odds ratios)")
         if cox:
             parts.append(
-                f"Cox proportional hazards regression with Efron ties ({_join(cox)}; hazard ratios)"
+                "cause-specific Cox proportional hazards regression with Efron ties, completers "
+                f"censored ({_join(cox)}; hazard ratios)"
+            )
+        if cif:
+            parts.append(
+                "the cumulative incidence of dropout with completion as a competing event "
+                f"(Aalen\u2013Johansen; {_join(cif)}), groups compared by the log-rank test "
+                "of cause-specific hazards"
             )
         if km:
             parts.append("Kaplan\u2013Meier curves compared with the log-rank test")

@@ -128,8 +128,10 @@ def forest_rows(ctx: ReportContext) -> pd.DataFrame:
                 "scale",
                 "term",
                 "p",
+                "p_floor",
                 "p_fdr",
                 "primary",
+                "role",
             ]
         )
     rows = []
@@ -159,12 +161,43 @@ def forest_rows(ctx: ReportContext) -> pd.DataFrame:
                 "scale": scale,
                 "term": f"{r['outcome']}: {term_label(str(r['term']))}",
                 "p": r["p_value"],
+                "p_floor": (diag.get("extras") or {}).get("p_value_resolution"),
                 "p_fdr": r.get("p_fdr"),
                 "primary": truthy(r.get("primary")),
+                "role": _role(r),
             }
         )
-    columns = ["label", "estimate", "ci_low", "ci_high", "scale", "term", "p", "p_fdr", "primary"]
+    columns = [
+        "label",
+        "estimate",
+        "ci_low",
+        "ci_high",
+        "scale",
+        "term",
+        "p",
+        "p_floor",
+        "p_fdr",
+        "primary",
+        "role",
+    ]
     return pd.DataFrame(rows, columns=columns)
+
+
+ROLE_NOTE = (
+    "Role: the one primary test (the model marked primary, its exposure term: p not adjusted); "
+    "secondary tests, whose p-values are Benjamini\u2013Hochberg adjusted together (p (FDR)); "
+    "sensitivity analyses, mediation decompositions and descriptive models, which are outside "
+    "that family and have no adjusted p-value."
+)
+
+
+def _role(row: pd.Series) -> str:
+    """A row's role as the gathered table records it (for a table without roles: primary for
+    the primary row, else secondary)."""
+    if truthy(row.get("primary")):
+        return "primary"
+    role = row.get("role")
+    return str(role) if isinstance(role, str) and role else "secondary"
 
 
 def _forest(ctx: ReportContext) -> list:
@@ -178,9 +211,9 @@ def _forest(ctx: ReportContext) -> list:
             to_plot(
                 fig,
                 "models_forest",
-                alt="Forest plot of the exposure effects across models with 95% CIs",
+                alt="Forest plot of the exposure terms across models with 95% CIs",
                 caption=(
-                    "The exposure effect of every model with 95% CIs, grouped by scale: "
+                    "The exposure term of every model with 95% CIs, grouped by scale: "
                     "regression coefficients (null at 0) and odds or hazard ratios (log axis, "
                     "null at 1). Sensitivity analyses sit next to the models they check."
                 ),
@@ -189,21 +222,23 @@ def _forest(ctx: ReportContext) -> list:
     out.append(
         table(
             "models_exposure_effects",
-            "Exposure effects across models",
-            ["Model", "Term", "Estimate", "95% CI", "p", "p (FDR)"],
+            "Exposure terms across models",
+            ["Model", "Role", "Term", "Estimate", "95% CI", "p", "p (FDR)"],
             [
                 [
                     r["label"],
+                    r["role"],
                     r["term"],
                     num(r["estimate"], 3),
                     interval(r["ci_low"], r["ci_high"], 3),
-                    p_value(r["p"]),
+                    p_value(r["p"], floor=r.get("p_floor")),
                     p_value(r["p_fdr"]),
                 ]
                 for _, r in rows.iterrows()
             ],
-            text_columns=frozenset({0, 1}),
+            text_columns=frozenset({0, 1, 2}),
             highlight=frozenset(i for i, p in enumerate(rows["primary"]) if p),
+            note=ROLE_NOTE,
         )
     )
     return out
@@ -229,6 +264,10 @@ def _model(
         described.append(f"time coded {extras['time_coding']}")
     if diag.get("method"):
         described.append(f"estimation: {diag['method']}")
+    if "role" in part.columns:
+        role = _role(first)
+        outside = role not in ("primary", "secondary")
+        described.append(f"role: {role}" + (" (outside the secondary family)" if outside else ""))
     if described:
         out.append(Text("; ".join(described) + "."))
     rows, highlight = [], set()
@@ -244,7 +283,7 @@ def _model(
             num(r["estimate"], digits),
             num(r["std_error"], digits),
             interval(r["ci_low"], r["ci_high"], digits) if finite(r["ci_low"]) else NOT_AVAILABLE,
-            p_value(r["p_value"]),
+            p_value(r["p_value"], floor=extras.get("p_value_resolution")),
             p_value(r.get("p_fdr")),
         ]
         if has_ratio:
@@ -267,12 +306,17 @@ def _model(
     every.append(fixed)
     out.append(fixed)
     standardized = extras.get("standardized_effect") or {}
-    if enough and finite(standardized.get("estimate")):
+    if (
+        enough
+        and finite(standardized.get("estimate"))
+        and finite(standardized.get("planned_sessions"))
+    ):
         out.append(
             Text(
-                f"Standardized effect at session {int(standardized['last_session'])} "
-                f"({standardized.get('contrast', '')}, in intake SDs of the outcome): "
-                f"{num(standardized['estimate'], 2)} "
+                "Standardized effect (Feingold 2009: the time \u00d7 exposure coefficient "
+                f"times the planned duration of {int(standardized['planned_sessions'])} "
+                f"sessions, {standardized.get('contrast', '')}, in intake SDs of the outcome): "
+                f"d = {num(standardized['estimate'], 2)} "
                 f"{interval(standardized['ci_low'], standardized['ci_high'], 2)}."
             )
         )

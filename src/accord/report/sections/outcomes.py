@@ -133,7 +133,8 @@ def _change(ctx: ReportContext) -> list:
                     for i, (name, _) in enumerate(grouped)
                 ],
                 note=(
-                    "Finished: attended two or more sessions. Caseness: PHQ-9 \u2265 10 or GAD-7 "
+                    "Finished: treatment ended (not ongoing) after two or more attended "
+                    "sessions. Caseness: PHQ-9 \u2265 10 or GAD-7 "
                     "\u2265 8 at first; cases: finished clients at caseness. Recovery rate = "
                     "recovered / cases, recovered meaning below caseness on both at last. "
                     "Reliable improvement: on PHQ-9 or GAD-7 and reliable deterioration on "
@@ -169,8 +170,9 @@ def _change(ctx: ReportContext) -> list:
                     for i, (name, _) in enumerate(grouped)
                 ],
                 note=(
-                    "Response: last PHQ-9 at most half the first, of clients starting at 10 or "
-                    "more. Remission: last PHQ-9 below 5, of clients with two or more assessments."
+                    "Both among baseline cases only: the denominator is the clients starting at "
+                    "10 or more with an end-of-treatment score. Response: PHQ-9 at most half "
+                    "the intake score; remission: PHQ-9 below 5."
                 ),
             )
         )

@@ -28,7 +28,8 @@ from accord.report.text import (
 
 _EXPOSURE_WORDS = {
     "joint_goal_share": "setting goals jointly (client and therapist together)",
-    "goal_consensus": "client-therapist goal consensus",
+    "goal_alliance_client": "the client\u2019s rating of the goal alliance",
+    "goal_consensus": "client-therapist divergence on goals",
     "goal_agreement": "client-therapist agreement on goal importance",
     "smart_quality": "the SMART quality of goals",
 }
@@ -135,12 +136,13 @@ def _primary(ctx: ReportContext) -> tuple[list[str], Any]:
             f"({shown_clients} clients)."
         )
     standardized = extras.get("standardized_effect") or {}
-    if finite(standardized.get("estimate")):
+    if finite(standardized.get("estimate")) and finite(standardized.get("planned_sessions")):
         sentences.append(
-            f"At session {int(standardized['last_session'])} the model-implied difference "
-            f"({standardized.get('contrast', '')}) is {num(standardized['estimate'], 2)} intake "
-            f"standard deviations (95% CI {num(standardized['ci_low'], 2)} to "
-            f"{num(standardized['ci_high'], 2)})."
+            "Over the planned duration of "
+            f"{int(standardized['planned_sessions'])} sessions, the model-implied difference in "
+            f"change ({standardized.get('contrast', '')}) is "
+            f"{num(standardized['estimate'], 2)} intake standard deviations (Feingold d, 95% CI "
+            f"{num(standardized['ci_low'], 2)} to {num(standardized['ci_high'], 2)})."
         )
     if not truthy(primary["converged"]):
         sentences.append("The model did not converge: read its estimates with caution.")
@@ -201,6 +203,7 @@ def _findings(ctx: ReportContext) -> list[str]:
             & c["ratio"].map(finite)
             & enough
             & c["outcome"].astype(str).isin(["dropout", "sessions_to_dropout"])
+            & ~c.get("role", pd.Series("", index=c.index)).isin(["sensitivity"])
         ]
         if {"exposure_effect", "ratio"} <= set(c.columns)
         else c.iloc[0:0]
@@ -212,12 +215,19 @@ def _findings(ctx: ReportContext) -> list[str]:
             f"{r['exposure']} (95% CI {num(r['ratio_ci_low'], 2)} to "
             f"{num(r['ratio_ci_high'], 2)}, p {p_phrase(r['p_value'])})."
         )
-    icc = c.loc[(c["term"].astype(str) == "icc_therapist") & enough]
+    # The published "about 5%" is the share of post scores adjusted for intake; the null
+    # model over all assessments is descriptive and not compared with it.
+    icc = c.loc[
+        (c["term"].astype(str) == "icc_therapist")
+        & c["outcome"].astype(str).str.endswith("_post")
+        & enough
+    ]
     for _, r in icc.head(1).iterrows():
         out.append(
             f"Therapists account for {num(100 * r['estimate'], 1)}% of the variance in "
-            f"{r['outcome']} (ICC {coef(r['estimate'])}, 95% CI {coef(r['ci_low'])} to "
-            f"{coef(r['ci_high'])}); published estimates are about 5%."
+            f"{str(r['outcome']).removesuffix('_post')} at the end of treatment adjusted for "
+            f"intake (ICC {coef(r['estimate'])}, 95% CI {coef(r['ci_low'])} to "
+            f"{coef(r['ci_high'])}); published estimates of this share are about 5%."
         )
     acme = c.loc[(c["term"].astype(str) == "acme") & enough]
     for _, r in acme.iterrows():

@@ -17,7 +17,6 @@ _MEDIATION_COLUMNS = (
     "Estimate",
     "95% CI",
     "p",
-    "p (FDR)",
     "\u03c1 at ACME = 0",
     "Clients",
 )
@@ -39,11 +38,26 @@ def build(ctx: ReportContext) -> Section:
 
 
 def therapist_models(ctx: ReportContext) -> list[str]:
-    """Models with an ``icc_therapist`` row."""
+    """Models with an ``icc_therapist`` row, those of the post-adjusted design first."""
     c = ctx.coefficients
     if c is None:
         return []
-    return list(dict.fromkeys(c.loc[c["term"].astype(str) == "icc_therapist", "model"].astype(str)))
+    models = list(
+        dict.fromkeys(c.loc[c["term"].astype(str) == "icc_therapist", "model"].astype(str))
+    )
+    return sorted(models, key=lambda m: not is_post_design(ctx, m))
+
+
+def is_post_design(ctx: ReportContext, model: str) -> bool:
+    """Whether `model` is the therapist model of post scores adjusted for intake."""
+    extras = ctx.diagnostics.get(model, {}).get("extras") or {}
+    return "adjusted for intake" in str(extras.get("design", ""))
+
+
+def _design_label(ctx: ReportContext, model: str) -> str:
+    if is_post_design(ctx, model):
+        return "Post score adjusted for intake"
+    return "Null model, all assessments (descriptive)"
 
 
 def _therapist(ctx: ReportContext) -> list:
@@ -72,7 +86,8 @@ def _therapist(ctx: ReportContext) -> list:
             rows.append(
                 [
                     model,
-                    instrument_label(str(r["outcome"])),
+                    _design_label(ctx, model),
+                    instrument_label(str(r["outcome"]).removesuffix("_post")),
                     label,
                     coef(r["estimate"]) if enough else hide,
                     ci if enough else hide,
@@ -85,18 +100,53 @@ def _therapist(ctx: ReportContext) -> list:
         table(
             "therapist_icc",
             "Therapist effects: intraclass correlations with 95% bootstrap CIs",
-            ["Model", "Outcome", "Share", "ICC", "95% CI", "Clients", "Therapists", "Replicates"],
+            [
+                "Model",
+                "Design",
+                "Outcome",
+                "Share",
+                "ICC",
+                "95% CI",
+                "Clients",
+                "Therapists",
+                "Replicates",
+            ],
             rows,
+            text_columns=frozenset({1}),
             note=(
-                "Therapist ICC: the share of the outcome\u2019s variance between therapists, from "
-                "the null three-level model (assessments in clients in therapists, REML). "
-                "Client ICC: the share between clients of the same therapist. 95% percentile "
-                "intervals from a cluster bootstrap that resamples therapists with their clients."
+                "Post score adjusted for intake: the therapist share of the variance in "
+                "end-of-treatment scores left after intake severity (clients with a post score "
+                "in therapists, REML), the design behind published therapist effects of about "
+                "5%. Null model (descriptive): the therapist share of the variance over all "
+                "assessments, intake included, which also reflects differences in the "
+                "therapists\u2019 caseloads at intake; client ICC: the share between clients of "
+                "the same therapist. 95% percentile intervals from a cluster bootstrap that "
+                "resamples therapists with their clients."
             ),
         )
     ]
+    out.extend(_slopes(ctx, models[0]))
     out.extend(_caterpillar(ctx, models[0]))
     return out
+
+
+def _slopes(ctx: ReportContext, model: str) -> list:
+    """The therapist variance in the intake slope of the post-adjusted design, in words."""
+    extras = ctx.diagnostics.get(model, {}).get("extras") or {}
+    slopes = extras.get("slopes_model") or {}
+    n_clients = ctx.diagnostics.get(model, {}).get("n_clients") or 0
+    if not slopes or not finite(slopes.get("var_therapist_slope")) or n_clients < ctx.min_cell:
+        return []
+    return [
+        Text(
+            "Therapist variance in the slope of post scores on intake (random intercept and "
+            f"intake slope per therapist, REML): {num(slopes['var_therapist_slope'], 4)} "
+            f"(SD {num(float(slopes['var_therapist_slope']) ** 0.5, 3)} points per intake "
+            f"point), intercept variance {num(slopes['var_therapist_intercept'], 3)}, "
+            f"correlation {coef(slopes.get('correlation'))}. A variance near zero: therapists "
+            "differ little in how post scores follow intake severity."
+        )
+    ]
 
 
 def _caterpillar(ctx: ReportContext, model: str) -> list:
@@ -125,7 +175,10 @@ def _caterpillar(ctx: ReportContext, model: str) -> list:
     outcome = ""
     c = ctx.coefficients
     if c is not None:
-        outcome = instrument_label(str(c.loc[c["model"].astype(str) == model, "outcome"].iloc[0]))
+        raw = str(c.loc[c["model"].astype(str) == model, "outcome"].iloc[0])
+        outcome = instrument_label(raw.removesuffix("_post"))
+        if is_post_design(ctx, model):
+            outcome += " at post, adjusted for intake,"
     fig = caterpillar_figure(shown, ylabel=f"Therapist effect on {outcome} (points, 95% CI)")
     # Therapist counts are counts like any other: the note names none.
     note = f" Therapists who saw fewer than {min_cell} clients are not drawn." if left_out else ""
@@ -180,8 +233,9 @@ def _mediation(ctx: ReportContext) -> list:
                     label,
                     num(r["estimate"], 3) if enough else hide,
                     interval(r["ci_low"], r["ci_high"], 3) if enough else hide,
-                    p_value(r["p_value"]) if enough else hide,
-                    p_value(r.get("p_fdr")) if enough and term == "acme" else "",
+                    p_value(r["p_value"], floor=extras.get("p_value_resolution"))
+                    if enough
+                    else hide,
                     rho,
                     ctx.ledger.model_clients(model, n_clients),
                 ]
@@ -209,13 +263,16 @@ def _mediation(ctx: ReportContext) -> list:
                 "score, both adjusted for the intake score; "
                 f"{first.get('contrast', 'exposure 1 vs 0')}. Estimates from the sample; CIs "
                 f"and p-values from {first.get('n_boot', 'the')} nonparametric bootstrap "
-                "replicates, each refitting both models on one resample. The split into "
+                "replicates, each refitting both models on one resample; a p-value at the "
+                "smallest the replicates can give reads \u201c\u2264\u201d. The split into "
                 "indirect and direct parts has a causal reading only if nothing unmeasured "
                 "confounds the exposure and the mediator, the exposure and the outcome, or the "
-                "mediator and the outcome; the last is not ensured even by randomisation. "
+                "mediator and the outcome; the last is not ensured even by randomisation. With "
+                "an observed exposure it describes associations. "
                 "\u03c1 at ACME = 0: the correlation between the errors of the mediator and "
                 "outcome models (e.g. from an unmeasured mediator\u2013outcome confounder) at "
-                "which the indirect effect would vanish (Imai, Keele & Yamamoto 2010)."
+                "which the indirect effect would vanish (Imai, Keele & Yamamoto 2010). "
+                "Decompositions are outside the secondary family (no adjusted p-value)."
             ),
         )
     ]

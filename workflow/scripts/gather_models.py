@@ -1,3 +1,6 @@
+import json
+from pathlib import Path
+
 from accord.io import write_csv, write_json
 from accord.logs import run_step
 from accord.models.gather import gather_models
@@ -9,6 +12,7 @@ with run_step(snakemake.log[0]) as log:
         snakemake.input.diagnostics,
         primary_outcome=analysis["primary_outcome"],
         primary_exposure=analysis["primary_exposure"],
+        plan=json.loads(Path(snakemake.input.plan).read_text())["models"],
     )
     write_csv(snakemake.output.coefficients, coefficients)
     write_json(snakemake.output.diagnostics, diagnostics)

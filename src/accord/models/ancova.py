@@ -63,7 +63,7 @@ import statsmodels.api as sm
 import statsmodels.formula.api as smf
 from statsmodels.imputation.mice import MICE, MICEData
 
-from accord.errors import AccordError, ConfigError
+from accord.errors import ConfigError, NotEstimableError
 from accord.models.spec import ModelContext, ModelSpec
 from accord.models.tidy import ModelResult, capture_fit, coefficient_frame, model_diagnostics
 
@@ -239,7 +239,7 @@ def fit_ancova_mice(
     missing = {c: int(data[c].isna().sum()) for c in data.columns}
     n_complete = int(data[analysis].notna().all(axis=1).sum())
     if data[last].notna().sum() < MIN_CLIENTS:
-        raise AccordError(
+        raise NotEstimableError(
             f"ancova_mice model: {int(data[last].notna().sum())} client(s) with {last}; "
             f"at least {MIN_CLIENTS} needed"
         )
@@ -403,11 +403,13 @@ def _formula(
 
 def check_enough_clients(data: pd.DataFrame, exposure: str, model_name: str) -> None:
     if len(data) < MIN_CLIENTS:
-        raise AccordError(
+        raise NotEstimableError(
             f"{model_name}: {len(data)} client(s) with complete data; at least {MIN_CLIENTS} needed"
         )
     if data[exposure].nunique() < 2:
-        raise AccordError(f"{model_name}: the exposure {exposure!r} does not vary across clients")
+        raise NotEstimableError(
+            f"{model_name}: the exposure {exposure!r} does not vary across clients"
+        )
 
 
 def _common(model_id: str, outcome: str, exposure: str, n: int, converged: bool) -> dict:

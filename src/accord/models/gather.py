@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -11,7 +11,7 @@ import pandas as pd
 from accord.models.multiplicity import add_fdr
 from accord.models.tidy import COEFFICIENT_COLUMNS
 
-GATHERED_COLUMNS = [*COEFFICIENT_COLUMNS, "exposure_effect", "p_fdr"]
+GATHERED_COLUMNS = [*COEFFICIENT_COLUMNS, "exposure_effect", "p_fdr", "status"]
 # The term of a likelihood-ratio test's row (accord.models.lrt).
 LRT_TERM_PREFIX = "LRT: "
 
@@ -22,9 +22,15 @@ def gather_models(
     *,
     primary_outcome: str,
     primary_exposure: str,
+    plan: Sequence[Mapping[str, str]] = (),
 ) -> tuple[pd.DataFrame, dict]:
     """All models' coefficients in one table, with Benjamini-Hochberg `p_fdr` across the
-    secondary exposure effects and the primary rows flagged; diagnostics keyed by model."""
+    secondary exposure effects and the primary rows flagged; diagnostics keyed by model.
+
+    Every model of the study's `plan` (accord.models.plan) is in the diagnostics with its
+    status (fitted, not_estimable, not_applicable) and reason, in the plan's order; a model
+    that does not apply has only its status record.
+    """
     frames = [pd.read_csv(path) for path in coefficient_files]
     frames = [frame for frame in frames if len(frame)]
     coefficients = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
@@ -38,8 +44,20 @@ def gather_models(
     lrt = coefficients["term"].astype(str).str.startswith(LRT_TERM_PREFIX)
     exposure_terms.update({model: [] for model in coefficients.loc[lrt, "model"]})
     coefficients = add_fdr(coefficients, primary_outcome, primary_exposure, exposure_terms)
-    diagnostics = {}
+    fitted = {}
     for path in diagnostic_files:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-        diagnostics[data.get("model", Path(path).parent.name)] = data
+        data.setdefault("status", "fitted")
+        fitted[data.get("model", Path(path).parent.name)] = data
+    diagnostics = {}
+    for entry in plan:
+        record = {key: entry[key] for key in ("id", "kind", "status", "reason")}
+        diagnostics[entry["id"]] = fitted.pop(entry["id"], None) or {
+            "model": record.pop("id"),
+            **record,
+        }
+    diagnostics.update(fitted)
+    coefficients["status"] = coefficients["model"].map(
+        lambda model: diagnostics.get(model, {}).get("status", "fitted")
+    )
     return coefficients.reindex(columns=GATHERED_COLUMNS), diagnostics

@@ -158,7 +158,9 @@ def everyone_drops_out_after_session_1(folder: Path) -> Path:
     _edit(folder, "clients", lambda f: f.assign(end_reason="dropout"))
     _edit(folder, "sessions", lambda f: f[f["session_number"].astype(int) <= 1])
     _edit(folder, "measures", lambda f: f[f["session_number"].astype(int) <= 1])
-    _edit(folder, "goals", lambda f: f[f["set_session"].astype(int) <= 1].assign(revised_session=""))
+    _edit(
+        folder, "goals", lambda f: f[f["set_session"].astype(int) <= 1].assign(revised_session="")
+    )
     return folder
 
 
@@ -290,3 +292,11 @@ def run_in_process(workdir: Path, study: str, folder: Path, extra: dict | None =
 
 
 TABLE_NAMES = ("clients", "sessions", "measures", "goals")
+
+
+def new_user_study(folder: Path) -> Path:
+    """A small clinic's first study: 40 clients, 3 therapists, no arm, no GAD-7."""
+    simulated(folder, n_therapists=3)
+    _edit(folder, "clients", lambda f: f.drop(columns=["arm"]))
+    _edit(folder, "measures", lambda f: f[f["instrument"] != "gad7"])
+    return folder

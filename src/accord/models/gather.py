@@ -50,12 +50,14 @@ def gather_models(
         data.setdefault("status", "fitted")
         fitted[data.get("model", Path(path).parent.name)] = data
     diagnostics = {}
-    for entry in plan:
+    for position, entry in enumerate(plan):
         record = {key: entry[key] for key in ("id", "kind", "status", "reason")}
         diagnostics[entry["id"]] = fitted.pop(entry["id"], None) or {
             "model": record.pop("id"),
             **record,
         }
+        # JSON keys are written sorted: the position keeps the config's order for the report.
+        diagnostics[entry["id"]]["plan_position"] = position
     diagnostics.update(fitted)
     coefficients["status"] = coefficients["model"].map(
         lambda model: diagnostics.get(model, {}).get("status", "fitted")

@@ -115,6 +115,7 @@ def fit_planned(
             reason = str(exc)
         else:
             result.diagnostics["status"] = FITTED
+            result.diagnostics.setdefault("kind", spec.kind)
             return result
     return status_result(spec, NOT_ESTIMABLE, reason)
 
@@ -207,7 +208,7 @@ def estimability_reason(
             return f"no events: {event} is false for every client"
     if spec.kind in GROUPED_KINDS:
         group = spec.options.get("group", "arm")
-        if group != "exposure_tertile":
+        if group != "exposure_tertile" and group in client_measures:
             sizes = client_measures[group].dropna().astype(str).value_counts()
             if not (sizes >= context.min_cell).any():
                 return f"no {group} has at least {context.min_cell} clients"
@@ -273,3 +274,34 @@ def _source(column: str) -> str:
 def plan_frame(plan: Sequence[PlanEntry]) -> pd.DataFrame:
     """The plan as a table (id, kind, status, reason)."""
     return pd.DataFrame([e.as_dict() for e in plan], columns=["id", "kind", "status", "reason"])
+
+
+def plan_yaml(
+    entries: Sequence[Mapping[str, Any]],
+    plan: Sequence[PlanEntry] | None,
+    header: str,
+) -> str:
+    """The `models:` list of a config, each entry with its status and reason as comments.
+
+    `entries` are the config's model entries as written (or the default plan); `plan` their
+    statuses for one study, or None when no study was read (every entry is then unchecked).
+    """
+    import textwrap
+
+    import yaml
+
+    status = {entry.id: entry for entry in plan or ()}
+    lines = [f"# {line}".rstrip() for line in textwrap.wrap(header, 90)]
+    lines.append("models:")
+    for entry in entries:
+        checked = status.get(entry["id"])
+        if checked is None:
+            lines.append(f"  # {entry['id']}: checked against the study when the workflow runs")
+        else:
+            label = STATUS_LABELS[checked.status]
+            lines.append(
+                f"  # {entry['id']}: {label}" + (f": {checked.reason}" if checked.reason else "")
+            )
+        text = yaml.safe_dump([dict(entry)], sort_keys=False, default_flow_style=None, width=88)
+        lines.extend(f"  {line}" for line in text.splitlines())
+    return "\n".join(lines) + "\n"

@@ -74,7 +74,9 @@ def model_statuses(ctx: ReportContext) -> list[tuple[str, str, str, str]]:
 
     Results gathered without a plan list only their fitted models."""
     rows = []
-    for model_id, diag in ctx.diagnostics.items():
+    last = len(ctx.diagnostics)
+    ordered = sorted(ctx.diagnostics.items(), key=lambda item: item[1].get("plan_position", last))
+    for model_id, diag in ordered:
         status = str(diag.get("status") or FITTED)
         rows.append((model_id, str(diag.get("kind", "")), status, str(diag.get("reason") or "")))
     return rows

@@ -104,6 +104,10 @@ def test_every_shape_reaches_its_report(shape: str, tmp_path: Path) -> None:
         assert f"{model} " in plan_table and record["reason"] in plan_table, model
     if not_fitted:
         assert f"Of the {len(DEFAULT_MODELS)} models of the analysis plan" in text
+    arms = pd.read_parquet(tmp_path / "results" / shape / "client_measures.parquet")
+    if "arm" not in arms or arms["arm"].isna().all():
+        # Captions follow the data: no arms, no "by arm".
+        assert "by arm" not in text and "and arm" not in text and "in an arm" not in text
     coefficients = pd.read_csv(tmp_path / "results" / shape / "models" / "coefficients.csv")
     assert set(coefficients["model"]) <= set(diagnostics) - set(not_fitted)
     assert set(coefficients["status"]) <= {"fitted"}
@@ -260,3 +264,16 @@ def test_accord_run_puts_targets_before_the_config_file() -> None:
     assert command[3] == "reports/s/report.html"
     assert "--configfile=my.yaml" in command and "--configfile" not in command
     assert command[-1] == "--rerun-incomplete"
+
+
+def test_an_unexpected_error_stops_its_step_with_one_line(tmp_path: Path, capsys) -> None:
+    from accord.logs import run_step
+
+    log = tmp_path / "logs" / "s" / "fit_model" / "growth.log"
+    with pytest.raises(SystemExit) as stopped, run_step(log):
+        {}["arm"]  # a bug
+    assert stopped.value.code == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err
+    assert "fit_model/growth failed: KeyError: 'arm'" in err and "Traceback" not in err
+    assert "Traceback" in log.read_text()

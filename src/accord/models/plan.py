@@ -26,6 +26,7 @@ import pandas as pd
 
 from accord.errors import AccordError, NotEstimableError
 from accord.models.spec import ModelContext, ModelSpec, fit_function
+from accord.models.therapist import MIN_THERAPISTS
 from accord.models.tidy import COEFFICIENT_COLUMNS, ModelResult
 
 PLANNED = "planned"
@@ -40,8 +41,6 @@ STATUS_LABELS = {
     PLANNED: "planned",
 }
 
-# The fewest therapists a therapist variance is estimated from (accord.models.therapist).
-MIN_THERAPISTS = 5
 # Kinds whose outcome is an instrument scored per session (a column of the session panel).
 PANEL_OUTCOME_KINDS = ("growth", "lagged", "therapist", "lrt")
 # Kinds whose outcome is an instrument summarised per client (<outcome>_first, _last, _change).

@@ -143,6 +143,13 @@ def workflow_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The workflow run on SMALL_STUDY_CONFIG; its folder holds results/small and reports/small."""
     workdir = tmp_path_factory.mktemp("workflow")
     (workdir / "config.yaml").write_text(yaml.safe_dump(SMALL_STUDY_CONFIG))
-    done = snakemake(workdir, "--configfile", "config.yaml")
+    # Through `accord run`, from a folder that is not the checkout, as a user runs it.
+    done = subprocess.run(
+        [sys.executable, "-m", "accord.cli", "run", "--config", "config.yaml", "--cores", "2"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=workdir,
+    )
     assert done.returncode == 0, done.stderr[-4000:]
     return workdir

@@ -13,6 +13,7 @@ from conftest import write_study
 
 from accord.cli import main
 from accord.config import load_config
+from accord.models.spec import DEFAULT_MODELS
 
 
 def test_simulate_writes_a_contract_study(tmp_path: Path, capsys) -> None:
@@ -76,6 +77,9 @@ def test_init_writes_a_valid_commented_config(tmp_path: Path, capsys, fmt: str) 
     assert config["studies"]["trial"]["format"] == fmt
     assert "accord validate trial" in (folder / "README.md").read_text()
     assert "accord validate trial" in capsys.readouterr().out
+    # The plan is in the config, to edit: the default models, each with a comment.
+    assert [entry["id"] for entry in config["models"]] == [e["id"] for e in DEFAULT_MODELS]
+    assert "  # growth: checked against the study when the workflow runs\n" in text
 
 
 def test_init_refuses_to_overwrite_without_force(tmp_path: Path, capsys) -> None:
@@ -90,7 +94,7 @@ def test_init_refuses_to_overwrite_without_force(tmp_path: Path, capsys) -> None
     assert "study name 'my study'" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", [[], ["init"], ["validate"], ["run"], ["simulate"]])
+@pytest.mark.parametrize("command", [[], ["init"], ["validate"], ["run"], ["plan"], ["simulate"]])
 def test_help_documents_the_exit_codes(command: list[str], capsys) -> None:
     with pytest.raises(SystemExit) as done:
         main([*command, "--help"])

@@ -50,11 +50,16 @@ def identifiers_shown(notebook, workflow_run: Path) -> int:
     return len(shown & pseudonyms)
 
 
-def run_notebook(path: Path, workflow_run: Path, monkeypatch: pytest.MonkeyPatch):
+def run_notebook(
+    path: Path, workflow_run: Path, monkeypatch: pytest.MonkeyPatch, study: str = STUDY
+):
     """Execute a copy of the notebook in a fresh kernel of this environment."""
-    monkeypatch.setenv("ACCORD_STUDY", STUDY)
+    monkeypatch.setenv("ACCORD_STUDY", study)
     monkeypatch.setenv("ACCORD_ROOT", str(workflow_run))
-    monkeypatch.setenv("ACCORD_CONFIG", str(workflow_run / "config.yaml"))
+    config = workflow_run / "config.yaml"
+    if not config.exists():
+        config = workflow_run / "config" / "config.yaml"
+    monkeypatch.setenv("ACCORD_CONFIG", str(config))
     # The kernel imports accord from this checkout, installed or not; figures are drawn inline.
     paths = [str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in paths if p))

@@ -121,9 +121,12 @@ def test_bad_custom_instrument_names_the_key(tmp_path: Path) -> None:
     assert "instruments.bdi2.item_max" in done.stderr
 
 
-def planned_jobs(workdir: Path, target: str) -> dict[str, int]:
-    """The jobs a dry run plans for `target`, by rule (Snakemake's job stats)."""
-    done = snakemake(workdir, "--configfile", "config.yaml", "--dry-run", target)
+MEDIATORS = ("early_attendance_rate", "early_homework_rate", "early_alliance")
+
+
+def planned_jobs(workdir: Path, *targets: str) -> dict[str, int]:
+    """The jobs a dry run plans for `targets`, by rule (Snakemake's job stats)."""
+    done = snakemake(workdir, *targets, "--configfile", "config.yaml", "--dry-run")
     assert done.returncode == 0, done.stderr[-4000:]
     stats = done.stdout.split("Job stats:", 1)[1].split("total", 1)[0]
     rows = (line.split() for line in stats.splitlines())
@@ -146,9 +149,15 @@ def test_bootstrap_jobs_follow_the_chunk_setting(
     if setting is not None:
         config["analysis"] = {"bootstrap_chunks": setting}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    jobs = planned_jobs(tmp_path, "results/s/models/coefficients.csv")
+    # The models of a study's plan are known once plan_models has read its data; a dry run
+    # plans the bootstrapped models' own outputs, and the plan for the gathered table.
+    bootstrapped = ["therapist", "therapist_null", *(f"mediation_{m}" for m in MEDIATORS)]
+    targets = [f"results/s/models/{model}/coefficients.csv" for model in bootstrapped]
+    jobs = planned_jobs(tmp_path, *targets)
     assert jobs.get("bootstrap_model", 0) == chunk_jobs
-    assert jobs["fit_model"] == 22
+    assert jobs["fit_model"] == 5 and jobs["plan_models"] == 1
+    gathered = planned_jobs(tmp_path, "results/s/models/coefficients.csv")
+    assert gathered["plan_models"] == 1 and gathered["gather_models"] == 1
 
 
 def test_the_shipped_consortium_config_draws_and_pools_its_sites(tmp_path: Path) -> None:

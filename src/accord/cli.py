@@ -18,7 +18,9 @@ from accord import __version__
 from accord.errors import AccordError
 
 if TYPE_CHECKING:
-    from accord.validate import ValidationResult
+    import pandas as pd
+
+    from accord.validate import StudyInput, ValidationResult
 
 EXIT_CODES = """exit codes:
   0  success
@@ -110,7 +112,12 @@ def _parser() -> argparse.ArgumentParser:
         "current folder, where results/ and reports/ are written.",
     )
     run.add_argument("study", nargs="?", help="one study; default: every configured study")
-    run.add_argument("--config", type=Path, default=Path("config/config.yaml"))
+    run.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="the config (default: ./config/config.yaml, else the demo config shipped with accord)",
+    )
     run.add_argument("--cores", type=int, default=2, help="cores to use (default: 2)")
     run.add_argument(
         "--snakefile",
@@ -124,14 +131,31 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--rerun-incomplete",
         action="store_true",
-        help="after an interrupted run: redo the steps it left unfinished",
+        help="redo the outputs a stopped run left half-written (after a kill or power cut)",
     )
     run.add_argument(
         "--unlock",
         action="store_true",
-        help="after an interrupted run: release the folder's lock first, then run",
+        help="release the lock a stopped run left on the folder, then stop; run again after",
+    )
+    run.add_argument(
+        "--keep-going", action="store_true", help="go on with independent jobs after one fails"
     )
     run.set_defaults(func=_run)
+
+    plan = _command(
+        commands,
+        "plan",
+        "write the analysis plan (the models: list) that would run for one study",
+        "Read one study as `accord validate` does, build its measures, and check every model "
+        "of the config (or of the default plan) against what the study has. Print the plan as "
+        "a `models:` list for the config, each entry with its status (planned, not estimable, "
+        "not applicable) and the reason as comments; edit it and paste it into the config.",
+    )
+    plan.add_argument("study", help="the study's name under `studies:` in the config")
+    plan.add_argument("--config", type=Path, default=Path("config/config.yaml"))
+    plan.add_argument("--out", type=Path, default=None, help="write the plan to this file")
+    plan.set_defaults(func=_plan)
 
     simulate = _command(
         commands,
@@ -153,8 +177,19 @@ def _parser() -> argparse.ArgumentParser:
 
 def _init(args: argparse.Namespace) -> int:
     from accord.ingest.starter import write_starter
+    from accord.models.plan import plan_yaml
+    from accord.models.spec import DEFAULT_MODELS
 
     written = write_starter(args.folder, args.format, args.study, force=args.force)
+    header = (
+        "The analysis plan: the models fitted for the study. Delete an entry to drop its "
+        "model. Before fitting, the workflow checks each one against the study's data: one "
+        "that does not apply (an instrument the study lacks, no therapist IDs, no arm) is "
+        "left out with its reason. `accord plan "
+        f"{args.study} --config {written[0]}` shows the plan checked against the data."
+    )
+    with written[0].open("a", encoding="utf-8") as config:
+        config.write("\n" + plan_yaml(DEFAULT_MODELS, None, header))
     for path in written:
         print(f"wrote {path}")
     print(f"Next: edit {written[0]}, then: accord validate {args.study} --config {written[0]}")
@@ -278,9 +313,40 @@ def default_snakefile() -> Path:
     return Path(__file__).resolve().parents[2] / "Snakefile"
 
 
+def default_config() -> Path:
+    """./config/config.yaml if there is one, else the demo config of the accord checkout."""
+    here = Path("config") / "config.yaml"
+    if here.exists():
+        return here
+    return Path(__file__).resolve().parents[2] / "config" / "config.yaml"
+
+
+def snakemake_command(args: argparse.Namespace, snakefile: Path, config_file: Path) -> list[str]:
+    """The Snakemake command of `accord run`: targets come before the options, and the config
+    file is given as --configfile=FILE (--configfile takes every value that follows it)."""
+    target = [f"reports/{args.study}/report.html"] if args.study else []
+    flags = {
+        "--dry-run": args.dry_run,
+        "--rerun-incomplete": args.rerun_incomplete,
+        "--unlock": args.unlock,
+        "--keep-going": args.keep_going,
+    }
+    return [
+        sys.executable,
+        "-m",
+        "snakemake",
+        *target,
+        f"--snakefile={snakefile}",
+        f"--cores={args.cores}",
+        f"--configfile={config_file}",
+        *(flag for flag, on in flags.items() if on),
+    ]
+
+
 def _run(args: argparse.Namespace) -> int:
     from accord.config import load_config
 
+    args.config = args.config or default_config()
     config = load_config(args.config)
     if args.study and args.study not in config["studies"]:
         known = ", ".join(sorted(config["studies"]))
@@ -288,35 +354,75 @@ def _run(args: argparse.Namespace) -> int:
     snakefile = args.snakefile or default_snakefile()
     if not snakefile.exists():
         raise AccordError(f"The workflow {snakefile} does not exist; give --snakefile.")
-    target = [f"reports/{args.study}/report.html"] if args.study else []
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(snakefile),
-        "--cores",
-        str(args.cores),
-        "--configfile",
-        str(args.config),
-        *(["--dry-run"] if args.dry_run else []),
-        *(["--rerun-incomplete"] if args.rerun_incomplete else []),
-        *target,
-    ]
-    if args.unlock and subprocess.call([*command[:9], "--unlock"]) != 0:
-        print("accord: the workflow folder could not be unlocked.", file=sys.stderr)
-        return 1
+    command = snakemake_command(args, snakefile, args.config)
     print(f"Running the workflow for {args.study or 'every study'} ({' '.join(command[2:])})")
     code = subprocess.call(command)
     if code != 0:
         print(
-            "accord: the workflow stopped; the message above names the step. After an "
-            "interrupted run, run again with --rerun-incomplete (and --unlock if the folder "
-            "is locked).",
+            "accord: the workflow stopped; the message above names the step. After a kill, "
+            "run again with --unlock, then with --rerun-incomplete.",
             file=sys.stderr,
         )
         return 1
     return 0
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from accord.config import load_config, study_input
+    from accord.models.plan import plan_models, plan_yaml
+    from accord.models.spec import DEFAULT_MODELS, model_context, model_specs
+
+    config = load_config(args.config)
+    study = study_input(config, args.study, root=Path.cwd())
+    panel, client_measures = study_measures(config, study)
+    plan = plan_models(model_specs(config), panel, client_measures, model_context(config))
+    header = (
+        f"The analysis plan for study '{args.study}', checked against its data by "
+        f"`accord plan {args.study}`. Each entry's status and reason are the comment above "
+        "it. Delete an entry to drop its model; the workflow checks every entry again."
+    )
+    text = plan_yaml(config.get("models", DEFAULT_MODELS), plan, header)
+    if args.out:
+        args.out.write_text(text, encoding="utf-8")
+        print(f"wrote the plan for '{args.study}' to {args.out}")
+    else:
+        print(text, end="")
+    return 0
+
+
+def study_measures(config: dict, study: StudyInput) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The session panel and client measures of one study, built as the workflow builds them
+    (validation, scoring, measures), in a temporary folder."""
+    import tempfile
+
+    from accord.contract import TABLES
+    from accord.instruments import load_registry
+    from accord.measures import build_measures
+    from accord.scoring import score_measures_with_summary
+    from accord.settings import measure_settings, scoring_settings
+    from accord.stages import read_validated
+    from accord.validate import validate_study, write_validation
+
+    registry = load_registry(config.get("instruments"))
+    result = validate_study(study, registry)
+    with tempfile.TemporaryDirectory() as folder:
+        paths = {table: Path(folder) / f"{table}.parquet" for table in TABLES}
+        paths |= {"quarantine": Path(folder) / "q.csv", "summary": Path(folder) / "s.json"}
+        write_validation(result, paths)
+        measures = read_validated(paths["measures"], categorical=True)
+        tables = {table: read_validated(paths[table]) for table in TABLES}
+    scores = score_measures_with_summary(
+        measures, registry, settings=scoring_settings(config), goals=tables["goals"]
+    ).scores
+    built = build_measures(
+        tables["clients"],
+        tables["sessions"],
+        tables["goals"],
+        scores,
+        registry,
+        measure_settings(config),
+    )
+    return built.session_panel, built.client_measures
 
 
 if __name__ == "__main__":

@@ -25,3 +25,9 @@ class StudyError(AccordError):
 
 class IdentifierError(StudyError):
     """Input looks identifiable; raised by the identifier guard before anything is written."""
+
+
+class NotEstimableError(AccordError):
+    """A model applies to the study but its data cannot estimate it (too few therapists, no
+    events, an outcome that does not vary). The workflow records the model as not estimable
+    with this message as the reason instead of stopping the run."""

@@ -40,6 +40,19 @@ def run_step(log_path: str | Path | None, name: str = "accord") -> Iterator[logg
         logging.getLogger(name).error(str(exc))
         print(f"\naccord: {exc}\n", file=sys.stderr, flush=True)
         sys.exit(1)
+    except Exception as exc:
+        # Not a fault of the study: a bug or an unreadable file. The traceback goes to the
+        # log; the console gets one line naming the step and the log.
+        root.removeHandler(console)
+        logging.getLogger(name).exception("unexpected error")
+        step = Path(log_path).with_suffix("").as_posix() if log_path else name
+        print(
+            f"\naccord: step {step} failed: {type(exc).__name__}: {exc} (traceback in "
+            f"{log_path})\n",
+            file=sys.stderr,
+            flush=True,
+        )
+        sys.exit(1)
     finally:
         for handler in handlers:
             root.removeHandler(handler)

@@ -94,28 +94,51 @@ def missingness_vs_exposure(
     if exposure not in client_measures:
         return pd.DataFrame(columns=columns)
     attended = panel[panel["attended"].fillna(False).astype(bool)]
+    # A client-level exposure the panel also carries (arm, site_id) is taken from the clients.
+    attended = attended.drop(columns=[exposure], errors="ignore")
     attended = attended.merge(client_measures[["client_id", exposure]], on="client_id")
     attended = attended[attended[exposure].notna()]
+    design, labels = _exposure_design(attended[exposure], exposure)
     rows = []
     for instrument in instruments:
         if instrument not in attended:
             continue
-        data = (
-            attended[["client_id", exposure]]
-            .assign(missing=attended[instrument].isna().astype(float))
-            .sort_values("client_id", kind="stable")
-        )
-        row = {
-            "instrument": instrument,
-            "exposure": exposure,
-            "n_sessions": len(data),
-            "n_clients": data["client_id"].nunique(),
-            "missing_share": data["missing"].mean() if len(data) else np.nan,
-        }
-        if data["missing"].nunique() == 2 and data[exposure].nunique() > 1:
-            row |= _fit(data, exposure)
-        rows.append(row)
+        data = design.assign(
+            client_id=attended["client_id"],
+            missing=attended[instrument].isna().astype(float),
+        ).sort_values("client_id", kind="stable")
+        for term, label in labels.items():
+            row = {
+                "instrument": instrument,
+                "exposure": label,
+                "n_sessions": len(data),
+                "n_clients": data["client_id"].nunique(),
+                "missing_share": data["missing"].mean() if len(data) else np.nan,
+            }
+            if data["missing"].nunique() == 2 and data[term].nunique() > 1:
+                row |= _fit(data, term)
+            rows.append(row)
     return pd.DataFrame(rows, columns=columns)
+
+
+def _exposure_design(values: pd.Series, exposure: str) -> tuple[pd.DataFrame, dict[str, str]]:
+    """The exposure as model columns and their labels: a number as itself; a category (an arm)
+    as one indicator per level against the first level in sorted order, labelled as R's
+    treatment contrasts are (``arm[T.usual_care]``)."""
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return pd.DataFrame({exposure: values.astype(float)}), {exposure: exposure}
+    text = values.astype(str)
+    levels = sorted(text.unique())
+    design = pd.DataFrame(index=values.index)
+    labels = {}
+    for i, level in enumerate(levels[1:]):
+        term = f"__level_{i}__"
+        design[term] = (text == level).astype(float)
+        labels[term] = f"{exposure}[T.{level}]"
+    if not labels:  # one level: nothing to compare, the row says how much is missing
+        design["__level__"] = 0.0
+        labels["__level__"] = exposure
+    return design, labels
 
 
 def _fit(data: pd.DataFrame, exposure: str) -> dict:

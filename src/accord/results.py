@@ -322,10 +322,11 @@ class StudyResults:
             results.refit("growth", time_coding="log", covariates=["gad7_first"],
                           label="growth_log_time").coefficients
         """
-        from accord.models.spec import fit_model
+        from accord.models.plan import fit_planned
 
         spec = self.changed_spec(model_id, label=label, **changes)
-        return fit_model(self.session_panel(), self.client_measures(), spec, self.model_context())
+        # As the workflow fits it: data that cannot estimate the model give its status record.
+        return fit_planned(spec, self.session_panel(), self.client_measures(), self.model_context())
 
     def changed_spec(self, model_id: str, *, label: str | None = None, **changes: Any) -> ModelSpec:
         """The spec `refit` fits: the configured model with `changes`, checked like config."""

@@ -1,4 +1,5 @@
 # Configuration, its validation, and the input functions every stage shares.
+import json
 import re
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from accord.ingest import source_files
 from accord.instruments import load_registry
 from accord.io import TABLE_SUFFIXES
 from accord.models.bootstrap import scattered_chunks, study_bootstrap_chunks
+from accord.models.plan import fitted_ids
 from accord.models.spec import model_specs
 from accord.multisite.consortium import consortia
 from accord.multisite.one_stage import one_stage_specs
@@ -73,7 +75,10 @@ def simulation_settings(wildcards):
 
 def model_settings(wildcards):
     """A model's config entry: a change to it reruns that model's job and no other."""
-    spec = MODELS[wildcards.model]
+    return spec_settings(MODELS[wildcards.model])
+
+
+def spec_settings(spec):
     return {
         "kind": spec.kind,
         "outcome": spec.outcome,
@@ -84,6 +89,27 @@ def model_settings(wildcards):
         "primary": spec.primary,
         "role": spec.model_role,
         "options": dict(spec.options),
+    }
+
+
+def plan_settings(wildcards):
+    """Every model's entry and the smallest cell: a change to either replans the study."""
+    return {
+        "models": {model: spec_settings(spec) for model, spec in MODELS.items()},
+        "min_cell": config.get("privacy", {}).get("min_cell"),
+    }
+
+
+def planned_model_results(wildcards):
+    """The plan and the results of every model that applies to the study (plan_models)."""
+    plan = checkpoints.plan_models.get(study=wildcards.study).output.plan
+    with open(plan, encoding="utf-8") as handle:
+        models = sorted(fitted_ids(json.load(handle)["models"]))
+    folder = f"results/{wildcards.study}/models"
+    return {
+        "plan": plan,
+        "coefficients": [f"{folder}/{model}/coefficients.csv" for model in models],
+        "diagnostics": [f"{folder}/{model}/diagnostics.json" for model in models],
     }
 
 

@@ -1,4 +1,6 @@
-# Models linking collaborative goal-setting to outcomes; one job per model in the config.
+# Models linking collaborative goal-setting to outcomes; one job per model of the study's plan.
+# plan_models checks every configured model against what the study has; a model that does not
+# apply gets no job (its reason is in plan.json), one that cannot be estimated records why.
 # A model with a bootstrap draws its replicates in analysis.bootstrap_chunks jobs
 # (bootstrap_model) and pools them in its own job (fit_model); with one chunk, fit_model
 # draws them itself.
@@ -25,10 +27,27 @@ rule bootstrap_model:
         "../scripts/bootstrap_model.py"
 
 
+checkpoint plan_models:
+    input:
+        session_panel="results/{study}/session_panel.parquet",
+        client_measures="results/{study}/client_measures.parquet",
+    output:
+        plan="results/{study}/models/plan.json",
+    conda:
+        "../envs/accord.yaml"
+    log:
+        "logs/{study}/plan_models.log",
+    params:
+        settings=plan_settings,
+    script:
+        "../scripts/plan_models.py"
+
+
 rule fit_model:
     input:
         session_panel="results/{study}/session_panel.parquet",
         client_measures="results/{study}/client_measures.parquet",
+        plan="results/{study}/models/plan.json",
         replicates=bootstrap_replicates,
     output:
         coefficients="results/{study}/models/{model}/coefficients.csv",
@@ -46,12 +65,7 @@ rule fit_model:
 
 rule gather_models:
     input:
-        coefficients=expand(
-            "results/{{study}}/models/{model}/coefficients.csv", model=sorted(MODELS)
-        ),
-        diagnostics=expand(
-            "results/{{study}}/models/{model}/diagnostics.json", model=sorted(MODELS)
-        ),
+        unpack(planned_model_results),
     output:
         coefficients="results/{study}/models/coefficients.csv",
         diagnostics="results/{study}/models/diagnostics.json",

@@ -1,20 +1,26 @@
+import json
+from pathlib import Path
+
 from accord.logs import run_step
 from accord.models.bootstrap import read_replicates
-from accord.models.spec import find_spec, fit_model, model_context, model_specs
+from accord.models.plan import fit_planned, planned_entry
+from accord.models.spec import find_spec, model_context, model_specs
 from accord.models.tidy import write_model_result
 from accord.stages import read_validated
 
 with run_step(snakemake.log[0]) as log:
     spec = find_spec(model_specs(snakemake.config), snakemake.params.model)
+    planned_entry(json.loads(Path(snakemake.input.plan).read_text()), spec.id)
     # A model with a bootstrap pools the replicates its bootstrap_model jobs drew.
     chunks = list(snakemake.input.replicates)
     pooled = {"replicates": read_replicates(chunks)} if chunks else {}
-    result = fit_model(
+    result = fit_planned(
+        spec,
         read_validated(snakemake.input.session_panel),
         read_validated(snakemake.input.client_measures),
-        spec,
         model_context(snakemake.config),
         **pooled,
     )
     write_model_result(result, snakemake.output.coefficients, snakemake.output.diagnostics)
-    log.info("%s (%s): converged %s", spec.id, spec.kind, result.diagnostics.get("converged"))
+    status = result.diagnostics["status"]
+    log.info("%s (%s): %s %s", spec.id, spec.kind, status, result.diagnostics.get("reason", ""))

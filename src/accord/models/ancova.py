@@ -53,7 +53,7 @@ import numpy as np
 import pandas as pd
 import statsmodels.formula.api as smf
 
-from accord.errors import AccordError, ConfigError
+from accord.errors import ConfigError, NotEstimableError
 from accord.models.imputation import METHODS, Pooled, impute, pool
 from accord.models.spec import ModelContext, ModelSpec
 from accord.models.tidy import ModelResult, capture_fit, coefficient_frame, model_diagnostics
@@ -259,7 +259,7 @@ def fit_ancova_mice(
     n_complete = int(data[analysis].notna().all(axis=1).sum())
     n_post = int(data[post].notna().sum())
     if n_post < MIN_CLIENTS:
-        raise AccordError(
+        raise NotEstimableError(
             f"ancova_mice model: {n_post} client(s) with {post}; at least {MIN_CLIENTS} needed"
         )
     check_enough_clients(data.dropna(subset=[exposure]), exposure, "ancova_mice model")
@@ -421,11 +421,13 @@ def _formula(
 
 def check_enough_clients(data: pd.DataFrame, exposure: str, model_name: str) -> None:
     if len(data) < MIN_CLIENTS:
-        raise AccordError(
+        raise NotEstimableError(
             f"{model_name}: {len(data)} client(s) with complete data; at least {MIN_CLIENTS} needed"
         )
     if data[exposure].nunique() < 2:
-        raise AccordError(f"{model_name}: the exposure {exposure!r} does not vary across clients")
+        raise NotEstimableError(
+            f"{model_name}: the exposure {exposure!r} does not vary across clients"
+        )
 
 
 def _common(model_id: str, outcome: str, exposure: str, n: int, converged: bool) -> dict:

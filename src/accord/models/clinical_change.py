@@ -29,7 +29,7 @@ from typing import Any
 
 import pandas as pd
 
-from accord.errors import AccordError, ConfigError
+from accord.errors import AccordError, ConfigError, NotEstimableError
 from accord.models.dropout import fit_logistic, grouping
 from accord.models.spec import ModelContext, ModelSpec
 from accord.models.tidy import ModelResult, coefficient_frame
@@ -153,7 +153,9 @@ def fit_clinical_change(
             failures[name] = str(exc)
             warn.append(f"{name} model not fitted: {exc}")
     if not fits:
-        raise AccordError(f"{what}: neither model could be fitted ({'; '.join(failures.values())})")
+        raise NotEstimableError(
+            f"{what}: neither model could be fitted ({'; '.join(failures.values())})"
+        )
 
     labels_out = {
         "recovery": f"{outcome}_recovery",

@@ -66,7 +66,7 @@ from statsmodels.base.model import LikelihoodModel
 from statsmodels.duration.hazard_regression import PHReg, PHRegResults
 from statsmodels.duration.survfunc import SurvfuncRight, survdiff
 
-from accord.errors import AccordError, ConfigError
+from accord.errors import AccordError, ConfigError, NotEstimableError
 from accord.models.spec import ModelContext, ModelSpec
 from accord.models.tidy import ModelResult, capture_fit, coefficient_frame, model_diagnostics
 
@@ -240,11 +240,13 @@ def fit_logistic(
     kept = client_measures.loc[complete]
     n_obs = len(data)
     if n_obs < 3:
-        raise AccordError(f"{what}: {n_obs} complete row(s); at least 3 needed")
+        raise NotEstimableError(f"{what}: {n_obs} complete row(s); at least 3 needed")
     if data["__y__"].nunique() < 2:
-        raise AccordError(f"{what}: the outcome {outcome!r} does not vary among complete rows")
+        raise NotEstimableError(
+            f"{what}: the outcome {outcome!r} does not vary among complete rows"
+        )
     if data[exposure].nunique() < 2:
-        raise AccordError(f"{what}: the exposure {exposure!r} does not vary")
+        raise NotEstimableError(f"{what}: the exposure {exposure!r} does not vary")
 
     exog = pd.concat(
         [pd.Series(1.0, index=data.index, name=INTERCEPT), data.drop(columns="__y__")], axis=1
@@ -408,9 +410,9 @@ def fit_cox(
         raise AccordError(f"{what}: {time!r} has negative values")
     events = int(data["__event__"].sum())
     if n_obs < 3 or events == 0:
-        raise AccordError(f"{what}: {n_obs} complete row(s) with {events} event(s); too few")
+        raise NotEstimableError(f"{what}: {n_obs} complete row(s) with {events} event(s); too few")
     if data[exposure].nunique() < 2:
-        raise AccordError(f"{what}: the exposure {exposure!r} does not vary")
+        raise NotEstimableError(f"{what}: the exposure {exposure!r} does not vary")
 
     exog = data.drop(columns=["__time__", "__event__"])
     model_terms = list(exog.columns)
@@ -676,7 +678,7 @@ def fit_kaplan_meier(
     keep = [str(g) for g, n in sizes.items() if n >= min_cell]
     data = data.loc[data["group"].isin(keep)]
     if not keep:
-        raise AccordError(f"{what}: no group has at least {min_cell} clients")
+        raise NotEstimableError(f"{what}: no group has at least {min_cell} clients")
 
     curves: dict[str, list[dict[str, Any]]] = {}
     medians: dict[str, tuple[float, float, float]] = {}
@@ -697,10 +699,15 @@ def fit_kaplan_meier(
     ]
 
     if len(keep) >= 2:
-        chi2, p_value = survdiff(
-            data["time"].to_numpy(), data["event"].to_numpy(), data["group"].to_numpy()
-        )
-        chi2, p_value = float(chi2), float(p_value)
+        try:
+            chi2, p_value = survdiff(
+                data["time"].to_numpy(), data["event"].to_numpy(), data["group"].to_numpy()
+            )
+            chi2, p_value = float(chi2), float(p_value)
+        except np.linalg.LinAlgError:
+            # Every client has the event at one and the same time: the test has no variance.
+            chi2, p_value = math.nan, math.nan
+            warn.append("no log-rank test: the groups' event times have no variance")
     else:
         chi2, p_value = math.nan, math.nan
         warn.append("one group only: no log-rank test")

@@ -131,7 +131,7 @@ import statsmodels.formula.api as smf
 from scipy import stats
 from statsmodels.regression.mixed_linear_model import MixedLM, MixedLMParams, VCSpec
 
-from accord.errors import AccordError, ConfigError
+from accord.errors import AccordError, ConfigError, NotEstimableError
 from accord.models.lmm import OPTIMIZER, LmmFit, fit_lmm
 from accord.models.spec import ModelContext, ModelSpec
 from accord.models.tidy import ModelResult, coefficient_frame, wald_from_variance
@@ -732,13 +732,15 @@ def _model_data(
 
     n_clients = data["client"].nunique()
     if n_clients < 3:
-        raise AccordError(
+        raise NotEstimableError(
             f"growth model: {n_clients} client(s) with {outcome} and {exposure}; at least 3 needed"
         )
     if data["session"].nunique() < 2:
-        raise AccordError(f"growth model: {outcome} is observed at one session only")
+        raise NotEstimableError(f"growth model: {outcome} is observed at one session only")
     if data.groupby("client")[exposure].first().nunique() < 2:
-        raise AccordError(f"growth model: the exposure {exposure!r} does not vary across clients")
+        raise NotEstimableError(
+            f"growth model: the exposure {exposure!r} does not vary across clients"
+        )
     prep = {
         "warnings": notes,
         "exposure_coding": exposure_coding,

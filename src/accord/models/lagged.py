@@ -77,7 +77,7 @@ import numpy as np
 import pandas as pd
 import patsy
 
-from accord.errors import AccordError, ConfigError
+from accord.errors import ConfigError, NotEstimableError
 from accord.models.growth import BOUNDARY_RELATIVE_SD
 from accord.models.lmm import OPTIMIZER, fit_lmm
 from accord.models.spec import ModelContext, ModelSpec
@@ -280,7 +280,7 @@ def lagged_model_data(
         data = data.reset_index(drop=True)
     n_clients = data["client"].nunique()
     if n_clients < 3:
-        raise AccordError(
+        raise NotEstimableError(
             f"lagged model: {n_clients} client(s) with a pair of sessions with {outcome} and "
             f"{predictor}; at least 3 needed"
         )

@@ -63,7 +63,7 @@ import pandas as pd
 import patsy
 from scipy import stats
 
-from accord.errors import AccordError, ConfigError
+from accord.errors import ConfigError, NotEstimableError
 from accord.models.gather import LRT_TERM_PREFIX
 from accord.models.growth import BOUNDARY_RELATIVE_SD, MIN_THERAPISTS
 from accord.models.lagged import client_level, lagged_model_data
@@ -512,7 +512,7 @@ def _growth_design(
     data["therapist"] = np.where(unknown, _UNKNOWN_THERAPIST + data["client"], th).astype(str)
     data = data.sort_values(["therapist", "client", "time"], kind="stable").reset_index(drop=True)
     if data["client"].nunique() < 3:
-        raise AccordError("likelihood-ratio test: fewer than 3 clients with the outcome")
+        raise NotEstimableError("likelihood-ratio test: fewer than 3 clients with the outcome")
     known = data.loc[~data["therapist"].str.startswith(_UNKNOWN_THERAPIST), "therapist"]
     with_therapist = bool(entry.get("therapist_effect", True)) and known.nunique() >= MIN_THERAPISTS
     if entry.get("therapist_effect", True) and not with_therapist:

@@ -73,7 +73,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize
 
-from accord.errors import AccordError, ConfigError
+from accord.errors import ConfigError, NotEstimableError
 from accord.models.bootstrap import (
     BOOTSTRAP_KINDS,
     check_replicates,
@@ -625,7 +625,7 @@ def _model_data(panel: pd.DataFrame, outcome: str) -> tuple[pd.DataFrame, dict[s
     data = data.sort_values(["therapist", "client"], kind="stable").reset_index(drop=True)
     n_therapists = data["therapist"].nunique()
     if n_therapists < MIN_THERAPISTS:
-        raise AccordError(
+        raise NotEstimableError(
             f"therapist model: {n_therapists} therapist(s) with {outcome} scores; at least "
             f"{MIN_THERAPISTS} needed to estimate a therapist variance"
         )

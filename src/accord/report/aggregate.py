@@ -38,6 +38,16 @@ def groups(clients: pd.DataFrame) -> Groups:
     return [*out, (ALL_CLIENTS, clients)]
 
 
+def has_arms(clients: pd.DataFrame | None) -> bool:
+    """True when the clients table records an arm for some client."""
+    return clients is not None and "arm" in clients.columns and clients["arm"].notna().any()
+
+
+def by_arm(clients: pd.DataFrame | None, words: str = " by arm") -> str:
+    """`words` for a caption when the study has arms, else nothing: no "by arm" without arms."""
+    return words if has_arms(clients) else ""
+
+
 def withheld_sizes(grouped: Groups, min_cell: int) -> set[str]:
     """Arms whose size the report withholds: small arms, and the arms hidden by complementary
     suppression against the total (Sample section). Counts that add up to such an arm's size,

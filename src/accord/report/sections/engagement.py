@@ -89,7 +89,8 @@ def _engagement(ctx: ReportContext) -> list:
     return [
         table(
             "engagement",
-            "Attendance, homework, goal reviews and dropout by arm: mean (SD), dropout rate",
+            f"Attendance, homework, goal reviews and dropout{agg.by_arm(clients)}: mean (SD), "
+            "dropout rate",
             [
                 "Group",
                 "Sessions attended",
@@ -147,7 +148,7 @@ def _alliance(ctx: ReportContext) -> list:
         out.append(
             table(
                 "alliance",
-                f"Alliance ({label}) by arm: mean (SD)",
+                f"Alliance ({label}){agg.by_arm(clients)}: mean (SD)",
                 ["Group", "Clients", "Early alliance", "Mean alliance", "Slope per session"],
                 [[r["group"], r["n"], *(r[m] for m in measures)] for r in rows],
                 note=(
@@ -161,18 +162,20 @@ def _alliance(ctx: ReportContext) -> list:
         out.append(Text("No alliance measures were found in the client measures.", "missing"))
     if panel is not None and "alliance" in panel.columns:
         summary = trajectory_summary(panel, "alliance", group="arm", min_cell=min_cell)
+        arms = agg.by_arm(ctx.clients, " and arm")
         fig = trajectory_figure(summary, short, xlabel="Session")
         if fig is not None:
             out.append(
                 to_plot(
                     fig,
                     "alliance_trajectory",
-                    alt=f"Mean {short} by session and arm with 95% confidence bands",
+                    alt=f"Mean {short} by session{arms} with 95% confidence bands",
                     caption=(
-                        f"Mean alliance ({label}) by session and arm, with 95% confidence "
+                        f"Mean alliance ({label}) by session{arms}, with 95% confidence "
                         "intervals over the clients assessed at each session. Only sessions at "
                         "which the alliance was assessed are shown; sessions with fewer than "
-                        f"{min_cell} clients in an arm are not drawn."
+                        f"{min_cell} clients{agg.by_arm(ctx.clients, ' in an arm')} are not "
+                        "drawn."
                     ),
                 )
             )
@@ -217,7 +220,7 @@ def _ruptures(clients: pd.DataFrame, settings, min_cell: int, ledger: Ledger):
     window = settings.get("rupture_repair_window", 3)
     return table(
         "alliance_ruptures",
-        "Alliance ruptures by arm: clients (%)",
+        f"Alliance ruptures{agg.by_arm(clients)}: clients (%)",
         ["Group", *(c for _ in sds for c in ("\u2265 1 rupture", "Repaired"))],
         rows,
         spans=(("", 1), *((f"{k} SD", 2) for k in labels)),
@@ -254,7 +257,7 @@ def _goalsetting(ctx: ReportContext) -> list:
     out.append(
         table(
             "goalsetting_exposures",
-            "Collaborative goal-setting measures by arm",
+            f"Collaborative goal-setting measures{agg.by_arm(clients)}",
             ["Measure", *(c for _ in names for c in ("Mean (SD)", "n"))],
             rows,
             spans=(("", 1), *((name, 2) for name in names)),
@@ -274,15 +277,17 @@ def _goalsetting(ctx: ReportContext) -> list:
     if "joint_goal_share" in clients.columns:
         arms = grouped[:-1] or grouped
         shares = [(name, part["joint_goal_share"]) for name, part in arms]
+        whose = "each arm\u2019s" if agg.has_arms(clients) else "all"
         fig = share_histogram(shares, xlabel="Joint goal share", min_cell=min_cell)
         if fig is not None:
             out.append(
                 to_plot(
                     fig,
                     "goalsetting_joint_goal_share",
-                    alt="Distribution of the joint goal share by arm",
+                    alt=f"Distribution of the joint goal share{agg.by_arm(clients)}",
                     caption=(
-                        "Joint goal share by arm, as % of each arm\u2019s clients. A bin with "
+                        f"Joint goal share{agg.by_arm(clients)}, as % of {whose} clients. "
+                        "A bin with "
                         f"fewer than {min_cell} clients, and a bin withheld so that it cannot be "
                         "worked out from the others, is not drawn and is marked "
                         f"\u201c{suppressed_label(min_cell)}\u201d."

@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from accord.disclosure import NOT_AVAILABLE, suppress_count, suppressed_label
+from accord.models.plan import FITTED, STATUS_LABELS
 from accord.report.context import ReportContext
 from accord.report.figures import forest_figure, to_plot
 from accord.report.parts import Heading, Section, Table, Text, table
@@ -42,6 +43,9 @@ COLUMNS = ["Term", "b", "SE", "95% CI", "p", "p (FDR)"]
 def build(ctx: ReportContext) -> Section:
     """The Models section."""
     section = Section("models", "Models")
+    statuses = model_statuses(ctx)
+    if statuses:
+        section.add(_plan_table(statuses))
     c = ctx.coefficients
     if c is None or c.empty:
         section.add(Text("No model results were found (models/coefficients.csv).", "missing"))
@@ -63,6 +67,47 @@ def build(ctx: ReportContext) -> Section:
         section.add(*_model(str(model_id), part, diag, ctx, every))
     section.add(_all_coefficients(every))
     return section
+
+
+def model_statuses(ctx: ReportContext) -> list[tuple[str, str, str, str]]:
+    """(model, kind, status, reason) for every model of the study's plan, in the plan's order.
+
+    Results gathered without a plan list only their fitted models."""
+    rows = []
+    last = len(ctx.diagnostics)
+    ordered = sorted(ctx.diagnostics.items(), key=lambda item: item[1].get("plan_position", last))
+    for model_id, diag in ordered:
+        status = str(diag.get("status") or FITTED)
+        rows.append((model_id, str(diag.get("kind", "")), status, str(diag.get("reason") or "")))
+    return rows
+
+
+def status_counts(statuses: list[tuple[str, str, str, str]]) -> dict[str, list[str]]:
+    """Model ids by status (fitted, not_estimable, not_applicable), in the plan's order."""
+    counts: dict[str, list[str]] = {}
+    for model_id, _, status, _ in statuses:
+        counts.setdefault(status, []).append(model_id)
+    return counts
+
+
+def _plan_table(statuses: list[tuple[str, str, str, str]]) -> Table:
+    rows = [
+        [model_id, kind or NOT_AVAILABLE, STATUS_LABELS.get(status, status), reason or "\u2014"]
+        for model_id, kind, status, reason in statuses
+    ]
+    return table(
+        "models_plan",
+        "The analysis plan: every configured model and whether it was fitted",
+        ["Model", "Kind", "Status", "Reason"],
+        rows,
+        text_columns=frozenset({1, 2, 3}),
+        note=(
+            "Not applicable: the study lacks what the model needs (an instrument, therapist "
+            "IDs, an arm, the goals table), so it was left out. Not estimable: the model "
+            "applies but these data cannot estimate it. Edit the plan under `models:` in the "
+            "config (`accord plan` writes it for a study)."
+        ),
+    )
 
 
 def enough_clients(part: pd.DataFrame, min_cell: int) -> bool:

@@ -51,6 +51,7 @@ def _trajectory(ctx: ReportContext, outcome: str, label: str) -> list:
     if panel is None or outcome not in panel.columns:
         return [Text(f"No {label} scores were found in the session panel.", "missing")]
     summary = trajectory_summary(panel, outcome, group="arm", min_cell=min_cell)
+    arms = agg.by_arm(ctx.clients, " and arm")
     out: list = []
     fig = trajectory_figure(summary, label)
     if fig is not None:
@@ -58,11 +59,12 @@ def _trajectory(ctx: ReportContext, outcome: str, label: str) -> list:
             to_plot(
                 fig,
                 f"outcomes_trajectory_{outcome}",
-                alt=f"Mean {label} by session and arm with 95% confidence bands",
+                alt=f"Mean {label} by session{arms} with 95% confidence bands",
                 caption=(
-                    f"Mean {label} by session (0 = intake) and arm, with 95% confidence intervals "
-                    f"over the clients assessed at each session. Sessions with fewer than "
-                    f"{min_cell} clients in an arm are not drawn."
+                    f"Mean {label} by session (0 = intake){arms}, with 95% confidence "
+                    f"intervals over the clients assessed at each session. Sessions with fewer "
+                    f"than {min_cell} clients{agg.by_arm(ctx.clients, ' in an arm')} are not "
+                    "drawn."
                 ),
             )
         )
@@ -97,7 +99,7 @@ def _trajectory(ctx: ReportContext, outcome: str, label: str) -> list:
     out.append(
         table(
             f"outcomes_trajectory_{outcome}",
-            f"Mean {label} [95% CI] by arm, and clients assessed",
+            f"Mean {label} [95% CI]{agg.by_arm(ctx.clients)}, and clients assessed",
             ["Session", *groups, "Clients assessed"],
             rows,
         )
@@ -126,7 +128,7 @@ def _change(ctx: ReportContext) -> list:
         out.append(
             table(
                 "outcomes_nhs_indicators",
-                "NHS Talking Therapies indicators by arm, clients (%)",
+                f"NHS Talking Therapies indicators{agg.by_arm(clients)}, clients (%)",
                 ["Group", *(f"{lab} (% of {of})" for _, lab, of in nhs)],
                 [
                     [name, *(cells[column][i] for column, _, _ in nhs)]
@@ -163,7 +165,7 @@ def _change(ctx: ReportContext) -> list:
         out.append(
             table(
                 "outcomes_phq9_response",
-                "PHQ-9 response and remission by arm, clients (%)",
+                f"PHQ-9 response and remission{agg.by_arm(clients)}, clients (%)",
                 ["Group", *(names[c] for c in response)],
                 [
                     [name, *(cells[column][i] for column in response)]
@@ -248,7 +250,7 @@ def _categories(clients: pd.DataFrame, category: str, label: str, min_cell: int,
             )
     return table(
         "outcomes_change_categories",
-        f"{label}: Jacobson\u2013Truax categories by arm, clients (% of the row)",
+        f"{label}: Jacobson\u2013Truax categories{agg.by_arm(clients)}, clients (% of the row)",
         ["Group", *CATEGORY_LABELS.values(), "Total"],
         rows,
         note=(

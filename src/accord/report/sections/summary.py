@@ -10,10 +10,12 @@ import pandas as pd
 
 from accord.disclosure import suppress_count
 from accord.errors import AccordError
+from accord.models.plan import FITTED, NOT_APPLICABLE, NOT_ESTIMABLE, STATUS_LABELS
 from accord.models.spec import model_specs
 from accord.report.context import ReportContext
 from accord.report.ledger import SIZE
 from accord.report.parts import Bullets, Section, Text, table
+from accord.report.sections.models import model_statuses, status_counts
 from accord.report.text import (
     TIMES,
     coef,
@@ -52,7 +54,27 @@ def build(ctx: ReportContext) -> Section:
     findings = _findings(ctx)
     if findings:
         section.add(Bullets(tuple(("", f) for f in findings)))
+    plan_note = _plan_note(ctx)
+    if plan_note:
+        section.add(Text(plan_note, "note"))
     return section
+
+
+def _plan_note(ctx: ReportContext) -> str:
+    """Which models of the plan were fitted, not estimable or not applicable (see Models)."""
+    by_status = status_counts(model_statuses(ctx))
+    if set(by_status) <= {FITTED}:
+        return ""
+    total = sum(len(ids) for ids in by_status.values())
+    parts = [f"{len(by_status.get(FITTED, []))} fitted"]
+    for status in (NOT_ESTIMABLE, NOT_APPLICABLE):
+        ids = by_status.get(status, [])
+        if ids:
+            parts.append(f"{len(ids)} {STATUS_LABELS[status]} ({', '.join(ids)})")
+    return (
+        f"Of the {total} models of the analysis plan: {'; '.join(parts)}. The Models section "
+        "gives each one's reason."
+    )
 
 
 def primary_row(ctx: ReportContext) -> pd.Series | None:

@@ -51,23 +51,23 @@ EXPECTED = {
     },
     "no_gad7": {"growth_gad7": (NOT_APPLICABLE, "the outcome 'gad7' has no values")},
     "no_arm": {
-        "dropout_km": (NOT_APPLICABLE, "the grouping 'arm' has no values"),
+        "dropout_cif": (NOT_APPLICABLE, "the grouping 'arm' has no values"),
         "clinical_change": (NOT_APPLICABLE, "the clients table has no arm"),
     },
     "one_arm": {},
     "two_waves": {
         "lagged": (NOT_APPLICABLE, "the exposure 'alliance' has no values"),
-        "mediation_homework_rate": (NOT_APPLICABLE, "the mediator 'homework_rate' has no"),
+        "mediation_early_homework_rate": (NOT_APPLICABLE, "the mediator 'early_homework_rate' has no"),
     },
     "ten_clients": {
         "therapist": (NOT_ESTIMABLE, "2 therapist(s) with phq9 scores"),
-        "dropout_km": (NOT_ESTIMABLE, "no arm has at least 11 clients"),
+        "dropout_cif": (NOT_ESTIMABLE, "no arm has at least 11 clients"),
         "growth_gad7": (NOT_APPLICABLE, "the outcome 'gad7' has no values"),
     },
     "nobody_drops_out": {
         "dropout": (NOT_ESTIMABLE, "dropout does not vary (every client has False)"),
         "dropout_cox": (NOT_ESTIMABLE, "no events: dropout_event is false for every client"),
-        "dropout_km": (NOT_ESTIMABLE, "no events"),
+        "dropout_cif": (NOT_ESTIMABLE, "no events"),
     },
     "everyone_drops_out_after_session_1": {
         "dropout": (NOT_ESTIMABLE, "dropout does not vary (every client has True)"),
@@ -177,7 +177,7 @@ def test_plan_leaves_out_what_a_study_lacks() -> None:
     config = {"models": DEFAULT_MODELS}
     plan = {e.id: e for e in plan_models(model_specs(config), panel, clients, ModelContext())}
     assert plan["growth_gad7"].status == NOT_APPLICABLE
-    assert plan["dropout_km"].status == NOT_APPLICABLE
+    assert plan["dropout_cif"].status == NOT_APPLICABLE
     assert plan["therapist"].status == NOT_ESTIMABLE
     assert plan["growth"].status == "planned"
 
@@ -242,7 +242,7 @@ def test_the_readme_commands_run_a_new_users_study_to_its_report(
     assert not (tmp_path / "results" / "mystudy" / "models" / "growth_gad7").exists()
     assert {e["id"] for e in plan["models"] if e["status"] == NOT_APPLICABLE} == {
         "growth_gad7",
-        "dropout_km",
+        "dropout_cif",
         "clinical_change",
     }
     for path in NOTEBOOKS:

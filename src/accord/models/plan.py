@@ -46,13 +46,13 @@ PANEL_OUTCOME_KINDS = ("growth", "lagged", "therapist", "lrt")
 # Kinds whose outcome is an instrument summarised per client (<outcome>_first, _last, _change).
 CLIENT_OUTCOME_KINDS = ("ancova", "ancova_mice", "mediation", "clinical_change")
 # Kinds whose outcome is a client-level yes/no column (dropout and its alternatives).
-EVENT_KINDS = ("logistic", "cox", "kaplan_meier")
+EVENT_KINDS = ("logistic", "cox", "kaplan_meier", "cumulative_incidence")
 # Kinds that compare groups of clients (options.group, default arm).
-GROUPED_KINDS = ("kaplan_meier", "clinical_change")
+GROUPED_KINDS = ("kaplan_meier", "cumulative_incidence", "clinical_change")
 # Client measures built from the goals table, and from alliance ratings, for the reasons.
 GOAL_MEASURES = (
     "joint_goal_share",
-    "goal_consensus",
+    "late_goal_share",
     "goal_agreement",
     "smart_quality",
     "goal_revisions",
@@ -60,7 +60,14 @@ GOAL_MEASURES = (
     "gas_t",
     "gas_change",
 )
-ALLIANCE_MEASURES = ("alliance", "early_alliance", "mean_alliance", "alliance_slope")
+ALLIANCE_MEASURES = (
+    "alliance",
+    "early_alliance",
+    "mean_alliance",
+    "alliance_slope",
+    "goal_alliance_client",
+    "goal_consensus",
+)
 
 
 @dataclass(frozen=True)
@@ -202,7 +209,7 @@ def estimability_reason(
         reason = _varies(client_measures[spec.outcome], spec.outcome)
         if reason:
             return reason
-    if spec.kind in ("cox", "kaplan_meier"):
+    if spec.kind in ("cox", "kaplan_meier", "cumulative_incidence"):
         event = spec.options.get("event", "dropout_event")
         if not client_measures[event].fillna(False).astype(bool).any():
             return f"no events: {event} is false for every client"
@@ -233,9 +240,9 @@ def _needed_columns(spec: ModelSpec) -> list[tuple[str, str]]:
         needed.append(("the outcome", spec.outcome))
     elif spec.kind in CLIENT_OUTCOME_KINDS:
         needed.append(("the outcome", f"{spec.outcome}_last"))
-    elif spec.kind in ("logistic", "kaplan_meier"):
+    elif spec.kind in ("logistic", "kaplan_meier", "cumulative_incidence"):
         needed.append(("the outcome", spec.outcome))
-    if spec.kind in ("cox", "kaplan_meier"):
+    if spec.kind in ("cox", "kaplan_meier", "cumulative_incidence"):
         needed.append(("the event", spec.options.get("event", "dropout_event")))
     if spec.exposure != "none":
         needed.append(("the exposure", spec.exposure))

@@ -34,6 +34,7 @@ KINDS: Mapping[str, str] = {
     "ancova": "accord.models.ancova:fit_ancova_spec",
     "ancova_mice": "accord.models.ancova:fit_ancova_mice_spec",
     "lrt": "accord.models.lrt:fit_lrt_spec",
+    "congruence": "accord.models.congruence:fit_congruence_spec",
 }
 
 

@@ -214,3 +214,16 @@ def test_declared_models_fit_a_simulated_study_quickly():
     scores = scores_from_panel(panel, "wai_sr", "goal")
     again = fit(panel, clients, spec, ModelContext(), scores=scores)
     pd.testing.assert_frame_equal(again.coefficients, result.coefficients)
+
+
+def test_surface_figure_draws_the_fitted_surface_with_both_lines():
+    from accord.report.surface import congruence_surface_figure, surface_height
+
+    b = {"C": 2.0, "T": 1.0, "C^2": 0.5, "C*T": -1.0, "T^2": 0.25}
+    # At C = 4, T = 2 (centred 1, -1): 2 - 1 + 0.5 + 1 + 0.25 = 2.75.
+    assert surface_height(b, np.array([4.0]), np.array([2.0]), 3.0)[0] == pytest.approx(2.75)
+    fig = congruence_surface_figure(b, midpoint=3.0, limits=(2, 4.5), outcome_label="y")
+    ax = fig.axes[0]
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert labels[:2] == ["congruence (C = T)", "incongruence (C + T constant)"]
+    assert ax.get_xlim() == (2.0, 4.5) and ax.get_ylim() == (2.0, 4.5)

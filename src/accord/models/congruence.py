@@ -242,7 +242,9 @@ def fit_congruence(
         "cov_type": cov_type,
         "higher_is": higher_is,
         "b": dict(zip(x.columns[:6], map(float, params[:6]), strict=True)),
-        "rating_range": [float(np.nanmin(ratings)), float(np.nanmax(ratings))],
+        # Pooled 5th and 95th percentiles: where the surface rests on data (and no client's
+        # own extreme rating is reported).
+        "rating_range": [float(v) for v in np.quantile(ratings, [0.05, 0.95])],
         "agreement": agreement_shares(
             frame[client].to_numpy(), frame[therapist].to_numpy(), min_cell=min_cell
         ),

@@ -35,6 +35,7 @@ KINDS: Mapping[str, str] = {
     "ancova_mice": "accord.models.ancova:fit_ancova_mice_spec",
     "lrt": "accord.models.lrt:fit_lrt_spec",
     "congruence": "accord.models.congruence:fit_congruence_spec",
+    "goal_attainment": "accord.models.goal_attainment:fit_goal_attainment_spec",
 }
 
 

@@ -36,6 +36,7 @@ KINDS: Mapping[str, str] = {
     "lrt": "accord.models.lrt:fit_lrt_spec",
     "congruence": "accord.models.congruence:fit_congruence_spec",
     "goal_attainment": "accord.models.goal_attainment:fit_goal_attainment_spec",
+    "not_on_track": "accord.models.not_on_track:fit_not_on_track_spec",
 }
 
 

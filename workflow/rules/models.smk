@@ -27,6 +27,7 @@ rule bootstrap_model:
 
 rule fit_model:
     input:
+        unpack(model_tables),
         session_panel="results/{study}/session_panel.parquet",
         client_measures="results/{study}/client_measures.parquet",
         replicates=bootstrap_replicates,

@@ -185,6 +185,7 @@ def fit_congruence(
     exposure: str = "wai_sr_goal",
     min_cell: int = 11,
     higher_is: str | None = None,
+    rated: str = "the goals",
 ) -> ModelResult:
     """Polynomial regression of `outcome` on the centred `client` and `therapist` ratings and
     the surface parameters a1..a4 (module docstring), one row of `data` per client.
@@ -248,7 +249,7 @@ def fit_congruence(
         "agreement": agreement_shares(
             frame[client].to_numpy(), frame[therapist].to_numpy(), min_cell=min_cell
         ),
-        "reading": congruence_reading(surface, outcome=outcome, higher_is=higher_is),
+        "reading": congruence_reading(surface, outcome=outcome, higher_is=higher_is, rated=rated),
         "clients_left_out": n_left_out,
     }
     if not logistic:
@@ -318,12 +319,17 @@ def _coefficient_rows(
 
 
 def congruence_reading(
-    surface: Mapping[str, Mapping[str, float]], *, outcome: str, higher_is: str | None = None
+    surface: Mapping[str, Mapping[str, float]],
+    *,
+    outcome: str,
+    higher_is: str | None = None,
+    rated: str = "the goals",
 ) -> str:
     """A plain-words reading of a1..a4 in observational language.
 
     A parameter is read only when its 95% CI excludes zero; `higher_is` ("better" or "worse")
-    lets the reading say which end of the outcome is the better one.
+    lets the reading say which end of the outcome is the better one; `rated` names what both
+    raters rated (the goals, for the WAI-SR Goal subscale).
     """
 
     def clear(name: str) -> int:
@@ -343,7 +349,7 @@ def congruence_reading(
     if clear("a1"):
         parts.append(
             f"Where client and therapist agreed, {outcome} was {level(clear('a1'))} "
-            "when both rated the goals higher."
+            f"when both rated {rated} higher."
         )
     if clear("a3"):
         parts.append(
@@ -360,7 +366,7 @@ def congruence_reading(
         parts.append(f"Along the line of agreement the association was {shape}-shaped.")
     if not parts:
         return (
-            f"The data cannot tell whether agreement between client and therapist on the goals "
+            f"The data cannot tell whether agreement between client and therapist on {rated} "
             f"is associated with {outcome}: every surface parameter's 95% CI includes zero."
         )
     return " ".join(parts) + " These are associations in observational data, not effects."
@@ -467,6 +473,7 @@ def fit_congruence_spec(
         exposure=instrument if scale == "total" else f"{instrument}_{scale}",
         min_cell=context.min_cell,
         higher_is=higher_is,
+        rated="the goals" if scale == "goal" else f"the {instrument} {scale}",
     )
     if "therapist_id" in data.columns:
         used = data.loc[data[["client", "therapist", column]].notna().all(axis=1)]

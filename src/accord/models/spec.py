@@ -39,6 +39,13 @@ KINDS: Mapping[str, str] = {
     "not_on_track": "accord.models.not_on_track:fit_not_on_track_spec",
 }
 
+# Validated tables (results/<study>/validated/<name>.parquet) a kind reads besides the session
+# panel and the client measures; its fit function takes each as a keyword argument.
+KIND_TABLES: Mapping[str, tuple[str, ...]] = {
+    "goal_attainment": ("goals", "measures"),
+    "not_on_track": ("sessions",),
+}
+
 
 @dataclass(frozen=True)
 class ModelSpec:

@@ -16,6 +16,7 @@ from accord.models.not_on_track import (
     fit_check_in,
     fit_not_on_track_spec,
     flag_not_on_track,
+    reviewed_after_first_flag,
     severity_bands,
 )
 from accord.models.spec import ModelContext, ModelSpec
@@ -118,6 +119,10 @@ def test_flags_and_check_in_events_by_hand():
     ]
     assert events["goal_review"].tolist() == [1.0, 0.0, 1.0]
     assert events["back_on_track"].tolist() == [1.0, 1.0, 1.0]
+    # First flags: A at 2 (next attended 4, reviewed), B at 1 (next attended 2, reviewed).
+    assert reviewed_after_first_flag(flags, sessions).to_dict() == {"A": 1.0, "B": 1.0}
+    sessions.loc[3, "goal_review"] = pd.NA  # A's session 4 records no review
+    assert np.isnan(reviewed_after_first_flag(flags, sessions)["A"])
 
 
 def test_a_planted_check_in_association_is_recovered():
@@ -146,7 +151,11 @@ def test_declared_model_fits_a_simulated_study():
     assert time.perf_counter() - start < 15
     extras = result.diagnostics["extras"]
     assert {row["group"] for row in extras["rates"]} == {"collaborative", "usual_care"}
-    assert result.coefficients["term"].tolist() == ["back_on_track:goal_review"]
+    assert result.coefficients["term"].tolist() == [
+        "back_on_track:goal_review",
+        "recovery:reviewed_after_flag",
+    ]
+    assert set(result.coefficients["model"]) == {"not_on_track"}
     assert extras["check_in"]["n_events"] > 50
     again = fit_not_on_track_spec(panel, clients, spec, ModelContext(), sessions=sessions)
     pd.testing.assert_frame_equal(again.coefficients, result.coefficients)

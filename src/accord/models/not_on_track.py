@@ -17,6 +17,9 @@ Reported:
 * for assessments not on track, whether a goal review at the next attended session is
   associated with being back on track at the first assessment after it: a GEE (binomial,
   exchangeable, clustered by client) with term ``back_on_track:goal_review``;
+* among clients not on track at some point and clinical at the first assessment, whether a
+  goal review at the first attended session after the first flag is associated with recovery
+  (logistic regression adjusted for the intake score, term ``recovery:reviewed_after_flag``);
 * how the flags relate to reliable deterioration by the last assessment: the share of
   deteriorated clients flagged before their last assessment (sensitivity) and the share of
   flagged clients who did not deteriorate (``extras["signal"]``). Published figures for the
@@ -259,6 +262,59 @@ def signal_accuracy(flags: pd.DataFrame, deteriorated: pd.Series, min_cell: int)
     return out
 
 
+def reviewed_after_first_flag(flags: pd.DataFrame, sessions: pd.DataFrame) -> pd.Series:
+    """For each client ever not on track: whether the first attended session after the first
+    flag had a goal review (missing where it recorded none, or there was no such session)."""
+    flagged = flags.loc[flags["not_on_track"].fillna(False).astype(bool)]
+    first = flagged.groupby("client_id")["session_number"].min()
+    attended = sessions.loc[sessions["attended"].fillna(False).astype(bool)]
+    attended = attended.loc[attended["client_id"].isin(first.index)]
+    after = attended.loc[attended["session_number"] > attended["client_id"].map(first)]
+    after = after.sort_values(["client_id", "session_number"], kind="stable")
+    # The first session's own record, even where it is missing (groupby.first would skip it).
+    review = after.drop_duplicates("client_id").set_index("client_id")["goal_review"]
+    return review.astype("boolean").astype("Float64").astype(float).reindex(first.index)
+
+
+def fit_recovery_after_flag(
+    flags: pd.DataFrame,
+    sessions: pd.DataFrame,
+    client_measures: pd.DataFrame,
+    outcome: str,
+    model_id: str = "not_on_track",
+) -> tuple[dict[str, Any] | None, str | None]:
+    """Logistic regression, among clients ever not on track and clinical at the first
+    assessment, of recovery (category recovered) on a goal review at the first attended
+    session after the first flag, adjusted for the intake score: the row of the review term,
+    or None and the reason."""
+    from accord.models.dropout import fit_logistic
+
+    needed = [f"{outcome}_category", f"{outcome}_clinical_first", f"{outcome}_first"]
+    if any(column not in client_measures.columns for column in needed):
+        return None, "no clinical change categories: the recovery model is not fitted"
+    clients = client_measures.set_index(client_measures["client_id"].astype(str))
+    frame = reviewed_after_first_flag(flags, sessions).rename("reviewed_after_flag").to_frame()
+    frame = frame.join(clients[needed])
+    frame = frame.loc[frame[needed[1]].astype("boolean").fillna(False).astype(bool)]
+    frame["recovered"] = (frame[needed[0]].astype(str) == "recovered").astype(float)
+    frame = frame.loc[frame[needed[0]].notna()].reset_index()
+    try:
+        result = fit_logistic(
+            frame,
+            outcome="recovered",
+            exposure="reviewed_after_flag",
+            covariates=[needed[2]],
+            model_id=model_id,
+            term_prefix="recovery:",
+        )
+    except AccordError as exc:
+        return None, f"recovery model not fitted: {exc}"
+    rows = result.coefficients
+    row = rows.loc[rows["term"] == "recovery:reviewed_after_flag"].iloc[0].to_dict()
+    notes = [f"recovery model: {w}" for w in result.diagnostics["warnings"]]
+    return row, "; ".join(notes) or None
+
+
 def outcome_assessments(panel: pd.DataFrame, outcome: str) -> pd.DataFrame:
     """Post-intake assessments of `outcome` with the client's intake (first) score."""
     if outcome not in panel.columns:
@@ -334,6 +390,13 @@ def fit_not_on_track(
         extras["check_in"] = notes
         if values is not None:
             rows.append(_check_in_row(values, notes, model_id, outcome))
+        recovery, reason = fit_recovery_after_flag(
+            expectations, sessions, client_measures, outcome, model_id
+        )
+        if reason:
+            warn.append(reason)
+        if recovery is not None:
+            rows.append({**recovery, "outcome": f"{outcome}_recovery", "exposure": "goal_review"})
     judged = expectations.loc[expectations["not_on_track"].notna()]
     diagnostics = model_diagnostics(
         model_id=model_id,

@@ -147,3 +147,13 @@ def test_declared_model_fits_a_simulated_study():
             ModelContext(),
             goals=study.goals,
         )
+
+
+@pytest.mark.slow
+def test_confidence_intervals_of_achieved_cover_planted_values_in_95_percent():
+    hits = []
+    for seed in range(200):
+        table = simulated_goals(300, 1000 + seed, outcome="achieved")
+        rows = fit_goal_attainment(table, outcome="achieved").coefficients.set_index("term")
+        hits += [rows.loc[k, "ci_low"] < v < rows.loc[k, "ci_high"] for k, v in PLANTED.items()]
+    assert 0.92 <= np.mean(hits) <= 0.98

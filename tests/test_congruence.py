@@ -227,3 +227,35 @@ def test_surface_figure_draws_the_fitted_surface_with_both_lines():
     labels = [line.get_label() for line in ax.get_lines()]
     assert labels[:2] == ["congruence (C = T)", "incongruence (C + T constant)"]
     assert ax.get_xlim() == (2.0, 4.5) and ax.get_ylim() == (2.0, 4.5)
+
+
+def test_goal_level_surface_with_client_clustered_errors_recovers_a_planted_surface():
+    r = np.random.default_rng(8)
+    client = np.repeat(np.arange(700), 3)
+    frame = planted(client.size, 9)
+    frame["y"] += r.normal(0, 0.8, 700)[client]  # goals of a client share a client effect
+    frame["client_id"] = client.astype(str)
+    result = fit_congruence(frame, outcome="y", cluster="client_id")
+    rows = result.coefficients.set_index("term")
+    for name, value in TRUTH.items():
+        assert rows.loc[name, "ci_low"] < value < rows.loc[name, "ci_high"], name
+    assert set(rows["n_clients"]) == {700} and set(rows["n_obs"]) == {2100}
+    assert result.diagnostics["extras"]["cov_type"] == "cluster"
+
+
+def test_goal_importance_congruence_fits_a_simulated_study():
+    from accord.simulate import simulate_study
+
+    study = simulate_study(n_clients=400, seed=5)
+    fit = fit_function("goal_congruence")
+    for outcome, link in (("gas_level", "identity"), ("achieved", "logit")):
+        spec = ModelSpec(
+            id=f"importance_{outcome}", kind="goal_congruence", outcome=outcome, exposure=""
+        )
+        result = fit(
+            None, study.clients, spec, ModelContext(), goals=study.goals, measures=study.measures
+        )
+        diagnostics = result.diagnostics
+        assert diagnostics["extras"]["link"] == link and diagnostics["extras"]["unit"] == "goal"
+        assert diagnostics["n_obs"] > diagnostics["n_clients"] > 300
+        assert {"a1", "a2", "a3", "a4"} <= set(result.coefficients["term"])

@@ -186,14 +186,15 @@ def fit_congruence(
     min_cell: int = 11,
     higher_is: str | None = None,
     rated: str = "the goals",
+    cluster: str | None = None,
 ) -> ModelResult:
     """Polynomial regression of `outcome` on the centred `client` and `therapist` ratings and
     the surface parameters a1..a4 (module docstring), one row of `data` per client.
 
     Rows with a missing value in any column used are left out and counted. Coefficient rows:
     ``Intercept``, ``C``, ``T``, ``C^2``, ``C*T``, ``T^2``, the covariates, then ``a1``..``a4``.
-    Raises AccordError when fewer than 10 complete rows remain (15 coefficients' worth of
-    polynomial needs at least a handful of clients per parameter).
+    With `cluster` (a column of `data`, e.g. client_id for goal-level rows) the covariance is
+    cluster-robust by that column. Raises AccordError when fewer than 10 complete rows remain.
     """
     import statsmodels.api as sm  # here: the workflow imports this module to plan
 
@@ -217,11 +218,17 @@ def fit_congruence(
         x[covariate] = frame[covariate]
     x.insert(0, "Intercept", 1.0)
     y = frame[outcome]
+    fit_options: dict[str, Any] = {"cov_type": cov_type}
+    n_clients = len(frame)
+    if cluster is not None:
+        groups = pd.factorize(data.loc[frame.index, cluster].astype(str))[0]
+        fit_options = {"cov_type": "cluster", "cov_kwds": {"groups": groups}}
+        n_clients = int(groups.max()) + 1
     if logistic:
         model = sm.GLM(y, x, family=sm.families.Binomial())
-        fitted, warn, error = capture_fit(lambda: model.fit(cov_type=cov_type))
+        fitted, warn, error = capture_fit(lambda: model.fit(**fit_options))
     else:
-        fitted, warn, error = capture_fit(lambda: sm.OLS(y, x).fit(cov_type=cov_type))
+        fitted, warn, error = capture_fit(lambda: sm.OLS(y, x).fit(**fit_options))
     if fitted is None:
         raise AccordError(f"{what}: the fit failed ({error})")
     params = fitted.params.to_numpy()
@@ -233,6 +240,8 @@ def fit_congruence(
     surface = surface_parameters(params[1:6], cov[1:6, 1:6])
     for name, values in surface.items():
         rows.append(_row(name, values, len(frame), converged, ratio=False))
+    for row in rows:
+        row["n_clients"] = n_clients
     n_left_out = int((~complete).sum())
     if n_left_out:
         warn.append(f"{n_left_out} client(s) without both ratings, the outcome or a covariate")
@@ -240,7 +249,7 @@ def fit_congruence(
     extras = {
         "midpoint": midpoint,
         "link": "logit" if logistic else "identity",
-        "cov_type": cov_type,
+        "cov_type": fit_options["cov_type"],
         "higher_is": higher_is,
         "b": dict(zip(x.columns[:6], map(float, params[:6]), strict=True)),
         # Pooled 5th and 95th percentiles: where the surface rests on data (and no client's
@@ -268,7 +277,7 @@ def fit_congruence(
         warn=warn,
         log_likelihood=float(fitted.llf),
         n_obs=len(frame),
-        n_clients=len(frame),
+        n_clients=n_clients,
         n_therapists=None,
         extras=extras,
     )
@@ -478,4 +487,53 @@ def fit_congruence_spec(
     if "therapist_id" in data.columns:
         used = data.loc[data[["client", "therapist", column]].notna().all(axis=1)]
         result.diagnostics["n_therapists"] = int(used["therapist_id"].dropna().nunique())
+    return result
+
+
+def fit_goal_congruence_spec(
+    panel: pd.DataFrame,
+    client_measures: pd.DataFrame,
+    spec: ModelSpec,
+    context: ModelContext,
+    goals: pd.DataFrame | None = None,
+    measures: pd.DataFrame | None = None,
+) -> ModelResult:
+    """The goal-level variant (kind ``goal_congruence``): each goal's attainment (``outcome``
+    gas_level, linear, or achieved, logistic; see accord.models.goal_attainment) on the
+    client's and the therapist's importance ratings of that goal (1-5, centred on 3), with
+    SEs clustered by client. Needs the validated goals table (and measures for gas_level)."""
+    from accord.models.goal_attainment import OUTCOMES, goal_level_table
+
+    del panel
+    if spec.outcome not in OUTCOMES:
+        raise ConfigError(
+            f"models: {spec.id!r} (goal_congruence) outcome must be gas_level or achieved"
+        )
+    if goals is None or (spec.outcome == "gas_level" and measures is None):
+        raise ConfigError(f"models: {spec.id!r} (goal_congruence) needs the goals and measures")
+    for column in ("client_importance", "therapist_importance"):
+        if column not in goals.columns:
+            raise ConfigError(f"models: {spec.id!r} (goal_congruence): goals have no {column!r}")
+    table = goal_level_table(goals, measures if spec.outcome == "gas_level" else None)
+    for column in ("client_importance", "therapist_importance"):
+        table[column] = pd.to_numeric(goals[column], errors="coerce").astype(float).to_numpy()
+    result = fit_congruence(
+        table,
+        outcome=spec.outcome,
+        client="client_importance",
+        therapist="therapist_importance",
+        midpoint=float(spec.options.get("midpoint", 3.0)),
+        logistic=spec.outcome == "achieved",
+        model_id=spec.id,
+        exposure="goal_importance",
+        min_cell=context.min_cell,
+        higher_is="better",
+        rated="the goal's importance",
+        cluster="client_id",
+    )
+    result.diagnostics["extras"]["unit"] = "goal"
+    if "therapist_id" in client_measures.columns:
+        therapists = client_measures.set_index(client_measures["client_id"].astype(str))
+        used = therapists["therapist_id"].reindex(table["client_id"].unique())
+        result.diagnostics["n_therapists"] = int(used.dropna().nunique())
     return result

@@ -157,3 +157,23 @@ def test_confidence_intervals_of_achieved_cover_planted_values_in_95_percent():
         rows = fit_goal_attainment(table, outcome="achieved").coefficients.set_index("term")
         hits += [rows.loc[k, "ci_low"] < v < rows.loc[k, "ci_high"] for k, v in PLANTED.items()]
     assert 0.92 <= np.mean(hits) <= 0.98
+
+
+def test_gas_level_model_equals_statsmodels_mixedlm_with_nested_intercepts():
+    from statsmodels.regression.mixed_linear_model import MixedLM
+
+    table = simulated_goals(150, 12, outcome="gas_level")
+    result = fit_goal_attainment(table, outcome="gas_level")
+    safe = table.rename(columns={n: f"x{i}" for i, n in enumerate(PREDICTORS)})
+    reference = MixedLM.from_formula(
+        "gas_level ~ " + " + ".join(f"x{i}" for i in range(len(PREDICTORS))),
+        data=safe,
+        groups="therapist_id",
+        re_formula="1",
+        vc_formula={"client": "0 + C(client_id)"},
+    ).fit(reml=True)
+    got = result.coefficients.set_index("term")["estimate"].to_numpy()
+    np.testing.assert_allclose(got, reference.fe_params.to_numpy(), rtol=1e-4, atol=1e-5)
+    variances = result.diagnostics["random_effects"]
+    assert variances["client"] == pytest.approx(float(reference.vcomp[0]), rel=1e-3)
+    assert variances["residual"] == pytest.approx(float(reference.scale), rel=1e-4)

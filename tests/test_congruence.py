@@ -206,6 +206,8 @@ def test_declared_models_fit_a_simulated_study_quickly():
         assert diagnostics["exposure"] == "wai_sr_goal" and diagnostics["converged"]
         assert {"a1", "a2", "a3", "a4"} <= set(result.coefficients["term"])
         assert diagnostics["n_therapists"] > 1
+        shared = any("shared items" in w for w in diagnostics["warnings"])
+        assert shared == (outcome == "early_alliance")
     # Intake-adjusted for an instrument outcome; the shares count the clients in the model.
     assert "phq9_first" in set(result.coefficients["term"]) or outcome == "dropout"
     shares = diagnostics["extras"]["agreement"]
@@ -259,3 +261,22 @@ def test_goal_importance_congruence_fits_a_simulated_study():
         assert diagnostics["extras"]["link"] == link and diagnostics["extras"]["unit"] == "goal"
         assert diagnostics["n_obs"] > diagnostics["n_clients"] > 300
         assert {"a1", "a2", "a3", "a4"} <= set(result.coefficients["term"])
+
+
+def test_applicability_needs_both_raters():
+    from accord.models.congruence import congruence_not_applicable
+
+    panel = pd.DataFrame(
+        {
+            "client_id": ["A", "A", "B"],
+            "session_number": [1, 2, 1],
+            "wai_sr_goal": [3.0, 4.0, 2.0],
+            "wai_sr_goal_therapist": [np.nan, 3.5, np.nan],
+        }
+    )
+    assert congruence_not_applicable(panel, min_clients=1) is None
+    assert "fewer than 2 clients" in congruence_not_applicable(panel, min_clients=2)
+    no_therapist = panel.drop(columns="wai_sr_goal_therapist")
+    assert (
+        congruence_not_applicable(no_therapist) == "no wai_sr_goal_therapist ratings in the study"
+    )

@@ -484,10 +484,31 @@ def fit_congruence_spec(
         higher_is=higher_is,
         rated="the goals" if scale == "goal" else f"the {instrument} {scale}",
     )
+    if column in ("early_alliance", "mean_alliance") and instrument == "wai_sr":
+        result.diagnostics["warnings"].append(
+            f"{column} is built from the client's WAI-SR ratings, which include the client "
+            "rating C: part of its association with C is shared items, not agreement"
+        )
     if "therapist_id" in data.columns:
         used = data.loc[data[["client", "therapist", column]].notna().all(axis=1)]
         result.diagnostics["n_therapists"] = int(used["therapist_id"].dropna().nunique())
     return result
+
+
+def congruence_not_applicable(
+    panel: pd.DataFrame, instrument: str = "wai_sr", scale: str = "goal", min_clients: int = 10
+) -> str | None:
+    """Why a congruence model of `instrument`/`scale` cannot be fitted on this study, or None
+    when it can: both raters' columns must be in the session panel and at least
+    `min_clients` clients must have both ratings."""
+    column = instrument if scale == "total" else f"{instrument}_{scale}"
+    for name in (column, f"{column}_therapist"):
+        if name not in panel.columns:
+            return f"no {name} ratings in the study"
+    both = panel.groupby("client_id")[[column, f"{column}_therapist"]].count().gt(0).all(axis=1)
+    if int(both.sum()) < min_clients:
+        return f"fewer than {min_clients} clients rated {column} by both client and therapist"
+    return None
 
 
 def fit_goal_congruence_spec(

@@ -159,3 +159,23 @@ def test_declared_model_fits_a_simulated_study():
     assert extras["check_in"]["n_events"] > 50
     again = fit_not_on_track_spec(panel, clients, spec, ModelContext(), sessions=sessions)
     pd.testing.assert_frame_equal(again.coefficients, result.coefficients)
+
+
+def test_band_trajectories_leave_out_small_cells_and_draw():
+    from accord.models.not_on_track import band_trajectories
+    from accord.report.surface import not_on_track_figure
+
+    data = trajectories(60, 3)
+    out = cross_fitted_expectations(data, k=3, seed=1)
+    cells = band_trajectories(out, min_cell=11)
+    n_by_cell = out.groupby(["severity", "session_number"])["client_id"].nunique()
+    assert {(c["severity"], c["session_number"]) for c in cells} == {
+        key for key, n in n_by_cell.items() if n >= 11
+    }
+    first = next(c for c in cells if c["severity"] == "severe" and c["session_number"] == 1)
+    part = out[(out["severity"] == "severe") & (out["session_number"] == 1)]
+    assert first["observed"] == pytest.approx(part["score"].mean())
+    assert band_trajectories(out, min_cell=10_000) == []
+    assert not_on_track_figure([], outcome_label="PHQ-9") is None
+    fig = not_on_track_figure(cells, outcome_label="PHQ-9")
+    assert len(fig.axes[0].get_lines()) == 2 * len({c["severity"] for c in cells})

@@ -315,6 +315,33 @@ def fit_recovery_after_flag(
     return row, "; ".join(notes) or None
 
 
+def band_trajectories(expectations: pd.DataFrame, min_cell: int) -> list[dict[str, Any]]:
+    """Per intake band and session: the number of judged assessments, the mean observed and
+    expected scores and the mean tolerance limits; cells of fewer than `min_cell` clients are
+    left out, so the figure drawn from them shows no small group and no single client."""
+    judged = expectations.loc[expectations["expected"].notna()]
+    cells = judged.groupby(["severity", "session_number"], sort=True).agg(
+        n=("client_id", "nunique"),
+        observed=("score", "mean"),
+        expected=("expected", "mean"),
+        lower=("lower", "mean"),
+        upper=("upper", "mean"),
+    )
+    cells = cells.loc[cells["n"] >= min_cell].reset_index()
+    return [
+        {
+            "severity": str(row.severity),
+            "session_number": int(row.session_number),
+            "n": int(row.n),
+            "observed": float(row.observed),
+            "expected": float(row.expected),
+            "lower": float(row.lower),
+            "upper": float(row.upper),
+        }
+        for row in cells.itertuples(index=False)
+    ]
+
+
 def outcome_assessments(panel: pd.DataFrame, outcome: str) -> pd.DataFrame:
     """Post-intake assessments of `outcome` with the client's intake (first) score."""
     if outcome not in panel.columns:
@@ -371,6 +398,7 @@ def fit_not_on_track(
         "folds": k,
         "severity_bands": sorted(set(assessments["severity"].dropna())),
         "rates": rates_by_group(expectations, labels, min_cell),
+        "trajectories": band_trajectories(expectations, min_cell),
         "curve": "a + b log(1 + session) + c intake, per intake severity band",
     }
     deterioration = f"{outcome}_reliable_deterioration"

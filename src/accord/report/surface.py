@@ -1,4 +1,5 @@
-"""The response surface of a congruence model as a contour figure (accord.models.congruence).
+"""Figures of the goal models: the response surface of a congruence model as a contour, and
+the expected-recovery bands of a not_on_track model.
 
 The surface is drawn from the fitted polynomial alone, never from clients' ratings, so it
 shows no single client. Its height is the predicted outcome relative to agreement at the scale
@@ -70,5 +71,53 @@ def congruence_surface_figure(
         colorbar = fig.colorbar(filled, ax=ax)
         colorbar.set_label(f"{outcome_label}: difference from agreement at {midpoint:g} ({scale})")
         ax.legend(loc="upper left", fontsize=8, frameon=True)
+        fig.tight_layout()
+    return fig
+
+
+def not_on_track_figure(
+    trajectories: Sequence[Mapping[str, float | str]], *, outcome_label: str, band: float = 0.8
+) -> Figure | None:
+    """Mean observed scores per intake band and session against the mean expected curve and
+    its tolerance band (rows of a not_on_track model's ``extras["trajectories"]``, which hold
+    only cells of at least min_cell clients). None when there is nothing to draw."""
+    if not trajectories:
+        return None
+    from accord.report.figures import PALETTE
+
+    bands = sorted({str(row["severity"]) for row in trajectories})
+    with style():
+        fig = new_figure()
+        ax = fig.axes[0]
+        for colour, name in zip(PALETTE, bands, strict=False):
+            rows = sorted(
+                (r for r in trajectories if r["severity"] == name),
+                key=lambda r: float(r["session_number"]),
+            )
+            session = [float(r["session_number"]) for r in rows]
+            ax.fill_between(
+                session,
+                [float(r["lower"]) for r in rows],
+                [float(r["upper"]) for r in rows],
+                color=colour,
+                alpha=0.15,
+                linewidth=0,
+            )
+            ax.plot(session, [float(r["expected"]) for r in rows], color=colour, linestyle="--")
+            ax.plot(
+                session,
+                [float(r["observed"]) for r in rows],
+                color=colour,
+                marker="o",
+                markersize=3,
+                label=f"{name} at intake",
+            )
+        ax.set_xlabel("Session")
+        ax.set_ylabel(outcome_label)
+        ax.set_title(
+            f"Observed means (points), expected (dashed) and central {band:.0%} band",
+            fontsize=10,
+        )
+        ax.legend(fontsize=8, frameon=False)
         fig.tight_layout()
     return fig

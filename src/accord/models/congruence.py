@@ -196,20 +196,10 @@ def fit_congruence(
     With `cluster` (a column of `data`, e.g. client_id for goal-level rows) the covariance is
     cluster-robust by that column. Raises AccordError when fewer than 10 complete rows remain.
     """
-    import statsmodels.api as sm  # here: the workflow imports this module to plan
-
     what = f"congruence model {model_id!r}"
-    columns = [outcome, client, therapist, *covariates]
-    for column in columns:
-        client_level_column(data, column, what)
-    frame = data[columns].copy()
-    if logistic:
-        frame[outcome] = binary_values(frame[outcome], outcome, what)
-    frame = frame.apply(pd.to_numeric, errors="coerce").astype(float)
-    complete = frame.notna().all(axis=1)
-    frame = frame.loc[complete]
-    if len(frame) < 10:
-        raise AccordError(f"{what}: only {len(frame)} client(s) with both ratings and the outcome")
+    frame, n_left_out = _complete_rows(
+        data, [outcome, client, therapist, *covariates], what, binary=outcome if logistic else None
+    )
     x = pd.DataFrame(
         polynomial_design(frame[client].to_numpy(), frame[therapist].to_numpy(), midpoint),
         index=frame.index,
@@ -217,20 +207,13 @@ def fit_congruence(
     for covariate in covariates:
         x[covariate] = frame[covariate]
     x.insert(0, "Intercept", 1.0)
-    y = frame[outcome]
-    fit_options: dict[str, Any] = {"cov_type": cov_type}
-    n_clients = len(frame)
+    groups = None
     if cluster is not None:
         groups = pd.factorize(data.loc[frame.index, cluster].astype(str))[0]
-        fit_options = {"cov_type": "cluster", "cov_kwds": {"groups": groups}}
-        n_clients = int(groups.max()) + 1
-    if logistic:
-        model = sm.GLM(y, x, family=sm.families.Binomial())
-        fitted, warn, error = capture_fit(lambda: model.fit(**fit_options))
-    else:
-        fitted, warn, error = capture_fit(lambda: sm.OLS(y, x).fit(**fit_options))
-    if fitted is None:
-        raise AccordError(f"{what}: the fit failed ({error})")
+    fitted, warn, fit_options = _fit_polynomial(
+        frame[outcome], x, logistic=logistic, cov_type=cov_type, groups=groups, what=what
+    )
+    n_clients = len(frame) if groups is None else int(groups.max()) + 1
     params = fitted.params.to_numpy()
     cov = fitted.cov_params().to_numpy()
     converged = bool(np.all(np.isfinite(params)) and (not logistic or fitted.converged))
@@ -242,7 +225,6 @@ def fit_congruence(
         rows.append(_row(name, values, len(frame), converged, ratio=False))
     for row in rows:
         row["n_clients"] = n_clients
-    n_left_out = int((~complete).sum())
     if n_left_out:
         warn.append(f"{n_left_out} client(s) without both ratings, the outcome or a covariate")
     ratings = frame[[client, therapist]].to_numpy()
@@ -288,6 +270,50 @@ def fit_congruence(
         coefficients=coefficient_frame(result_rows),
         diagnostics=diagnostics,
     )
+
+
+def _complete_rows(
+    data: pd.DataFrame, columns: list[str], what: str, binary: str | None
+) -> tuple[pd.DataFrame, int]:
+    """The numeric rows of `columns` with no missing value, and how many rows were left out.
+    `binary` names a yes/no column to be coded 0/1. AccordError for fewer than 10 rows."""
+    for column in columns:
+        client_level_column(data, column, what)
+    frame = data[columns].copy()
+    if binary is not None:
+        frame[binary] = binary_values(frame[binary], binary, what)
+    frame = frame.apply(pd.to_numeric, errors="coerce").astype(float)
+    complete = frame.notna().all(axis=1)
+    if int(complete.sum()) < 10:
+        raise AccordError(
+            f"{what}: only {int(complete.sum())} client(s) with both ratings and the outcome"
+        )
+    return frame.loc[complete], int((~complete).sum())
+
+
+def _fit_polynomial(
+    y: pd.Series,
+    x: pd.DataFrame,
+    *,
+    logistic: bool,
+    cov_type: str,
+    groups: np.ndarray | None,
+    what: str,
+) -> tuple[Any, list[str], dict[str, Any]]:
+    """OLS (or a binomial GLM) of y on x; covariance `cov_type`, or clustered by `groups`."""
+    import statsmodels.api as sm  # here: the workflow imports this module to plan
+
+    fit_options: dict[str, Any] = {"cov_type": cov_type}
+    if groups is not None:
+        fit_options = {"cov_type": "cluster", "cov_kwds": {"groups": groups}}
+    if logistic:
+        model = sm.GLM(y, x, family=sm.families.Binomial())
+        fitted, warn, error = capture_fit(lambda: model.fit(**fit_options))
+    else:
+        fitted, warn, error = capture_fit(lambda: sm.OLS(y, x).fit(**fit_options))
+    if fitted is None:
+        raise AccordError(f"{what}: the fit failed ({error})")
+    return fitted, warn, fit_options
 
 
 def _row(

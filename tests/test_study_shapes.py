@@ -57,7 +57,10 @@ EXPECTED = {
     "one_arm": {},
     "two_waves": {
         "lagged": (NOT_APPLICABLE, "the exposure 'alliance' has no values"),
-        "mediation_early_homework_rate": (NOT_APPLICABLE, "the mediator 'early_homework_rate' has no"),
+        "mediation_early_homework_rate": (
+            NOT_APPLICABLE,
+            "the mediator 'early_homework_rate' has no",
+        ),
     },
     "ten_clients": {
         "therapist": (NOT_ESTIMABLE, "2 therapist(s) with phq9 scores"),

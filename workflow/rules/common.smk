@@ -12,7 +12,7 @@ from accord.instruments import load_registry
 from accord.io import TABLE_SUFFIXES
 from accord.models.bootstrap import scattered_chunks, study_bootstrap_chunks
 from accord.models.plan import fitted_ids
-from accord.models.spec import model_specs
+from accord.models.spec import KIND_TABLES, model_specs
 from accord.multisite.consortium import consortia
 from accord.multisite.one_stage import one_stage_specs
 
@@ -115,6 +115,12 @@ def planned_model_results(wildcards):
 
 def bootstrap_chunks(wildcards):
     return BOOTSTRAP_CHUNKS[wildcards.study]
+
+
+def model_tables(wildcards):
+    """The validated tables a model's kind reads besides the panel and client measures."""
+    names = KIND_TABLES.get(MODELS[wildcards.model].kind, ())
+    return {name: f"results/{wildcards.study}/validated/{name}.parquet" for name in names}
 
 
 def bootstrap_replicates(wildcards):

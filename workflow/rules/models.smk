@@ -45,6 +45,7 @@ checkpoint plan_models:
 
 rule fit_model:
     input:
+        unpack(model_tables),
         session_panel="results/{study}/session_panel.parquet",
         client_measures="results/{study}/client_measures.parquet",
         plan="results/{study}/models/plan.json",

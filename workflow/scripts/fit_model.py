@@ -4,7 +4,7 @@ from pathlib import Path
 from accord.logs import run_step
 from accord.models.bootstrap import read_replicates
 from accord.models.plan import fit_planned, planned_entry
-from accord.models.spec import find_spec, model_context, model_specs
+from accord.models.spec import KIND_TABLES, find_spec, model_context, model_specs
 from accord.models.tidy import write_model_result
 from accord.stages import read_validated
 
@@ -14,12 +14,17 @@ with run_step(snakemake.log[0]) as log:
     # A model with a bootstrap pools the replicates its bootstrap_model jobs drew.
     chunks = list(snakemake.input.replicates)
     pooled = {"replicates": read_replicates(chunks)} if chunks else {}
+    # Validated tables the kind reads besides the panel and client measures (KIND_TABLES).
+    tables = {
+        name: read_validated(snakemake.input[name]) for name in KIND_TABLES.get(spec.kind, ())
+    }
     result = fit_planned(
         spec,
         read_validated(snakemake.input.session_panel),
         read_validated(snakemake.input.client_measures),
         model_context(snakemake.config),
         **pooled,
+        **tables,
     )
     write_model_result(result, snakemake.output.coefficients, snakemake.output.diagnostics)
     status = result.diagnostics["status"]

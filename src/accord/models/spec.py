@@ -36,6 +36,18 @@ KINDS: Mapping[str, str] = {
     "ancova": "accord.models.ancova:fit_ancova_spec",
     "ancova_mice": "accord.models.ancova:fit_ancova_mice_spec",
     "lrt": "accord.models.lrt:fit_lrt_spec",
+    "congruence": "accord.models.congruence:fit_congruence_spec",
+    "goal_congruence": "accord.models.congruence:fit_goal_congruence_spec",
+    "goal_attainment": "accord.models.goal_attainment:fit_goal_attainment_spec",
+    "not_on_track": "accord.models.not_on_track:fit_not_on_track_spec",
+}
+
+# Validated tables (results/<study>/validated/<name>.parquet) a kind reads besides the session
+# panel and the client measures; its fit function takes each as a keyword argument.
+KIND_TABLES: Mapping[str, tuple[str, ...]] = {
+    "goal_attainment": ("goals", "measures"),
+    "goal_congruence": ("goals", "measures"),
+    "not_on_track": ("sessions",),
 }
 
 

@@ -156,8 +156,11 @@ def test_an_interrupted_run_can_be_unlocked_and_continued(tmp_path: Path, monkey
         return 0
 
     monkeypatch.setattr("accord.cli.subprocess.call", call)
-    args = ["run", "s", "--config", str(config), "--rerun-incomplete", "--unlock"]
+    # After a kill: release the lock (Snakemake unlocks and stops), then redo what was left
+    # half-written; both reach Snakemake with the target first and the config as one value.
+    assert main(["run", "s", "--config", str(config), "--unlock", "--snakefile", str(config)]) == 0
+    args = ["run", "s", "--config", str(config), "--rerun-incomplete"]
     assert main([*args, "--snakefile", str(config)]) == 0
     unlock, run = calls
-    assert unlock[-1] == "--unlock" and "--configfile" in unlock
-    assert "--rerun-incomplete" in run and run[-1] == "reports/s/report.html"
+    assert "--unlock" in unlock and f"--configfile={config}" in unlock
+    assert "--rerun-incomplete" in run and run[3] == "reports/s/report.html"

@@ -399,7 +399,9 @@ def test_the_project_is_mapped_whole_from_both_exports(project) -> None:
     for result in (raw, labels):
         counts = result.summary["tables"]
         assert {t: c["rows_quarantined"] for t, c in counts.items()} == dict.fromkeys(counts, 0)
-        assert result.summary["notes"] == []  # every column and row of the export is read
+        # Every column and row of the export is read; REDCap's labels ("Male") are read as the
+        # contract's gender values, which validation notes.
+        assert [n for n in result.summary["notes"] if "read as its values" not in n] == []
     for table in ("clients", "sessions", "measures", "goals"):
         pd.testing.assert_frame_equal(raw.tables[table], labels.tables[table])
     clients = raw.tables["clients"]
@@ -420,7 +422,7 @@ def test_the_first_client_reads_as_the_export_shows_it(project) -> None:
     assert (client["therapist_id"], client["age_band"], client["gender"]) == (
         "THR-K2P",
         "25-44",
-        "Male",
+        "male",
     )
     assert client["end_reason"] == "completed"  # end_of_treatment_arm_1, code 1
     sessions = of("sessions")

@@ -127,10 +127,10 @@ def test_a_real_error_still_stops_the_model(monkeypatch: pytest.MonkeyPatch) -> 
     def inestimable(*args, **kwargs):
         raise NotEstimableError("growth model: 2 client(s) with phq9; at least 3 needed")
 
-    monkeypatch.setattr(plan_module, "fit_function", lambda kind: broken)
+    monkeypatch.setattr(plan_module, "fit_model", broken)
     with pytest.raises(KeyError):
         fit_planned(spec, panel, clients, ModelContext())
-    monkeypatch.setattr(plan_module, "fit_function", lambda kind: inestimable)
+    monkeypatch.setattr(plan_module, "fit_model", inestimable)
     result = fit_planned(spec, panel, clients, ModelContext())
     assert result.diagnostics["status"] == NOT_ESTIMABLE
     assert result.diagnostics["reason"] == "growth model: 2 client(s) with phq9; at least 3 needed"

@@ -105,7 +105,13 @@ def _common(column: pd.Series, avoid: str) -> str:
 
 def _config(min_cell: int) -> dict:
     return {
-        "studies": {STUDY: {"path": f"data/{STUDY}"}},
+        # The rare gender is a declared category (undeclared labels would read as "other").
+        "studies": {
+            STUDY: {
+                "path": f"data/{STUDY}",
+                "categories": {"gender": ["female", "male", "non_binary", RARE_GENDER[0]]},
+            }
+        },
         "privacy": {"min_cell": min_cell},
         "models": MODELS,
     }

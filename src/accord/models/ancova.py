@@ -255,6 +255,12 @@ def fit_ancova_mice(
     n_all = len(data)
     keep = data.notna().any(axis=1)
     data, ids = data.loc[keep].reset_index(drop=True), ids.loc[keep].reset_index(drop=True)
+    # An auxiliary the study never observed (no alliance ratings, say) cannot inform the
+    # imputation: it is left out and the note says so.
+    empty = [c for c in auxiliary if c in data.columns and data[c].isna().all()]
+    if empty:
+        notes.append(f"auxiliary variable(s) with no observed value left out: {', '.join(empty)}")
+        data = data.drop(columns=empty)
     missing = {c: int(data[c].isna().sum()) for c in data.columns}
     n_complete = int(data[analysis].notna().all(axis=1).sum())
     n_post = int(data[post].notna().sum())

@@ -39,7 +39,7 @@ import pandas as pd
 from scipy import stats
 from statsmodels.duration.survfunc import survdiff
 
-from accord.errors import AccordError, ConfigError
+from accord.errors import ConfigError, NotEstimableError
 from accord.models.dropout import client_level_column, grouping
 from accord.models.spec import ModelContext, ModelSpec
 from accord.models.tidy import ModelResult, coefficient_frame, model_diagnostics
@@ -161,7 +161,7 @@ def fit_cumulative_incidence(
             f"{len(sizes) - len(keep)} group(s) with fewer than {min_cell} clients left out"
         )
     if not keep:
-        raise AccordError(f"{what}: no group has at least {min_cell} clients")
+        raise NotEstimableError(f"{what}: no group has at least {min_cell} clients")
     data = data.loc[data["group"].isin(keep)]
     parts = {name: data.loc[data["group"] == name] for name in keep}
     curves = {

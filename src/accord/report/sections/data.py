@@ -280,7 +280,7 @@ def _attrition(ctx: ReportContext) -> list:
     out: list = [
         table(
             "data_attrition_by_arm",
-            f"Attrition: clients without a {label} post score, by arm",
+            f"Attrition: clients without a {label} post score{agg.by_arm(clients, ', by arm')}",
             ["Group", "Without a post score (% of clients with an intake score)"],
             [[name, cell] for (name, _), cell in zip(grouped, cells, strict=True)],
             note=(

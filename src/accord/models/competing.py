@@ -193,11 +193,15 @@ def fit_cumulative_incidence(
             )
     chi2 = p_value = math.nan
     if len(keep) >= 2:
-        chi2, p_value = survdiff(
-            data["time"].to_numpy(),
-            (data["cause"] == 1).to_numpy(dtype=float),
-            data["group"].to_numpy(),
-        )
+        try:
+            chi2, p_value = survdiff(
+                data["time"].to_numpy(),
+                (data["cause"] == 1).to_numpy(dtype=float),
+                data["group"].to_numpy(),
+            )
+        except np.linalg.LinAlgError:
+            # Every dropout at one and the same time: the test has no variance.
+            warn.append("no log-rank test: the groups' dropout times have no variance")
     rows.insert(
         0,
         {

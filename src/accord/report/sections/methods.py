@@ -8,6 +8,7 @@ import re
 from importlib import metadata
 
 import accord
+from accord.report import aggregate as agg
 from accord.report.context import ReportContext
 from accord.report.parts import Section, Text
 from accord.report.sections.summary import primary_row
@@ -239,10 +240,11 @@ def _models(ctx: ReportContext) -> str:
 
 def _missing(ctx: ReportContext) -> str:
     c = ctx.coefficients
+    groups = agg.by_arm(ctx.clients, " by arm and")
     sentences = [
         "Mixed models used every observed assessment, which is valid when scores are missing "
-        "at random; missing scores per session, attrition (clients without a post score) by "
-        "arm and by the session of the last assessment, and their relation to the exposure are "
+        f"at random; missing scores per session, attrition (clients without a post score){groups}"
+        " by the session of the last assessment, and their relation to the exposure are "
         "reported."
     ]
     if c is not None and not c.empty:

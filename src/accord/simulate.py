@@ -49,13 +49,15 @@ Dropout
 
 PHQ-9 (total, 0-27) at intake and every attended session
   Y_it = mu_0 + v_j + b_i + s_i t + lambda w_i,prev + e_it,
-  s_i = g_1 + g_x x_i + b_A (u_i + tau_j) + c_i.
+  s_i = g_1 + g_x x_i + b_A (u_i + tau_j) + w_j + c_i.
   g_x (`growth_time_x_exposure`) is the total time x exposure effect, what y ~ time * exposure
   estimates: g_x - b_A a_x acts directly and b_A a_x through the alliance, since
   b_A (u_i + tau_j) = b_A (A_i - mu_A) - b_A a_x (x_i - 0.5). w_i,prev is the within-person
   alliance deviation at the client's previous attended session (0 at intake and at the first
   session): lambda (`lagged_within_alliance`) moves next-session PHQ-9 per WAI-SR point.
-  b_i ~ N(0, sd_b), c_i ~ N(0, client_slope_sd), e_it ~ N(0, residual_sd), v_j ~ N(0, sd_v).
+  b_i ~ N(0, sd_b), c_i ~ N(0, client_slope_sd), e_it ~ N(0, residual_sd), v_j ~ N(0, sd_v),
+  w_j ~ N(0, therapist_slope_sd) (default 0): therapists whose clients improve faster or slower,
+  which is what a therapist effect on post scores adjusted for intake measures.
   sd_v is set so that therapists hold `therapist_variance_share` of the PHQ-9 variance over
   all assessments (ICC_therapist of a null model of assessments in clients in therapists;
   about 5 %, Wampold & Brown 2005), and sd_b so that the intake SD is `intake_sd`.
@@ -174,6 +176,7 @@ class Effects:
     client_slope_sd: float = 0.2  # client slope SD beyond exposure and alliance
     residual_sd: float = 2.0  # assessment-level PHQ-9 noise
     therapist_variance_share: float = 0.05  # therapist share of PHQ-9 variance
+    therapist_slope_sd: float = 0.0  # therapist SD of the PHQ-9 slope (points per session)
     alliance_mean: float = 3.6  # WAI-SR at session 1 for joint_goal_share 0.5
     alliance_exposure: float = 0.4  # WAI-SR points per unit joint_goal_share
     alliance_between_sd: float = 0.5  # client-level WAI-SR SD beyond the exposure
@@ -317,10 +320,14 @@ def simulate_study(
     alliance = alliance_level[a_client] + eff.alliance_trend * (a_time - 1) + within
     first_visit = np.r_[True, a_client[1:] != a_client[:-1]]
     within_prev = np.where(first_visit, 0.0, np.r_[0.0, within[:-1]])
+    # Therapists who differ in how fast their clients improve: drawn from a stream of its own,
+    # so a study without them (the default) keeps every other draw.
+    w = streams("therapist_slopes").normal(0.0, 1.0, n_t) * eff.therapist_slope_sd
     slope = (
         eff.growth_time
         + eff.growth_time_x_exposure * x
         + eff.alliance_slope * alliance_dev
+        + w[therapist]
         + r.normal(0.0, eff.client_slope_sd, n)
     )
     o_client = np.r_[np.arange(n), a_client]  # assessments: intake, then attended sessions
@@ -970,8 +977,11 @@ def _truth(
             "variance_share": eff.therapist_variance_share,
             "intercept_variance": num(var_therapist),
             "intercept_variance_realised": num(v.var()),
+            "slope_sd": eff.therapist_slope_sd,
             "definition": "therapist random-intercept variance of PHQ-9 over the total PHQ-9 "
-            "variance across all assessments (intake and attended sessions)",
+            "variance across all assessments (intake and attended sessions); slope_sd: the "
+            "therapist SD of the PHQ-9 slope (points per session), which makes therapists "
+            "differ in post scores adjusted for intake",
         },
         "homework": {
             "completion_log_odds_exposure": HOMEWORK_EXPOSURE,

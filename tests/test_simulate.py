@@ -440,3 +440,27 @@ def test_lagged_model_recovers_the_within_person_alliance_effect():
     )
     low, high = fit.conf_int().loc["within"]
     assert low < study.truth["lagged"]["within_alliance"] < high
+
+
+def test_therapist_slopes_change_only_the_outcome_scores() -> None:
+    from accord.simulate import simulate_study
+
+    design = {"n_clients": 60, "n_therapists": 6, "n_sites": 1, "seed": 3}
+    plain = simulate_study(**design)
+    pd.testing.assert_frame_equal(
+        plain.measures, simulate_study(**design, therapist_slope_sd=0.0).measures
+    )
+    sloped = simulate_study(**design, therapist_slope_sd=0.3)
+    for table in ("clients", "sessions"):
+        pd.testing.assert_frame_equal(getattr(plain, table), getattr(sloped, table))
+    # Goals are set as before; how they end follows the client's improvement.
+    set_up = ["client_id", "goal_id", "set_session", "set_by"]
+    pd.testing.assert_frame_equal(plain.goals[set_up], sloped.goals[set_up])
+    phq9 = [s.measures.loc[s.measures["instrument"] == "phq9"] for s in (plain, sloped)]
+    assert (
+        not phq9[0]["value"].reset_index(drop=True).equals(phq9[1]["value"].reset_index(drop=True))
+    )
+    # Intake scores carry no slope: session 0 is the same in both studies.
+    intake = [m.loc[m["session_number"] == 0].reset_index(drop=True) for m in phq9]
+    pd.testing.assert_frame_equal(intake[0], intake[1])
+    assert sloped.truth["therapist"]["slope_sd"] == 0.3

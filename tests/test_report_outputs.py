@@ -439,3 +439,27 @@ def test_cumulative_incidence_curve_runs_on_flat_while_enough_clients_are_at_ris
     assert curve["time"].tolist() == [0.0, 1.0, 4.0]
     assert curve["incidence"].tolist() == pytest.approx([0.0, 1 / 6, 1 / 6])
     assert curve["at_risk"].tolist() == [6, 6, 3]
+
+
+# Causal phrases a report may use only for a randomised arm (analyses.md, language).
+CAUSAL_PHRASES = (
+    r"\breduc(?:es|ed|ing)\b",
+    r"\bworks? through\b",
+    r"\bruns? through\b",
+    r"\bleads? to\b",
+    r"\bcause[sd]\b",
+    r"\bbecause of\b",
+    r"\beffects? of (?:joint|goal|collaborative|setting|the exposure)",
+)
+
+
+def test_report_text_uses_observational_wording_for_an_observed_exposure(workflow_run):
+    # The small study's primary exposure is joint_goal_share, observed, not randomised.
+    page = (workflow_run / "reports" / "small" / "report.html").read_text(encoding="utf-8")
+    text = re.sub(r"\s+", " ", html_lib.unescape(re.sub(r"<[^>]+>", " ", page)))
+    found = [
+        text[max(0, m.start() - 60) : m.end() + 40]
+        for pattern in CAUSAL_PHRASES
+        for m in re.finditer(pattern, text, flags=re.IGNORECASE)
+    ]
+    assert found == []

@@ -59,7 +59,7 @@ def build(ctx: ReportContext) -> Section:
         )
     )
     section.add(_overview(ctx))
-    section.add(Heading("Exposure effects across models", "forest"))
+    section.add(Heading("Exposure terms across models", "forest"))
     section.add(*_forest(ctx))
     every: list[Table] = []
     for model_id, part in c.groupby("model", sort=False):

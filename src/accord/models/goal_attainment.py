@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from accord.errors import AccordError, ConfigError
+from accord.errors import AccordError, ConfigError, NotEstimableError
 from accord.models.spec import ModelContext, ModelSpec
 from accord.models.tidy import (
     ModelResult,
@@ -185,7 +185,7 @@ def fit_goal_attainment(
 ) -> ModelResult:
     """Attainment of each goal in `table` (from `goal_level_table`) on `predictors`: the
     mixed model for ``gas_level``, GEE for ``achieved`` (module docstring). Raises ConfigError
-    for an unknown outcome and AccordError when fewer than 20 goals or 5 clients remain."""
+    for an unknown outcome and NotEstimableError when fewer than 20 goals or 5 clients remain."""
     if outcome not in OUTCOMES:
         raise ConfigError(f"goal attainment: outcome must be one of {OUTCOMES}, not {outcome!r}")
     what = f"goal attainment model {model_id!r}"
@@ -194,7 +194,10 @@ def fit_goal_attainment(
     data = table.loc[complete].reset_index(drop=True)
     n_clients = int(data["client_id"].nunique())
     if len(data) < 20 or n_clients < 5:
-        raise AccordError(f"{what}: only {len(data)} goal(s) of {n_clients} client(s) to fit")
+        raise NotEstimableError(
+            f"{what}: only {len(data)} goal(s) of {n_clients} client(s) with {outcome}; "
+            "at least 20 goals of 5 clients needed"
+        )
     if int((~complete).sum()):
         warn.append(f"{int((~complete).sum())} goal(s) without {outcome} or a predictor left out")
     fit = _fit_gas_levels if outcome == "gas_level" else _fit_achieved
@@ -299,6 +302,9 @@ def fit_goal_attainment_spec(
             "therapist_id"
         ]
     table = goal_level_table(goals, measures if outcome == "gas_level" else None, therapists)
+    if table[outcome].isna().all():
+        source = "GAS ratings" if outcome == "gas_level" else "status (achieved or not)"
+        raise NotEstimableError(f"no goal in the goals table has a {source}")
     return fit_goal_attainment(
         table,
         outcome=outcome,

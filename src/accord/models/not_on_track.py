@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from accord.errors import AccordError, ConfigError
+from accord.errors import AccordError, ConfigError, NotEstimableError
 from accord.models.spec import ModelContext, ModelSpec
 from accord.models.tidy import (
     ModelResult,
@@ -383,7 +383,9 @@ def fit_not_on_track(
         raise ConfigError(f"{what}: band must lie in (0, 1) and folds be at least 2")
     assessments, intake = outcome_assessments(panel, outcome)
     if intake.size < 2 * k:
-        raise AccordError(f"{what}: only {intake.size} client(s) with an intake score")
+        raise NotEstimableError(
+            f"{what}: only {intake.size} client(s) with an intake score; at least {2 * k} needed"
+        )
     assessments["severity"] = assessments["client_id"].map(
         severity_bands(intake, limits, min_band_clients)
     )

@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize
 
-from accord.errors import AccordError, ConfigError
+from accord.errors import ConfigError, NotEstimableError
 from accord.models.bootstrap import check_replicates, replicate_indices, replicate_rng
 from accord.models.tidy import ModelResult, coefficient_frame, wald_from_variance
 
@@ -208,7 +208,7 @@ def _design(
     data["therapist_id"] = data["therapist_id"].astype(str)
     n_therapists = data["therapist_id"].nunique()
     if n_therapists < MIN_THERAPISTS:
-        raise AccordError(
+        raise NotEstimableError(
             f"{what}: {n_therapists} therapist(s) with a post score; at least "
             f"{MIN_THERAPISTS} needed to estimate a therapist variance"
         )

@@ -30,6 +30,11 @@ Agreement shares follow RSA's print method (after Fleenor et al. 1996 and Shanoc
 in agreement when |z_T - z_C| < 0.5, else the client or the therapist rated higher. Counts
 below ``min_cell`` are not reported.
 
+Role for multiplicity: descriptive by default (`DEFAULT_ROLES`). The secondary family is the
+exposure effect of each secondary model, one term; a surface is read from four parameters
+together and has no such term, so its CIs are shown unadjusted and labelled descriptive. A
+config entry may still give a congruence model another role.
+
 Fit time (one core, 400 clients): well under a second.
 """
 

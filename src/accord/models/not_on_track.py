@@ -24,6 +24,9 @@ Reported:
   deteriorated clients flagged before their last assessment (sensitivity) and the share of
   flagged clients who did not deteriorate (``extras["signal"]``). Published figures for the
   OQ-45 signal system come from a different instrument and setting and are not reproduced here.
+
+Role for multiplicity: secondary by default; its exposure effect is the check-in term
+``back_on_track:goal_review`` (the recovery term is reported beside it, outside the family).
 """
 
 from __future__ import annotations

@@ -50,6 +50,7 @@ GOAL_TERMS = {
     "importance_agreement": "Importance agreement (0\u20131)",
     "set_session": "Session the goal was set",
 }
+GOAL_OUTCOMES = {"gas_level": "GAS level", "achieved": "Goal achieved"}
 CHECK_IN_TERMS = {
     "back_on_track:goal_review": "Back on track at the next assessment, after a goal review",
     "recovery:reviewed_after_flag": "Recovery, after a goal review following the first flag",
@@ -136,6 +137,8 @@ def _rated(ctx: ReportContext, model: str) -> str:
 
 def _outcome(part: pd.DataFrame) -> str:
     raw = str(part["outcome"].iloc[0])
+    if raw in GOAL_OUTCOMES:
+        return GOAL_OUTCOMES[raw]
     for suffix in ("_post", "_change"):
         if raw.endswith(suffix):
             return f"{instrument_label(raw.removesuffix(suffix))} {suffix[1:]}"
@@ -320,14 +323,18 @@ def _joint_reading(part: pd.DataFrame, odds: bool) -> str:
     if row.empty:
         return ""
     r = row.iloc[0]
-    what = "being achieved" if odds else "the GAS level reached"
+    what = "whether it was achieved" if odds else "the GAS level it reached"
     low, high = float(r["ci_low"]), float(r["ci_high"])
     if not (finite(low) and finite(high)) or low <= 0 <= high:
         return (
             f"The data cannot tell whether setting a goal jointly is associated with {what}: "
-            "the 95% CI of the joint-vs-client term includes no difference."
+            "the 95% CI of the joint-vs-client difference includes no difference."
         )
-    direction = "higher" if low > 0 else "lower"
+    higher = low > 0
+    if odds:
+        found = f"were {'more' if higher else 'less'} often achieved"
+    else:
+        found = f"reached {'higher' if higher else 'lower'} GAS levels"
     size = (
         f"odds ratio {num(r['ratio'], 2)}, "
         f"95% CI {interval(r['ratio_ci_low'], r['ratio_ci_high'], 2)}"
@@ -335,9 +342,8 @@ def _joint_reading(part: pd.DataFrame, odds: bool) -> str:
         else f"{num(r['estimate'], 2)} GAS levels, 95% CI {interval(low, high, 2)}"
     )
     return (
-        f"Goals set jointly were associated with {direction} {what.removeprefix('the ')} than "
-        f"goals the client set ({size}), other goal features held equal. Who set a goal was "
-        "not randomised: this is an association, not an effect of joint goal-setting."
+        f"Goals set jointly {found} than goals the client set ({size}), other goal features "
+        "held equal. Who set a goal was not randomised, so this is an association only."
     )
 
 
@@ -388,7 +394,6 @@ def _rates_table(ctx: ReportContext, model: str, extras: Mapping[str, Any]) -> A
         rows.append(
             [
                 str(row.get("group")),
-                suppress_count(row.get("n_clients"), ctx.min_cell),
                 f"{num(100 * float(row['share_clients']), 0)}%" if shown else hide,
                 f"{num(100 * float(row['share_assessments']), 0)}%" if shown else hide,
             ]
@@ -398,7 +403,7 @@ def _rates_table(ctx: ReportContext, model: str, extras: Mapping[str, Any]) -> A
     return table(
         "goals_not_on_track",
         f"Clients not on track, by {grouping}",
-        ["Group", "Clients judged", "Ever not on track", "Assessments not on track"],
+        ["Group", "Clients ever not on track", "Assessments not on track"],
         rows,
         text_columns=frozenset({0}),
         note=(
@@ -406,8 +411,10 @@ def _rates_table(ctx: ReportContext, model: str, extras: Mapping[str, Any]) -> A
             f"intake), cross-fitted over {extras.get('folds', 5)} folds of clients so that no "
             "client\u2019s own scores enter the curve they are judged against; not on track at "
             f"a session where the score is worse than the central {band:.0%} band of the "
-            f"curve. Groups of fewer than {ctx.min_cell} clients are not shown; shares whose "
-            f"count or its complement is 1 to {ctx.min_cell - 1} read {hide}."
+            f"curve. Groups of fewer than {ctx.min_cell} clients are not shown, and no "
+            "group\u2019s size is, so none can be worked out from the clients the model "
+            "analysed; shares "
+            f"whose count or its complement is 1 to {ctx.min_cell - 1} read {hide}."
         ),
     )
 

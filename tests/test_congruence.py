@@ -191,7 +191,7 @@ def test_declared_models_fit_a_simulated_study_quickly():
     panel, clients, _ = simulated_measures(n_clients=400, seed=5)
     fit = fit_function("congruence")
     for outcome, column, link in (
-        ("phq9", "phq9_change", "identity"),
+        ("phq9", "phq9_post", "identity"),
         ("early_alliance", "early_alliance", "identity"),
         ("dropout", "dropout", "logit"),
     ):

@@ -467,15 +467,20 @@ def _signal_text(signal: Mapping[str, Any], min_cell: int) -> str:
 
 
 def _check_in_table(ctx: ReportContext, model: str) -> Any:
-    hide = suppressed_label(ctx.min_cell)
     rows = []
     for r in _rows(ctx, model).itertuples(index=False):
         if r.term not in CHECK_IN_TERMS:
             continue
+        hide = suppressed_label(ctx.min_cell)
         enough = finite(r.n_clients) and int(r.n_clients) >= ctx.min_cell
+        label = CHECK_IN_TERMS[r.term]
+        if not (finite(r.ratio_ci_low) and finite(r.ratio_ci_high)):
+            # Separation (no recovery in one group): no interval, so no estimate is shown.
+            label, enough = f"{label} (not estimable: an infinite CI)", False
+            hide = "\u2013"
         rows.append(
             [
-                CHECK_IN_TERMS[r.term],
+                label,
                 num(r.ratio, 2) if enough else hide,
                 interval(r.ratio_ci_low, r.ratio_ci_high, 2) if enough else hide,
                 p_value(r.p_value) if enough else hide,

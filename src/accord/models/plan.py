@@ -4,12 +4,15 @@ Before any model is fitted, each entry of `models:` is checked against the study
 
 - **not applicable**: the study lacks what the model is about (an instrument that was never
   administered, no therapist IDs, no arm column to group by, no goals table, a mediator or
-  covariate with no values). The model is left out of the plan with its reason.
+  covariate with no values; for the goal models, no therapist ratings of the rated scale, no
+  GAS or importance ratings of the goals, an outcome without severity bands). The model is
+  left out of the plan with its reason.
 - **not estimable**: the model applies but the data cannot estimate it (fewer therapists than
   a therapist variance needs, an outcome or exposure that does not vary, no group large enough
-  for a Kaplan-Meier curve). The model keeps its job, which records the reason instead of
-  failing (a fitter finds further cases, e.g. no pair of consecutive assessed sessions, and
-  says so with `NotEstimableError`).
+  for a Kaplan-Meier curve, fewer than 10 clients rated by both client and therapist, fewer
+  clients than twice the cross-fitting folds). The model keeps its job, which records the
+  reason instead of failing (a fitter finds further cases, e.g. no pair of consecutive
+  assessed sessions, or no goal with a status, and says so with `NotEstimableError`).
 - **planned**: fitted; its result says `fitted` once it is.
 
 The checks read only the session panel and the client measures, so the same plan comes out of

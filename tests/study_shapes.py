@@ -258,7 +258,7 @@ def run_in_process(workdir: Path, study: str, folder: Path, extra: dict | None =
         _step(
             "fit_model.py",
             config,
-            {**measures, "plan": plan, "replicates": []},
+            {**measures, **validated, "plan": plan, "replicates": []},
             outputs,
             logs / f"fit_{model}.log",
             model=model,

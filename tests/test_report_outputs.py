@@ -463,3 +463,31 @@ def test_report_text_uses_observational_wording_for_an_observed_exposure(workflo
         for m in re.finditer(pattern, text, flags=re.IGNORECASE)
     ]
     assert found == []
+
+
+def test_goals_section_shows_surface_attainment_and_check_ins_without_small_counts(
+    workflow_run,
+):
+    folder = workflow_run / "reports" / "small"
+    text = (folder / "report.html").read_text(encoding="utf-8")
+    goals = text.split('id="goals"', 1)[1].split("</section>", 1)[0]
+    for name in ("goals_surface", "goals_agreement", "goals_attainment", "goals_not_on_track"):
+        assert (folder / "tables" / f"{name}.csv").is_file(), name
+    surface = pd.read_csv(folder / "tables" / "goals_surface.csv", dtype=str)
+    assert {"a1", "a2", "a3", "a4"} <= {p.split(":")[0] for p in surface["Surface parameter"]}
+    # Every figure has alt text; the surface of the first congruence model is drawn.
+    alts = re.findall(r'<img[^>]*alt="([^"]*)"', goals)
+    assert alts and all(alt.strip() for alt in alts)
+    assert (folder / "figures" / "goals_surface_congruence_goal_phq9.svg").is_file()
+    # Counts of clients or goals read <11 or a range, never 1 to 10.
+    for name in ("goals_surface", "goals_attainment", "goals_check_in"):
+        path = folder / "tables" / f"{name}.csv"
+        if not path.is_file():
+            continue
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        for column in {"Clients", "Goals"} & set(frame.columns):
+            shown = [int(v) for v in frame[column] if v.isdigit()]
+            assert not any(1 <= v <= 10 for v in shown), (name, column)
+    plain = html_lib.unescape(re.sub(r"<[^>]+>", " ", goals))
+    for causal in ("reduces", "effect of", "works through"):
+        assert causal not in plain, causal

@@ -36,6 +36,7 @@ from accord.models.spec import DEFAULT_MODELS, ModelContext, ModelSpec, model_sp
 ROOT = Path(__file__).resolve().parents[1]
 STATUSES = {"fitted", NOT_ESTIMABLE, NOT_APPLICABLE}
 
+NO_GAS = "no GAS ratings of the goals in this study"
 # Per shape: the models that must not be fitted, with their status and (part of) the reason.
 EXPECTED = {
     "no_therapist_ids": {
@@ -48,6 +49,10 @@ EXPECTED = {
         "growth": (NOT_APPLICABLE, "'joint_goal_share' has no values in this study: it is built"),
         "growth_lrt_interaction": (NOT_APPLICABLE, "the model it tests, 'growth', does not"),
         "ancova": (NOT_APPLICABLE, "'joint_goal_share' has no values"),
+        "goal_importance_congruence": (NOT_APPLICABLE, "the study has no goals table"),
+        "goal_attainment_gas": (NOT_APPLICABLE, "the study has no goals table"),
+        "goal_attainment_achieved": (NOT_APPLICABLE, "the study has no goals table"),
+        "not_on_track": (NOT_APPLICABLE, "'joint_goal_share' has no values"),
     },
     "no_gad7": {"growth_gad7": (NOT_APPLICABLE, "the outcome 'gad7' has no values")},
     "no_arm": {
@@ -61,11 +66,19 @@ EXPECTED = {
             NOT_APPLICABLE,
             "the mediator 'early_homework_rate' has no",
         ),
+        "congruence_goal_phq9": (NOT_APPLICABLE, "no client ratings of wai_sr_goal"),
+        "congruence_total": (NOT_APPLICABLE, "no client ratings of wai_sr in this study"),
+        "goal_importance_congruence": (NOT_APPLICABLE, NO_GAS),
+        "goal_attainment_gas": (NOT_APPLICABLE, NO_GAS),
+        "goal_attainment_achieved": (NOT_ESTIMABLE, "no goal in the goals table has a status"),
     },
     "ten_clients": {
         "therapist": (NOT_ESTIMABLE, "2 therapist(s) with phq9 scores"),
         "dropout_cif": (NOT_ESTIMABLE, "no arm has at least 11 clients"),
         "growth_gad7": (NOT_APPLICABLE, "the outcome 'gad7' has no values"),
+        "congruence_goal_phq9": (NOT_APPLICABLE, "no client ratings of wai_sr_goal"),
+        "goal_attainment_gas": (NOT_APPLICABLE, NO_GAS),
+        "goal_attainment_achieved": (NOT_ESTIMABLE, "no goal in the goals table has a status"),
     },
     "nobody_drops_out": {
         "dropout": (NOT_ESTIMABLE, "dropout does not vary (every client has False)"),
@@ -76,6 +89,8 @@ EXPECTED = {
         "dropout": (NOT_ESTIMABLE, "dropout does not vary (every client has True)"),
         "lagged": (NOT_ESTIMABLE, "0 client(s) with a pair of sessions with phq9 and alliance"),
         "sensitivity_dropout_min_sessions": (NOT_ESTIMABLE, "does not vary"),
+        "congruence_goal_phq9": (NOT_APPLICABLE, "no therapist ratings of wai_sr_goal"),
+        "goal_attainment_gas": (NOT_APPLICABLE, NO_GAS),
     },
 }
 
@@ -183,6 +198,37 @@ def test_plan_leaves_out_what_a_study_lacks() -> None:
     assert plan["dropout_cif"].status == NOT_APPLICABLE
     assert plan["therapist"].status == NOT_ESTIMABLE
     assert plan["growth"].status == "planned"
+
+
+def test_plan_of_the_goal_models_follows_what_the_study_has() -> None:
+    from conftest import simulated_measures
+
+    panel, clients, _ = simulated_measures(n_clients=40, n_therapists=3, n_sites=1, seed=4)
+    goal_kinds = ("congruence", "goal_congruence", "goal_attainment", "not_on_track")
+    config = {"models": [e for e in DEFAULT_MODELS if e["kind"] in goal_kinds]}
+    specs = model_specs(config)
+
+    def plan(panel: pd.DataFrame, clients: pd.DataFrame) -> dict[str, PlanEntry]:
+        return {e.id: e for e in plan_models(specs, panel, clients, ModelContext())}
+
+    assert {e.status for e in plan(panel, clients).values()} == {"planned"}
+    # Therapist ratings of the Goal subscale for 9 clients only: applies, not estimable.
+    rated = panel["client_id"].isin(sorted(panel["client_id"].unique())[:9])
+    few = panel.assign(wai_sr_goal_therapist=panel["wai_sr_goal_therapist"].where(rated))
+    entry = plan(few, clients)["congruence_goal_phq9"]
+    assert entry.status == NOT_ESTIMABLE and "fewer than 10 clients" in entry.reason
+    assert plan(few, clients)["congruence_total"].status == "planned"
+    # No importance ratings: the goal-level surface does not apply; attainment still does.
+    unrated = plan(panel, clients.assign(goal_agreement=float("nan")))
+    assert unrated["goal_importance_congruence"].status == NOT_APPLICABLE
+    assert (
+        "client_importance and therapist_importance" in unrated["goal_importance_congruence"].reason
+    )
+    assert unrated["goal_attainment_gas"].status == "planned"
+    # An outcome without severity bands: no expected-recovery curve.
+    spec = ModelSpec(id="n", kind="not_on_track", outcome="srs", exposure="joint_goal_share")
+    (entry,) = plan_models([spec], panel, clients, ModelContext())
+    assert entry.status == NOT_APPLICABLE and "srs has no severity bands" in entry.reason
 
 
 def test_accord_plan_prints_the_plan_for_a_study(tmp_path: Path, capsys, monkeypatch) -> None:

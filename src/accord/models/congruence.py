@@ -30,6 +30,11 @@ Agreement shares follow RSA's print method (after Fleenor et al. 1996 and Shanoc
 in agreement when |z_T - z_C| < 0.5, else the client or the therapist rated higher. Counts
 below ``min_cell`` are not reported.
 
+Role for multiplicity: descriptive by default (`DEFAULT_ROLES`). The secondary family is the
+exposure effect of each secondary model, one term; a surface is read from four parameters
+together and has no such term, so its CIs are shown unadjusted and labelled descriptive. A
+config entry may still give a congruence model another role.
+
 Fit time (one core, 400 clients): well under a second.
 """
 
@@ -42,7 +47,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from accord.errors import AccordError, ConfigError
+from accord.errors import AccordError, ConfigError, NotEstimableError
 from accord.models.dropout import binary_values, client_level_column
 from accord.models.spec import ModelContext, ModelSpec
 from accord.models.tidy import (
@@ -194,7 +199,8 @@ def fit_congruence(
     Rows with a missing value in any column used are left out and counted. Coefficient rows:
     ``Intercept``, ``C``, ``T``, ``C^2``, ``C*T``, ``T^2``, the covariates, then ``a1``..``a4``.
     With `cluster` (a column of `data`, e.g. client_id for goal-level rows) the covariance is
-    cluster-robust by that column. Raises AccordError when fewer than 10 complete rows remain.
+    cluster-robust by that column. Raises NotEstimableError when fewer than 10 complete rows
+    remain.
     """
     what = f"congruence model {model_id!r}"
     frame, n_left_out = _complete_rows(
@@ -276,7 +282,7 @@ def _complete_rows(
     data: pd.DataFrame, columns: list[str], what: str, binary: str | None
 ) -> tuple[pd.DataFrame, int]:
     """The numeric rows of `columns` with no missing value, and how many rows were left out.
-    `binary` names a yes/no column to be coded 0/1. AccordError for fewer than 10 rows."""
+    `binary` names a yes/no column to be coded 0/1. NotEstimableError for fewer than 10 rows."""
     for column in columns:
         client_level_column(data, column, what)
     frame = data[columns].copy()
@@ -285,8 +291,9 @@ def _complete_rows(
     frame = frame.apply(pd.to_numeric, errors="coerce").astype(float)
     complete = frame.notna().all(axis=1)
     if int(complete.sum()) < 10:
-        raise AccordError(
-            f"{what}: only {int(complete.sum())} client(s) with both ratings and the outcome"
+        raise NotEstimableError(
+            f"{what}: only {int(complete.sum())} client(s) with both ratings and the outcome; "
+            "at least 10 needed"
         )
     return frame.loc[complete], int((~complete).sum())
 

@@ -17,6 +17,11 @@ goal (``set_by``, coded against ``client``: terms ``set_by[joint]`` and
 set_session. Goals with a missing predictor or outcome are left out and counted. Estimates are
 associations: who set a goal was not randomised.
 
+Role for multiplicity: secondary by default, so the two set_by terms (the exposure effect,
+who set the goal) join the Benjamini-Hochberg family; the default plan fits GAS levels as the
+secondary model and goal status achieved as its sensitivity analysis (the same question on
+another outcome). SMART and the other predictors are adjustment terms, not tests.
+
 Fit time (400 clients, about 1,200 goals): under a second for each outcome.
 """
 
@@ -29,7 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from accord.errors import AccordError, ConfigError
+from accord.errors import AccordError, ConfigError, NotEstimableError
 from accord.models.spec import ModelContext, ModelSpec
 from accord.models.tidy import (
     ModelResult,
@@ -185,7 +190,7 @@ def fit_goal_attainment(
 ) -> ModelResult:
     """Attainment of each goal in `table` (from `goal_level_table`) on `predictors`: the
     mixed model for ``gas_level``, GEE for ``achieved`` (module docstring). Raises ConfigError
-    for an unknown outcome and AccordError when fewer than 20 goals or 5 clients remain."""
+    for an unknown outcome and NotEstimableError when fewer than 20 goals or 5 clients remain."""
     if outcome not in OUTCOMES:
         raise ConfigError(f"goal attainment: outcome must be one of {OUTCOMES}, not {outcome!r}")
     what = f"goal attainment model {model_id!r}"
@@ -194,7 +199,10 @@ def fit_goal_attainment(
     data = table.loc[complete].reset_index(drop=True)
     n_clients = int(data["client_id"].nunique())
     if len(data) < 20 or n_clients < 5:
-        raise AccordError(f"{what}: only {len(data)} goal(s) of {n_clients} client(s) to fit")
+        raise NotEstimableError(
+            f"{what}: only {len(data)} goal(s) of {n_clients} client(s) with {outcome}; "
+            "at least 20 goals of 5 clients needed"
+        )
     if int((~complete).sum()):
         warn.append(f"{int((~complete).sum())} goal(s) without {outcome} or a predictor left out")
     fit = _fit_gas_levels if outcome == "gas_level" else _fit_achieved
@@ -299,6 +307,9 @@ def fit_goal_attainment_spec(
             "therapist_id"
         ]
     table = goal_level_table(goals, measures if outcome == "gas_level" else None, therapists)
+    if table[outcome].isna().all():
+        source = "GAS ratings" if outcome == "gas_level" else "status (achieved or not)"
+        raise NotEstimableError(f"no goal in the goals table has a {source}")
     return fit_goal_attainment(
         table,
         outcome=outcome,

@@ -24,6 +24,9 @@ Reported:
   deteriorated clients flagged before their last assessment (sensitivity) and the share of
   flagged clients who did not deteriorate (``extras["signal"]``). Published figures for the
   OQ-45 signal system come from a different instrument and setting and are not reproduced here.
+
+Role for multiplicity: secondary by default; its exposure effect is the check-in term
+``back_on_track:goal_review`` (the recovery term is reported beside it, outside the family).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from accord.errors import AccordError, ConfigError
+from accord.errors import AccordError, ConfigError, NotEstimableError
 from accord.models.spec import ModelContext, ModelSpec
 from accord.models.tidy import (
     ModelResult,
@@ -383,7 +386,9 @@ def fit_not_on_track(
         raise ConfigError(f"{what}: band must lie in (0, 1) and folds be at least 2")
     assessments, intake = outcome_assessments(panel, outcome)
     if intake.size < 2 * k:
-        raise AccordError(f"{what}: only {intake.size} client(s) with an intake score")
+        raise NotEstimableError(
+            f"{what}: only {intake.size} client(s) with an intake score; at least {2 * k} needed"
+        )
     assessments["severity"] = assessments["client_id"].map(
         severity_bands(intake, limits, min_band_clients)
     )

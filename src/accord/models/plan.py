@@ -4,12 +4,15 @@ Before any model is fitted, each entry of `models:` is checked against the study
 
 - **not applicable**: the study lacks what the model is about (an instrument that was never
   administered, no therapist IDs, no arm column to group by, no goals table, a mediator or
-  covariate with no values). The model is left out of the plan with its reason.
+  covariate with no values; for the goal models, no therapist ratings of the rated scale, no
+  GAS or importance ratings of the goals, an outcome without severity bands). The model is
+  left out of the plan with its reason.
 - **not estimable**: the model applies but the data cannot estimate it (fewer therapists than
   a therapist variance needs, an outcome or exposure that does not vary, no group large enough
-  for a Kaplan-Meier curve). The model keeps its job, which records the reason instead of
-  failing (a fitter finds further cases, e.g. no pair of consecutive assessed sessions, and
-  says so with `NotEstimableError`).
+  for a Kaplan-Meier curve, fewer than 10 clients rated by both client and therapist, fewer
+  clients than twice the cross-fitting folds). The model keeps its job, which records the
+  reason instead of failing (a fitter finds further cases, e.g. no pair of consecutive
+  assessed sessions, or no goal with a status, and says so with `NotEstimableError`).
 - **planned**: fitted; its result says `fitted` once it is.
 
 The checks read only the session panel and the client measures, so the same plan comes out of
@@ -49,6 +52,11 @@ CLIENT_OUTCOME_KINDS = ("ancova", "ancova_mice", "mediation", "clinical_change")
 EVENT_KINDS = ("logistic", "cox", "kaplan_meier", "cumulative_incidence")
 # Kinds that compare groups of clients (options.group, default arm).
 GROUPED_KINDS = ("kaplan_meier", "cumulative_incidence", "clinical_change")
+# Kinds whose exposure is their own (the two raters' ratings, who set a goal), not the
+# configured exposure; not_on_track uses the configured one only to form exposure tertiles.
+OWN_EXPOSURE_KINDS = ("congruence", "goal_congruence", "goal_attainment", "not_on_track")
+# Kinds fitted on the goals table, one row per goal.
+GOAL_LEVEL_KINDS = ("goal_congruence", "goal_attainment")
 # Client measures built from the goals table, and from alliance ratings, for the reasons.
 GOAL_MEASURES = (
     "joint_goal_share",
@@ -185,7 +193,43 @@ def applicability_reason(
             )
     if spec.kind == "therapist" and not _has_values("therapist_id", panel, client_measures):
         return "the study has no therapist IDs (therapist_id is empty for every client)"
+    return _goal_model_reason(spec, panel, client_measures)
+
+
+def _goal_model_reason(
+    spec: ModelSpec, panel: pd.DataFrame, client_measures: pd.DataFrame
+) -> str | None:
+    """Why a congruence, goal-level or not-on-track model does not apply, or None."""
+    if spec.kind == "congruence":
+        column = _rated_column(spec)
+        for name, rater in ((column, "client"), (f"{column}_therapist", "therapist")):
+            if not _has_values(name, panel, client_measures):
+                return (
+                    f"no {rater} ratings of {column} in this study: congruence needs the "
+                    "client's and the therapist's ratings of the same scale"
+                )
+    if spec.kind in GOAL_LEVEL_KINDS:
+        if not _has_values("n_goals", panel, client_measures):
+            return "the study has no goals table"
+        if spec.outcome == "gas_level" and not _has_values("gas_t", panel, client_measures):
+            return "no GAS ratings of the goals in this study (gas_level is their last level)"
+        needs_importance = spec.kind == "goal_congruence"
+        if needs_importance and not _has_values("goal_agreement", panel, client_measures):
+            return "the goals table has no client_importance and therapist_importance ratings"
+    if spec.kind == "not_on_track" and "bands" not in spec.options:
+        from accord.instruments import load_registry
+
+        registry = load_registry()
+        if spec.outcome not in registry or not registry[spec.outcome].bands:
+            return f"{spec.outcome} has no severity bands (give options.bands)"
     return None
+
+
+def _rated_column(spec: ModelSpec) -> str:
+    """The session-panel column of a congruence model's rated scale (client rater)."""
+    instrument = spec.options.get("instrument", "wai_sr")
+    scale = spec.options.get("scale", "goal")
+    return instrument if scale == "total" else f"{instrument}_{scale}"
 
 
 def estimability_reason(
@@ -219,8 +263,40 @@ def estimability_reason(
             sizes = client_measures[group].dropna().astype(str).value_counts()
             if not (sizes >= context.min_cell).any():
                 return f"no {group} has at least {context.min_cell} clients"
+    reason = _goal_model_estimability(spec, panel, client_measures)
+    if reason:
+        return reason
+    if spec.kind in OWN_EXPOSURE_KINDS and not _uses_exposure(spec):
+        return None
     if spec.exposure != "none" and spec.exposure in client_measures:
         return _varies(client_measures[spec.exposure], f"the exposure {spec.exposure}")
+    return None
+
+
+def _uses_exposure(spec: ModelSpec) -> bool:
+    """Whether a model reads the configured exposure (not_on_track only for its tertiles)."""
+    if spec.kind in OWN_EXPOSURE_KINDS:
+        return spec.kind == "not_on_track" and spec.options.get("group") == "exposure_tertile"
+    return True
+
+
+def _goal_model_estimability(
+    spec: ModelSpec, panel: pd.DataFrame, client_measures: pd.DataFrame
+) -> str | None:
+    """Why the data cannot estimate a congruence or not-on-track model although it applies."""
+    if spec.kind == "congruence":
+        from accord.models.congruence import congruence_not_applicable
+
+        scale = spec.options.get("scale", "goal")
+        return congruence_not_applicable(panel, spec.options.get("instrument", "wai_sr"), scale)
+    if spec.kind == "not_on_track":
+        folds = int(spec.options.get("folds", 5))
+        scored = panel.loc[panel[spec.outcome].notna(), "client_id"].nunique()
+        if scored < 2 * folds:
+            return (
+                f"{scored} client(s) with {spec.outcome} scores; at least {2 * folds} needed "
+                f"for {folds} cross-fitting folds"
+            )
     return None
 
 
@@ -244,8 +320,17 @@ def _needed_columns(spec: ModelSpec) -> list[tuple[str, str]]:
         needed.append(("the outcome", spec.outcome))
     if spec.kind in ("cox", "kaplan_meier", "cumulative_incidence"):
         needed.append(("the event", spec.options.get("event", "dropout_event")))
-    if spec.exposure != "none":
+    if spec.exposure != "none" and _uses_exposure(spec):
         needed.append(("the exposure", spec.exposure))
+    if spec.kind == "congruence":
+        from accord.instruments import load_registry
+
+        if spec.outcome in load_registry():
+            needed.append(("the outcome", f"{spec.outcome}_first"))
+        else:
+            needed.append(("the outcome", spec.options.get("outcome_column", spec.outcome)))
+    elif spec.kind == "not_on_track":
+        needed.append(("the outcome", spec.outcome))
     for key in ("predictor", "mediator"):
         if key in spec.options:
             needed.append((f"the {key}", spec.options[key]))

@@ -85,6 +85,10 @@ DEFAULT_ROLES: Mapping[str, str] = {
     "therapist": "descriptive",
     "kaplan_meier": "descriptive",
     "cumulative_incidence": "descriptive",
+    # A response surface is read as a whole (a1..a4), with no single exposure term to enter
+    # the secondary family: its estimates are shown with unadjusted CIs, labelled descriptive.
+    "congruence": "descriptive",
+    "goal_congruence": "descriptive",
 }
 
 
@@ -353,4 +357,22 @@ DEFAULT_MODELS: list[dict[str, Any]] = [
         "exposure": "goal_alliance_client",
         "role": "sensitivity",
     },
+    # Goals: agreement, attainment and check-ins. Client-therapist congruence on the WAI-SR
+    # Goal subscale and on the total (descriptive: a surface, no single exposure term); the
+    # goal-level variant on the two importance ratings of each goal.
+    {"id": "congruence_goal_phq9", "kind": "congruence"},
+    {"id": "congruence_total", "kind": "congruence", "options": {"scale": "total"}},
+    {"id": "goal_importance_congruence", "kind": "goal_congruence", "outcome": "gas_level"},
+    # Are jointly set goals attained more: who set the goal (set_by) is the exposure effect in
+    # the secondary family; goal status achieved is the same question on another outcome.
+    {"id": "goal_attainment_gas", "kind": "goal_attainment", "outcome": "gas_level"},
+    {
+        "id": "goal_attainment_achieved",
+        "kind": "goal_attainment",
+        "outcome": "achieved",
+        "role": "sensitivity",
+    },
+    # Check-ins: the association of a goal review with getting back on track is secondary;
+    # not-on-track rates by tertile of the primary exposure.
+    {"id": "not_on_track", "kind": "not_on_track", "options": {"group": "exposure_tertile"}},
 ]

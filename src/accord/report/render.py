@@ -11,7 +11,7 @@ the run date is a parameter, else the ``SOURCE_DATE_EPOCH`` environment variable
 
 Sections, in order (each a module under `accord.report.sections`): summary, data, sample,
 measures, engagement/alliance/goal-setting, outcomes, models, dropout, therapist effects and
-mediation, methods, provenance.
+mediation, goals (agreement, attainment and check-ins), methods, provenance.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from accord.report.sections import (
     data,
     dropout,
     engagement,
+    goals,
     measures,
     methods,
     models,
@@ -118,6 +119,7 @@ def _sections(ctx: ReportContext) -> list[Section]:
         models.build(ctx),
         dropout.build(ctx),
         therapist.build(ctx),
+        goals.build(ctx),
         methods.build(ctx),
     ]
     sections = [summary.build(ctx), *body]

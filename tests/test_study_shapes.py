@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -262,11 +263,15 @@ def _readme_commands() -> list[list[str]]:
 def test_the_readme_commands_run_a_new_users_study_to_its_report(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """40 clients, 3 therapists, no arm, no GAD-7: from the README's commands to a report,
-    run in a folder that is not the checkout (so `accord run` finds the workflow itself);
-    then every notebook runs on its results."""
-    new_user_study(tmp_path / "data" / "raw" / "mystudy")
-    config = {"studies": {"mystudy": {"path": "data/raw/mystudy"}}}
+    """A new user's REDCap longitudinal export (40 clients, 3 therapists, no arm, no GAD-7) with
+    its mapping: from the README's commands to a report, run in a folder that is not the
+    checkout (so `accord run` finds the workflow itself); then every notebook runs on its
+    results."""
+    source = ROOT / "tests" / "data" / "byod" / "redcap_longitudinal"
+    shutil.copytree(source, tmp_path / "data" / "raw" / "mystudy")
+    shipped = yaml.safe_load((source / "config.yaml").read_text(encoding="utf-8"))
+    study = {**shipped["studies"]["redcap_longitudinal"], "path": "data/raw/mystudy"}
+    config = {"studies": {"mystudy": study}, "analysis": shipped["analysis"]}
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(config))
     (tmp_path / "my.yaml").write_text(yaml.safe_dump(config))
@@ -293,6 +298,9 @@ def test_the_readme_commands_run_a_new_users_study_to_its_report(
         "growth_gad7",
         "dropout_cif",
         "clinical_change",
+        # The project has no therapist ratings of the WAI-SR.
+        "congruence_goal_phq9",
+        "congruence_total",
     }
     for path in NOTEBOOKS:
         notebook = run_notebook(path, tmp_path, monkeypatch, study="mystudy")

@@ -491,3 +491,22 @@ def test_goals_section_shows_surface_attainment_and_check_ins_without_small_coun
     plain = html_lib.unescape(re.sub(r"<[^>]+>", " ", goals))
     for causal in ("reduces", "effect of", "works through"):
         assert causal not in plain, causal
+
+
+def test_table1_says_when_tied_exposure_values_form_fewer_tertiles() -> None:
+    from accord.report.ledger import Ledger
+    from accord.report.sections.sample import _grouping, _table1
+
+    # A share of jointly set goals is often 0: with 40 of 50 clients at 0, the 1/3 and 2/3
+    # quantiles are both 0, and two groups form (0, and above 0).
+    share = [0.0] * 40 + [1.0] * 10
+    clients = pd.DataFrame(
+        {"client_id": [f"C{i:03d}" for i in range(50)], "joint_goal_share": share}
+    )
+    groups, by = _grouping(clients, "joint_goal_share")
+    shown = _table1(clients, groups, by, 11, Ledger())
+    assert shown.caption == "Baseline characteristics by joint_goal_share tertile"
+    assert "tertile cut points coincide: 2 groups instead of three" in shown.note
+    # Neither arm nor exposure: one column of all clients, and no "by" in the caption.
+    groups, by = _grouping(clients.drop(columns="joint_goal_share"), "joint_goal_share")
+    assert _table1(clients, groups, by, 11, Ledger()).caption == "Baseline characteristics"

@@ -146,10 +146,12 @@ def _table1(clients: pd.DataFrame, groups: list[str], by: pd.Series, min_cell: i
             for i in withheld:
                 if row[i] != suppressed_label(min_cell):
                     row[i] = COMPLEMENTARY_LABEL
-    group_name = by.name if isinstance(by.name, str) and by.name != "arm" else "arm"
+    caption = "Baseline characteristics"
+    if isinstance(by.name, str):
+        caption += f" by {by.name}"
     return table(
         "table1_sample",
-        f"Baseline characteristics by {group_name}",
+        caption,
         ["Characteristic", *columns, "SMD", "Missing"],
         rows,
         text_columns=frozenset({0}),
@@ -160,7 +162,22 @@ def _table1(clients: pd.DataFrame, groups: list[str], by: pd.Series, min_cell: i
             f"without a value. A count from 1 to {min_cell - 1}, and a statistic from fewer "
             f"than {min_cell} clients, reads \u201c{suppressed_label(min_cell)}\u201d; "
             "\u201c*\u201d is withheld so that such a count cannot be worked out from a total."
+            + fewer_tertiles(groups, by)
         ),
+    )
+
+
+def fewer_tertiles(groups: list[str], by: pd.Series) -> str:
+    """A sentence for a tertile grouping that formed fewer than three groups (ties at the cut
+    points: a share of two to four goals takes few values), else nothing."""
+    if not (isinstance(by.name, str) and by.name.endswith(" tertile")):
+        return ""
+    formed = [g for g in groups if g != "(no exposure)"]
+    if len(formed) >= 3:
+        return ""
+    return (
+        f" The exposure takes few distinct values, so its tertile cut points coincide: "
+        f"{len(formed)} group{'s' if len(formed) != 1 else ''} instead of three."
     )
 
 

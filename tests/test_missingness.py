@@ -128,6 +128,16 @@ def test_attrition_vs_exposure_is_the_two_by_two_odds_ratio():
     assert row["converged"]
 
 
+def test_attrition_vs_a_two_arm_exposure_compares_the_second_arm_with_the_first():
+    clients = _attrition_clients()
+    # "usual" sorts after "collab": usual (x = 0) against collab, OR = 1/6.
+    clients["arm"] = ["collab" if v == 1 else "usual" for v in clients["x"]]
+    row = attrition_vs_exposure(clients, "phq9", "arm")
+    assert row["odds_ratio"] == pytest.approx(1 / 6, rel=1e-6)
+    clients.loc[0, "arm"] = "third"
+    assert "odds_ratio" not in attrition_vs_exposure(clients, "phq9", "arm")
+
+
 def test_report_shows_attrition_by_arm_and_session_and_its_test(tmp_path):
     from accord.report.context import Inputs, ReportContext
     from accord.report.sections.data import _attrition

@@ -25,9 +25,9 @@ estimates equal to four decimals.
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -148,15 +148,21 @@ def _fit(data: pd.DataFrame, exposure: str) -> dict:
         warnings.simplefilter("always")
         model = sm.GLM(data["missing"], design, family=sm.families.Binomial())
         result = model.fit(cov_type="cluster", cov_kwds={"groups": groups})
-    estimate = float(result.params[exposure])
-    se = float(result.bse[exposure])
+    return _odds_ratio(result, exposure, caught)
+
+
+def _odds_ratio(result: Any, term: str, caught: Sequence[warnings.WarningMessage]) -> dict:
+    """The log-odds of `term` in a fitted binomial GLM, its odds ratio with a Wald 95% CI, and
+    whether the fit converged without a convergence warning."""
+    estimate = float(result.params[term])
+    se = float(result.bse[term])
     return {
         "log_odds": estimate,
         "std_error": se,
         "odds_ratio": float(np.exp(estimate)),
         "ci_low": float(np.exp(estimate - _Z * se)),
         "ci_high": float(np.exp(estimate + _Z * se)),
-        "p_value": float(result.pvalues[exposure]),
+        "p_value": float(result.pvalues[term]),
         "converged": bool(result.converged)
         and not any("converge" in str(w.message).lower() for w in caught),
     }
@@ -220,30 +226,17 @@ def attrition_vs_exposure(
     x = client_measures[exposure]
     if pd.api.types.is_numeric_dtype(x) or pd.api.types.is_bool_dtype(x):
         x = pd.to_numeric(x.astype("Float64"), errors="coerce").astype(float)
-    else:
-        levels = sorted(x.dropna().astype(str).unique())
-        if len(levels) != 2:
-            return row
-        x = pd.Series(
-            [math.nan if pd.isna(v) else float(str(v) == levels[1]) for v in x], index=x.index
-        )
-    use = flag.notna().to_numpy() & x.notna().to_numpy()
-    y = flag[use].astype(bool).astype(float).to_numpy()
-    row |= {"n_clients": int(use.sum()), "n_without_post": int(y.sum())}
-    if len(np.unique(y)) < 2 or x[use].nunique() < 2:
+    use = flag.notna() & x.notna()
+    design, labels = _exposure_design(x[use], exposure)
+    if len(labels) != 1:  # an exposure of three or more categories has no single odds ratio
         return row
-    design = sm.add_constant(x[use].to_numpy())
+    term = next(iter(labels))
+    y = flag[use].astype(bool).astype(float)
+    row |= {"n_clients": int(use.sum()), "n_without_post": int(y.sum())}
+    if y.nunique() < 2 or design[term].nunique() < 2:
+        return row
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = sm.GLM(y, design, family=sm.families.Binomial()).fit()
-    estimate, se = float(result.params[1]), float(result.bse[1])
-    return row | {
-        "log_odds": estimate,
-        "std_error": se,
-        "odds_ratio": float(np.exp(estimate)),
-        "ci_low": float(np.exp(estimate - _Z * se)),
-        "ci_high": float(np.exp(estimate + _Z * se)),
-        "p_value": float(result.pvalues[1]),
-        "converged": bool(result.converged)
-        and not any("converge" in str(w.message).lower() for w in caught),
-    }
+        model = sm.GLM(y, sm.add_constant(design[[term]]), family=sm.families.Binomial())
+        result = model.fit()
+    return row | _odds_ratio(result, term, caught)

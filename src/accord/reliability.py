@@ -156,7 +156,12 @@ def _omega(cov: np.ndarray) -> tuple[float, bool]:
 
 
 def omega_correlated_factors(cov: np.ndarray, parts: Sequence[Sequence[int]]) -> float:
-    """Omega of the unweighted sum when `parts` (item index lists) are correlated factors."""
+    """Omega of the unweighted sum when `parts` (item index lists) are correlated factors:
+    1 - (sum of the items' unique variances) / (variance of the sum).
+
+    The unique variances come from a one-factor ML model of each part on its own, which equals
+    the joint correlated-factors model's where that model fits (a congeneric item loads on its
+    own factor only); on sample data the two can differ slightly."""
     return _omega_parts(cov, parts)[0]
 
 

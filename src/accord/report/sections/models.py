@@ -159,26 +159,28 @@ def _overview(ctx: ReportContext):
     )
 
 
+# One row per exposure term drawn in the forest plot (`forest_rows`).
+FOREST_COLUMNS = (
+    "label",
+    "estimate",
+    "ci_low",
+    "ci_high",
+    "scale",
+    "term",
+    "p",
+    "p_floor",
+    "p_fdr",
+    "primary",
+    "role",
+)
+
+
 def forest_rows(ctx: ReportContext) -> pd.DataFrame:
     """The exposure effects to draw: label, estimate, ci_low, ci_high, scale (ratio models on
     the ratio scale), p; models from fewer than min_cell clients left out."""
     c = ctx.coefficients
     if c is None or "exposure_effect" not in c.columns:
-        return pd.DataFrame(
-            columns=[
-                "label",
-                "estimate",
-                "ci_low",
-                "ci_high",
-                "scale",
-                "term",
-                "p",
-                "p_floor",
-                "p_fdr",
-                "primary",
-                "role",
-            ]
-        )
+        return pd.DataFrame(columns=list(FOREST_COLUMNS))
     rows = []
     for _, r in c.loc[c["exposure_effect"].map(truthy)].iterrows():
         part = c.loc[c["model"] == r["model"]]
@@ -212,20 +214,7 @@ def forest_rows(ctx: ReportContext) -> pd.DataFrame:
                 "role": _role(r),
             }
         )
-    columns = [
-        "label",
-        "estimate",
-        "ci_low",
-        "ci_high",
-        "scale",
-        "term",
-        "p",
-        "p_floor",
-        "p_fdr",
-        "primary",
-        "role",
-    ]
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(rows, columns=list(FOREST_COLUMNS))
 
 
 ROLE_NOTE = (

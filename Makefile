@@ -51,4 +51,4 @@ clean:
 	rm -rf results reports logs data/demo data/goals_network .snakemake
 
 schemas: $(STAMP)
-	$(BIN)/python -c "from accord.contract import export_schemas; export_schemas('data/schemas')"
+	$(BIN)/python -c "from accord.core.contract import export_schemas; export_schemas('data/schemas')"

@@ -46,7 +46,7 @@ from test_lmm import (
     statsmodels_fit,
 )
 
-from accord.models.lmm import ProfiledDeviance
+from accord.models.engine.lmm import ProfiledDeviance
 
 # Every design of the statsmodels comparison suites: (structure, options, reml).
 LMM_DESIGNS = {

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from accord.alliance import alliance_measures
+from accord.measures.alliance import alliance_measures
 
 CLIENTS = pd.Index(["P", "Q", "R", "S", "U"], name="client_id")
 

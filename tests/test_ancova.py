@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from conftest import simulated_measures
 
-from accord.errors import ConfigError
+from accord.core.errors import ConfigError
 from accord.models.ancova import fit_ancova, fit_ancova_mice, fit_ancova_mice_spec, fit_ancova_spec
 from accord.models.spec import ModelContext, ModelSpec
 from accord.models.tidy import COEFFICIENT_COLUMNS

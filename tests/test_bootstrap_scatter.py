@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from accord.errors import AccordError, ConfigError
+from accord.core.errors import AccordError, ConfigError
+from accord.core.stages import read_validated
 from accord.models.bootstrap import (
     auto_chunks,
     check_replicates,
@@ -33,7 +34,6 @@ from accord.models.therapist import (
     therapist_icc_replicates,
 )
 from accord.models.therapist_post import post_icc_replicates
-from accord.stages import read_validated
 
 
 def test_chunks_are_contiguous_and_balanced() -> None:

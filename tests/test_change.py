@@ -12,13 +12,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from accord.change import (
+from accord.measures.build import MeasureSettings, build_client_measures
+from accord.measures.change import (
     jacobson_truax_cutoffs,
     nhs_indicators,
     outcome_change,
     response_remission,
 )
-from accord.measures import MeasureSettings, build_client_measures
 
 NA = pd.NA
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from conftest import simulated_measures
 
-from accord.errors import ConfigError
+from accord.core.errors import ConfigError
 from accord.models.clinical_change import fit_clinical_change, fit_clinical_change_spec
 from accord.models.spec import ModelContext, ModelSpec
 from accord.models.tidy import COEFFICIENT_COLUMNS, write_model_result

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from accord.engagement import engagement_measures
-from accord.errors import ConfigError
+from accord.core.errors import ConfigError
+from accord.measures.engagement import engagement_measures
 from accord.models.competing import aalen_johansen, cif_interval, fit_cumulative_incidence
 from accord.models.dropout import fit_cox, fit_kaplan_meier
 from accord.models.spec import model_specs

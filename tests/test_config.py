@@ -9,7 +9,7 @@ import yaml
 from conftest import ROOT
 
 from accord.config import load_config, study_input, validate_config
-from accord.errors import ConfigError
+from accord.core.errors import ConfigError
 
 
 def test_shipped_config_is_valid_and_gets_defaults() -> None:

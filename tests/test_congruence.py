@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from conftest import simulated_measures
 
-from accord.errors import AccordError
+from accord.core.errors import AccordError
 from accord.models.congruence import (
     agreement_shares,
     congruence_reading,

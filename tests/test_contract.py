@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from conftest import ROOT
 
-from accord import contract
+from accord.core import contract
 
 
 def test_exported_schemas_are_current(tmp_path) -> None:
@@ -13,7 +13,7 @@ def test_exported_schemas_are_current(tmp_path) -> None:
         committed = ROOT / "data" / "schemas" / path.name
         assert committed.exists(), f"{committed} is missing: run `make schemas`"
         assert committed.read_text() == path.read_text(), (
-            f"{committed} is out of date with src/accord/contract.py: run `make schemas`"
+            f"{committed} is out of date with src/accord/core/contract.py: run `make schemas`"
         )
 
 

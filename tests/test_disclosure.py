@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from accord.disclosure import (
+from accord.core.disclosure import (
     WITHHELD_TEXT,
     deducible_interval,
     is_protected,

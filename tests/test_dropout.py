@@ -12,7 +12,7 @@ import pytest
 from conftest import simulated_measures
 from scipy import stats
 
-from accord.errors import AccordError, ConfigError
+from accord.core.errors import AccordError, ConfigError
 from accord.models.dropout import (
     exposure_tertiles,
     fit_cox,

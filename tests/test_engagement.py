@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from accord.engagement import engagement_measures
-from accord.panel import client_index
+from accord.measures.engagement import engagement_measures
+from accord.measures.panel import client_index
 
 NA = pd.NA
 

@@ -13,10 +13,10 @@ import pytest
 import yaml
 from conftest import write_study
 
-import accord.io
+import accord.core.io
 from accord.cli import main
 from accord.config import validate_config
-from accord.errors import ConfigError
+from accord.core.errors import ConfigError
 
 
 def _config(tmp_path: Path, study: Path, **extra) -> Path:
@@ -92,7 +92,7 @@ def test_a_full_disk_leaves_no_partial_validation_outputs(
     def disk_full(path, data):  # the summary is written last, after the tables
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(accord.io, "write_json", disk_full)
+    monkeypatch.setattr(accord.core.io, "write_json", disk_full)
     code = main(["validate", "s", "--config", str(_config(tmp_path, study)), "--out", str(out)])
     assert code == 1
     err = capsys.readouterr().err

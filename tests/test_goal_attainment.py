@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from accord.errors import ConfigError
+from accord.core.errors import ConfigError
 from accord.models.goal_attainment import (
     PREDICTORS,
     SMART,

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from accord.errors import ConfigError
-from accord.goalsetting import GOAL_COLUMNS, goal_measures
-from accord.measures import MeasureSettings
+from accord.core.errors import ConfigError
+from accord.measures.build import MeasureSettings
+from accord.measures.goalsetting import GOAL_COLUMNS, goal_measures
 from accord.models.spec import model_specs
 
 CLIENTS = pd.Index(["G1", "G2", "G3"], name="client_id")

@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 
 import accord.models.growth as growth_module
-from accord.errors import AccordError, ConfigError
+from accord.core.errors import AccordError, ConfigError
 from accord.models import COEFFICIENT_COLUMNS, ModelResult, fit_growth, write_model_result
+from accord.models.engine.lmm import ModelStructureError
 from accord.models.growth import _standardized_effect
-from accord.models.lmm import ModelStructureError
 from accord.models.spec import model_specs
 from accord.models.tidy import coefficient_frame, round_significant
 
@@ -428,7 +428,7 @@ def test_replicate_15_of_the_coverage_study_reaches_the_optimum() -> None:
     from test_coverage import simulate
     from test_lmm import multi_start_reference
 
-    from accord.models.lmm import ProfiledDeviance
+    from accord.models.engine.lmm import ProfiledDeviance
 
     panel, client_measures = simulate(15)
     growth = growth_module.fit_growth_model(panel, client_measures)

@@ -12,9 +12,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from accord import guard
-from accord.errors import IdentifierError, StudyError
-from accord.guard import (
+from accord.core.errors import IdentifierError, StudyError
+from accord.validate.guard import (
     KIND_LABELS,
     Finding,
     GuardReport,
@@ -23,6 +22,7 @@ from accord.guard import (
     name_tokens,
     scan_identifiers,
 )
+from accord.validate.study import guard
 
 FILES = {
     "clients": "clients.csv",
@@ -704,7 +704,7 @@ def test_age_is_used_when_there_is_no_age_band():
 
 
 def test_quasi_identifier_warning_does_not_stop_the_run(caplog):
-    with caplog.at_level(logging.WARNING, logger="accord.guard"):
+    with caplog.at_level(logging.WARNING, logger="accord.validate.guard"):
         report = check_identifiers({"clients": quasi_clients()}, FILES)
     assert report.ok and len(report.warnings) == 1
     assert "3 combinations" in caplog.text

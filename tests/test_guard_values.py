@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from test_guard import FILES, contract_tables, kinds, with_column
 
-from accord import contract
-from accord.errors import IdentifierError
-from accord.guard import check_identifiers, looks_identifying, scan_identifiers, shown_file
+from accord.core import contract
+from accord.core.errors import IdentifierError
+from accord.validate.guard import check_identifiers, looks_identifying, scan_identifiers, shown_file
 
 N_IDS = 10_000
 

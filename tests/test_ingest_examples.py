@@ -17,8 +17,8 @@ import pytest
 import yaml
 
 from accord.config import load_config, study_input
-from accord.instruments import load_registry
-from accord.validate import validate_study
+from accord.measures.instruments import load_registry
+from accord.validate.study import validate_study
 
 ROOT = Path(__file__).resolve().parents[1]
 BYOD = ROOT / "tests" / "data" / "byod"

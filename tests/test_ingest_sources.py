@@ -12,7 +12,7 @@ import pandas as pd
 import pyreadstat
 import pytest
 
-from accord.errors import StudyError
+from accord.core.errors import StudyError
 from accord.ingest.sources import count_rows, read_source, replace_missing_codes
 from accord.ingest.study import client_rows
 

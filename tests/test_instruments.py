@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from accord.errors import ConfigError
-from accord.instruments import BUILTIN_KEYS, Registry, load_registry
+from accord.core.errors import ConfigError
+from accord.measures.instruments import BUILTIN_KEYS, Registry, load_registry
 
 BDI2_YAML = """
 bdi2:

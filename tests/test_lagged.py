@@ -11,7 +11,7 @@ import pytest
 import statsmodels.formula.api as smf
 from conftest import simulated_measures
 
-from accord.errors import AccordError, ConfigError
+from accord.core.errors import AccordError, ConfigError
 from accord.models.lagged import fit_lagged, fit_lagged_spec, lagged_model_data, lagged_pairs
 from accord.models.spec import ModelContext, ModelSpec
 from accord.models.tidy import COEFFICIENT_COLUMNS

@@ -35,7 +35,7 @@ import pytest
 import statsmodels.formula.api as smf
 from scipy import optimize
 
-from accord.models.lmm import ModelStructureError, ProfiledDeviance, fit_lmm
+from accord.models.engine.lmm import ModelStructureError, ProfiledDeviance, fit_lmm
 
 REFERENCE = Path(__file__).resolve().parent / "data" / "reference"
 RTOL = 1e-6

@@ -18,7 +18,7 @@ import pytest
 import statsmodels.formula.api as smf
 from conftest import simulated_measures
 
-from accord.errors import ConfigError
+from accord.core.errors import ConfigError
 from accord.models.gather import gather_models
 from accord.models.growth import fit_growth
 from accord.models.lagged import lagged_pairs

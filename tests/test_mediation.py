@@ -12,7 +12,7 @@ import pytest
 import statsmodels.formula.api as smf
 from conftest import simulated_measures
 
-from accord.errors import ConfigError
+from accord.core.errors import ConfigError
 from accord.models.bootstrap import replicate_rng
 from accord.models.mediation import (
     RHO_GRID,

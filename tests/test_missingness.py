@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from accord.missingness import (
+from accord.models.missingness import (
     attrition_by_last_session,
     attrition_vs_exposure,
     missing_by_session,

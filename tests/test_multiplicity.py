@@ -8,7 +8,7 @@ import math
 import pandas as pd
 import pytest
 
-from accord.errors import ConfigError
+from accord.core.errors import ConfigError
 from accord.models.gather import gather_models
 from accord.models.multiplicity import add_fdr, exposure_effect
 from accord.models.spec import model_specs

@@ -16,8 +16,8 @@ from scipy import stats
 from statsmodels.stats.meta_analysis import combine_effects
 
 from accord.config import validate_config
-from accord.errors import AccordError, ConfigError, StudyError
-from accord.io import write_csv
+from accord.core.errors import AccordError, ConfigError, StudyError
+from accord.core.io import write_csv
 from accord.models.spec import ModelSpec
 from accord.models.tidy import ModelResult, coefficient_frame, write_model_result
 from accord.multisite.consortium import consortia
@@ -430,10 +430,10 @@ def consortium_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     growth model is fitted here and only its coefficients.csv and diagnostics.json are handed
     to the workflow.
     """
-    from accord.instruments import load_registry
-    from accord.measures import build_measures
+    from accord.measures.build import build_measures
+    from accord.measures.instruments import load_registry
+    from accord.measures.scoring import score_measures
     from accord.models.growth import fit_growth
-    from accord.scoring import score_measures
 
     workdir = tmp_path_factory.mktemp("consortium")
     design = {"n_clients": 150, "n_therapists": 6, "seed": 3, "mean_effect": MEAN_EFFECT}
@@ -536,10 +536,10 @@ def test_pooling_is_byte_identical_on_the_same_inputs(
 def test_pooling_recovers_the_mean_effect_over_replicate_consortia() -> None:
     """Six simulated consortia of four sites: the two-stage CI covers the true mean effect in
     at least five, the estimates average to it, and one-stage and two-stage agree in each."""
-    from accord.instruments import load_registry
-    from accord.measures import build_measures
+    from accord.measures.build import build_measures
+    from accord.measures.instruments import load_registry
+    from accord.measures.scoring import score_measures
     from accord.models.growth import fit_growth
-    from accord.scoring import score_measures
 
     registry = load_registry()
     spec = ModelSpec("growth", "growth", "phq9", "joint_goal_share", therapist_effect=False)

@@ -12,15 +12,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from accord.errors import ConfigError, StudyError
-from accord.measures import (
+from accord.core.errors import ConfigError, StudyError
+from accord.measures.build import (
     MeasureSettings,
     MeasuresResult,
     build_client_measures,
     build_measures,
     build_session_panel,
 )
-from accord.panel import scale_column
+from accord.measures.panel import scale_column
 
 
 @dataclass(frozen=True)

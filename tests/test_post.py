@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from accord.engagement import engagement_measures
-from accord.errors import ConfigError
-from accord.measures import MeasureSettings, build_client_measures
+from accord.core.errors import ConfigError
+from accord.measures.build import MeasureSettings, build_client_measures
+from accord.measures.engagement import engagement_measures
 from tests.test_change import GAD7, PHQ9, scores_from
 
 NA = pd.NA

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import statsmodels.formula.api as smf
 
-from accord.errors import ConfigError
+from accord.core.errors import ConfigError
 from accord.models.growth import GrowthModel, fit_growth_model
 from accord.models.predict import PREDICTION_COLUMNS, predict_growth
 from accord.models.tidy import ModelResult

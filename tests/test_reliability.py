@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from accord.instruments import load_registry
-from accord.reliability import (
+from accord.measures.instruments import load_registry
+from accord.measures.reliability import (
     RELIABILITY_COLUMNS,
     alpha_ci,
     cronbach_alpha,

@@ -267,7 +267,7 @@ def test_missing_optional_files_are_reported_not_fatal(tmp_path):
 
 
 def test_missing_results_folder_is_a_clear_error(tmp_path):
-    from accord.errors import AccordError
+    from accord.core.errors import AccordError
 
     with pytest.raises(AccordError, match="does not exist"):
         render_report(tmp_path / "nope", tmp_path / "r.html", study="x", config={})

@@ -17,7 +17,7 @@ import statsmodels.formula.api as smf
 import yaml
 
 from accord.config import load_config, validate_config
-from accord.errors import ConfigError
+from accord.core.errors import ConfigError
 from accord.models.tidy import write_model_result
 from accord.results import OUTPUTS, ResultsNotFoundError, open_results, recorded_config
 

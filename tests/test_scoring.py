@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from accord.errors import ConfigError, StudyError
-from accord.instruments import load_registry
-from accord.scoring import (
+from accord.core.errors import ConfigError, StudyError
+from accord.measures.instruments import load_registry
+from accord.measures.scoring import (
     DISAGREEMENT_COLUMNS,
     SCORE_COLUMNS,
     ScoringSettings,

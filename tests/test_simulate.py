@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import statsmodels.formula.api as smf
 
-from accord.errors import ConfigError
+from accord.core.errors import ConfigError
 from accord.simulate import SimulatedStudy, simulate_study, write_study
 
 ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")

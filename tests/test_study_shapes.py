@@ -22,7 +22,7 @@ import yaml
 from study_shapes import SHAPES, new_user_study, run_in_process
 from test_notebooks import NOTEBOOKS, run_notebook
 
-from accord.errors import NotEstimableError
+from accord.core.errors import NotEstimableError
 from accord.models import plan as plan_module
 from accord.models.plan import (
     NOT_APPLICABLE,
@@ -155,7 +155,7 @@ def test_a_real_error_still_stops_the_model(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_arm_as_the_primary_exposure_describes_missingness() -> None:
     # The panel carries arm as well as the client measures: this was a KeyError 'arm'.
-    from accord.missingness import missingness_vs_exposure
+    from accord.models.missingness import missingness_vs_exposure
 
     panel = pd.DataFrame(
         {
@@ -324,7 +324,7 @@ def test_accord_run_puts_targets_before_the_config_file() -> None:
 
 
 def test_an_unexpected_error_stops_its_step_with_one_line(tmp_path: Path, capsys) -> None:
-    from accord.logs import run_step
+    from accord.core.logs import run_step
 
     log = tmp_path / "logs" / "s" / "fit_model" / "growth.log"
     with pytest.raises(SystemExit) as stopped, run_step(log):

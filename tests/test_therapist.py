@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from conftest import simulated_measures
 
-from accord.errors import AccordError, ConfigError
+from accord.core.errors import AccordError, ConfigError
 from accord.models.spec import ModelContext, ModelSpec
 from accord.models.therapist import (
     ClientSums,

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 from conftest import CLIENTS, GOALS, SESSIONS, measures_text, write_study
 
-from accord import contract
-from accord.errors import StudyError
-from accord.instruments import load_registry
-from accord.validate import StudyInput, ValidationResult, validate_study, write_validation
+from accord.core import contract
+from accord.core.errors import StudyError
+from accord.measures.instruments import load_registry
+from accord.validate.study import StudyInput, ValidationResult, validate_study, write_validation
 
 REGISTRY = load_registry()
 # Optional columns outside the keys: a bad cell there is emptied, not its row quarantined.

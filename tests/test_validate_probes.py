@@ -14,11 +14,11 @@ import pytest
 import yaml
 from conftest import CLIENTS, ROOT, SESSIONS, measures_text, write_study
 
-from accord import contract
 from accord.config import load_config, study_input
-from accord.errors import IdentifierError, StudyError
-from accord.instruments import load_registry
-from accord.validate import StudyInput, _session_key, validate_study, write_validation
+from accord.core import contract
+from accord.core.errors import IdentifierError, StudyError
+from accord.measures.instruments import load_registry
+from accord.validate.study import StudyInput, _session_key, validate_study, write_validation
 
 REGISTRY = load_registry()
 OUTPUTS = ("clients", "sessions", "measures", "goals", "quarantine", "summary")

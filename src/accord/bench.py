@@ -270,9 +270,9 @@ def _run_stage(stage: str, folder: Path, *, seed: int) -> dict[str, Any]:
         return _simulate(folder, seed)
     if stage == "lme4_rows":
         return _lme4_rows(folder)
-    from accord.instruments import load_registry
-    from accord.io import write_csv, write_json, write_parquet
-    from accord.stages import read_validated
+    from accord.core.io import write_csv, write_json, write_parquet
+    from accord.core.stages import read_validated
+    from accord.measures.instruments import load_registry
 
     config = _config(folder)
     registry = load_registry(config["instruments"])
@@ -281,7 +281,7 @@ def _run_stage(stage: str, folder: Path, *, seed: int) -> dict[str, Any]:
     note = ""
     start = time.perf_counter()
     if stage == "validate":
-        from accord.validate import StudyInput, validate_study, write_validation
+        from accord.validate.study import StudyInput, validate_study, write_validation
 
         paths = {
             t: validated / f"{t}.parquet" for t in ("clients", "sessions", "measures", "goals")
@@ -294,8 +294,8 @@ def _run_stage(stage: str, folder: Path, *, seed: int) -> dict[str, Any]:
         write_validation(result, paths)
         rows = result.summary["tables"]["measures"]["rows_in"]
     elif stage == "score":
-        from accord.reliability import reliability_table
-        from accord.scoring import score_measures_with_summary
+        from accord.measures.reliability import reliability_table
+        from accord.measures.scoring import score_measures_with_summary
         from accord.settings import scoring_settings
 
         measures = read_validated(validated / "measures.parquet", categorical=True)
@@ -308,7 +308,7 @@ def _run_stage(stage: str, folder: Path, *, seed: int) -> dict[str, Any]:
         write_csv(out / "reliability.csv", reliability_table(measures, registry))
         rows = len(measures)
     elif stage == "measures":
-        from accord.measures import build_measures
+        from accord.measures.build import build_measures
         from accord.settings import measure_settings
 
         tables = {t: read_validated(validated / f"{t}.parquet") for t in ("clients", "sessions")}
@@ -356,11 +356,11 @@ def _run_stage(stage: str, folder: Path, *, seed: int) -> dict[str, Any]:
 def _report(folder: Path, config: dict[str, Any]) -> int:
     """Missingness tables, gathered model tables and the report; returns the report's size in
     bytes."""
-    from accord.io import write_csv, write_json
-    from accord.missingness import missing_by_session, missingness_vs_exposure
+    from accord.core.io import write_csv, write_json
+    from accord.core.stages import read_validated
     from accord.models.gather import gather_models
+    from accord.models.missingness import missing_by_session, missingness_vs_exposure
     from accord.report.render import render_report
-    from accord.stages import read_validated
 
     out = folder / "results"
     models = out / "models"
@@ -414,9 +414,9 @@ def _lme4_rows(folder: Path) -> dict[str, Any]:
     """Write the rows accord's primary growth model uses as CSV for lme4 (not timed)."""
     import pandas as pd
 
+    from accord.core.stages import read_validated
     from accord.models.lrt import model_design
     from accord.models.spec import find_spec, model_specs
-    from accord.stages import read_validated
 
     spec = find_spec(model_specs(_config(folder)), PRIMARY_GROWTH)
     out = folder / "results"

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from accord import __version__
-from accord.errors import AccordError
+from accord.core.errors import AccordError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from accord.validate import StudyInput, ValidationResult
+    from accord.validate.study import StudyInput, ValidationResult
 
 EXIT_CODES = """exit codes:
   0  success
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except OSError as exc:
         # A file that cannot be opened or written: one line naming it, never a traceback.
-        from accord.io import describe_os_error
+        from accord.core.io import describe_os_error
 
         where = f"{Path(exc.filename).name}: " if exc.filename else ""
         print(f"accord: {where}{describe_os_error(exc)}.", file=sys.stderr)
@@ -176,9 +176,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _init(args: argparse.Namespace) -> int:
-    from accord.ingest.starter import write_starter
     from accord.models.plan import plan_yaml
     from accord.models.spec import DEFAULT_MODELS
+    from accord.starter import write_starter
 
     written = write_starter(args.folder, args.format, args.study, force=args.force)
     header = (
@@ -213,8 +213,8 @@ def _simulate(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     from accord.config import load_config, study_input
-    from accord.instruments import load_registry
-    from accord.validate import validate_study, write_validation
+    from accord.measures.instruments import load_registry
+    from accord.validate.study import validate_study, write_validation
 
     config = load_config(args.config)
     # Relative study paths are read from the working directory, as Snakemake does.
@@ -259,7 +259,7 @@ def _quarantine_verdict(result: ValidationResult, limit: float) -> str | None:
 
 def _write_outputs(result: ValidationResult, out: Path, write_validation) -> None:
     """The validation outputs under `out`, all of them or (on a fault) none."""
-    from accord.io import describe_os_error, staged_folder
+    from accord.core.io import describe_os_error, staged_folder
 
     try:
         with staged_folder(out) as stage:
@@ -395,13 +395,13 @@ def study_measures(config: dict, study: StudyInput) -> tuple[pd.DataFrame, pd.Da
     (validation, scoring, measures), in a temporary folder."""
     import tempfile
 
-    from accord.contract import TABLES
-    from accord.instruments import load_registry
-    from accord.measures import build_measures
-    from accord.scoring import score_measures_with_summary
+    from accord.core.contract import TABLES
+    from accord.core.stages import read_validated
+    from accord.measures.build import build_measures
+    from accord.measures.instruments import load_registry
+    from accord.measures.scoring import score_measures_with_summary
     from accord.settings import measure_settings, scoring_settings
-    from accord.stages import read_validated
-    from accord.validate import validate_study, write_validation
+    from accord.validate.study import validate_study, write_validation
 
     registry = load_registry(config.get("instruments"))
     result = validate_study(study, registry)

@@ -12,8 +12,8 @@ from typing import Any
 import jsonschema
 import yaml
 
-from accord.errors import ConfigError
-from accord.validate import StudyInput
+from accord.core.errors import ConfigError
+from accord.validate.study import StudyInput
 
 
 def schema() -> dict:
@@ -32,7 +32,7 @@ def load_config(path: str | Path) -> dict:
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: the config file is not UTF-8 text.") from None
     except OSError as exc:
-        from accord.io import describe_os_error
+        from accord.core.io import describe_os_error
 
         raise ConfigError(f"{path}: {describe_os_error(exc)}.") from None
     except yaml.YAMLError as exc:
@@ -122,8 +122,8 @@ def _add_simulated_sites(config: dict[str, Any]) -> None:
 def _check_outcomes(config: Mapping[str, Any]) -> None:
     """Outcomes name an instrument's score and instrument-score covariates a known score, so a
     typo stops the run before any model is fitted (the custom instruments are checked too)."""
-    from accord.change import CHANGE_COLUMNS
-    from accord.instruments import load_registry
+    from accord.measures.change import CHANGE_COLUMNS
+    from accord.measures.instruments import load_registry
 
     registry = load_registry(config.get("instruments") or None)
     scores = {key: set(instrument.scales) for key, instrument in registry.items()}

@@ -25,7 +25,7 @@ the one given to `open_results`, else the one recorded in the report's provenanc
 
 The tables returned hold one row per client or session, with client IDs: they are for
 exploring on the machine that holds the data. Anything meant for sharing is aggregated and
-small cells suppressed (`accord.disclosure`, with `StudyResults.min_cell`).
+small cells suppressed (`accord.core.disclosure`, with `StudyResults.min_cell`).
 """
 
 from __future__ import annotations
@@ -45,8 +45,8 @@ import pandas as pd
 import yaml
 
 from accord.config import load_config, schema, validate_config
-from accord.errors import AccordError, ConfigError
-from accord.stages import read_validated
+from accord.core.errors import AccordError, ConfigError
+from accord.core.stages import read_validated
 
 if TYPE_CHECKING:
     from accord.models.spec import ModelContext, ModelSpec

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from accord.measures import MeasureSettings
-from accord.scoring import ScoringSettings
+from accord.measures.build import MeasureSettings
+from accord.measures.scoring import ScoringSettings
 
 
 def scoring_settings(config: Mapping[str, Any]) -> ScoringSettings:

@@ -100,8 +100,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from accord.errors import ConfigError
-from accord.io import atomic_path, write_json
+from accord.core.errors import ConfigError
+from accord.core.io import atomic_path, write_json
 
 __all__ = [
     "Effects",

@@ -6,10 +6,10 @@ from pathlib import Path
 from snakemake.utils import validate
 
 from accord.config import validate_config
-from accord.contract import TABLES
+from accord.core.contract import TABLES
 from accord.ingest import source_files
-from accord.instruments import load_registry
-from accord.io import TABLE_SUFFIXES
+from accord.measures.instruments import load_registry
+from accord.core.io import TABLE_SUFFIXES
 from accord.models.bootstrap import scattered_chunks, study_bootstrap_chunks
 from accord.models.plan import fitted_ids
 from accord.models.spec import KIND_TABLES, model_specs

@@ -2,11 +2,11 @@
 
 import pandas as pd
 
-from accord.errors import NotEstimableError
-from accord.logs import run_step
+from accord.core.errors import NotEstimableError
+from accord.core.logs import run_step
+from accord.core.stages import read_validated
 from accord.models.bootstrap import model_chunks, replicate_function, write_replicates
 from accord.models.spec import find_spec, model_context, model_specs
-from accord.stages import read_validated
 
 with run_step(snakemake.log[0]) as log:
     spec = find_spec(model_specs(snakemake.config), snakemake.params.model)

@@ -1,9 +1,9 @@
-from accord.instruments import load_registry
-from accord.io import write_json, write_parquet
-from accord.logs import run_step
-from accord.measures import build_measures
+from accord.core.io import write_json, write_parquet
+from accord.core.logs import run_step
+from accord.core.stages import read_validated
+from accord.measures.build import build_measures
+from accord.measures.instruments import load_registry
 from accord.settings import measure_settings
-from accord.stages import read_validated
 
 with run_step(snakemake.log[0]) as log:
     registry = load_registry(snakemake.config["instruments"])

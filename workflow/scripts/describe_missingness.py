@@ -1,7 +1,7 @@
-from accord.io import write_csv
-from accord.logs import run_step
-from accord.missingness import missing_by_session, missingness_vs_exposure
-from accord.stages import read_validated
+from accord.core.io import write_csv
+from accord.core.logs import run_step
+from accord.core.stages import read_validated
+from accord.models.missingness import missing_by_session, missingness_vs_exposure
 
 with run_step(snakemake.log[0]) as log:
     panel = read_validated(snakemake.input.session_panel)

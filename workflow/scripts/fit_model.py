@@ -1,12 +1,12 @@
 import json
 from pathlib import Path
 
-from accord.logs import run_step
+from accord.core.logs import run_step
+from accord.core.stages import read_validated
 from accord.models.bootstrap import read_replicates
 from accord.models.plan import fit_planned, planned_entry
 from accord.models.spec import KIND_TABLES, find_spec, model_context, model_specs
 from accord.models.tidy import write_model_result
-from accord.stages import read_validated
 
 with run_step(snakemake.log[0]) as log:
     spec = find_spec(model_specs(snakemake.config), snakemake.params.model)

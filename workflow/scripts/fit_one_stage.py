@@ -1,13 +1,13 @@
 import pandas as pd
 
-from accord.errors import ConfigError
-from accord.io import write_csv, write_json
-from accord.logs import run_step
+from accord.core.errors import ConfigError
+from accord.core.io import write_csv, write_json
+from accord.core.logs import run_step
+from accord.core.stages import read_validated
 from accord.models.spec import find_spec, model_specs
 from accord.models.tidy import json_ready
 from accord.multisite.consortium import consortia
 from accord.multisite.one_stage import fit_one_stage
-from accord.stages import read_validated
 
 with run_step(snakemake.log[0]) as log:
     consortium = consortia(snakemake.config)[snakemake.params.consortium]

@@ -1,8 +1,8 @@
 import json
 from pathlib import Path
 
-from accord.io import write_csv, write_json
-from accord.logs import run_step
+from accord.core.io import write_csv, write_json
+from accord.core.logs import run_step
 from accord.models.gather import gather_models
 
 with run_step(snakemake.log[0]) as log:

@@ -1,10 +1,10 @@
 """The study's analysis plan: each configured model planned, not estimable or not applicable."""
 
-from accord.io import write_json
-from accord.logs import run_step
+from accord.core.io import write_json
+from accord.core.logs import run_step
+from accord.core.stages import read_validated
 from accord.models.plan import plan_models
 from accord.models.spec import model_context, model_specs
-from accord.stages import read_validated
 
 with run_step(snakemake.log[0]) as log:
     plan = plan_models(

@@ -1,5 +1,5 @@
-from accord.io import write_csv, write_json
-from accord.logs import run_step
+from accord.core.io import write_csv, write_json
+from accord.core.logs import run_step
 from accord.multisite.consortium import consortia
 from accord.multisite.pooling import pool_consortium
 

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from accord.logs import run_step
+from accord.core.logs import run_step
 from accord.report.pooled import render_pooled_report
 
 with run_step(snakemake.log[0]) as log:

@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from accord.logs import run_step
+from accord.core.logs import run_step
 from accord.report.render import render_report
 
 with run_step(snakemake.log[0]) as log:

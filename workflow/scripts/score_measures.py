@@ -1,10 +1,10 @@
-from accord.instruments import load_registry
-from accord.io import write_csv, write_parquet
-from accord.logs import run_step
-from accord.reliability import reliability_table
-from accord.scoring import score_measures_with_summary
+from accord.core.io import write_csv, write_parquet
+from accord.core.logs import run_step
+from accord.core.stages import read_validated
+from accord.measures.instruments import load_registry
+from accord.measures.reliability import reliability_table
+from accord.measures.scoring import score_measures_with_summary
 from accord.settings import scoring_settings
-from accord.stages import read_validated
 
 with run_step(snakemake.log[0]) as log:
     registry = load_registry(snakemake.config["instruments"])

@@ -3,9 +3,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from accord.disclosure import shareable_coefficients, shareable_record
-from accord.io import write_csv, write_json
-from accord.logs import run_step
+from accord.core.disclosure import shareable_coefficients, shareable_record
+from accord.core.io import write_csv, write_json
+from accord.core.logs import run_step
 
 with run_step(snakemake.log[0]) as log:
     min_cell = snakemake.config["privacy"]["min_cell"]

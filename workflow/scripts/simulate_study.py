@@ -1,4 +1,4 @@
-from accord.logs import run_step
+from accord.core.logs import run_step
 from accord.simulate import simulate_study, write_study
 
 with run_step(snakemake.log[0]) as log:

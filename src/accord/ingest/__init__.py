@@ -1,4 +1,6 @@
-"""Bring your own data: REDCap, SPSS, Excel, CSV and Parquet sources mapped onto the contract.
+"""Stage 1 (run by rule ``validate_study``): REDCap, SPSS, Excel, CSV and Parquet sources.
+
+Reads the files a study declares and maps them onto the contract's four tables in memory.
 
 `ingest_study` turns a study declared with ``format: mapped`` or ``format: redcap`` into the
 contract's tables; `accord.validate.validate_study` then validates them like any other study.

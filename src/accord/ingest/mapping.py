@@ -54,10 +54,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from accord import contract
-from accord.errors import ConfigError, StudyError
-from accord.guard import looks_identifying
+from accord.core import contract
+from accord.core.errors import ConfigError, StudyError
 from accord.ingest.sources import SourceFrame
+from accord.validate.guard import looks_identifying
 
 _TOKEN = "[A-Za-z0-9]+"
 

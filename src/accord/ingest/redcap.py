@@ -34,8 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from accord.errors import IdentifierError, StudyError
-from accord.guard import Finding, GuardReport, column_phrase, shown_column
+from accord.core.errors import IdentifierError, StudyError
 from accord.ingest.sources import (
     SourceFrame,
     frame_from_rows,
@@ -43,6 +42,7 @@ from accord.ingest.sources import (
     read_source,
     replace_missing_codes,
 )
+from accord.validate.guard import Finding, GuardReport, column_phrase, shown_column
 
 #: Dictionary columns: the REDCap web export's header, then the API's name for it.
 _DICTIONARY_COLUMNS = {

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from accord.errors import StudyError
-from accord.io import read_table
+from accord.core.errors import StudyError
+from accord.core.io import read_table
 
 #: File suffixes a mapped source may have.
 SOURCE_SUFFIXES = (".csv", ".parquet", ".xlsx", ".sav", ".zsav")
@@ -102,7 +102,7 @@ def read_csv_rows(path: Path, header_row: int = 1) -> list[list[str]]:
     import csv
     import io
 
-    from accord.io import compressed_error, file_fault
+    from accord.core.io import compressed_error, file_fault
 
     try:
         data = path.read_bytes()

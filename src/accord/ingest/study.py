@@ -17,13 +17,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from accord import contract
-from accord.errors import ConfigError, StudyError
-from accord.guard import shown_column
+from accord.core import contract
+from accord.core.errors import ConfigError, StudyError
+from accord.core.io import TABLE_SUFFIXES, sha256
 from accord.ingest.mapping import MappedPart, map_part
 from accord.ingest.redcap import read_redcap
 from accord.ingest.sources import SourceFrame, count_rows, read_source, replace_missing_codes
-from accord.io import TABLE_SUFFIXES
+from accord.validate.guard import shown_column
 
 FORMATS = ("contract", "mapped", "redcap")
 #: Columns a wide row takes from its cells' column names (session and goal tokens).
@@ -137,7 +137,6 @@ def ingest_study(
     cannot be applied, and StudyError naming the file, sheet and column for a source that does
     not fit its mapping.
     """
-    from accord.validate import sha256
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -258,7 +257,7 @@ def _combine(parts: list[MappedPart]) -> IngestedTable:
 
 
 def _categorical(frame: pd.DataFrame) -> pd.DataFrame:
-    """Text columns as categoricals of labels, the form `accord.io.read_table` gives."""
+    """Text columns as categoricals of labels, the form `accord.core.io.read_table` gives."""
     data = {}
     for name in frame.columns:
         values = frame[name].to_numpy(dtype=object)

@@ -1,4 +1,10 @@
-"""Models linking collaborative goal-setting to outcomes; each returns a `ModelResult`.
+"""Stage 4, rules ``plan_models``, ``fit_model``, ``bootstrap_model``, ``gather_models``.
+
+Reads ``client_measures.parquet`` and ``session_panel.parquet``; `plan` decides which declared
+models the study can estimate (``models/plan.json``), each model kind's module fits one model
+into ``models/<id>/`` (a tidy coefficient table and a diagnostics record, `tidy`), and `gather`
+writes the study's ``coefficients.csv`` and ``diagnostics.json``. `engine` is the mixed-model
+engine the kinds share; `missingness` describes missing outcomes (rule ``describe_missingness``).
 
 The model modules are imported when first used, so a job fitting one model (or the workflow
 reading its config) does not pay for importing every other model's libraries.

@@ -53,7 +53,7 @@ import numpy as np
 import pandas as pd
 import statsmodels.formula.api as smf
 
-from accord.errors import ConfigError, NotEstimableError
+from accord.core.errors import ConfigError, NotEstimableError
 from accord.models.imputation import METHODS, Pooled, impute, pool
 from accord.models.spec import ModelContext, ModelSpec
 from accord.models.tidy import ModelResult, capture_fit, coefficient_frame, model_diagnostics

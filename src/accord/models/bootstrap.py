@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from accord.errors import AccordError, ConfigError
+from accord.core.errors import AccordError, ConfigError
 from accord.models.spec import ModelContext, ModelSpec
 
 DEFAULT_CHUNKS = "auto"

@@ -29,7 +29,7 @@ from typing import Any
 
 import pandas as pd
 
-from accord.errors import AccordError, ConfigError, NotEstimableError
+from accord.core.errors import AccordError, ConfigError, NotEstimableError
 from accord.models.dropout import fit_logistic, grouping
 from accord.models.spec import ModelContext, ModelSpec
 from accord.models.tidy import ModelResult, coefficient_frame

@@ -39,13 +39,13 @@ import pandas as pd
 from scipy import stats
 from statsmodels.duration.survfunc import survdiff
 
-from accord.errors import ConfigError, NotEstimableError
+from accord.core.errors import ConfigError, NotEstimableError
 from accord.models.dropout import client_level_column, grouping
 from accord.models.spec import ModelContext, ModelSpec
 from accord.models.tidy import ModelResult, coefficient_frame, model_diagnostics
 
 _Z = float(stats.norm.ppf(0.975))
-#: The event-type column of the client measures and its values (`accord.engagement`).
+#: The event-type column of the client measures and its values (`accord.measures.engagement`).
 END_EVENT = "end_event"
 DROPOUT, COMPLETION, CENSORED = "dropout", "completion", "censored"
 

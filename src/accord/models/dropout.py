@@ -66,7 +66,7 @@ from statsmodels.base.model import LikelihoodModel
 from statsmodels.duration.hazard_regression import PHReg, PHRegResults
 from statsmodels.duration.survfunc import SurvfuncRight, survdiff
 
-from accord.errors import AccordError, ConfigError, NotEstimableError
+from accord.core.errors import AccordError, ConfigError, NotEstimableError
 from accord.models.spec import ModelContext, ModelSpec
 from accord.models.tidy import ModelResult, capture_fit, coefficient_frame, model_diagnostics
 

@@ -4,7 +4,7 @@ One row per goal (goals nested in clients, clients in therapists). The goal's at
 
 * ``gas_level``: its GAS level (-2..2) at the goal's last rating (the measures table's ``gas``
   rows, item = goal_id), modelled as a number by a linear mixed model (REML, the profiled
-  engine of accord.models.lmm, as lme4's ``lmer(gas_level ~ x + (1 | therapist) +
+  engine of accord.models.engine.lmm, as lme4's ``lmer(gas_level ~ x + (1 | therapist) +
   (1 | client))``) with random intercepts per client and per therapist, or per client alone
   where there are no therapists;
 * ``achieved``: goal status achieved, by GEE (binomial, logit link, exchangeable correlation,
@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from accord.errors import AccordError, ConfigError, NotEstimableError
+from accord.core.errors import AccordError, ConfigError, NotEstimableError
 from accord.models.spec import ModelContext, ModelSpec
 from accord.models.tidy import (
     ModelResult,
@@ -130,9 +130,9 @@ def _usable_predictors(
 def _fit_gas_levels(
     data: pd.DataFrame, predictors: list[str]
 ) -> tuple[Any, list[str], str | None, dict]:
-    """Profiled REML (accord.models.lmm) of gas_level with a client random intercept and,
+    """Profiled REML (accord.models.engine.lmm) of gas_level with a client random intercept and,
     where every goal's client has a therapist, a therapist random intercept."""
-    from accord.models.lmm import fit_lmm
+    from accord.models.engine.lmm import fit_lmm
 
     names = ["Intercept", *predictors]
     y = data["gas_level"].to_numpy(float)

@@ -10,7 +10,7 @@ time x exposure term, is the primary estimate.
 
 Engines
 -------
-By default (``engine="profiled"``) the model is fitted by `accord.models.lmm`: lme4's
+By default (``engine="profiled"``) the model is fitted by `accord.models.engine.lmm`: lme4's
 profiled REML deviance, evaluated exactly for clients nested in therapists in O(clients)
 vectorised operations and optimised by L-BFGS-B within the bounds (variances >= 0). It
 estimates the correlated client covariance directly, so it needs no centre search; it first
@@ -22,7 +22,7 @@ Diagnostics name the engine and optimizer (``accord-profiled-reml (L-BFGS-B)``).
 ``engine="statsmodels"`` is the earlier path described below (MixedLM with a centre search),
 kept as the fallback: the profiled engine hands over to it, with a warning, for data it
 cannot fit (an error in the engine, such as a fixed-effects design that is not of full rank)
-and for a fit whose optimum it cannot certify (`accord.models.lmm.certify_optimum`), where
+and for a fit whose optimum it cannot certify (`accord.models.engine.lmm.certify_optimum`), where
 statsmodels' fit is reported if it converged at least as high.
 Its optimizer is the statsmodels method named by `optimizer`, and its SEs come from the
 Hessian of all parameters (up to 1e-2 larger).
@@ -131,8 +131,8 @@ import statsmodels.formula.api as smf
 from scipy import stats
 from statsmodels.regression.mixed_linear_model import MixedLM, MixedLMParams, VCSpec
 
-from accord.errors import AccordError, ConfigError, NotEstimableError
-from accord.models.lmm import OPTIMIZER, LmmFit, fit_lmm
+from accord.core.errors import AccordError, ConfigError, NotEstimableError
+from accord.models.engine.lmm import OPTIMIZER, LmmFit, fit_lmm
 from accord.models.spec import ModelContext, ModelSpec
 from accord.models.tidy import ModelResult, coefficient_frame, wald_from_variance
 
@@ -217,7 +217,7 @@ def fit_growth(
 
     `reml` False fits by maximum likelihood instead of REML (for likelihood-ratio tests of
     fixed effects); the diagnostics record the method and its log-likelihood. `engine`
-    "profiled" (the default) fits by `accord.models.lmm`; "statsmodels" by MixedLM with the
+    "profiled" (the default) fits by `accord.models.engine.lmm`; "statsmodels" by MixedLM with the
     centre search, whose `optimizer` is the statsmodels method. The profiled engine falls
     back to statsmodels, with a warning, for data it cannot fit.
 
@@ -447,7 +447,7 @@ def fit_growth_model(
 def _profiled_growth(
     formula: str, data: pd.DataFrame, time_sd: float, *, nested: bool, reml: bool
 ) -> dict[str, Any]:
-    """The growth model by the profiled (RE)ML engine of `accord.models.lmm`.
+    """The growth model by the profiled (RE)ML engine of `accord.models.engine.lmm`.
 
     The client-level model (correlated client intercept and slope, no therapist term) is
     fitted first, as with statsmodels: it is reported as ``client_level_step`` and its

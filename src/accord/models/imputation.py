@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from accord.errors import ConfigError
+from accord.core.errors import ConfigError
 
 METHODS = ("norm", "pmm")
 RIDGE = 1e-5

@@ -52,10 +52,10 @@ fitted.
 
 ``reml=False`` fits by maximum likelihood (for likelihood-ratio tests of fixed effects).
 
-The model is fitted by the growth model's profiled-deviance engine (`accord.models.lmm.fit_lmm`,
-lme4's formulation, with a client intercept only), exactly and in seconds at any study size;
-fixed-effect SEs are lme4's, from s^2 (X'V^-1X)^-1. (statsmodels' MixedLM with BFGS, used
-before, did not converge on simulated studies of 150 and 1,000 clients and took minutes at
+The model is fitted by the growth model's profiled-deviance engine
+(`accord.models.engine.lmm.fit_lmm`, lme4's formulation, with a client intercept only),
+exactly and in seconds at any study size; fixed-effect SEs are lme4's, from s^2 (X'V^-1X)^-1.
+(statsmodels' MixedLM with BFGS, used before, did not converge on simulated studies of 150 and 1,000 clients and took minutes at
 1,000.) Diagnostics follow the growth model: the engine and optimizer named, every warning
 recorded, a fit whose optimum the engine cannot certify refitted by statsmodels' MixedLM
 (Powell, then BFGS) and that fit reported, with a warning, if it converged at least as high,
@@ -77,9 +77,9 @@ import numpy as np
 import pandas as pd
 import patsy
 
-from accord.errors import ConfigError, NotEstimableError
+from accord.core.errors import ConfigError, NotEstimableError
+from accord.models.engine.lmm import OPTIMIZER, fit_lmm
 from accord.models.growth import BOUNDARY_RELATIVE_SD
-from accord.models.lmm import OPTIMIZER, fit_lmm
 from accord.models.spec import ModelContext, ModelSpec
 from accord.models.tidy import ModelResult, capture_fit, coefficient_frame, wald_from_variance
 

@@ -45,7 +45,7 @@ model, a random time slope correlated with it) and, when the model has one, a ra
 per therapist; clients are nested in therapists (a client without a known therapist counts as
 a therapist of their own; the therapist term follows the growth model's rule of at least
 `MIN_THERAPISTS` known therapists). Both are fitted by the growth model's profiled-deviance
-engine (`accord.models.lmm.fit_lmm`, lme4's formulation, Bates, Maechler, Bolker & Walker
+engine (`accord.models.engine.lmm.fit_lmm`, lme4's formulation, Bates, Maechler, Bolker & Walker
 2015, J Stat Softw 67(1)) with ML, on a fixed-effect design built here, so that a term can be
 dropped. The fits agree with ``fit_growth(..., reml=False)``, with statsmodels' MixedLM and
 with lme4's ML fits (tests/test_lrt.py, tests/data/reference/lrt/).
@@ -63,11 +63,11 @@ import pandas as pd
 import patsy
 from scipy import stats
 
-from accord.errors import ConfigError, NotEstimableError
+from accord.core.errors import ConfigError, NotEstimableError
+from accord.models.engine.lmm import OPTIMIZER, fit_lmm
 from accord.models.gather import LRT_TERM_PREFIX
 from accord.models.growth import BOUNDARY_RELATIVE_SD, MIN_THERAPISTS
 from accord.models.lagged import client_level, lagged_model_data
-from accord.models.lmm import OPTIMIZER, fit_lmm
 from accord.models.spec import LRT_COMPARABLE_KINDS as COMPARABLE_KINDS
 from accord.models.spec import ModelContext, ModelSpec
 from accord.models.tidy import ModelResult, coefficient_frame
@@ -149,7 +149,7 @@ def fit_ml(
     reml: bool = False,
 ) -> tuple[float, np.ndarray, dict[str, float], bool, str, list[str]]:
     """Fit y = X b + random effects by ML (or REML) with the profiled-deviance engine
-    (`accord.models.lmm.fit_lmm`, lme4's formulation).
+    (`accord.models.engine.lmm.fit_lmm`, lme4's formulation).
 
     `client` and `therapist` are labels per row (clients nested in therapists), `time` the
     slope's covariate. Returns (log-likelihood, b, variances, converged, optimizer message,

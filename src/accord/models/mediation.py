@@ -64,7 +64,7 @@ import numpy as np
 import pandas as pd
 import statsmodels.formula.api as smf
 
-from accord.errors import ConfigError
+from accord.core.errors import ConfigError
 from accord.models.ancova import (
     check_enough_clients,
     client_level_data,

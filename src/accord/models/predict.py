@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import patsy
 
-from accord.errors import AccordError, ConfigError
+from accord.core.errors import AccordError, ConfigError
 from accord.models.growth import _UNKNOWN_THERAPIST, GrowthModel, _per_client
 
 PREDICTION_COLUMNS = [

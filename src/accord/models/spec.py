@@ -18,8 +18,8 @@ from typing import Any
 
 import pandas as pd
 
-from accord.errors import ConfigError
-from accord.goalsetting import OUTCOME_ONLY
+from accord.core.errors import ConfigError
+from accord.measures.goalsetting import OUTCOME_ONLY
 from accord.models.tidy import ModelResult
 
 # kind -> "module:function"; imported on use so a kind's dependencies load only when fitted.

@@ -27,7 +27,7 @@ and ranks) are in ``extras["therapist_effects"]``, sorted and without therapist 
 
 How the model is fitted
 -----------------------
-The reported fit is by the profiled REML engine of the growth model (`accord.models.lmm`,
+The reported fit is by the profiled REML engine of the growth model (`accord.models.engine.lmm`,
 lme4's criterion: client intercept nested in a therapist intercept, one fixed intercept), with
 the therapists' conditional modes (BLUPs) and their conditional SEs: given the variances,
 v_j has conditional variance 1 / (1 / s2_therapist + sum_i 1 / (s2_client + s2_residual /
@@ -73,15 +73,15 @@ import numpy as np
 import pandas as pd
 from scipy import optimize
 
-from accord.errors import ConfigError, NotEstimableError
+from accord.core.errors import ConfigError, NotEstimableError
 from accord.models.bootstrap import (
     BOOTSTRAP_KINDS,
     check_replicates,
     replicate_indices,
     replicate_rng,
 )
+from accord.models.engine.lmm import fit_lmm
 from accord.models.growth import BOUNDARY_RELATIVE_SD
-from accord.models.lmm import fit_lmm
 from accord.models.spec import ModelContext, ModelSpec
 from accord.models.tidy import ModelResult, coefficient_frame, wald_from_variance
 

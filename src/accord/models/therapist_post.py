@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize
 
-from accord.errors import ConfigError, NotEstimableError
+from accord.core.errors import ConfigError, NotEstimableError
 from accord.models.bootstrap import check_replicates, replicate_indices, replicate_rng
 from accord.models.tidy import ModelResult, coefficient_frame, wald_from_variance
 

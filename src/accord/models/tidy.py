@@ -4,7 +4,7 @@ Estimates are on the model's linear-predictor scale (points of the outcome, log-
 log-hazard); odds and hazard ratios have their own columns (`ratio`, `ratio_ci_low`,
 `ratio_ci_high`) and are missing for linear models (analyses.md).
 
-Files are written through `accord.io`: atomically, with floats to 10 significant digits (far
+Files are written through `accord.core.io`: atomically, with floats to 10 significant digits (far
 beyond any reported precision, and it keeps the last bits of floating-point noise out of the
 bytes, so the same inputs give identical files) and JSON with sorted keys.
 """
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from accord.io import write_csv, write_json
+from accord.core.io import write_csv, write_json
 
 COEFFICIENT_COLUMNS = [
     "model",

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from accord.errors import ConfigError
+from accord.core.errors import ConfigError
 
 METHODS = ("paule_mandel", "dersimonian_laird")
 DEFAULT_METHOD = "paule_mandel"

@@ -32,7 +32,7 @@ from typing import Any
 
 import pandas as pd
 
-from accord.errors import AccordError
+from accord.core.errors import AccordError
 from accord.models.spec import ModelSpec
 from accord.models.tidy import ModelResult
 from accord.multisite.consortium import Consortium

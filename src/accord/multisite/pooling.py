@@ -39,7 +39,7 @@ import pandas as pd
 from scipy import stats
 from statsmodels.stats.meta_analysis import combine_effects
 
-from accord.errors import StudyError
+from accord.core.errors import StudyError
 from accord.multisite.consortium import DEFAULT_METHOD, Consortium
 from accord.multisite.sites import pool_targets, read_site_results, site_estimates
 

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from accord.errors import StudyError
+from accord.core.errors import StudyError
 from accord.models.multiplicity import exposure_effect
 from accord.multisite.consortium import Consortium, PoolTarget, Site
 

@@ -1,4 +1,9 @@
-"""The study report: one self-contained HTML file of aggregates, built from a results folder."""
+"""Stage 5, rule ``render_report``: the study report, built from a results folder.
+
+Reads ``results/<study>/`` (validation summary, scores, measures, models) and writes
+``reports/<study>/report.html`` (one self-contained file of aggregates), its figures and tables;
+every published number passes `accord.core.disclosure` and the cross-table audit in `ledger`.
+"""
 
 from accord.report.render import render_report
 

@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from accord.disclosure import (
+from accord.core.disclosure import (
     COMPLEMENTARY_LABEL,
     NOT_AVAILABLE,
     is_small,

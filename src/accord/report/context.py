@@ -18,8 +18,8 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 
-from accord.errors import AccordError, ConfigError
-from accord.instruments import Instrument, load_registry
+from accord.core.errors import AccordError, ConfigError
+from accord.measures.instruments import Instrument, load_registry
 from accord.report.ledger import Ledger
 from accord.report.text import outcome_label
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from accord.io import atomic_path, write_csv
+from accord.core.io import atomic_path, write_csv
 from accord.report.parts import Plot, Section, Table
 
 

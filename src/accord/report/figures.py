@@ -29,7 +29,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 from scipy import stats
 
-from accord.disclosure import suppress_count, suppressed_label, suppression_mask
+from accord.core.disclosure import suppress_count, suppressed_label, suppression_mask
 from accord.report.parts import Plot
 
 ALL_CLIENTS = "All clients"

@@ -1,6 +1,6 @@
 """Every count the report publishes together, audited together (privacy.md, section 2).
 
-Each table suppresses its own small cells (`accord.disclosure`), but a reader holds the whole
+Each table suppresses its own small cells (`accord.core.disclosure`), but a reader holds the whole
 report: the clients validated minus the clients a model analysed, an arm's size minus the
 clients with a measure, a percentage beside its numerator. Sections publish such counts through
 a `Ledger`, naming each count by what it counts (``clients[usual_care]``,
@@ -10,8 +10,8 @@ withholds when it is from 1 to ``min_cell - 1``, as Table 1 does), a percentage 
 numerator and denominator.
 
 The audit asks, for every withheld small count, the least and greatest value a reader can
-deduce from everything published (`accord.disclosure.deducible_interval`, a linear programme
-as tau-argus runs). A count narrowed below `accord.disclosure.protection_width` is exposed; the
+deduce from everything published (`accord.core.disclosure.deducible_interval`, a linear programme
+as tau-argus runs). A count narrowed below `accord.core.disclosure.protection_width` is exposed; the
 report then withholds one more published count (the one whose withholding protects it, a
 detail such as a model's or a measure's n before a group's size) and is built again. A count
 withheld this way reads as the range of values a reader can deduce from the rest of the report
@@ -25,7 +25,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from accord.disclosure import (
+from accord.core.disclosure import (
     COMPLEMENTARY_LABEL,
     DEFAULT_MIN_CELL,
     NOT_AVAILABLE,

@@ -1,8 +1,8 @@
 """The pieces a report section is made of: headings, text, tables and figures.
 
 A section is a list of blocks rendered in order by the template. Tables hold display text only
-(every count and statistic already suppressed by `accord.disclosure`), so the HTML table and its
-CSV under ``tables/`` show the same values. Figures hold their SVG and PNG bytes; the HTML
+(every count and statistic already suppressed by `accord.core.disclosure`), so the HTML table
+and its CSV under ``tables/`` show the same values. Figures hold their SVG and PNG bytes; the HTML
 embeds the SVG, the PNG is written next to it for manuscripts.
 """
 

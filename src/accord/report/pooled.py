@@ -28,8 +28,8 @@ from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.figure import Figure
 
 import accord
-from accord.disclosure import NOT_AVAILABLE, suppress_count
-from accord.io import atomic_path, write_text_atomic
+from accord.core.disclosure import NOT_AVAILABLE, suppress_count
+from accord.core.io import atomic_path, write_text_atomic
 
 TEMPLATE = "pooled.html.j2"
 PNG_DPI = 200

@@ -4,7 +4,7 @@ every table also written as CSV and every figure as SVG and PNG.
 The report reads only files under ``results/<study>/`` and shows aggregates only: every count
 from 1 to ``min_cell - 1`` reads ``"<11"``, every statistic from fewer than ``min_cell`` clients
 is withheld, and no client id or row of data is ever printed (privacy.md, section 2; the rules
-live in `accord.disclosure`). Styles and figures are inline (SVG as data URIs), so the file
+live in `accord.core.disclosure`). Styles and figures are inline (SVG as data URIs), so the file
 opens anywhere without a network. The same results, config and run date give the same bytes;
 the run date is a parameter, else the ``SOURCE_DATE_EPOCH`` environment variable, else today
 (UTC).
@@ -23,8 +23,8 @@ from typing import Any
 
 import jinja2
 
-from accord.disclosure import suppressed_label
-from accord.io import write_text_atomic
+from accord.core.disclosure import suppressed_label
+from accord.core.io import write_text_atomic
 from accord.report.context import ReportContext, load_context
 from accord.report.export import report_figures, report_tables, write_figures, write_tables
 from accord.report.figures import PLOT_CACHE

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from accord.disclosure import NOT_AVAILABLE, suppress_count
+from accord.core.disclosure import NOT_AVAILABLE, suppress_count
 
 MINUS = "\u2212"
 TIMES = "\u00d7"

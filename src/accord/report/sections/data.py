@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import pandas as pd
 
-from accord.disclosure import NOT_AVAILABLE, suppress_count, suppress_table, suppressed_label
-from accord.missingness import attrition_by_last_session, attrition_flag, attrition_vs_exposure
+from accord.core.disclosure import NOT_AVAILABLE, suppress_count, suppress_table, suppressed_label
+from accord.models.missingness import (
+    attrition_by_last_session,
+    attrition_flag,
+    attrition_vs_exposure,
+)
 from accord.report import aggregate as agg
 from accord.report.context import ReportContext
 from accord.report.ledger import SIZE, Ledger

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from accord.disclosure import suppress_count, suppress_table, suppressed_label
+from accord.core.disclosure import suppress_count, suppress_table, suppressed_label
 from accord.models.competing import END_EVENT, aalen_johansen, cif_interval, end_event_codes
 from accord.models.dropout import exposure_tertiles
 from accord.report.context import ReportContext

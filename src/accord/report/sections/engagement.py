@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from accord.alliance import rupture_column
-from accord.disclosure import suppress_proportion, suppressed_label, suppression_mask
+from accord.core.disclosure import suppress_proportion, suppressed_label, suppression_mask
+from accord.measures.alliance import rupture_column
 from accord.report import aggregate as agg
 from accord.report.context import ReportContext
 from accord.report.figures import share_histogram, to_plot, trajectory_figure, trajectory_summary

@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from accord.disclosure import suppress_count, suppressed_label
+from accord.core.disclosure import suppress_count, suppressed_label
 from accord.report.context import ReportContext
 from accord.report.figures import to_plot
 from accord.report.parts import Heading, Section, Text, table

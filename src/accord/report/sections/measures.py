@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from accord.disclosure import NOT_AVAILABLE, suppress_count, suppressed_label
-from accord.instruments import Instrument
+from accord.core.disclosure import NOT_AVAILABLE, suppress_count, suppressed_label
+from accord.measures.instruments import Instrument
 from accord.report.context import ReportContext, dropout_text
 from accord.report.figures import score_distributions, to_plot
 from accord.report.parts import Bullets, Heading, Section, Text, table

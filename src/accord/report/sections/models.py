@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from accord.disclosure import NOT_AVAILABLE, suppress_count, suppressed_label
+from accord.core.disclosure import NOT_AVAILABLE, suppress_count, suppressed_label
 from accord.models.plan import FITTED, STATUS_LABELS
 from accord.report.context import ReportContext
 from accord.report.figures import forest_figure, to_plot

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from accord.disclosure import NOT_AVAILABLE, suppress_count, suppress_table, suppressed_label
+from accord.core.disclosure import NOT_AVAILABLE, suppress_count, suppress_table, suppressed_label
 from accord.report import aggregate as agg
 from accord.report.context import ReportContext
 from accord.report.figures import prepost_figure, to_plot, trajectory_figure, trajectory_summary

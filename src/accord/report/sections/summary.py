@@ -8,8 +8,8 @@ from typing import Any
 
 import pandas as pd
 
-from accord.disclosure import suppress_count
-from accord.errors import AccordError
+from accord.core.disclosure import suppress_count
+from accord.core.errors import AccordError
 from accord.models.plan import FITTED, NOT_APPLICABLE, NOT_ESTIMABLE, STATUS_LABELS
 from accord.models.spec import model_specs
 from accord.report.context import ReportContext

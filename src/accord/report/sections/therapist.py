@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from accord.disclosure import suppress_count, suppressed_label
+from accord.core.disclosure import suppress_count, suppressed_label
 from accord.report.context import ReportContext
 from accord.report.figures import caterpillar_figure, to_plot
 from accord.report.parts import Heading, Section, Text, table

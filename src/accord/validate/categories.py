@@ -31,8 +31,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from accord import contract
-from accord.guard import looks_identifying
+from accord.core import contract
+from accord.validate.guard import looks_identifying
 
 __all__ = ["OTHER", "CategoryChange", "label_key", "normalise_categories"]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from accord.errors import AccordError
+from accord.core.errors import AccordError
 
 STUDY_NAME = r"[A-Za-z0-9][A-Za-z0-9_-]*"
 

@@ -13,8 +13,8 @@ A value holds a personal name when two neighbouring words read as one:
 A single given name on its own (``Mark``, ``Hope``) is not judged a name: too many are ordinary
 words, and names that are everyday words too (Summer, Max, Rose) count only beside a surname
 from the list, both capitalised (``Summer Jones``, not ``Summer School``). Category columns
-are protected against a lone name by their vocabulary instead (see `accord.categories`). The
-lists ship with the package (``accord/data/*.txt``).
+are protected against a lone name by their vocabulary instead (see
+`accord.validate.categories`). The lists ship with the package (``accord/core/data/*.txt``).
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ _COMMA = re.compile(r"\s*,\s*")
 
 @functools.cache
 def _names(resource: str) -> frozenset[str]:
-    text = resources.files("accord").joinpath(f"data/{resource}").read_text("utf-8")
+    text = resources.files("accord.core").joinpath(f"data/{resource}").read_text("utf-8")
     return frozenset(
         line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")
     )

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from accord.errors import AccordError
+from accord.core.errors import AccordError
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 

@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from accord.alliance import alliance_measures
-from accord.change import (
+from accord.core.errors import AccordError, ConfigError
+from accord.measures.alliance import alliance_measures
+from accord.measures.change import (
     CHANGE_COLUMNS,
     CHANGE_METHODS,
     CLINICAL_CUTOFFS,
@@ -30,10 +31,9 @@ from accord.change import (
     outcome_change,
     response_remission,
 )
-from accord.engagement import DROPOUT_DEFINITIONS, engagement_measures
-from accord.errors import AccordError, ConfigError
-from accord.goalsetting import OUTCOME_ONLY, goal_measures
-from accord.panel import (
+from accord.measures.engagement import DROPOUT_DEFINITIONS, engagement_measures
+from accord.measures.goalsetting import OUTCOME_ONLY, goal_measures
+from accord.measures.panel import (
     ScoreTable,
     client_codes,
     client_index,
@@ -450,7 +450,7 @@ def build_session_panel(
     registry: Any = None,
     settings: MeasureSettings | None = None,
 ) -> pd.DataFrame:
-    """One row per client and session (see `accord.panel.session_panel` for the columns).
+    """One row per client and session (see `accord.measures.panel.session_panel` for the columns).
 
     `registry` is accepted so that both builders take the same arguments; the panel needs no
     instrument facts beyond the scores themselves.

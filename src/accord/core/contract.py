@@ -3,7 +3,7 @@
 The models hold the per-column rules (types, ranges, allowed labels, ID pattern, nullability);
 rules that need several rows or several tables (unique keys, references between tables, `day`
 non-decreasing within a client, item ranges that depend on the instrument) live in
-`accord.validate`, because they depend on the study's configuration.
+`accord.validate.study`, because they depend on the study's configuration.
 
 In memory every text column is a pandas ``category``: the measures table can hold tens of
 millions of rows over a handful of distinct labels, and categorical checks touch each distinct
@@ -16,7 +16,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Optional
 
 import pandas as pd
 import pandera.pandas as pa
@@ -82,18 +81,18 @@ class Clients(pa.DataFrameModel):
 
     client_id: Series[pa.Category] = _id("random pseudonym; unique", unique=True)
     therapist_id: Series[pa.Category] = _id("therapist pseudonym; empty = unknown", nullable=True)
-    site_id: Optional[Series[pa.Category]] = _id("site pseudonym", nullable=True)
-    arm: Optional[Series[pa.Category]] = _text("trial arm or condition label")
-    intake_year: Optional[Series[pd.Int64Dtype]] = _integer("year of intake", ge=1900, le=2100)
-    age: Optional[Series[pd.Int64Dtype]] = _integer(
+    site_id: Series[pa.Category] | None = _id("site pseudonym", nullable=True)
+    arm: Series[pa.Category] | None = _text("trial arm or condition label")
+    intake_year: Series[pd.Int64Dtype] | None = _integer("year of intake", ge=1900, le=2100)
+    age: Series[pd.Int64Dtype] | None = _integer(
         "age in years; 90 or more is an identifier (use age_band 90+)", ge=0, le=89
     )
-    age_band: Optional[Series[pa.Category]] = _text("age band, e.g. 18-24, 65-89, 90+")
-    gender: Optional[Series[pa.Category]] = _text(
+    age_band: Series[pa.Category] | None = _text("age band, e.g. 18-24, 65-89, 90+")
+    gender: Series[pa.Category] | None = _text(
         "female, male, non_binary, other or unknown, or a label declared under categories; "
         "any other label is read as other"
     )
-    end_reason: Optional[Series[pa.Category]] = _label(END_REASONS, "how treatment ended")
+    end_reason: Series[pa.Category] | None = _label(END_REASONS, "how treatment ended")
 
     class Config:
         name = "clients"
@@ -111,16 +110,16 @@ class Sessions(pa.DataFrameModel):
         nullable=False,
     )
     status: Series[pa.Category] = _label(SESSION_STATUSES, "attendance", nullable=False)
-    day: Optional[Series[pd.Int64Dtype]] = _integer(
+    day: Series[pd.Int64Dtype] | None = _integer(
         "days since the client's first scheduled appointment; non-decreasing", ge=0
     )
-    duration_min: Optional[Series[pd.Float64Dtype]] = _number("minutes", ge=0, le=600)
-    modality: Optional[Series[pa.Category]] = _label(MODALITIES, "how the session was held")
-    homework_assigned: Optional[Series[pd.BooleanDtype]] = _boolean("homework was assigned")
-    homework_completion: Optional[Series[pd.Float64Dtype]] = _number(
+    duration_min: Series[pd.Float64Dtype] | None = _number("minutes", ge=0, le=600)
+    modality: Series[pa.Category] | None = _label(MODALITIES, "how the session was held")
+    homework_assigned: Series[pd.BooleanDtype] | None = _boolean("homework was assigned")
+    homework_completion: Series[pd.Float64Dtype] | None = _number(
         "fraction of assigned homework done; missing where none assigned", ge=0, le=1
     )
-    goal_review: Optional[Series[pd.BooleanDtype]] = _boolean("goals reviewed together")
+    goal_review: Series[pd.BooleanDtype] | None = _boolean("goals reviewed together")
 
     class Config:
         name = "sessions"
@@ -140,7 +139,7 @@ class Measures(pa.DataFrameModel):
     instrument: Series[pa.Category] = pa.Field(
         nullable=False, title="string", description="a key of the instrument registry"
     )
-    rater: Optional[Series[pa.Category]] = _label(RATERS, "who rated; default client")
+    rater: Series[pa.Category] | None = _label(RATERS, "who rated; default client")
     item: Series[pa.Category] = pa.Field(
         nullable=False,
         title="string",
@@ -149,7 +148,7 @@ class Measures(pa.DataFrameModel):
     value: Series[pd.Float64Dtype] = _number(
         "within the instrument's item (or total) range", nullable=False
     )
-    phase: Optional[Series[pa.Category]] = _label(
+    phase: Series[pa.Category] | None = _label(
         PHASES, "default: intake for session 0, else treatment"
     )
 
@@ -170,15 +169,15 @@ class Goals(pa.DataFrameModel):
         "session at which the goal was agreed", ge=0, nullable=False
     )
     set_by: Series[pa.Category] = _label(SET_BY, "who set the goal", nullable=False)
-    client_importance: Optional[Series[pd.Int64Dtype]] = _integer("1..5", ge=1, le=5)
-    therapist_importance: Optional[Series[pd.Int64Dtype]] = _integer("1..5", ge=1, le=5)
-    smart_specific: Optional[Series[pd.BooleanDtype]] = _boolean("SMART: specific")
-    smart_measurable: Optional[Series[pd.BooleanDtype]] = _boolean("SMART: measurable")
-    smart_achievable: Optional[Series[pd.BooleanDtype]] = _boolean("SMART: achievable")
-    smart_relevant: Optional[Series[pd.BooleanDtype]] = _boolean("SMART: relevant")
-    smart_time_bound: Optional[Series[pd.BooleanDtype]] = _boolean("SMART: time-bound")
-    status: Optional[Series[pa.Category]] = _label(GOAL_STATUSES, "goal status")
-    revised_session: Optional[Series[pd.Int64Dtype]] = _integer(
+    client_importance: Series[pd.Int64Dtype] | None = _integer("1..5", ge=1, le=5)
+    therapist_importance: Series[pd.Int64Dtype] | None = _integer("1..5", ge=1, le=5)
+    smart_specific: Series[pd.BooleanDtype] | None = _boolean("SMART: specific")
+    smart_measurable: Series[pd.BooleanDtype] | None = _boolean("SMART: measurable")
+    smart_achievable: Series[pd.BooleanDtype] | None = _boolean("SMART: achievable")
+    smart_relevant: Series[pd.BooleanDtype] | None = _boolean("SMART: relevant")
+    smart_time_bound: Series[pd.BooleanDtype] | None = _boolean("SMART: time-bound")
+    status: Series[pa.Category] | None = _label(GOAL_STATUSES, "goal status")
+    revised_session: Series[pd.Int64Dtype] | None = _integer(
         "session at which the goal was revised; >= set_session", ge=0
     )
 
@@ -232,7 +231,7 @@ def schema_yaml(table: str) -> str:
 
 def export_schemas(folder: str | Path) -> list[Path]:
     """Write one YAML file per table into `folder`; return the paths written."""
-    from accord.io import write_text_atomic
+    from accord.core.io import write_text_atomic
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from accord.panel import ClientSeries, ScoreTable, nullable_int
+from accord.measures.panel import ClientSeries, ScoreTable, nullable_int
 
 #: Tolerance for comparing scores that are sums or means of item responses.
 EPS = 1e-9

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from accord.errors import StudyError
+from accord.core.errors import StudyError
 
 #: How a scale is named in a panel column: the total is the bare instrument key, the GAS T-score
 #: is `gas_t`, any other subscale is appended (`wai_sr_goal`).

@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from accord.errors import ConfigError, StudyError
-from accord.instruments import Instrument, Registry
+from accord.core.errors import ConfigError, StudyError
+from accord.measures.instruments import Instrument, Registry
 
 __all__ = [
     "DISAGREEMENT_COLUMNS",

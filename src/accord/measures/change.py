@@ -59,7 +59,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from accord.panel import ClientSeries, ScoreTable, nullable_bool, nullable_int
+from accord.measures.panel import ClientSeries, ScoreTable, nullable_bool, nullable_int
 
 CHANGE_METHODS = ("published", "rci")
 CLINICAL_CUTOFFS = ("registry", "a", "b", "c")

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from accord.errors import ConfigError
+from accord.core.errors import ConfigError
 
 __all__ = ["BUILTIN_KEYS", "Instrument", "Registry", "load_registry"]
 
@@ -200,7 +200,9 @@ def load_registry(custom: Mapping[str, Mapping] | None = None) -> Registry:
 
 
 def _builtin_definitions() -> dict[str, Any]:
-    text = resources.files("accord").joinpath("instruments.yaml").read_text(encoding="utf-8")
+    text = (
+        resources.files("accord.measures").joinpath("instruments.yaml").read_text(encoding="utf-8")
+    )
     return yaml.safe_load(text)
 
 

@@ -32,8 +32,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from accord.contract import SMART_CRITERIA
-from accord.panel import (
+from accord.core.contract import SMART_CRITERIA
+from accord.measures.panel import (
     ClientSeries,
     ScoreTable,
     as_float,

@@ -45,8 +45,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from accord.errors import IdentifierError
-from accord.personal_names import looks_like_name
+from accord.core.errors import IdentifierError
+from accord.core.personal_names import looks_like_name
 
 __all__ = [
     "KIND_LABELS",

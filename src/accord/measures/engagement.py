@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from accord.panel import (
+from accord.measures.panel import (
     ClientSeries,
     as_float,
     client_codes,

@@ -15,7 +15,6 @@ dictionary) join the quarantine, and whose row numbers point at the source rows.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from collections.abc import Collection, Mapping, Sequence
@@ -27,10 +26,12 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from accord import contract
-from accord.categories import CategoryChange, normalise_categories
-from accord.errors import StudyError
-from accord.guard import (
+from accord.core import contract
+from accord.core.errors import StudyError
+from accord.core.io import find_table, read_table, sha256
+from accord.measures.instruments import Registry
+from accord.validate.categories import CategoryChange, normalise_categories
+from accord.validate.guard import (
     GuardReport,
     check_identifiers,
     column_phrase,
@@ -39,8 +40,6 @@ from accord.guard import (
     shown_file,
     withhold_text,
 )
-from accord.instruments import Registry
-from accord.io import find_table, read_table
 
 log = logging.getLogger(__name__)
 
@@ -331,14 +330,6 @@ def _convention_notes(
             'uses decimal commas, set decimal: "," for the study'
         )
     return notes
-
-
-def sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _locate(folder: Path) -> dict[str, Path]:
@@ -902,7 +893,7 @@ def _summary(
 
 def write_validation(result: ValidationResult, paths: Mapping[str, str | Path]) -> None:
     """Write the validated tables, the quarantine and the summary to `paths` (keys as outputs)."""
-    from accord.io import write_csv, write_json, write_parquet
+    from accord.core.io import write_csv, write_json, write_parquet
 
     for table in contract.TABLES:
         frame = result.tables.get(table)

@@ -34,8 +34,8 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from accord.instruments import Registry
-from accord.scoring import prepare_forms, scale_columns
+from accord.measures.instruments import Registry
+from accord.measures.scoring import prepare_forms, scale_columns
 
 __all__ = [
     "RELIABILITY_COLUMNS",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import hashlib
 import json
 import os
 import shutil
@@ -24,7 +25,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from accord.errors import StudyError
+from accord.core.errors import StudyError
 
 TABLE_SUFFIXES = (".csv", ".parquet")
 _BOM = b"\xef\xbb\xbf"
@@ -300,3 +301,12 @@ def read_parquet_metadata(path: str | Path) -> dict:
     meta = pq.read_schema(path).metadata or {}
     raw = meta.get(b"accord")
     return json.loads(raw) if raw else {}
+
+
+def sha256(path: str | Path) -> str:
+    """The SHA-256 checksum of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

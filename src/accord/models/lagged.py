@@ -53,14 +53,14 @@ fitted.
 ``reml=False`` fits by maximum likelihood (for likelihood-ratio tests of fixed effects).
 
 The model is fitted by the growth model's profiled-deviance engine
-(`accord.models.engine.lmm.fit_lmm`, lme4's formulation, with a client intercept only),
-exactly and in seconds at any study size; fixed-effect SEs are lme4's, from s^2 (X'V^-1X)^-1.
-(statsmodels' MixedLM with BFGS, used before, did not converge on simulated studies of 150 and 1,000 clients and took minutes at
-1,000.) Diagnostics follow the growth model: the engine and optimizer named, every warning
-recorded, a fit whose optimum the engine cannot certify refitted by statsmodels' MixedLM
-(Powell, then BFGS) and that fit reported, with a warning, if it converged at least as high,
-else the fit reported as not converged; the client intercept variance is
-flagged as on the boundary when its SD is below `BOUNDARY_RELATIVE_SD` residual SDs.
+(`accord.models.engine.lmm.fit_lmm`, lme4's formulation, with a client intercept only), exactly and
+in seconds at any study size; fixed-effect SEs are lme4's, from s^2 (X'V^-1X)^-1. (statsmodels'
+MixedLM with BFGS, used before, did not converge on simulated studies of 150 and 1,000 clients and
+took minutes at 1,000.) Diagnostics follow the growth model: the engine and optimizer named, every
+warning recorded, a fit whose optimum the engine cannot certify refitted by statsmodels' MixedLM
+(Powell, then BFGS) and that fit reported, with a warning, if it converged at least as high, else
+the fit reported as not converged; the client intercept variance is flagged as on the boundary when
+its SD is below `BOUNDARY_RELATIVE_SD` residual SDs.
 
 Fit time on a shared 2-core machine: about 0.5 s for 1,000 clients (3,600 pairs) and under 1 s
 for 10,000 clients (36,000 pairs).

@@ -12,7 +12,9 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from accord.core import identifiers
 from accord.core.errors import IdentifierError, StudyError
+from accord.validate import guard
 from accord.validate.guard import (
     KIND_LABELS,
     Finding,
@@ -22,7 +24,6 @@ from accord.validate.guard import (
     name_tokens,
     scan_identifiers,
 )
-from accord.validate.study import guard
 
 FILES = {
     "clients": "clients.csv",
@@ -367,11 +368,11 @@ def test_vectorised_and_plain_scans_agree():
     # Over _VECTORISE_FROM unique values the loose RE2 prefilters run in pyarrow; they must
     # keep every value the exact patterns would find.
     planted = [v for values in VALUE_HITS.values() for v in values] + NEAR_MISSES
-    filler = [f"filler-{i}" for i in range(guard._VECTORISE_FROM)]
+    filler = [f"filler-{i}" for i in range(identifiers._VECTORISE_FROM)]
     values = planted + filler
-    large = guard._scan_values(values, list(guard.PATTERNS))
+    large = identifiers.scan_values(values, list(identifiers.PATTERNS))
     for i, value in enumerate(planted):
-        small = guard._scan_values([value], list(guard.PATTERNS))
+        small = identifiers.scan_values([value], list(identifiers.PATTERNS))
         assert {k for k, m in large.items() if m[i]} == set(small), value
     assert not any(m[len(planted) :].any() for m in large.values())
 

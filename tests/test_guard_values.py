@@ -12,7 +12,8 @@ from test_guard import FILES, contract_tables, kinds, with_column
 
 from accord.core import contract
 from accord.core.errors import IdentifierError
-from accord.validate.guard import check_identifiers, looks_identifying, scan_identifiers, shown_file
+from accord.core.identifiers import looks_identifying, shown_file
+from accord.validate.guard import check_identifiers, scan_identifiers
 
 N_IDS = 10_000
 

@@ -18,7 +18,7 @@ import yaml
 
 from accord.config import load_config, study_input
 from accord.measures.instruments import load_registry
-from accord.validate.study import validate_study
+from accord.validate import validate_study
 
 ROOT = Path(__file__).resolve().parents[1]
 BYOD = ROOT / "tests" / "data" / "byod"

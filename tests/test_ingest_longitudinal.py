@@ -17,7 +17,7 @@ from accord.ingest.mapping import map_part
 from accord.ingest.redcap import read_redcap
 from accord.ingest.sources import SourceFrame
 from accord.measures.instruments import load_registry
-from accord.validate.study import StudyInput, validate_study
+from accord.validate import StudyInput, validate_study
 
 
 def _source(data: dict, labels: dict | None = None, checkboxes=()) -> SourceFrame:

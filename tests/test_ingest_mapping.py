@@ -13,7 +13,7 @@ from accord.core.errors import ConfigError, StudyError
 from accord.ingest.mapping import map_part
 from accord.ingest.sources import SourceFrame
 from accord.measures.instruments import load_registry
-from accord.validate.study import StudyInput, validate_study
+from accord.validate import StudyInput, validate_study
 
 REGISTRY = load_registry()
 

@@ -11,7 +11,7 @@ import pytest
 from accord.core.errors import IdentifierError, StudyError
 from accord.ingest.redcap import read_dictionary, read_redcap
 from accord.measures.instruments import load_registry
-from accord.validate.study import StudyInput, validate_study
+from accord.validate import StudyInput, validate_study
 
 DICTIONARY = """\
 Variable / Field Name,Form Name,Section Header,Field Type,Field Label,"Choices, Calculations, OR Slider Labels",Field Note,Text Validation Type OR Show Slider Number,Text Validation Min,Text Validation Max,Identifier?

@@ -12,7 +12,7 @@ from conftest import CLIENTS, GOALS, SESSIONS, measures_text, write_study
 from accord.core import contract
 from accord.core.errors import StudyError
 from accord.measures.instruments import load_registry
-from accord.validate.study import StudyInput, ValidationResult, validate_study, write_validation
+from accord.validate import StudyInput, ValidationResult, validate_study, write_validation
 
 REGISTRY = load_registry()
 # Optional columns outside the keys: a bad cell there is emptied, not its row quarantined.

@@ -18,7 +18,8 @@ from accord.config import load_config, study_input
 from accord.core import contract
 from accord.core.errors import IdentifierError, StudyError
 from accord.measures.instruments import load_registry
-from accord.validate.study import StudyInput, _session_key, validate_study, write_validation
+from accord.validate import StudyInput, validate_study, write_validation
+from accord.validate.checks import session_key
 
 REGISTRY = load_registry()
 OUTPUTS = ("clients", "sessions", "measures", "goals", "quarantine", "summary")
@@ -262,7 +263,7 @@ def test_unmapped_identifying_header_is_withheld_from_notes(tmp_path, header, ca
 
 def test_session_numbers_cannot_collide_across_clients():
     # the old key client * 2**32 + session gave C0 at 2**32 + 1 the key of C1 at session 1
-    key = _session_key(np.array([0, 1]), pd.Series([2**32 + 1, 1], dtype="Int64"))
+    key = session_key(np.array([0, 1]), pd.Series([2**32 + 1, 1], dtype="Int64"))
     assert key[0] != key[1]
     assert key[0] == -1  # beyond the contract's maximum: no key, and the row is quarantined
 

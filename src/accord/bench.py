@@ -281,7 +281,7 @@ def _run_stage(stage: str, folder: Path, *, seed: int) -> dict[str, Any]:
     note = ""
     start = time.perf_counter()
     if stage == "validate":
-        from accord.validate.study import StudyInput, validate_study, write_validation
+        from accord.validate import StudyInput, validate_study, write_validation
 
         paths = {
             t: validated / f"{t}.parquet" for t in ("clients", "sessions", "measures", "goals")

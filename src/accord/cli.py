@@ -20,7 +20,7 @@ from accord.core.errors import AccordError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from accord.validate.study import StudyInput, ValidationResult
+    from accord.validate import StudyInput, ValidationResult
 
 EXIT_CODES = """exit codes:
   0  success
@@ -214,7 +214,7 @@ def _simulate(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     from accord.config import load_config, study_input
     from accord.measures.instruments import load_registry
-    from accord.validate.study import validate_study, write_validation
+    from accord.validate import validate_study, write_validation
 
     config = load_config(args.config)
     # Relative study paths are read from the working directory, as Snakemake does.
@@ -401,7 +401,7 @@ def study_measures(config: dict, study: StudyInput) -> tuple[pd.DataFrame, pd.Da
     from accord.measures.instruments import load_registry
     from accord.measures.scoring import score_measures_with_summary
     from accord.settings import measure_settings, scoring_settings
-    from accord.validate.study import validate_study, write_validation
+    from accord.validate import validate_study, write_validation
 
     registry = load_registry(config.get("instruments"))
     result = validate_study(study, registry)

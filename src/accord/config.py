@@ -13,7 +13,7 @@ import jsonschema
 import yaml
 
 from accord.core.errors import ConfigError
-from accord.validate.study import StudyInput
+from accord.validate import StudyInput
 
 
 def schema() -> dict:

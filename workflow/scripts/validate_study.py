@@ -1,7 +1,7 @@
 from accord.config import study_input
 from accord.core.logs import run_step
 from accord.measures.instruments import load_registry
-from accord.validate.study import validate_study, write_validation
+from accord.validate import validate_study, write_validation
 
 with run_step(snakemake.log[0]) as log:
     study = study_input(snakemake.config, snakemake.params.study)

@@ -56,8 +56,8 @@ import pandas as pd
 
 from accord.core import contract
 from accord.core.errors import ConfigError, StudyError
+from accord.core.identifiers import looks_identifying
 from accord.ingest.sources import SourceFrame
-from accord.validate.guard import looks_identifying
 
 _TOKEN = "[A-Za-z0-9]+"
 

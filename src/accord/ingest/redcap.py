@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from accord.core.errors import IdentifierError, StudyError
+from accord.core.identifiers import Finding, GuardReport, column_phrase, shown_column
 from accord.ingest.sources import (
     SourceFrame,
     frame_from_rows,
@@ -42,7 +43,6 @@ from accord.ingest.sources import (
     read_source,
     replace_missing_codes,
 )
-from accord.validate.guard import Finding, GuardReport, column_phrase, shown_column
 
 #: Dictionary columns: the REDCap web export's header, then the API's name for it.
 _DICTIONARY_COLUMNS = {

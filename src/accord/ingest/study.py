@@ -19,11 +19,11 @@ import pandas as pd
 
 from accord.core import contract
 from accord.core.errors import ConfigError, StudyError
+from accord.core.identifiers import shown_column
 from accord.core.io import TABLE_SUFFIXES, sha256
 from accord.ingest.mapping import MappedPart, map_part
 from accord.ingest.redcap import read_redcap
 from accord.ingest.sources import SourceFrame, count_rows, read_source, replace_missing_codes
-from accord.validate.guard import shown_column
 
 FORMATS = ("contract", "mapped", "redcap")
 #: Columns a wide row takes from its cells' column names (session and goal tokens).

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from accord.core import contract
-from accord.validate.guard import looks_identifying
+from accord.core.identifiers import looks_identifying
 
 __all__ = ["OTHER", "CategoryChange", "label_key", "normalise_categories"]
 

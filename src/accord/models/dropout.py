@@ -45,7 +45,7 @@ models are not collapsible, so with the default dip effect the exposure's log-od
 observed data are smaller in size than the planted ``truth["dropout"]["log_odds_exposure"]``
 (with 4,000 simulated clients and a planted -1.0: about -0.45 with intake severity and
 early alliance as covariates, -0.7 without); with the dip effect set to 0 the planted value is
-recovered (tests/test_dropout.py).
+recovered (tests/models/test_dropout.py).
 
 Fit times (one core, 4,000 clients): logistic about 0.1 s, Cox about 0.2 s, Kaplan-Meier
 with the log-rank test about 0.1 s.

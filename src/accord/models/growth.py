@@ -16,7 +16,7 @@ vectorised operations and optimised by L-BFGS-B within the bounds (variances >= 
 estimates the correlated client covariance directly, so it needs no centre search; it first
 fits the client-level model (step 1 below), which is reported and starts the nested fit.
 Fixed-effect SEs are lme4's, s^2 (X'V^-1X)^-1. It agrees with lme4 run to a tight tolerance
-to 1e-6 (tests/test_lmm.py) and with statsmodels wherever statsmodels fits the same model.
+to 1e-6 (tests/models/test_lmm.py) and with statsmodels wherever statsmodels fits the same model.
 Diagnostics name the engine and optimizer (``accord-profiled-reml (L-BFGS-B)``).
 
 ``engine="statsmodels"`` is the earlier path described below (MixedLM with a centre search),

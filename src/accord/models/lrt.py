@@ -48,7 +48,7 @@ a therapist of their own; the therapist term follows the growth model's rule of 
 engine (`accord.models.engine.lmm.fit_lmm`, lme4's formulation, Bates, Maechler, Bolker & Walker
 2015, J Stat Softw 67(1)) with ML, on a fixed-effect design built here, so that a term can be
 dropped. The fits agree with ``fit_growth(..., reml=False)``, with statsmodels' MixedLM and
-with lme4's ML fits (tests/test_lrt.py, tests/data/reference/lrt/).
+with lme4's ML fits (tests/models/test_lrt.py, tests/data/reference/lrt/).
 """
 
 from __future__ import annotations

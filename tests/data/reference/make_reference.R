@@ -1,4 +1,4 @@
-# Reference results from R for tests/test_reference.py.
+# Reference results from R for tests/models/test_reference.py.
 #
 # Run from this folder, after make_datasets.py:   Rscript make_reference.R
 # Needs R with lme4 and survival; lmerTest (Satterthwaite df and p-values) and jsonlite are

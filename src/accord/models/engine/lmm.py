@@ -78,7 +78,7 @@ little (the growth model at 10,000 clients: about 1.5 s of CPU with or without t
 near a boundary, run from four starts, takes about twice as long. Estimates agree
 with statsmodels fitted to a tight tolerance to about 1e-8 relative and with lme4 run to
 rhoend 1e-10 to about 1e-7 (the variances to 8e-7), by REML and ML, under the SIMD and BLAS
-kernels of several CPUs (tests/test_lmm.py, tests/test_cpu_kernels.py).
+kernels of several CPUs (tests/models/test_lmm.py, tests/models/test_cpu_kernels.py).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-# Reference cumulative incidence from R's cmprsk for tests/test_competing.py.
+# Reference cumulative incidence from R's cmprsk for tests/models/test_competing.py.
 #
 # Run from this folder:   Rscript make_cmprsk_reference.R
 # Needs R with cmprsk. Reads competing.csv (group, time, cause: 1 dropout, 2 completion,

@@ -1,4 +1,4 @@
-# Reference fits of the full nested growth model for tests/test_lmm.py and tests/test_predict.py.
+# Reference fits of the full nested growth model for tests/models/test_lmm.py and tests/models/test_predict.py.
 #
 # Run from this folder:   Rscript make_lmm_reference.R
 # Needs R with lme4. Reads the growth datasets one folder up (made by ../make_datasets.py) and

@@ -1,4 +1,4 @@
-# Reference likelihood-ratio tests from R for tests/test_lrt.py.
+# Reference likelihood-ratio tests from R for tests/models/test_lrt.py.
 #
 # Run from this folder:   Rscript make_lrt_reference.R
 # Needs R with lme4. Reads the growth datasets one folder up and writes anova.csv: for each

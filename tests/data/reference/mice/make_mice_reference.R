@@ -1,4 +1,4 @@
-# Reference pooling from R's mice for tests/test_imputation.py.
+# Reference pooling from R's mice for tests/models/test_imputation.py.
 #
 # Run from this folder:   Rscript make_mice_reference.R
 # Imputes mice's own `nhanes` data (25 rows, missing bmi, hyp and chl) five times, fits

@@ -1,4 +1,4 @@
-# Reference therapist models from R's lme4 for tests/test_therapist_post.py.
+# Reference therapist models from R's lme4 for tests/models/test_therapist_post.py.
 #
 # Run from this folder:   Rscript make_therapist_post_reference.R
 # Needs R with lme4. Reads post.csv (made by make_therapist_post_data.py) and writes fits.csv:

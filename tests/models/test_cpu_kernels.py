@@ -3,7 +3,7 @@
 numpy picks its SIMD kernels at run time (NPY_DISABLE_CPU_FEATURES turns groups off) and
 OpenBLAS its BLAS kernels (OPENBLAS_CORETYPE). Different kernels round differently, which
 changes an optimizer's path; the answer must not change. Each combination runs a few designs
-of tests/engine_checks.py in a subprocess, emulating an older CPU than this one (a kernel the
+of tests/models/engine_checks.py in a subprocess, emulating an older CPU than this one (a kernel the
 CPU lacks would die with an illegal instruction, so a combination whose instructions the CPU
 does not have is skipped), and checks what the sweep checks: a certified optimum at least as
 high as the best reference, and lme4's estimates. The whole sweep over every design is

@@ -20,7 +20,7 @@ from accord.config import load_config, study_input
 from accord.measures.instruments import load_registry
 from accord.validate import validate_study
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BYOD = ROOT / "tests" / "data" / "byod"
 EXAMPLES = {"redcap": "redcap", "redcap_labels": "redcap", "spss": "spss", "excel": "excel"}
 

@@ -33,7 +33,7 @@ from accord.models.lrt import (
 from accord.models.spec import ModelContext, find_spec, model_specs
 from accord.models.tidy import COEFFICIENT_COLUMNS, ModelResult, write_model_result
 
-REFERENCE = Path(__file__).resolve().parent / "data" / "reference"
+REFERENCE = Path(__file__).resolve().parents[1] / "data" / "reference"
 LOGLIK_ATOL = 1e-3
 P_RTOL = 1e-3
 

@@ -389,7 +389,7 @@ def test_write_model_result_of_a_real_fit_round_trips(recovered, tmp_path):
 def test_ml_fit_reports_lme4s_ml_log_likelihood():
     """`reml=False` fits by ML: the log-likelihood and estimates are lme4's ML fit (bobyqa
     run to rhoend 1e-10; tests/data/reference/lmm)."""
-    reference = Path(__file__).resolve().parent / "data" / "reference"
+    reference = Path(__file__).resolve().parents[1] / "data" / "reference"
     panel = pd.read_csv(reference / "growth_negcorr.csv")
     measures = panel.groupby("client_id", as_index=False)["joint_goal_share"].first()
     result = fit_growth(panel, measures, reml=False)

@@ -15,7 +15,7 @@ from accord.models.competing import aalen_johansen, cif_interval, fit_cumulative
 from accord.models.dropout import fit_cox, fit_kaplan_meier
 from accord.models.spec import model_specs
 
-REFERENCE = Path(__file__).parent / "data" / "reference" / "cmprsk"
+REFERENCE = Path(__file__).parents[1] / "data" / "reference" / "cmprsk"
 
 
 def value_at(curve: pd.DataFrame, t: float, column: str = "cif") -> float:

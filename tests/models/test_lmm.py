@@ -37,7 +37,7 @@ from scipy import optimize
 
 from accord.models.engine.lmm import ModelStructureError, ProfiledDeviance, fit_lmm
 
-REFERENCE = Path(__file__).resolve().parent / "data" / "reference"
+REFERENCE = Path(__file__).resolve().parents[1] / "data" / "reference"
 RTOL = 1e-6
 LLF_ATOL = 1e-6
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from test_change import GAD7, PHQ9, scores_from
 
 from accord.core.errors import ConfigError
 from accord.measures.build import MeasureSettings, build_client_measures
 from accord.measures.engagement import engagement_measures
-from tests.test_change import GAD7, PHQ9, scores_from
 
 NA = pd.NA
 # PHQ-9 at sessions 0, 1, 2, ... (intake = 0).

@@ -17,7 +17,7 @@ from accord.models.growth import GrowthModel, fit_growth_model
 from accord.models.predict import PREDICTION_COLUMNS, predict_growth
 from accord.models.tidy import ModelResult
 
-REFERENCE = Path(__file__).resolve().parent / "data" / "reference"
+REFERENCE = Path(__file__).resolve().parents[1] / "data" / "reference"
 
 
 def hand_model(time_coding: str = "linear") -> GrowthModel:

@@ -13,7 +13,7 @@ import statsmodels.formula.api as smf
 from accord.models.ancova import fit_ancova, fit_ancova_mice
 from accord.models.imputation import barnard_rubin_df, impute, pool
 
-HERE = Path(__file__).resolve().parent / "data" / "reference" / "mice"
+HERE = Path(__file__).resolve().parents[1] / "data" / "reference" / "mice"
 
 
 def test_pooling_equals_mice_pool():

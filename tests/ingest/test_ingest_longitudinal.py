@@ -378,7 +378,7 @@ def test_the_event_list_reads_event_labels_back_to_unique_names(tmp_path: Path) 
 
 # ------------------------------------------------- the committed longitudinal REDCap project
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PROJECT = ROOT / "tests" / "data" / "byod" / "redcap_longitudinal"
 
 

@@ -34,7 +34,7 @@ from accord.models.plan import (
 )
 from accord.models.spec import DEFAULT_MODELS, ModelContext, ModelSpec, model_specs
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 STATUSES = {"fitted", NOT_ESTIMABLE, NOT_APPLICABLE}
 
 NO_GAS = "no GAS ratings of the goals in this study"

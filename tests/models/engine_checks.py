@@ -13,10 +13,10 @@ Each check fits one design and returns the numbers the sweep records:
 
 Run as a script it prints one JSON line per design, so that a test can run it in a
 subprocess under other SIMD and BLAS kernels (NPY_DISABLE_CPU_FEATURES, OPENBLAS_CORETYPE;
-tests/test_cpu_kernels.py):
+tests/models/test_cpu_kernels.py):
 
-    python tests/engine_checks.py lmm:client_correlated/ml/0 therapist:unbalanced ...
-    python tests/engine_checks.py all
+    python tests/models/engine_checks.py lmm:client_correlated/ml/0 therapist:unbalanced ...
+    python tests/models/engine_checks.py all
 """
 
 from __future__ import annotations

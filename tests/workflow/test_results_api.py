@@ -21,7 +21,7 @@ from accord.core.errors import ConfigError
 from accord.models.tidy import write_model_result
 from accord.results import OUTPUTS, ResultsNotFoundError, open_results, recorded_config
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 STUDY = "small"
 
 # data-contract.md, "Outputs" and input tables: the columns each output must carry.

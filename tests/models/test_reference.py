@@ -46,7 +46,7 @@ from statsmodels.duration.survfunc import survdiff
 
 from accord.models.growth import fit_growth
 
-HERE = Path(__file__).resolve().parent / "data" / "reference"
+HERE = Path(__file__).resolve().parents[1] / "data" / "reference"
 
 ESTIMATE_RTOL = 2e-4
 SE_RTOL = 1e-2

@@ -19,7 +19,7 @@ from accord.models.therapist_post import (
     therapist_effects,
 )
 
-REFERENCE = Path(__file__).parent / "data" / "reference" / "therapist_post"
+REFERENCE = Path(__file__).parents[1] / "data" / "reference" / "therapist_post"
 
 
 @pytest.fixture(scope="module")

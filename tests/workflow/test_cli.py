@@ -63,7 +63,7 @@ def test_errors_are_messages_and_exit_code_1(tmp_path: Path, capsys) -> None:
     assert "'studies.nope': no such study" in capsys.readouterr().err
 
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BYOD = ROOT / "tests" / "data" / "byod"
 
 

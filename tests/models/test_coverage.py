@@ -1,5 +1,5 @@
 """Coverage study of the growth model: do its 95% CIs for the time x exposure term cover the
-truth 95% of the time? (Opt-in: ``pytest tests/test_coverage.py --runslow``.)
+truth 95% of the time? (Opt-in: ``pytest tests/models/test_coverage.py --runslow``.)
 
 Data-generating process, per replicate (seeded by replicate number, so the study is the same
 on every run): `N_THERAPISTS` therapists with `N_CLIENTS` clients spread evenly across them,
@@ -39,7 +39,7 @@ import pytest
 
 from accord.models.growth import fit_growth
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 REPORT = ROOT / "benchmarks" / "coverage.md"
 
 REPLICATES = 400
@@ -152,8 +152,9 @@ def write_report(summary: pd.DataFrame, fits: pd.DataFrame, minutes: float) -> N
     lines = [
         "# Coverage of the growth model's 95% confidence intervals",
         "",
-        "Written by `tests/test_coverage.py` (`pytest tests/test_coverage.py --runslow`); the",
-        "data-generating process and the tolerance are in its docstring. Per replicate:",
+        "Written by `tests/models/test_coverage.py`",
+        "(`pytest tests/models/test_coverage.py --runslow`); the data-generating process and the",
+        "tolerance are in its docstring. Per replicate:",
         f"{N_CLIENTS} clients in {N_THERAPISTS} therapists, sessions 0-{LAST_SESSION}, "
         f"{MISSING:.0%} of scores missing",
         "completely at random; fitted by `fit_growth` (REML, Wald CIs; optimizer:",

@@ -83,8 +83,8 @@ def study_dir(tmp_path: Path) -> Path:
 
 def simulated_measures(**simulate_args):
     """Session panel, client measures and truth of a simulated study, scored and measured."""
+    from accord.core.instruments import load_registry
     from accord.measures.build import build_measures
-    from accord.measures.instruments import load_registry
     from accord.measures.scoring import score_measures
     from accord.simulate import simulate_study
 

@@ -270,9 +270,9 @@ def _run_stage(stage: str, folder: Path, *, seed: int) -> dict[str, Any]:
         return _simulate(folder, seed)
     if stage == "lme4_rows":
         return _lme4_rows(folder)
+    from accord.core.instruments import load_registry
     from accord.core.io import write_csv, write_json, write_parquet
     from accord.core.stages import read_validated
-    from accord.measures.instruments import load_registry
 
     config = _config(folder)
     registry = load_registry(config["instruments"])

@@ -213,7 +213,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     from accord.config import load_config, study_input
-    from accord.measures.instruments import load_registry
+    from accord.core.instruments import load_registry
     from accord.validate import validate_study, write_validation
 
     config = load_config(args.config)
@@ -396,9 +396,9 @@ def study_measures(config: dict, study: StudyInput) -> tuple[pd.DataFrame, pd.Da
     import tempfile
 
     from accord.core.contract import TABLES
+    from accord.core.instruments import load_registry
     from accord.core.stages import read_validated
     from accord.measures.build import build_measures
-    from accord.measures.instruments import load_registry
     from accord.measures.scoring import score_measures_with_summary
     from accord.settings import measure_settings, scoring_settings
     from accord.validate import validate_study, write_validation

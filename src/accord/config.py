@@ -122,8 +122,8 @@ def _add_simulated_sites(config: dict[str, Any]) -> None:
 def _check_outcomes(config: Mapping[str, Any]) -> None:
     """Outcomes name an instrument's score and instrument-score covariates a known score, so a
     typo stops the run before any model is fitted (the custom instruments are checked too)."""
+    from accord.core.instruments import load_registry
     from accord.measures.change import CHANGE_COLUMNS
-    from accord.measures.instruments import load_registry
 
     registry = load_registry(config.get("instruments") or None)
     scores = {key: set(instrument.scales) for key, instrument in registry.items()}

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from accord.config import load_config, study_input
-from accord.measures.instruments import load_registry
+from accord.core.instruments import load_registry
 from accord.validate import validate_study
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 
 from accord.core.errors import ConfigError, StudyError
+from accord.core.instruments import load_registry
 from accord.ingest.mapping import map_part
 from accord.ingest.redcap import read_redcap
 from accord.ingest.sources import SourceFrame
-from accord.measures.instruments import load_registry
 from accord.validate import StudyInput, validate_study
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from accord.core.errors import IdentifierError, StudyError
+from accord.core.instruments import load_registry
 from accord.ingest.redcap import read_dictionary, read_redcap
-from accord.measures.instruments import load_registry
 from accord.validate import StudyInput, validate_study
 
 DICTIONARY = """\

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from accord.core.errors import ConfigError
-from accord.measures.instruments import BUILTIN_KEYS, Registry, load_registry
+from accord.core.instruments import BUILTIN_KEYS, Registry, load_registry
 
 BDI2_YAML = """
 bdi2:

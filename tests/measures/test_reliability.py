@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from accord.measures.instruments import load_registry
+from accord.core.instruments import load_registry
 from accord.measures.reliability import (
     RELIABILITY_COLUMNS,
     alpha_ci,

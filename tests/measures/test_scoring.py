@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from accord.core.errors import ConfigError, StudyError
-from accord.measures.instruments import load_registry
+from accord.core.instruments import load_registry
 from accord.measures.scoring import (
     DISAGREEMENT_COLUMNS,
     SCORE_COLUMNS,

@@ -430,8 +430,8 @@ def consortium_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     growth model is fitted here and only its coefficients.csv and diagnostics.json are handed
     to the workflow.
     """
+    from accord.core.instruments import load_registry
     from accord.measures.build import build_measures
-    from accord.measures.instruments import load_registry
     from accord.measures.scoring import score_measures
     from accord.models.growth import fit_growth
 
@@ -536,8 +536,8 @@ def test_pooling_is_byte_identical_on_the_same_inputs(
 def test_pooling_recovers_the_mean_effect_over_replicate_consortia() -> None:
     """Six simulated consortia of four sites: the two-stage CI covers the true mean effect in
     at least five, the estimates average to it, and one-stage and two-stage agree in each."""
+    from accord.core.instruments import load_registry
     from accord.measures.build import build_measures
-    from accord.measures.instruments import load_registry
     from accord.measures.scoring import score_measures
     from accord.models.growth import fit_growth
 

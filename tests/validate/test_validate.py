@@ -11,7 +11,7 @@ from conftest import CLIENTS, GOALS, SESSIONS, measures_text, write_study
 
 from accord.core import contract
 from accord.core.errors import StudyError
-from accord.measures.instruments import load_registry
+from accord.core.instruments import load_registry
 from accord.validate import StudyInput, ValidationResult, validate_study, write_validation
 
 REGISTRY = load_registry()

@@ -17,7 +17,7 @@ from conftest import CLIENTS, ROOT, SESSIONS, measures_text, write_study
 from accord.config import load_config, study_input
 from accord.core import contract
 from accord.core.errors import IdentifierError, StudyError
-from accord.measures.instruments import load_registry
+from accord.core.instruments import load_registry
 from accord.validate import StudyInput, validate_study, write_validation
 from accord.validate.checks import session_key
 

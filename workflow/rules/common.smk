@@ -8,7 +8,7 @@ from snakemake.utils import validate
 from accord.config import validate_config
 from accord.core.contract import TABLES
 from accord.ingest import source_files
-from accord.measures.instruments import load_registry
+from accord.core.instruments import load_registry
 from accord.core.io import TABLE_SUFFIXES
 from accord.models.bootstrap import scattered_chunks, study_bootstrap_chunks
 from accord.models.plan import fitted_ids

@@ -1,8 +1,8 @@
+from accord.core.instruments import load_registry
 from accord.core.io import write_json, write_parquet
 from accord.core.logs import run_step
 from accord.core.stages import read_validated
 from accord.measures.build import build_measures
-from accord.measures.instruments import load_registry
 from accord.settings import measure_settings
 
 with run_step(snakemake.log[0]) as log:

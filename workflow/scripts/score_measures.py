@@ -1,7 +1,7 @@
+from accord.core.instruments import load_registry
 from accord.core.io import write_csv, write_parquet
 from accord.core.logs import run_step
 from accord.core.stages import read_validated
-from accord.measures.instruments import load_registry
 from accord.measures.reliability import reliability_table
 from accord.measures.scoring import score_measures_with_summary
 from accord.settings import scoring_settings

@@ -1,6 +1,6 @@
 from accord.config import study_input
+from accord.core.instruments import load_registry
 from accord.core.logs import run_step
-from accord.measures.instruments import load_registry
 from accord.validate import validate_study, write_validation
 
 with run_step(snakemake.log[0]) as log:

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from accord.measures.instruments import Registry
+from accord.core.instruments import Registry
 from accord.measures.scoring import prepare_forms, scale_columns
 
 __all__ = [

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from accord.core.errors import ConfigError, StudyError
-from accord.measures.instruments import Instrument, Registry
+from accord.core.instruments import Instrument, Registry
 
 __all__ = [
     "DISAGREEMENT_COLUMNS",

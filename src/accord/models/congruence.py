@@ -417,7 +417,7 @@ def congruence_reading(
 def scale_midpoint(instrument: str, scale: str = "total") -> float:
     """The midpoint of `instrument`'s score range from the registry: the item midpoint for a
     mean-scored instrument, the number of items (of the scale) times it for a summed one."""
-    from accord.measures.instruments import load_registry
+    from accord.core.instruments import load_registry
 
     registry = load_registry()
     if instrument not in registry:
@@ -439,7 +439,7 @@ def congruence_outcome(
     where no post score exists; option ``outcome_column``) adjusted for intake (``phq9_first``;
     option ``adjust_intake``). Any other outcome is a column of the client measures; a yes/no
     column is fitted by logistic regression (option ``link``: ``identity`` or ``logit``)."""
-    from accord.measures.instruments import load_registry
+    from accord.core.instruments import load_registry
 
     options = spec.options
     covariates = list(spec.covariates)

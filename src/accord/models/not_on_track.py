@@ -480,7 +480,7 @@ def fit_not_on_track_spec(
     ``band`` (0.8), ``min_band_clients`` (30), ``group`` (arm, or exposure_tertile); the seed
     and min_cell from the study. `sessions` (the validated sessions table) gives goal_review;
     without it the panel's own goal_review column is used where it has one."""
-    from accord.measures.instruments import load_registry
+    from accord.core.instruments import load_registry
 
     registry = load_registry()
     options = spec.options

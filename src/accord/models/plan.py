@@ -217,7 +217,7 @@ def _goal_model_reason(
         if needs_importance and not _has_values("goal_agreement", panel, client_measures):
             return "the goals table has no client_importance and therapist_importance ratings"
     if spec.kind == "not_on_track" and "bands" not in spec.options:
-        from accord.measures.instruments import load_registry
+        from accord.core.instruments import load_registry
 
         registry = load_registry()
         if spec.outcome not in registry or not registry[spec.outcome].bands:
@@ -323,7 +323,7 @@ def _needed_columns(spec: ModelSpec) -> list[tuple[str, str]]:
     if spec.exposure != "none" and _uses_exposure(spec):
         needed.append(("the exposure", spec.exposure))
     if spec.kind == "congruence":
-        from accord.measures.instruments import load_registry
+        from accord.core.instruments import load_registry
 
         if spec.outcome in load_registry():
             needed.append(("the outcome", f"{spec.outcome}_first"))

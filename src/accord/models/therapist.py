@@ -83,7 +83,7 @@ from accord.models.bootstrap import (
 from accord.models.engine.lmm import fit_lmm
 from accord.models.growth import BOUNDARY_RELATIVE_SD
 from accord.models.spec import ModelContext, ModelSpec
-from accord.models.tidy import ModelResult, coefficient_frame, wald_from_variance
+from accord.models.tidy import ModelResult, coefficient_frame, ranked_effects, wald_from_variance
 
 MIN_THERAPISTS = 5
 DEFAULT_N_BOOT = BOOTSTRAP_KINDS["therapist"][0]
@@ -515,7 +515,7 @@ def _profiled_fit(data: pd.DataFrame, outcome: str) -> dict[str, Any]:
         "variances": variances,
         "intercept": wald_from_variance(float(fit.fe_params[0]), float(fit.fe_cov[0, 0])),
         "llf": float(fit.log_likelihood),
-        "effects": _ranked_effects(
+        "effects": ranked_effects(
             np.asarray(fit.therapist_effects, dtype=float), np.sqrt(conditional), sizes
         ),
         "optimizer": fit.optimizer,
@@ -568,34 +568,14 @@ def _statsmodels_fit(data: pd.DataFrame, outcome: str, optimizer: str) -> dict[s
 
 
 def _therapist_effects(result) -> list[dict[str, float]]:
-    """BLUPs of the therapist intercepts of a statsmodels fit (see `_ranked_effects`)."""
+    """BLUPs of the therapist intercepts of a statsmodels fit (see `ranked_effects`)."""
     effects = result.random_effects
     covs = result.random_effects_cov
     per_therapist = result.model.data.frame.groupby("therapist")["client"].nunique()
     sizes = np.array([int(per_therapist.get(g, 0)) for g in effects])
     values = np.array([float(effects[g].iloc[0]) for g in effects])
     ses = np.array([math.sqrt(max(float(covs[g].iloc[0, 0]), 0.0)) for g in effects])
-    return _ranked_effects(values, ses, sizes)
-
-
-def _ranked_effects(
-    values: np.ndarray, ses: np.ndarray, sizes: np.ndarray
-) -> list[dict[str, float]]:
-    """BLUPs of the therapist intercepts with conditional SEs and each therapist's number of
-    clients (so a report can leave out effects from too few clients), sorted, ids dropped."""
-    order = np.argsort(values, kind="stable")
-    z = 1.959963984540054
-    return [
-        {
-            "rank": rank,
-            "effect": float(values[k]),
-            "std_error": float(ses[k]),
-            "ci_low": float(values[k] - z * ses[k]),
-            "ci_high": float(values[k] + z * ses[k]),
-            "n_clients": int(sizes[k]),
-        }
-        for rank, k in enumerate(order, start=1)
-    ]
+    return ranked_effects(values, ses, sizes)
 
 
 def _model_data(panel: pd.DataFrame, outcome: str) -> tuple[pd.DataFrame, dict[str, Any]]:

@@ -44,7 +44,7 @@ from scipy import optimize
 
 from accord.core.errors import ConfigError, NotEstimableError
 from accord.models.bootstrap import check_replicates, replicate_indices, replicate_rng
-from accord.models.tidy import ModelResult, coefficient_frame, wald_from_variance
+from accord.models.tidy import ModelResult, coefficient_frame, ranked_effects, wald_from_variance
 
 MIN_THERAPISTS = 5
 REPLICATE_COLUMNS = ["var_therapist", "var_residual", "icc_therapist"]
@@ -180,8 +180,8 @@ def therapist_effects(
 ) -> list[dict[str, float]]:
     """The therapists' conditional modes (BLUPs) v_j = tau2 sum_i r_ij / (sigma2 + n_j tau2)
     with conditional SEs sqrt(1 / (1 / tau2 + n_j / sigma2)) (the fixed effects taken as
-    known, as lme4's condVar), ranked, without therapist ids (`_ranked_effects`)."""
-    from accord.models.therapist import _ranked_effects
+    known, as lme4's condVar), ranked, without therapist ids
+    (`accord.models.tidy.ranked_effects`)."""
 
     n = np.bincount(group).astype(float)
     total = np.bincount(group, weights=residual)
@@ -190,7 +190,7 @@ def therapist_effects(
     else:
         values = tau2 * total / (sigma2 + n * tau2)
         ses = np.sqrt(1.0 / (1.0 / tau2 + n / sigma2))
-    return _ranked_effects(values, ses, n.astype(int))
+    return ranked_effects(values, ses, n.astype(int))
 
 
 def _design(

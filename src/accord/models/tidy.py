@@ -200,3 +200,23 @@ def wald_from_variance(estimate: float, variance: float) -> dict[str, float]:
         "ci_high": estimate + z_crit * se,
         "p_value": float(2 * stats.norm.sf(abs(z))) if math.isfinite(z) else math.nan,
     }
+
+
+def ranked_effects(
+    values: np.ndarray, ses: np.ndarray, sizes: np.ndarray
+) -> list[dict[str, float]]:
+    """BLUPs of the therapist intercepts with conditional SEs and each therapist's number of
+    clients (so a report can leave out effects from too few clients), sorted, ids dropped."""
+    order = np.argsort(values, kind="stable")
+    z = 1.959963984540054
+    return [
+        {
+            "rank": rank,
+            "effect": float(values[k]),
+            "std_error": float(ses[k]),
+            "ci_low": float(values[k] - z * ses[k]),
+            "ci_high": float(values[k] + z * ses[k]),
+            "n_clients": int(sizes[k]),
+        }
+        for rank, k in enumerate(order, start=1)
+    ]

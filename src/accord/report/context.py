@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from accord.core.errors import AccordError, ConfigError
-from accord.measures.instruments import Instrument, load_registry
+from accord.core.instruments import Instrument, load_registry
 from accord.report.ledger import Ledger
 from accord.report.text import outcome_label
 

@@ -17,7 +17,7 @@ import pandera.pandas as pa
 
 from accord.core import contract
 from accord.core.errors import StudyError
-from accord.measures.instruments import Registry
+from accord.core.instruments import Registry
 
 # A client's state in the cascade: not in clients, quarantined, accepted.
 UNKNOWN, QUARANTINED, ACCEPTED = 0, 1, 2

@@ -30,8 +30,8 @@ from accord.core.identifiers import (
     shown_file,
     withhold_text,
 )
+from accord.core.instruments import Registry
 from accord.core.io import find_table, read_table, sha256
-from accord.measures.instruments import Registry
 from accord.validate.categories import CategoryChange, normalise_categories
 from accord.validate.checks import (
     collect_issues,

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from accord.core.disclosure import NOT_AVAILABLE, suppress_count, suppressed_label
-from accord.measures.instruments import Instrument
+from accord.core.instruments import Instrument
 from accord.report.context import ReportContext, dropout_text
 from accord.report.figures import score_distributions, to_plot
 from accord.report.parts import Bullets, Heading, Section, Text, table

@@ -200,9 +200,7 @@ def load_registry(custom: Mapping[str, Mapping] | None = None) -> Registry:
 
 
 def _builtin_definitions() -> dict[str, Any]:
-    text = (
-        resources.files("accord.measures").joinpath("instruments.yaml").read_text(encoding="utf-8")
-    )
+    text = resources.files("accord.core").joinpath("instruments.yaml").read_text(encoding="utf-8")
     return yaml.safe_load(text)
 
 

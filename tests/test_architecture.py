@@ -7,6 +7,7 @@ import ast
 from collections import defaultdict
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -140,3 +141,86 @@ def _long_functions(path: Path) -> list[str]:
 @pytest.mark.parametrize("module", sorted(MODULES))
 def test_functions_are_short_or_say_why(module):
     assert _long_functions(MODULES[module]) == []
+
+
+# ----------------------------------------------------------------- following docs/architecture.md
+
+TOY_INSTRUMENT = {
+    "toy3": {
+        "name": "Toy three-item scale",
+        "source": "hand-made for this test",
+        "items": 3,
+        "item_min": 0,
+        "item_max": 4,
+        "item_step": 1,
+        "score": "sum",
+        "higher_is": "worse",
+        "reverse_items": [3],
+    }
+}
+
+
+def test_a_new_instrument_from_the_config_is_scored():
+    """The page's steps for an instrument: give the registry's fields under `instruments:`."""
+    from accord.core.instruments import load_registry
+    from accord.measures.scoring import score_measures
+
+    registry = load_registry(TOY_INSTRUMENT)
+    rows = [
+        ("c1", 0, "toy3", "client", str(item), value, "intake")
+        for item, value in ((1, 4.0), (2, 2.0), (3, 1.0))
+    ]
+    columns = ["client_id", "session_number", "instrument", "rater", "item", "value", "phase"]
+    frame = pd.DataFrame(rows, columns=columns)
+    scores, _ = score_measures(frame, registry)
+    # item 3 reverse-keyed: 0 + 4 - 1 = 3, so 4 + 2 + 3 = 9
+    assert scores.loc[scores["scale"] == "total", "score"].tolist() == [9.0]
+
+
+TOY_KIND = '''
+import numpy as np
+
+from accord.models.tidy import ModelResult, coefficient_frame
+
+
+def fit_toy_spec(panel, client_measures, spec, context):
+    """Mean of the first score of the outcome, with its normal-theory 95% interval."""
+    values = client_measures[f"{spec.outcome}_first"].dropna().to_numpy(dtype=float)
+    mean, se = values.mean(), values.std(ddof=1) / np.sqrt(len(values))
+    row = {"model": spec.id, "term": "first score mean", "estimate": mean, "std_error": se,
+           "ci_low": mean - 1.959963984540054 * se, "ci_high": mean + 1.959963984540054 * se,
+           "n_obs": len(values), "n_clients": len(values), "converged": True}
+    return ModelResult(model=spec.id, outcome=spec.outcome, exposure=spec.exposure,
+                       coefficients=coefficient_frame([row]),
+                       diagnostics={"model": spec.id, "converged": True, "n_obs": len(values)})
+'''
+
+
+def test_a_new_model_kind_is_fitted_written_and_gathered(tmp_path, monkeypatch):
+    """The page's steps for a model kind: a module with fit_<kind>_spec, an entry in KINDS,
+    an entry in the config's models; fit_model, write_model_result and gather_models do the rest.
+    """
+    from conftest import simulated_measures
+
+    from accord.models import spec as spec_module
+    from accord.models.gather import gather_models
+    from accord.models.tidy import write_model_result
+
+    (tmp_path / "toy_kind.py").write_text(TOY_KIND, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(spec_module, "KINDS", {**spec_module.KINDS, "toy": "toy_kind:fit_toy_spec"})
+
+    panel, client_measures, _ = simulated_measures(n_clients=60, n_therapists=4, seed=3)
+    config = {"models": [{"id": "toy_first", "kind": "toy", "outcome": "phq9"}]}
+    (toy,) = spec_module.model_specs(config)
+    result = spec_module.fit_model(panel, client_measures, toy, spec_module.ModelContext())
+    write_model_result(result, tmp_path / "coefficients.csv", tmp_path / "diagnostics.json")
+    coefficients, diagnostics = gather_models(
+        [tmp_path / "coefficients.csv"], [tmp_path / "diagnostics.json"]
+    )
+
+    first = client_measures["phq9_first"].dropna()
+    row = coefficients.loc[coefficients["model"] == "toy_first"].iloc[0]
+    assert row["estimate"] == pytest.approx(first.mean())
+    assert row["n_clients"] == len(first)
+    assert diagnostics["toy_first"]["role"] == "secondary"

@@ -57,6 +57,7 @@ def _command(commands, name: str, help: str, description: str) -> argparse.Argum
     )
 
 
+# Long: one declarative table of every command and its options, read top to bottom as --help is.
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="accord",

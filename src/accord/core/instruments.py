@@ -209,6 +209,19 @@ def _builtin_definitions() -> dict[str, Any]:
 
 
 def _build(key: str, spec: Any, path: str, *, builtin: bool) -> Instrument:
+    """One registry entry checked field by field; `path` names it in every error message."""
+    _check_fields(spec, path)
+    items = _item_fields(spec, path, builtin=builtin)
+    return Instrument(
+        key=key,
+        **items,
+        **_prorating_fields(spec, path, items["items"], items["subscales"]),
+        **_threshold_fields(spec, path, items["total_min"], items["total_max"]),
+        **_text_fields(key, spec, path),
+    )
+
+
+def _check_fields(spec: Any, path: str) -> None:
     if not isinstance(spec, Mapping):
         raise ConfigError(f"{path}: must be a mapping of field to value")
     unknown = sorted(str(name) for name in spec if name not in _FIELDS)
@@ -218,6 +231,10 @@ def _build(key: str, spec: Any, path: str, *, builtin: bool) -> Instrument:
         if name not in spec:
             raise ConfigError(f"{path}.{name}: required")
 
+
+def _item_fields(spec: Mapping[str, Any], path: str, *, builtin: bool) -> dict[str, Any]:
+    """The items, their range and step, the score rule and direction, subscales and reversed
+    items, and the range of a total."""
     score = spec.get("score", "sum")
     allowed_scores = SCORE_RULES if builtin else ("sum", "mean")
     if score not in allowed_scores:
@@ -236,16 +253,38 @@ def _build(key: str, spec: Any, path: str, *, builtin: bool) -> Instrument:
     item_max = _number(spec["item_max"], f"{path}.item_max")
     if not item_max > item_min:
         raise ConfigError(f"{path}.item_max: must be greater than item_min ({item_min:g})")
+    item_step = _optional_number(spec.get("item_step"), f"{path}.item_step")
+    if item_step is not None and not item_step > 0:
+        raise ConfigError(f"{path}.item_step: must be greater than 0")
 
     higher_is = spec["higher_is"]
     if higher_is not in DIRECTIONS:
         raise ConfigError(f"{path}.higher_is: must be 'worse' or 'better'")
 
     total_min, total_max = _total_range(spec, path, score, items, item_min, item_max)
+    return {
+        "items": items,
+        "item_labels": labels,
+        "item_min": item_min,
+        "item_max": item_max,
+        "item_step": item_step,
+        "total_min": total_min,
+        "total_max": total_max,
+        "score": score,
+        "higher_is": higher_is,
+        "subscales": MappingProxyType(
+            _subscales(spec.get("subscales"), f"{path}.subscales", labels)
+        ),
+        "reverse_items": _item_list(
+            spec.get("reverse_items") or [], f"{path}.reverse_items", labels
+        ),
+    }
 
-    subscales = _subscales(spec.get("subscales"), f"{path}.subscales", labels)
-    reverse = _item_list(spec.get("reverse_items") or [], f"{path}.reverse_items", labels)
 
+def _prorating_fields(
+    spec: Mapping[str, Any], path: str, items: int | None, subscales: Mapping[str, Any]
+) -> dict[str, int]:
+    """How many missing items a total (and a subscale) may still be prorated over."""
     limit = (items - 1) if items is not None else 0
     prorate = _integer(spec.get("prorate_max_missing", 0), f"{path}.prorate_max_missing", 0)
     if prorate > limit:
@@ -260,7 +299,13 @@ def _build(key: str, spec: Any, path: str, *, builtin: bool) -> Instrument:
             f"{path}.subscale_prorate_max_missing: must be less than the smallest subscale's "
             "number of items"
         )
+    return {"prorate_max_missing": prorate, "subscale_prorate_max_missing": sub_prorate}
 
+
+def _threshold_fields(
+    spec: Mapping[str, Any], path: str, total_min: float | None, total_max: float | None
+) -> dict[str, Any]:
+    """Cut-off, caseness, severity bands, reliable change, reliability and norms."""
     cutoff = _optional_number(spec.get("cutoff"), f"{path}.cutoff")
     cutoff_rule = spec.get("cutoff_rule", "clinical")
     if cutoff_rule not in CUTOFF_RULES:
@@ -271,52 +316,30 @@ def _build(key: str, spec: Any, path: str, *, builtin: bool) -> Instrument:
             raise ConfigError(
                 f"{path}.{name}: must lie within the score range {total_min:g}..{total_max:g}"
             )
-
-    bands = _bands(spec.get("bands"), f"{path}.bands", total_min, total_max)
-
     reliable_change = _optional_number(spec.get("reliable_change"), f"{path}.reliable_change")
     if reliable_change is not None and reliable_change <= 0:
         raise ConfigError(f"{path}.reliable_change: must be positive")
     reliability = _optional_number(spec.get("reliability"), f"{path}.reliability")
-    item_step = _optional_number(spec.get("item_step"), f"{path}.item_step")
-    if item_step is not None and not item_step > 0:
-        raise ConfigError(f"{path}.item_step: must be greater than 0")
     if reliability is not None and not 0 < reliability < 1:
         raise ConfigError(f"{path}.reliability: must lie strictly between 0 and 1")
+    return {
+        "cutoff": cutoff,
+        "cutoff_rule": cutoff_rule,
+        "caseness": caseness,
+        "bands": _bands(spec.get("bands"), f"{path}.bands", total_min, total_max),
+        "reliable_change": reliable_change,
+        "reliability": reliability,
+        "norms": _norms(spec.get("norms"), f"{path}.norms"),
+    }
 
-    norms = _norms(spec.get("norms"), f"{path}.norms")
 
+def _text_fields(key: str, spec: Mapping[str, Any], path: str) -> dict[str, str]:
     name = spec.get("name", key)
     source = spec.get("source", "custom instrument defined in the study's config")
     for field_name, value in (("name", name), ("source", source)):
         if not isinstance(value, str) or not value.strip():
             raise ConfigError(f"{path}.{field_name}: must be non-empty text")
-
-    return Instrument(
-        key=key,
-        name=name.strip(),
-        items=items,
-        item_labels=labels,
-        item_min=item_min,
-        item_max=item_max,
-        total_min=total_min,
-        total_max=total_max,
-        score=score,
-        higher_is=higher_is,
-        subscales=MappingProxyType(subscales),
-        reverse_items=reverse,
-        prorate_max_missing=prorate,
-        subscale_prorate_max_missing=sub_prorate,
-        cutoff=cutoff,
-        cutoff_rule=cutoff_rule,
-        caseness=caseness,
-        bands=bands,
-        reliable_change=reliable_change,
-        reliability=reliability,
-        item_step=item_step,
-        norms=norms,
-        source=" ".join(source.split()),
-    )
+    return {"name": name.strip(), "source": " ".join(source.split())}
 
 
 def _number(value: Any, path: str) -> float:

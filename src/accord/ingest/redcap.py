@@ -250,6 +250,26 @@ def read_redcap(
     source = SourceFrame(frame_from_rows(records.name, rows), records.name)
     replace_missing_codes(source, missing_codes)
     frame = source.frame
+    _refuse_undescribed_columns(frame, expected, records.name, dictionary.name)
+    _refuse_flagged_identifiers(frame, fields, expected, records.name, acknowledged)
+    if events is not None:
+        _event_names(frame, read_events(events), records.name, Path(events).name)
+    out, value_labels, cell_issues = _checked_values(frame, expected)
+    return SourceFrame(
+        pd.DataFrame(out, index=frame.index, dtype=object),
+        records.name,
+        value_labels=value_labels,
+        user_missing=source.user_missing,
+        cell_issues=cell_issues,
+        checkboxes=frozenset(
+            name for name, f in expected.items() if f is not None and f.type == "checkbox"
+        ),
+    )
+
+
+def _refuse_undescribed_columns(
+    frame: pd.DataFrame, expected: dict[str, Field | None], records: str, dictionary: str
+) -> None:
     unknown = [
         shown_column(name, pos)
         for pos, name in enumerate(frame.columns, start=1)
@@ -257,17 +277,20 @@ def read_redcap(
     ]
     if unknown:
         raise StudyError(
-            f"{records.name}: {column_phrase(unknown[0])} is not described by the data "
-            f"dictionary {dictionary.name}"
+            f"{records}: {column_phrase(unknown[0])} is not described by the data "
+            f"dictionary {dictionary}"
             + (f" (also: {', '.join(unknown[1:5])})" if len(unknown) > 1 else "")
             + ". Export the records and the dictionary from the same project version.",
-            file=records.name,
+            file=records,
             column=unknown[0],
         )
-    _refuse_flagged_identifiers(frame, fields, expected, records.name, acknowledged)
-    if events is not None:
-        _event_names(frame, read_events(events), records.name, Path(events).name)
 
+
+def _checked_values(
+    frame: pd.DataFrame, expected: dict[str, Field | None]
+) -> tuple[dict[str, np.ndarray], dict[str, dict[str, str]], dict[str, dict[int, str]]]:
+    """Each column in raw codes, checked against its field's choices or numeric validation:
+    the values, the choice labels per column and the cells that break the dictionary."""
     value_labels: dict[str, dict[str, str]] = {}
     cell_issues: dict[str, dict[int, str]] = {}
     out = {}
@@ -293,16 +316,7 @@ def read_redcap(
         if issues:
             cell_issues[name] = issues
         out[name] = values
-    return SourceFrame(
-        pd.DataFrame(out, index=frame.index, dtype=object),
-        records.name,
-        value_labels=value_labels,
-        user_missing=source.user_missing,
-        cell_issues=cell_issues,
-        checkboxes=frozenset(
-            name for name, f in expected.items() if f is not None and f.type == "checkbox"
-        ),
-    )
+    return out, value_labels, cell_issues
 
 
 def _expected_columns(fields: dict[str, Field]) -> dict[str, Field | None]:

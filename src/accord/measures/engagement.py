@@ -31,6 +31,9 @@ treatment, or no end recorded).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -92,65 +95,116 @@ def engagement_measures(
     if dropout_definition not in DROPOUT_DEFINITIONS:
         raise ValueError(f"dropout_definition must be one of {DROPOUT_DEFINITIONS}")
     require_columns(sessions, ["client_id", "session_number", "status"], "sessions")
-    n = len(client_ids)
-    code = client_codes(sessions["client_id"], client_ids)
-    keep = code >= 0
-    frame = sessions.loc[keep]
-    code = code[keep]
-    session = frame["session_number"].to_numpy(dtype=np.int64)
-    attended = flag(frame["status"], "attended")
-
-    def count(mask: np.ndarray) -> np.ndarray:
-        return np.bincount(code, weights=mask.astype(np.float64), minlength=n).astype(np.int64)
-
-    scheduled = np.bincount(code, minlength=n)
-    n_attended = count(attended)
+    rows = _SessionRows.of(sessions, client_ids)
     out = pd.DataFrame(index=client_ids)
-    out["sessions_scheduled"] = pd.array(scheduled, dtype="Int64")
-    out["sessions_attended"] = pd.array(n_attended, dtype="Int64")
-    out["cancellations"] = pd.array(count(flag(frame["status"], "cancelled")), dtype="Int64")
-    out["no_shows"] = pd.array(count(flag(frame["status"], "no_show")), dtype="Int64")
-    out["attendance_rate"] = _ratio(n_attended, scheduled)
+    for columns in (
+        _attendance(rows, early_sessions),
+        _timing(rows),
+        _homework(rows, early_sessions),
+        _goal_review(rows),
+        _dropout(rows, client_ids, end_reason, dropout_definition, min_sessions),
+    ):
+        for name, values in columns.items():
+            out[name] = values
+    return out[list(ENGAGEMENT_COLUMNS)]
 
-    weeks = gaps = np.full(n, np.nan)
-    if "day" in frame.columns:
-        day = as_float(frame["day"])
+
+@dataclass(frozen=True)
+class _SessionRows:
+    """The sessions of the clients in `client_ids`, coded 0..n-1 by client."""
+
+    frame: pd.DataFrame
+    code: np.ndarray
+    session: np.ndarray
+    attended: np.ndarray
+    n: int
+
+    @classmethod
+    def of(cls, sessions: pd.DataFrame, client_ids: pd.Index) -> _SessionRows:
+        code = client_codes(sessions["client_id"], client_ids)
+        keep = code >= 0
+        frame = sessions.loc[keep]
+        return cls(
+            frame=frame,
+            code=code[keep],
+            session=frame["session_number"].to_numpy(dtype=np.int64),
+            attended=flag(frame["status"], "attended"),
+            n=len(client_ids),
+        )
+
+    def count(self, mask: np.ndarray) -> np.ndarray:
+        """Per client, the number of its rows where `mask` holds."""
+        weights = mask.astype(np.float64)
+        return np.bincount(self.code, weights=weights, minlength=self.n).astype(np.int64)
+
+    def total(self, mask: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """Per client, the sum of `values` over its rows where `mask` holds."""
+        return np.bincount(self.code[mask], weights=values[mask], minlength=self.n)
+
+
+def _attendance(rows: _SessionRows, early_sessions: int) -> dict[str, Any]:
+    status = rows.frame["status"]
+    scheduled = np.bincount(rows.code, minlength=rows.n)
+    attended = rows.count(rows.attended)
+    early = rows.session <= early_sessions
+    return {
+        "sessions_scheduled": pd.array(scheduled, dtype="Int64"),
+        "sessions_attended": pd.array(attended, dtype="Int64"),
+        "cancellations": pd.array(rows.count(flag(status, "cancelled")), dtype="Int64"),
+        "no_shows": pd.array(rows.count(flag(status, "no_show")), dtype="Int64"),
+        "attendance_rate": _ratio(attended, scheduled),
+        "early_attendance_rate": _ratio(rows.count(rows.attended & early), rows.count(early)),
+    }
+
+
+def _timing(rows: _SessionRows) -> dict[str, np.ndarray]:
+    """Weeks from the first session to the last attended one, and the mean gap in days between
+    attended sessions (NaN without ``day``)."""
+    weeks = gaps = np.full(rows.n, np.nan)
+    if "day" in rows.frame.columns:
+        day = as_float(rows.frame["day"])
         has_day = ~np.isnan(day)
-        first_day = np.full(n, np.inf)
-        np.minimum.at(first_day, code[has_day], day[has_day])
+        first_day = np.full(rows.n, np.inf)
+        np.minimum.at(first_day, rows.code[has_day], day[has_day])
         first_day[np.isinf(first_day)] = np.nan
-        seen = attended & has_day
-        days = ClientSeries(code[seen], session[seen], day[seen], n)
+        seen = rows.attended & has_day
+        days = ClientSeries(rows.code[seen], rows.session[seen], day[seen], rows.n)
         weeks = (days.last() - first_day) / 7.0
         gaps = days.mean(days.value - days.shift(1))
-    out["weeks_in_treatment"] = weeks
-    out["mean_gap_days"] = gaps
+    return {"weeks_in_treatment": weeks, "mean_gap_days": gaps}
 
-    homework = np.full(n, np.nan)
-    if {"homework_assigned", "homework_completion"} <= set(frame.columns):
-        assigned = as_float(frame["homework_assigned"]) == 1.0
-        completion = as_float(frame["homework_completion"])
+
+def _homework(rows: _SessionRows, early_sessions: int) -> dict[str, np.ndarray]:
+    """Mean completion of assigned homework, over all sessions and over the early ones."""
+    homework = early_homework = np.full(rows.n, np.nan)
+    if {"homework_assigned", "homework_completion"} <= set(rows.frame.columns):
+        assigned = as_float(rows.frame["homework_assigned"]) == 1.0
+        completion = as_float(rows.frame["homework_completion"])
         use = assigned & ~np.isnan(completion)
-        homework = _ratio(np.bincount(code[use], weights=completion[use], minlength=n), count(use))
-    out["homework_rate"] = homework
-    early = session <= early_sessions
-    out["early_attendance_rate"] = _ratio(count(attended & early), count(early))
-    early_homework = np.full(n, np.nan)
-    if {"homework_assigned", "homework_completion"} <= set(frame.columns):
-        use_early = use & early
-        early_homework = _ratio(
-            np.bincount(code[use_early], weights=completion[use_early], minlength=n),
-            count(use_early),
-        )
-    out["early_homework_rate"] = early_homework
+        homework = _ratio(rows.total(use, completion), rows.count(use))
+        use_early = use & (rows.session <= early_sessions)
+        early_homework = _ratio(rows.total(use_early, completion), rows.count(use_early))
+    return {"homework_rate": homework, "early_homework_rate": early_homework}
 
-    review = np.full(n, np.nan)
-    if "goal_review" in frame.columns:
-        reviewed = as_float(frame["goal_review"])
-        use = attended & ~np.isnan(reviewed)
-        review = _ratio(count(use & (reviewed == 1.0)), count(use))
-    out["goal_review_rate"] = review
 
+def _goal_review(rows: _SessionRows) -> dict[str, np.ndarray]:
+    review = np.full(rows.n, np.nan)
+    if "goal_review" in rows.frame.columns:
+        reviewed = as_float(rows.frame["goal_review"])
+        use = rows.attended & ~np.isnan(reviewed)
+        review = _ratio(rows.count(use & (reviewed == 1.0)), rows.count(use))
+    return {"goal_review_rate": review}
+
+
+def _dropout(
+    rows: _SessionRows,
+    client_ids: pd.Index,
+    end_reason: pd.Series | None,
+    definition: str,
+    min_sessions: int,
+) -> dict[str, Any]:
+    """Dropout by each definition, the chosen one as ``dropout``, and the end event."""
+    n = rows.n
     if end_reason is not None:
         reason = end_reason.reindex(client_ids).astype("string")
         by_reason = pd.array(reason.eq("dropout"), dtype="boolean")
@@ -159,22 +213,27 @@ def engagement_measures(
     else:
         by_reason = pd.array([pd.NA] * n, dtype="boolean")
         ongoing = ended = np.zeros(n, dtype=bool)
+    n_attended = rows.count(rows.attended)
     by_count = nullable_bool(n_attended < min_sessions, ~ongoing)
-    last_attended = ClientSeries(code, session, attended.astype(np.float64), n).last()
+    last_attended = ClientSeries(
+        rows.code, rows.session, rows.attended.astype(np.float64), n
+    ).last()
     by_last = nullable_bool(last_attended == 0.0, ~np.isnan(last_attended) & ~ongoing)
     definitions = {
         "end_reason": by_reason,
         "min_sessions": by_count,
         "last_scheduled_missed": by_last,
     }
-    out["dropout"] = definitions[dropout_definition]
-    out["dropout_end_reason"] = by_reason
-    out["dropout_min_sessions"] = by_count
-    out["dropout_last_scheduled_missed"] = by_last
-    out["sessions_to_dropout"] = pd.array(n_attended, dtype="Int64")
-    out["dropout_event"] = definitions[dropout_definition]
-    chosen = np.asarray(definitions[dropout_definition].fillna(False), dtype=bool)
-    out["end_event"] = pd.array(
-        np.where(chosen, "dropout", np.where(ended, "completion", "censored")), dtype="string"
-    )
-    return out[list(ENGAGEMENT_COLUMNS)]
+    chosen = np.asarray(definitions[definition].fillna(False), dtype=bool)
+    return {
+        "dropout": definitions[definition],
+        "dropout_end_reason": by_reason,
+        "dropout_min_sessions": by_count,
+        "dropout_last_scheduled_missed": by_last,
+        "sessions_to_dropout": pd.array(n_attended, dtype="Int64"),
+        "dropout_event": definitions[definition],
+        "end_event": pd.array(
+            np.where(chosen, "dropout", np.where(ended, "completion", "censored")),
+            dtype="string",
+        ),
+    }

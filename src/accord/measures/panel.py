@@ -9,6 +9,7 @@ keeps 100,000 clients and a few million score rows to seconds.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -273,69 +274,96 @@ def session_panel(
     """
     require_columns(sessions, ["client_id", "session_number", "status"], "sessions")
     client_ids = client_index(clients)
-    n = len(client_ids)
-
     s_code = client_codes(sessions["client_id"], client_ids)
     s_keep = s_code >= 0
     s_code = s_code[s_keep]
     s_num = sessions["session_number"].to_numpy(dtype=np.int64)[s_keep]
-
     table = ScoreTable.of(scores, client_ids)
-    c_code, c_num, c_val = table.code, table.session, table.value
+    rows = _PanelRows.of(s_code, s_num, table.code, table.session)
 
-    top = int(max(s_num.max(initial=0), c_num.max(initial=0))) + 1
-    # Rows are the distinct (client, session) keys of sessions and scores; `row_of` maps every
-    # session row, then every score row, to its panel row.
-    all_keys = np.concatenate([session_keys(s_code, s_num, top), session_keys(c_code, c_num, top)])
-    order = np.argsort(all_keys, kind="stable")
-    ordered = all_keys[order]
-    new_row = np.r_[True, ordered[1:] != ordered[:-1]] if len(ordered) else np.array([], bool)
-    row_of = np.empty(len(all_keys), dtype=np.int64)
-    row_of[order] = np.cumsum(new_row) - 1
-    keys = ordered[new_row]
-    row_code = keys // top
-    row_session = keys % top
-    s_rows, c_rows = row_of[: len(s_code)], row_of[len(s_code) :]
+    panel = pd.DataFrame(
+        {"client_id": client_ids.take(rows.client), "session_number": rows.session}
+    )
+    _add_session_columns(panel, sessions.loc[s_keep], rows.of_sessions)
+    _add_client_columns(panel, clients, client_ids, rows.client)
+    score_columns = _score_columns(table, rows.of_scores, len(panel))
+    panel = pd.concat([panel, pd.DataFrame(score_columns, index=panel.index)], axis=1)
 
-    panel = pd.DataFrame({"client_id": client_ids.take(row_code), "session_number": row_session})
-    s_frame = sessions.loc[s_keep]
-    status = np.full(len(keys), None, dtype=object)
-    status[s_rows] = s_frame["status"].astype("string").to_numpy(dtype=object, na_value=None)
+    grand_means: dict[str, float] = {}
+    for name, combo in (("alliance", alliance), ("goal_alliance_client", goal_alliance_client)):
+        values = score_columns.get(scale_column(*combo), np.full(len(panel), np.nan))
+        within, between, grand_means[name] = within_between(values, rows.client, len(client_ids))
+        panel[name] = values
+        panel[f"{name}_between"] = between
+        panel[f"{name}_within"] = within
+    return panel, grand_means
+
+
+@dataclass(frozen=True)
+class _PanelRows:
+    """The panel's rows: the distinct (client, session) keys of the sessions and the scores,
+    sorted, with the panel row of every session row and of every score row."""
+
+    client: np.ndarray
+    session: np.ndarray
+    of_sessions: np.ndarray
+    of_scores: np.ndarray
+
+    @classmethod
+    def of(
+        cls, s_code: np.ndarray, s_num: np.ndarray, c_code: np.ndarray, c_num: np.ndarray
+    ) -> _PanelRows:
+        top = int(max(s_num.max(initial=0), c_num.max(initial=0))) + 1
+        all_keys = np.concatenate(
+            [session_keys(s_code, s_num, top), session_keys(c_code, c_num, top)]
+        )
+        order = np.argsort(all_keys, kind="stable")
+        ordered = all_keys[order]
+        new_row = np.r_[True, ordered[1:] != ordered[:-1]] if len(ordered) else np.array([], bool)
+        row_of = np.empty(len(all_keys), dtype=np.int64)
+        row_of[order] = np.cumsum(new_row) - 1
+        keys = ordered[new_row]
+        return cls(keys // top, keys % top, row_of[: len(s_code)], row_of[len(s_code) :])
+
+
+def _add_session_columns(panel: pd.DataFrame, sessions: pd.DataFrame, rows: np.ndarray) -> None:
+    """status, day and attended from the schedule (missing where a score has no session)."""
+    status = np.full(len(panel), None, dtype=object)
+    status[rows] = sessions["status"].astype("string").to_numpy(dtype=object, na_value=None)
     panel["status"] = pd.array(status, dtype="string")
-    day = np.full(len(keys), np.nan)
-    if "day" in s_frame.columns:
-        day[s_rows] = as_float(s_frame["day"])
+    day = np.full(len(panel), np.nan)
+    if "day" in sessions.columns:
+        day[rows] = as_float(sessions["day"])
     panel["day"] = nullable_int(day)
     panel["attended"] = np.asarray(panel["status"].eq("attended").fillna(False), dtype=bool)
 
+
+def _add_client_columns(
+    panel: pd.DataFrame, clients: pd.DataFrame, client_ids: pd.Index, row_client: np.ndarray
+) -> None:
     ordered_clients = (
         clients.drop_duplicates("client_id").set_index("client_id").reindex(client_ids)
     )
     for column in ("therapist_id", "site_id", "arm"):
         if column in ordered_clients.columns:
-            panel[column] = ordered_clients[column].to_numpy()[row_code]
+            panel[column] = ordered_clients[column].to_numpy()[row_client]
         else:
             panel[column] = pd.Series(pd.NA, index=panel.index, dtype="string")
+
+
+def _score_columns(table: ScoreTable, rows: np.ndarray, n_rows: int) -> dict[str, np.ndarray]:
+    """One column per scored (instrument, scale, rater): client-rated first, then therapist-
+    and observer-rated; totals before subscales."""
 
     def column_order(combo: tuple[str, str, str]) -> tuple:
         instrument, scale, rater = combo
         rank = RATER_ORDER.index(rater) if rater in RATER_ORDER else len(RATER_ORDER)
         return (rank, rater, instrument, scale != "total", scale)
 
-    score_columns: dict[str, np.ndarray] = {}
+    columns: dict[str, np.ndarray] = {}
     for combo in sorted(table.groups, key=column_order):
-        rows = table.groups[combo]
-        column = np.full(len(keys), np.nan)
-        column[c_rows[rows]] = c_val[rows]
-        score_columns[scale_column(*combo)] = column
-    panel = pd.concat([panel, pd.DataFrame(score_columns, index=panel.index)], axis=1)
-
-    grand_means: dict[str, float] = {}
-    for name, combo in (("alliance", alliance), ("goal_alliance_client", goal_alliance_client)):
-        column = scale_column(*combo)
-        values = score_columns.get(column, np.full(len(keys), np.nan))
-        within, between, grand_means[name] = within_between(values, row_code, n)
-        panel[name] = values
-        panel[f"{name}_between"] = between
-        panel[f"{name}_within"] = within
-    return panel, grand_means
+        members = table.groups[combo]
+        column = np.full(n_rows, np.nan)
+        column[rows[members]] = table.value[members]
+        columns[scale_column(*combo)] = column
+    return columns

@@ -224,3 +224,15 @@ def test_a_new_model_kind_is_fitted_written_and_gathered(tmp_path, monkeypatch):
     assert row["estimate"] == pytest.approx(first.mean())
     assert row["n_clients"] == len(first)
     assert diagnostics["toy_first"]["role"] == "secondary"
+
+
+def test_the_old_disclosure_module_still_imports_with_a_warning():
+    import importlib
+    import sys
+
+    sys.modules.pop("accord.disclosure", None)
+    with pytest.warns(DeprecationWarning, match="accord.core.disclosure"):
+        old = importlib.import_module("accord.disclosure")
+    from accord.core import disclosure
+
+    assert old.suppress_count is disclosure.suppress_count

@@ -30,6 +30,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+# This file runs as a script in a subprocess: its own folder holds the tests it reuses, the
+# tests' root their shared fixtures (conftest).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from test_lmm import (

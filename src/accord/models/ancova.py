@@ -47,6 +47,7 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -102,53 +103,20 @@ def fit_ancova(
     columns = [response, exposure, first, *covariates]
     if completers_only and "dropout" not in client_measures.columns:
         raise ConfigError("ancova model: completers_only needs the column 'dropout'")
-    data, coding = client_level_data(
+    sample = _complete_case_sample(
         client_measures,
         columns,
         exposure=exposure,
         exposure_reference=exposure_reference,
-        model_name="ancova model",
-        extra=["dropout"] if completers_only else [],
+        completers_only=completers_only,
+        locf=end == "last",
     )
-    n_all = len(data)
-    notes: list[str] = []
-    if end == "last":
-        notes.append("last observation carried forward (LOCF): a sensitivity analysis")
-    n_dropouts_excluded = 0
-    if completers_only:
-        dropout = data.pop("dropout")
-        completer = dropout.notna() & ~dropout.astype("boolean").fillna(True).astype(bool)
-        n_dropouts_excluded = int((~completer).sum())
-        data = data.loc[completer]
-        notes.append(
-            f"completers only: {n_dropouts_excluded} client(s) who dropped out or whose "
-            "dropout status is unknown left out"
-        )
-    complete = data[columns].notna().all(axis=1)
-    n_incomplete = int((~complete).sum())
-    if n_incomplete:
-        notes.append(f"{n_incomplete} client(s) left out for missing data (complete cases)")
-    data = data.loc[complete].reset_index(drop=True)
-    check_enough_clients(data, exposure, "ancova model")
-
+    data = sample.data
     formula = _formula(response, exposure, first, covariates, data)
     result, fit_warnings, error = capture_fit(lambda: smf.ols(formula, data).fit())
-    warn = notes + fit_warnings + ([f"fit failed: {error}"] if error else [])
+    warn = sample.notes + fit_warnings + ([f"fit failed: {error}"] if error else [])
     converged = result is not None and not error
-    rows = []
-    if converged:
-        ci = result.conf_int(0.05)
-        rows = [
-            {
-                "term": term,
-                "estimate": float(result.params[term]),
-                "std_error": float(result.bse[term]),
-                "ci_low": float(ci.loc[term, 0]),
-                "ci_high": float(ci.loc[term, 1]),
-                "p_value": float(result.pvalues[term]),
-            }
-            for term in result.params.index
-        ]
+    rows = _ols_rows(result) if converged else []
     method = "OLS, complete cases" + (" (LOCF: last observed score)" if end == "last" else "")
     diagnostics = client_model_diagnostics(
         model_id=model_id,
@@ -164,19 +132,89 @@ def fit_ancova(
         data=data,
         client_measures=client_measures,
         extras={
-            "exposure_coding": coding,
+            "exposure_coding": sample.coding,
             "end_score": response,
             "locf": end == "last",
             "completers_only": completers_only,
-            "clients_in_input": n_all,
-            "clients_excluded_dropout": n_dropouts_excluded,
-            "clients_excluded_missing": n_incomplete,
+            "clients_in_input": sample.n_input,
+            "clients_excluded_dropout": sample.n_dropouts_excluded,
+            "clients_excluded_missing": sample.n_incomplete,
             "residual_sd": float(math.sqrt(result.scale)) if converged else math.nan,
             "r_squared": float(result.rsquared) if converged else math.nan,
             "df_resid": float(result.df_resid) if converged else math.nan,
         },
     )
     return _result(model_id, outcome, exposure, len(data), converged, primary, rows, diagnostics)
+
+
+@dataclass
+class _Sample:
+    """The clients an ANCOVA analyses, how the exposure was coded, and who was left out."""
+
+    data: pd.DataFrame
+    coding: str
+    notes: list[str]
+    n_input: int
+    n_dropouts_excluded: int = 0
+    n_incomplete: int = 0
+
+
+def _complete_case_sample(
+    client_measures: pd.DataFrame,
+    columns: list[str],
+    *,
+    exposure: str,
+    exposure_reference: str | None,
+    completers_only: bool,
+    locf: bool,
+) -> _Sample:
+    """The complete cases of `columns` (completers only, if asked), with a note for each group
+    of clients left out; raises NotEstimableError when too few remain."""
+    data, coding = client_level_data(
+        client_measures,
+        columns,
+        exposure=exposure,
+        exposure_reference=exposure_reference,
+        model_name="ancova model",
+        extra=["dropout"] if completers_only else [],
+    )
+    sample = _Sample(data=data, coding=coding, notes=[], n_input=len(data))
+    if locf:
+        sample.notes.append("last observation carried forward (LOCF): a sensitivity analysis")
+    if completers_only:
+        dropout = data.pop("dropout")
+        completer = dropout.notna() & ~dropout.astype("boolean").fillna(True).astype(bool)
+        sample.n_dropouts_excluded = int((~completer).sum())
+        data = data.loc[completer]
+        sample.notes.append(
+            f"completers only: {sample.n_dropouts_excluded} client(s) who dropped out or whose "
+            "dropout status is unknown left out"
+        )
+    complete = data[columns].notna().all(axis=1)
+    sample.n_incomplete = int((~complete).sum())
+    if sample.n_incomplete:
+        sample.notes.append(
+            f"{sample.n_incomplete} client(s) left out for missing data (complete cases)"
+        )
+    sample.data = data.loc[complete].reset_index(drop=True)
+    check_enough_clients(sample.data, exposure, "ancova model")
+    return sample
+
+
+def _ols_rows(result: Any) -> list[dict[str, Any]]:
+    """One coefficient row per term of a statsmodels OLS fit, with its 95% t interval."""
+    ci = result.conf_int(0.05)
+    return [
+        {
+            "term": term,
+            "estimate": float(result.params[term]),
+            "std_error": float(result.bse[term]),
+            "ci_low": float(ci.loc[term, 0]),
+            "ci_high": float(ci.loc[term, 1]),
+            "p_value": float(result.pvalues[term]),
+        }
+        for term in result.params.index
+    ]
 
 
 def _result(
@@ -226,23 +264,109 @@ def fit_ancova_mice(
     AccordError when fewer than `MIN_CLIENTS` clients have a post score or the exposure does
     not vary.
     """
+    _check_imputation_settings(n_imputations, n_iterations, method)
+    post, first = f"{outcome}_post", f"{outcome}_first"
+    covariates = [c for c in covariates if c != first]
+    analysis = [post, exposure, first, *covariates]
+    notes: list[str] = []
+    auxiliary = _auxiliary_variables(client_measures, outcome, auxiliary, analysis, notes)
+    sample = _imputation_sample(
+        client_measures,
+        analysis,
+        auxiliary,
+        exposure=exposure,
+        exposure_reference=exposure_reference,
+        notes=notes,
+    )
+    data, missing = sample.data, sample.missing
+    formula = _formula(post, exposure, first, covariates, data)
+    rng = np.random.default_rng([int(seed), zlib.crc32(model_id.encode("utf-8"))])
+    if not any(missing.values()):
+        notes.append("no missing values: the model was fitted once, without imputation")
+    result, fit_warnings, error = capture_fit(
+        lambda: _imputed_fit(formula, sample, n_imputations, rng, n_iterations, method)
+    )
+    warn = notes + fit_warnings + ([f"fit failed: {error}"] if error else [])
+    converged = result is not None and not error
+    pooled = result if converged else None
+    diagnostics = client_model_diagnostics(
+        model_id=model_id,
+        outcome=outcome,
+        exposure=exposure,
+        formula=formula,
+        method=(
+            f"OLS with multiple imputation by chained equations ({method}), pooled by Rubin's "
+            "rules with Barnard-Rubin df"
+        ),
+        optimizer="least squares (pseudoinverse)",
+        converged=converged,
+        warn=warn,
+        llf=math.nan,
+        n_obs=len(data),
+        data=data.assign(client_id=sample.ids),
+        client_measures=client_measures,
+        extras={
+            "exposure_coding": sample.coding,
+            "auxiliary": list(auxiliary),
+            **_imputation_extras(sample, method, n_imputations, n_iterations, seed, pooled),
+        },
+    )
+    rows = _pooled_rows(pooled) if pooled is not None else []
+    return _result(model_id, outcome, exposure, len(data), converged, primary, rows, diagnostics)
+
+
+def _check_imputation_settings(n_imputations: int, n_iterations: int, method: str) -> None:
+    """Raise ConfigError for too few imputations or cycles, or an unknown imputation method."""
     if n_imputations < 2:
         raise ConfigError("ancova_mice model: n_imputations must be at least 2")
     if n_iterations < 1:
         raise ConfigError("ancova_mice model: n_iterations must be at least 1")
     if method not in METHODS:
         raise ConfigError(f"ancova_mice model: method must be one of {list(METHODS)}")
-    post, first = f"{outcome}_post", f"{outcome}_first"
-    covariates = [c for c in covariates if c != first]
-    analysis = [post, exposure, first, *covariates]
-    notes: list[str] = []
+
+
+def _auxiliary_variables(
+    client_measures: pd.DataFrame,
+    outcome: str,
+    auxiliary: Sequence[str] | None,
+    analysis: list[str],
+    notes: list[str],
+) -> list[str]:
+    """The auxiliary variables of the imputation, none of them an analysis variable; by default
+    those of `DEFAULT_AUXILIARY` the client measures have (a note names the others)."""
     if auxiliary is None:
         wanted = [c.format(outcome=outcome) for c in DEFAULT_AUXILIARY]
         absent = [c for c in wanted if c not in client_measures.columns]
         if absent:
             notes.append(f"auxiliary variable(s) not in the client measures: {', '.join(absent)}")
         auxiliary = [c for c in wanted if c in client_measures.columns]
-    auxiliary = [c for c in dict.fromkeys(auxiliary) if c not in analysis]
+    return [c for c in dict.fromkeys(auxiliary) if c not in analysis]
+
+
+@dataclass
+class _ImputationSample:
+    """The clients the imputation model sees (numeric columns), their ids and their counts."""
+
+    data: pd.DataFrame
+    ids: pd.Series
+    coding: str
+    n_input: int
+    n_post: int
+    n_complete: int
+    missing: dict[str, int]
+
+
+def _imputation_sample(
+    client_measures: pd.DataFrame,
+    analysis: list[str],
+    auxiliary: list[str],
+    *,
+    exposure: str,
+    exposure_reference: str | None,
+    notes: list[str],
+) -> _ImputationSample:
+    """Every client with at least one observed value of the analysis and auxiliary variables;
+    raises NotEstimableError when too few have the post score or the exposure does not vary."""
     data, coding = client_level_data(
         client_measures,
         [*analysis, *auxiliary],
@@ -263,78 +387,79 @@ def fit_ancova_mice(
         data = data.drop(columns=empty)
     missing = {c: int(data[c].isna().sum()) for c in data.columns}
     n_complete = int(data[analysis].notna().all(axis=1).sum())
+    post = analysis[0]
     n_post = int(data[post].notna().sum())
     if n_post < MIN_CLIENTS:
         raise NotEstimableError(
             f"ancova_mice model: {n_post} client(s) with {post}; at least {MIN_CLIENTS} needed"
         )
     check_enough_clients(data.dropna(subset=[exposure]), exposure, "ancova_mice model")
+    return _ImputationSample(data, ids, coding, n_all, n_post, n_complete, missing)
 
-    formula = _formula(post, exposure, first, covariates, data)
-    rng = np.random.default_rng([int(seed), zlib.crc32(model_id.encode("utf-8"))])
-    if not any(missing.values()):
-        notes.append("no missing values: the model was fitted once, without imputation")
 
-    def run():
-        if not any(missing.values()):
-            return _pooled_ols(formula, [data])
-        return _pooled_ols(
-            formula, impute(data, n_imputations, rng, n_iterations=n_iterations, method=method)
-        )
-
-    result, fit_warnings, error = capture_fit(run)
-    warn = notes + fit_warnings + ([f"fit failed: {error}"] if error else [])
-    converged = result is not None and not error
-    rows, fmi, df = [], {}, {}
-    if converged:
-        low, high = result.conf_int(0.05)
-        p = result.p_value()
-        for i, term in enumerate(result.terms):
-            fmi[term], df[term] = float(result.fmi[i]), float(result.df[i])
-            rows.append(
-                {
-                    "term": term,
-                    "estimate": float(result.estimate[i]),
-                    "std_error": float(result.std_error[i]),
-                    "ci_low": float(low[i]),
-                    "ci_high": float(high[i]),
-                    "p_value": float(p[i]),
-                }
-            )
-    diagnostics = client_model_diagnostics(
-        model_id=model_id,
-        outcome=outcome,
-        exposure=exposure,
-        formula=formula,
-        method=(
-            f"OLS with multiple imputation by chained equations ({method}), pooled by Rubin's "
-            "rules with Barnard-Rubin df"
-        ),
-        optimizer="least squares (pseudoinverse)",
-        converged=converged,
-        warn=warn,
-        llf=math.nan,
-        n_obs=len(data),
-        data=data.assign(client_id=ids),
-        client_measures=client_measures,
-        extras={
-            "exposure_coding": coding,
-            "auxiliary": list(auxiliary),
-            "imputation_variables": list(data.columns),
-            "imputation_method": method,
-            "missing_values": missing,
-            "clients_in_input": n_all,
-            "clients_with_post": n_post,
-            "clients_complete_cases": n_complete,
-            "n_imputations": int(n_imputations),
-            "n_iterations": int(n_iterations),
-            "seed": int(seed),
-            "df_complete": float(result.df_com) if converged else math.nan,
-            "degrees_of_freedom": df,
-            "fraction_missing_information": fmi,
-        },
+def _imputed_fit(
+    formula: str,
+    sample: _ImputationSample,
+    n_imputations: int,
+    rng: np.random.Generator,
+    n_iterations: int,
+    method: str,
+) -> Pooled:
+    """OLS of `formula` pooled over `n_imputations` completed data sets; without a missing
+    value, the one fit of the data as they are."""
+    if not any(sample.missing.values()):
+        return _pooled_ols(formula, [sample.data])
+    return _pooled_ols(
+        formula, impute(sample.data, n_imputations, rng, n_iterations=n_iterations, method=method)
     )
-    return _result(model_id, outcome, exposure, len(data), converged, primary, rows, diagnostics)
+
+
+def _imputation_extras(
+    sample: _ImputationSample,
+    method: str,
+    n_imputations: int,
+    n_iterations: int,
+    seed: int,
+    pooled: Pooled | None,
+) -> dict[str, Any]:
+    """What the imputation saw and did: its variables, missing values, client counts and
+    settings, and each term's Barnard-Rubin df and fraction of missing information."""
+    df: dict[str, float] = {}
+    fmi: dict[str, float] = {}
+    if pooled is not None:
+        for i, term in enumerate(pooled.terms):
+            fmi[term], df[term] = float(pooled.fmi[i]), float(pooled.df[i])
+    return {
+        "imputation_variables": list(sample.data.columns),
+        "imputation_method": method,
+        "missing_values": sample.missing,
+        "clients_in_input": sample.n_input,
+        "clients_with_post": sample.n_post,
+        "clients_complete_cases": sample.n_complete,
+        "n_imputations": int(n_imputations),
+        "n_iterations": int(n_iterations),
+        "seed": int(seed),
+        "df_complete": float(pooled.df_com) if pooled is not None else math.nan,
+        "degrees_of_freedom": df,
+        "fraction_missing_information": fmi,
+    }
+
+
+def _pooled_rows(result: Pooled) -> list[dict[str, Any]]:
+    """Coefficient rows of a pooled fit, with t intervals on the Barnard-Rubin df."""
+    low, high = result.conf_int(0.05)
+    p = result.p_value()
+    return [
+        {
+            "term": term,
+            "estimate": float(result.estimate[i]),
+            "std_error": float(result.std_error[i]),
+            "ci_low": float(low[i]),
+            "ci_high": float(high[i]),
+            "p_value": float(p[i]),
+        }
+        for i, term in enumerate(result.terms)
+    ]
 
 
 def _pooled_ols(formula: str, sets: list[pd.DataFrame]):

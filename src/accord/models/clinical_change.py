@@ -101,6 +101,84 @@ def fit_clinical_change(
         "clinical_first": f"{outcome}_clinical_first",
         "reliable_improvement": f"{outcome}_reliable_improvement",
     }
+    category = _categories(client_measures, names, what)
+    has_category = category.notna()
+    warn: list[str] = []
+    n_without = int((~has_category).sum())
+    if n_without:
+        warn.append(f"{n_without} client(s) without a {outcome} category left out")
+
+    table, left_out, group_info = _grouped_shares(
+        client_measures, category, group, exposure, what, min_cell, warn
+    )
+    data = client_measures.loc[has_category].copy()
+    clinical = data[names["clinical_first"]].astype("boolean")
+    recovery = data.loc[clinical.fillna(False).to_numpy()].copy()
+    recovery["__recovered__"] = recovery[names["category"]].astype(str) == "recovered"
+    n_not_clinical = int(len(data) - len(recovery))
+
+    fits, failures = _fit_change_models(
+        (
+            ("recovery", recovery, "__recovered__"),
+            ("reliable_improvement", data, names["reliable_improvement"]),
+        ),
+        exposure=exposure,
+        covariates=covariates,
+        model_id=model_id,
+        primary=primary,
+        exposure_reference=exposure_reference,
+        warn=warn,
+    )
+    if not fits:
+        raise NotEstimableError(
+            f"{what}: neither model could be fitted ({'; '.join(failures.values())})"
+        )
+    coefficients, model_diagnostics = _combined_models(fits, failures, outcome, names, warn)
+    extras = {
+        **group_info,
+        "categories": table,
+        "groups_left_out": len(left_out),
+        "clients_without_category": n_without,
+        "recovery_denominator": "clients clinical at the first assessment",
+        "clients_not_clinical_first": n_not_clinical,
+        "models": model_diagnostics,
+    }
+    return ModelResult(
+        model=model_id,
+        outcome=outcome,
+        exposure=exposure,
+        coefficients=coefficients,
+        diagnostics=_change_diagnostics(model_id, outcome, exposure, data, fits, warn, extras),
+    )
+
+
+def _grouped_shares(
+    client_measures: pd.DataFrame,
+    category: pd.Series,
+    group: str,
+    exposure: str,
+    what: str,
+    min_cell: int,
+    warn: list[str],
+) -> tuple[list[dict[str, Any]], list[str], dict[str, Any]]:
+    """The category table by `group`, the groups it leaves out and how the groups were formed;
+    a warning for clients without a group and for groups left out."""
+    labels, group_info = grouping(client_measures, group, exposure, what)
+    table, left_out = category_table(category, labels, min_cell)
+    n_no_group = int((category.notna() & labels.isna()).sum())
+    if n_no_group:
+        warn.append(f"{n_no_group} client(s) without a {group} left out of the category table")
+    if left_out:
+        warn.append(
+            f"{len(left_out)} group(s) with fewer than {min_cell} clients left out of the "
+            "category table"
+        )
+    return table, left_out, group_info
+
+
+def _categories(client_measures: pd.DataFrame, names: dict[str, str], what: str) -> pd.Series:
+    """Each client's Jacobson-Truax category (missing where there is none); raises
+    ConfigError for a missing column or a category that is not one of `CATEGORIES`."""
     for column in names.values():
         if column not in client_measures.columns:
             raise ConfigError(f"{what}: no column {column!r} in the client measures")
@@ -109,35 +187,24 @@ def fit_clinical_change(
     unknown = sorted(set(category.dropna().astype(str)) - set(CATEGORIES))
     if unknown:
         raise ConfigError(f"{what}: unknown categories in {names['category']!r}: {unknown}")
-    has_category = category.notna()
-    warn: list[str] = []
-    n_without = int((~has_category).sum())
-    if n_without:
-        warn.append(f"{n_without} client(s) without a {outcome} category left out")
+    return category
 
-    labels, group_info = grouping(client_measures, group, exposure, what)
-    table, left_out = category_table(category, labels, min_cell)
-    n_no_group = int((has_category & labels.isna()).sum())
-    if n_no_group:
-        warn.append(f"{n_no_group} client(s) without a {group} left out of the category table")
-    if left_out:
-        warn.append(
-            f"{len(left_out)} group(s) with fewer than {min_cell} clients left out of the "
-            "category table"
-        )
 
-    data = client_measures.loc[has_category].copy()
-    clinical = data[names["clinical_first"]].astype("boolean")
-    recovery = data.loc[clinical.fillna(False).to_numpy()].copy()
-    recovery["__recovered__"] = recovery[names["category"]].astype(str) == "recovered"
-    n_not_clinical = int(len(data) - len(recovery))
-
+def _fit_change_models(
+    models: Sequence[tuple[str, pd.DataFrame, str]],
+    *,
+    exposure: str,
+    covariates: Sequence[str],
+    model_id: str,
+    primary: bool,
+    exposure_reference: str | None,
+    warn: list[str],
+) -> tuple[dict[str, ModelResult], dict[str, str]]:
+    """The logistic model of each (name, clients, outcome column), its terms prefixed by the
+    name; a model that cannot be fitted is kept with its error (and a warning)."""
     fits: dict[str, ModelResult] = {}
     failures: dict[str, str] = {}
-    for name, frame, column in (
-        ("recovery", recovery, "__recovered__"),
-        ("reliable_improvement", data, names["reliable_improvement"]),
-    ):
+    for name, frame, column in models:
         try:
             fits[name] = fit_logistic(
                 frame,
@@ -152,11 +219,18 @@ def fit_clinical_change(
         except AccordError as exc:
             failures[name] = str(exc)
             warn.append(f"{name} model not fitted: {exc}")
-    if not fits:
-        raise NotEstimableError(
-            f"{what}: neither model could be fitted ({'; '.join(failures.values())})"
-        )
+    return fits, failures
 
+
+def _combined_models(
+    fits: dict[str, ModelResult],
+    failures: dict[str, str],
+    outcome: str,
+    names: dict[str, str],
+    warn: list[str],
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The two models' coefficients in one table, each labelled with its outcome, and each
+    model's diagnostics (or its error); the models' warnings join `warn`."""
     labels_out = {
         "recovery": f"{outcome}_recovery",
         "reliable_improvement": names["reliable_improvement"],
@@ -175,13 +249,27 @@ def fit_clinical_change(
         warn += [f"{name} model: {w}" for w in diag["warnings"]]
     for name, message in failures.items():
         model_diagnostics[name] = {"converged": False, "error": message}
-
     coefficients = coefficient_frame(
         pd.concat(coefficient_parts, ignore_index=True).to_dict("records")
     )
+    return coefficients, model_diagnostics
+
+
+def _change_diagnostics(
+    model_id: str,
+    outcome: str,
+    exposure: str,
+    data: pd.DataFrame,
+    fits: dict[str, ModelResult],
+    warn: list[str],
+    extras: dict[str, Any],
+) -> dict[str, Any]:
+    """The diagnostics of the clinical change model: converged only when both logistic models
+    converged; counts of the clients with a category."""
+    model_diagnostics = extras["models"]
     converged = bool(len(fits) == 2 and all(r.diagnostics["converged"] for r in fits.values()))
     n_clients = int(data["client_id"].nunique()) if "client_id" in data else len(data)
-    diagnostics: dict[str, Any] = {
+    return {
         "model": model_id,
         "outcome": outcome,
         "exposure": exposure,
@@ -199,23 +287,8 @@ def fit_clinical_change(
         "n_therapists": (
             int(data["therapist_id"].dropna().nunique()) if "therapist_id" in data else None
         ),
-        "extras": {
-            **group_info,
-            "categories": table,
-            "groups_left_out": len(left_out),
-            "clients_without_category": n_without,
-            "recovery_denominator": "clients clinical at the first assessment",
-            "clients_not_clinical_first": n_not_clinical,
-            "models": model_diagnostics,
-        },
+        "extras": extras,
     }
-    return ModelResult(
-        model=model_id,
-        outcome=outcome,
-        exposure=exposure,
-        coefficients=coefficients,
-        diagnostics=diagnostics,
-    )
 
 
 def fit_clinical_change_spec(

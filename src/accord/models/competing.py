@@ -141,28 +141,11 @@ def fit_cumulative_incidence(
     extras: the curves ({group: step points}), group sizes and the grouping.
     """
     what = f"cumulative incidence model {model_id!r}"
-    labels, group_info = grouping(client_measures, group, exposure, what)
-    named = exposure if group == "exposure_tertile" else group
-    durations = pd.to_numeric(
-        client_level_column(client_measures, time, what), errors="coerce"
-    ).astype(float)
-    causes = end_event_codes(client_level_column(client_measures, END_EVENT, what), what)
-    frame = pd.DataFrame({"group": labels, "time": durations, "cause": causes})
-    complete = frame.notna().all(axis=1)
-    data = frame.loc[complete]
     warn: list[str] = []
-    excluded = int((~complete).sum())
-    if excluded:
-        warn.append(f"{excluded} row(s) left out for a missing group, time or end event")
-    sizes = data["group"].value_counts().sort_index()
-    keep = [str(g) for g, n in sizes.items() if n >= min_cell]
-    if len(keep) < len(sizes):
-        warn.append(
-            f"{len(sizes) - len(keep)} group(s) with fewer than {min_cell} clients left out"
-        )
-    if not keep:
-        raise NotEstimableError(f"{what}: no group has at least {min_cell} clients")
-    data = data.loc[data["group"].isin(keep)]
+    data, keep, group_info = _competing_events(
+        client_measures, group, time, exposure, what=what, min_cell=min_cell, warn=warn
+    )
+    named = exposure if group == "exposure_tertile" else group
     parts = {name: data.loc[data["group"] == name] for name in keep}
     curves = {
         name: aalen_johansen(part["time"].to_numpy(), part["cause"].to_numpy())
@@ -173,46 +156,8 @@ def fit_cumulative_incidence(
         at_times = [last] if math.isfinite(last) else []
 
     common = {"model": model_id, "outcome": "dropout", "exposure": named, "converged": True}
-    rows: list[dict[str, Any]] = []
-    for name, curve in curves.items():
-        n_group = len(parts[name])
-        for t in at_times:
-            step = curve.loc[curve["time"] <= t].iloc[-1]
-            low, high = cif_interval(float(step["cif"]), float(step["variance"]))
-            rows.append(
-                {
-                    **common,
-                    "term": f"cif_dropout@{float(t):g}:{name}",
-                    "estimate": float(step["cif"]),
-                    "std_error": math.sqrt(max(float(step["variance"]), 0.0)),
-                    "ci_low": low,
-                    "ci_high": high,
-                    "n_obs": n_group,
-                    "n_clients": n_group,
-                }
-            )
-    chi2 = p_value = math.nan
-    if len(keep) >= 2:
-        try:
-            chi2, p_value = survdiff(
-                data["time"].to_numpy(),
-                (data["cause"] == 1).to_numpy(dtype=float),
-                data["group"].to_numpy(),
-            )
-        except np.linalg.LinAlgError:
-            # Every dropout at one and the same time: the test has no variance.
-            warn.append("no log-rank test: the groups' dropout times have no variance")
-    rows.insert(
-        0,
-        {
-            **common,
-            "term": "logrank_cause_specific",
-            "estimate": float(chi2),
-            "p_value": float(p_value),
-            "n_obs": len(data),
-            "n_clients": len(data),
-        },
-    )
+    logrank = _cause_specific_logrank(data, len(keep), common, warn)
+    rows = [logrank, *_incidence_rows(curves, parts, at_times, common)]
     diagnostics = model_diagnostics(
         model_id=model_id,
         outcome="dropout",
@@ -250,6 +195,99 @@ def fit_cumulative_incidence(
         coefficients=coefficient_frame(rows),
         diagnostics=diagnostics,
     )
+
+
+def _competing_events(
+    client_measures: pd.DataFrame,
+    group: str,
+    time: str,
+    exposure: str,
+    *,
+    what: str,
+    min_cell: int,
+    warn: list[str],
+) -> tuple[pd.DataFrame, list[str], dict[str, Any]]:
+    """Each client's group, time and cause (1 dropout, 2 completion, 0 censored), in groups of
+    at least `min_cell` clients; the names of those groups in order; and how the groups were
+    formed. Rows with a missing value and smaller groups are left out with a warning. Raises
+    NotEstimableError when no group is left.
+    """
+    labels, group_info = grouping(client_measures, group, exposure, what)
+    durations = pd.to_numeric(
+        client_level_column(client_measures, time, what), errors="coerce"
+    ).astype(float)
+    causes = end_event_codes(client_level_column(client_measures, END_EVENT, what), what)
+    frame = pd.DataFrame({"group": labels, "time": durations, "cause": causes})
+    complete = frame.notna().all(axis=1)
+    data = frame.loc[complete]
+    excluded = int((~complete).sum())
+    if excluded:
+        warn.append(f"{excluded} row(s) left out for a missing group, time or end event")
+    sizes = data["group"].value_counts().sort_index()
+    keep = [str(g) for g, n in sizes.items() if n >= min_cell]
+    if len(keep) < len(sizes):
+        warn.append(
+            f"{len(sizes) - len(keep)} group(s) with fewer than {min_cell} clients left out"
+        )
+    if not keep:
+        raise NotEstimableError(f"{what}: no group has at least {min_cell} clients")
+    return data.loc[data["group"].isin(keep)], keep, group_info
+
+
+def _incidence_rows(
+    curves: dict[str, pd.DataFrame],
+    parts: dict[str, pd.DataFrame],
+    at_times: Sequence[float],
+    common: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """One row per group and time: the cumulative incidence of dropout then, with its
+    log(-log) 95% CI."""
+    rows: list[dict[str, Any]] = []
+    for name, curve in curves.items():
+        n_group = len(parts[name])
+        for t in at_times:
+            step = curve.loc[curve["time"] <= t].iloc[-1]
+            low, high = cif_interval(float(step["cif"]), float(step["variance"]))
+            rows.append(
+                {
+                    **common,
+                    "term": f"cif_dropout@{float(t):g}:{name}",
+                    "estimate": float(step["cif"]),
+                    "std_error": math.sqrt(max(float(step["variance"]), 0.0)),
+                    "ci_low": low,
+                    "ci_high": high,
+                    "n_obs": n_group,
+                    "n_clients": n_group,
+                }
+            )
+    return rows
+
+
+def _cause_specific_logrank(
+    data: pd.DataFrame, n_groups: int, common: dict[str, Any], warn: list[str]
+) -> dict[str, Any]:
+    """The row of the log-rank test of equal cause-specific hazards of dropout across the
+    groups (completers censored): its chi-square and p-value, NaN with one group or no
+    variance."""
+    chi2 = p_value = math.nan
+    if n_groups >= 2:
+        try:
+            chi2, p_value = survdiff(
+                data["time"].to_numpy(),
+                (data["cause"] == 1).to_numpy(dtype=float),
+                data["group"].to_numpy(),
+            )
+        except np.linalg.LinAlgError:
+            # Every dropout at one and the same time: the test has no variance.
+            warn.append("no log-rank test: the groups' dropout times have no variance")
+    return {
+        **common,
+        "term": "logrank_cause_specific",
+        "estimate": float(chi2),
+        "p_value": float(p_value),
+        "n_obs": len(data),
+        "n_clients": len(data),
+    }
 
 
 def _last_time_with(times: pd.Series, min_cell: int) -> float:

@@ -56,6 +56,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -198,6 +199,80 @@ def _client_count(frame: pd.DataFrame) -> int:
     return len(frame)
 
 
+@dataclass
+class _Sample:
+    """The complete rows a client-level model is fitted to, the clients they are, and what was
+    left out (rows missing each column, as the warning names them)."""
+
+    data: pd.DataFrame
+    kept: pd.DataFrame
+    complete: pd.Series
+    missing: dict[str, int]
+    coding: dict[str, Any]
+
+    @property
+    def excluded(self) -> int:
+        """The number of rows left out for a missing value."""
+        return int((~self.complete).sum())
+
+    def left_out_warnings(self) -> list[str]:
+        """A warning counting the rows left out, by column, if any were."""
+        if not self.excluded:
+            return []
+        detail = ", ".join(f"{k}: {v}" for k, v in self.missing.items())
+        return [f"{self.excluded} row(s) left out for a missing value ({detail})"]
+
+
+def _complete_sample(
+    client_measures: pd.DataFrame,
+    frame: pd.DataFrame,
+    labels: dict[str, str],
+    coding: dict[str, Any],
+) -> _Sample:
+    """The rows of `frame` with every column, the same clients' rows of the client measures,
+    and the rows missing each column (named by `labels` where given)."""
+    complete, missing = _complete_rows(frame, list(frame.columns))
+    missing = {labels.get(k, k): v for k, v in missing.items()}
+    return _Sample(
+        data=frame.loc[complete],
+        kept=client_measures.loc[complete],
+        complete=complete,
+        missing=missing,
+        coding=coding,
+    )
+
+
+def _wald_rows(
+    terms: Sequence[str],
+    params: pd.Series,
+    bse: pd.Series,
+    common: dict[str, Any],
+    primary_term: str | None,
+    term_prefix: str = "",
+) -> list[dict[str, Any]]:
+    """One coefficient row per term with its Wald CI and ratio; the row of `primary_term`
+    (the exposure of a primary model, else None) is marked primary."""
+    return [
+        {
+            **common,
+            "term": f"{term_prefix}{term}",
+            **_wald(float(params[term]), float(bse[term])),
+            "primary": primary_term is not None and term == primary_term,
+        }
+        for term in terms
+    ]
+
+
+def _events_per_variable_warnings(fewest: int, n_coef: int, what: str) -> list[str]:
+    """A warning when there are fewer than `EVENTS_PER_VARIABLE` of `what` per coefficient."""
+    if n_coef and fewest / n_coef < EVENTS_PER_VARIABLE:
+        return [
+            f"{fewest} {what} for {n_coef} coefficient(s): fewer than {EVENTS_PER_VARIABLE} "
+            "per coefficient, estimates may be unstable"
+        ]
+    return []
+
+
 # ---------------------------------------------------------------------------------------------
 # Logistic regression
 # ---------------------------------------------------------------------------------------------
@@ -229,82 +304,33 @@ def fit_logistic(
     """
     what = f"logistic model {model_id!r}"
     covariates = list(covariates)
-    y = binary_values(client_level_column(client_measures, outcome, what), outcome, what)
-    x, coding = design(
-        client_measures, exposure, covariates, what=what, exposure_reference=exposure_reference
+    sample = _logistic_sample(
+        client_measures, outcome, exposure, covariates, what, exposure_reference
     )
-    frame = pd.concat([y.rename("__y__"), x], axis=1)
-    complete, missing = _complete_rows(frame, list(frame.columns))
-    missing = {("outcome " + outcome if k == "__y__" else k): v for k, v in missing.items()}
-    data = frame.loc[complete]
-    kept = client_measures.loc[complete]
-    n_obs = len(data)
-    if n_obs < 3:
-        raise NotEstimableError(f"{what}: {n_obs} complete row(s); at least 3 needed")
-    if data["__y__"].nunique() < 2:
-        raise NotEstimableError(
-            f"{what}: the outcome {outcome!r} does not vary among complete rows"
-        )
-    if data[exposure].nunique() < 2:
-        raise NotEstimableError(f"{what}: the exposure {exposure!r} does not vary")
-
+    data, n_obs = sample.data, len(sample.data)
     exog = pd.concat(
         [pd.Series(1.0, index=data.index, name=INTERCEPT), data.drop(columns="__y__")], axis=1
     )
     model_terms = list(exog.columns)
     formula = f"{outcome} ~ " + " + ".join([exposure, *covariates])
-    warn: list[str] = []
-    excluded = int((~complete).sum())
-    if excluded:
-        detail = ", ".join(f"{k}: {v}" for k, v in missing.items())
-        warn.append(f"{excluded} row(s) left out for a missing value ({detail})")
-
+    warn = sample.left_out_warnings()
     result, fit_warnings, error = capture_fit(
         lambda: sm.GLM(data["__y__"], exog, family=sm.families.Binomial()).fit(
             method="IRLS", maxiter=100
         )
     )
-    warn += fit_warnings
-    if error:
-        warn.append(f"fit failed: {error}")
-    separation = any("PerfectSeparation" in w for w in fit_warnings)
-    converged = bool(result is not None and not error and result.converged)
-    if result is not None and not error:
-        params = result.params.astype(float)
-        bse = result.bse.astype(float)
-        llf, aic = float(result.llf), float(result.aic)
-    else:
-        params = pd.Series(np.nan, index=model_terms)
-        bse = pd.Series(np.nan, index=model_terms)
-        llf, aic = math.nan, math.nan
-
+    warn += fit_warnings + ([f"fit failed: {error}"] if error else [])
+    fitted = result if result is not None and not error else None
+    converged = bool(fitted is not None and fitted.converged)
+    params, bse, llf, aic = _glm_estimates(fitted, model_terms)
     events = int(data["__y__"].sum())
-    fewest = min(events, n_obs - events)
-    n_coef = len(model_terms) - 1
-    if n_coef and fewest / n_coef < EVENTS_PER_VARIABLE:
-        warn.append(
-            f"{fewest} client(s) in the smaller outcome group for {n_coef} coefficient(s): "
-            f"fewer than {EVENTS_PER_VARIABLE} per coefficient, estimates may be unstable"
-        )
-
-    n_clients = _client_count(kept)
-    common = {
-        "model": model_id,
-        "outcome": outcome,
-        "exposure": exposure,
-        "n_obs": n_obs,
-        "n_clients": n_clients,
-        "converged": converged,
-    }
-    rows = [
-        {
-            **common,
-            "term": f"{term_prefix}{term}",
-            **_wald(float(params[term]), float(bse[term])),
-            "primary": bool(primary and term == exposure),
-        }
-        for term in model_terms
-    ]
+    smaller_group = "client(s) in the smaller outcome group"
+    warn += _events_per_variable_warnings(
+        min(events, n_obs - events), len(model_terms) - 1, smaller_group
+    )
+    n_clients = _client_count(sample.kept)
+    common = {"model": model_id, "outcome": outcome, "exposure": exposure}
+    common |= {"n_obs": n_obs, "n_clients": n_clients, "converged": converged}
     diagnostics = model_diagnostics(
         model_id=model_id,
         outcome=outcome,
@@ -317,22 +343,10 @@ def fit_logistic(
         log_likelihood=llf,
         n_obs=n_obs,
         n_clients=n_clients,
-        n_therapists=_n_therapists(kept),
-        extras={
-            "aic": aic,
-            "n_events": events,
-            "event_rate": events / n_obs,
-            "rows_excluded_missing": excluded,
-            "rows_missing_by_column": missing,
-            "perfect_separation": separation,
-            "iterations": (
-                int(result.fit_history.get("iteration", 0))
-                if result is not None and not error
-                else None
-            ),
-            "predictor_coding": coding,
-        },
+        n_therapists=_n_therapists(sample.kept),
+        extras=_logistic_extras(sample, fitted, aic, events, fit_warnings),
     )
+    rows = _wald_rows(model_terms, params, bse, common, exposure if primary else None, term_prefix)
     return ModelResult(
         model=model_id,
         outcome=outcome,
@@ -340,6 +354,67 @@ def fit_logistic(
         coefficients=coefficient_frame(rows),
         diagnostics=diagnostics,
     )
+
+
+def _logistic_sample(
+    client_measures: pd.DataFrame,
+    outcome: str,
+    exposure: str,
+    covariates: list[str],
+    what: str,
+    exposure_reference: str | None,
+) -> _Sample:
+    """The clients with the yes/no outcome (as ``__y__``) and every predictor; raises
+    NotEstimableError for fewer than 3 of them or an outcome or exposure that does not vary."""
+    y = binary_values(client_level_column(client_measures, outcome, what), outcome, what)
+    x, coding = design(
+        client_measures, exposure, covariates, what=what, exposure_reference=exposure_reference
+    )
+    frame = pd.concat([y.rename("__y__"), x], axis=1)
+    sample = _complete_sample(client_measures, frame, {"__y__": "outcome " + outcome}, coding)
+    data, n_obs = sample.data, len(sample.data)
+    if n_obs < 3:
+        raise NotEstimableError(f"{what}: {n_obs} complete row(s); at least 3 needed")
+    if data["__y__"].nunique() < 2:
+        raise NotEstimableError(
+            f"{what}: the outcome {outcome!r} does not vary among complete rows"
+        )
+    if data[exposure].nunique() < 2:
+        raise NotEstimableError(f"{what}: the exposure {exposure!r} does not vary")
+    return sample
+
+
+def _logistic_extras(
+    sample: _Sample, fitted: Any | None, aic: float, events: int, fit_warnings: list[str]
+) -> dict[str, Any]:
+    """The logistic fit's AIC, events, rows left out, separation flag, iterations and how the
+    predictors were coded."""
+    return {
+        "aic": aic,
+        "n_events": events,
+        "event_rate": events / len(sample.data),
+        "rows_excluded_missing": sample.excluded,
+        "rows_missing_by_column": sample.missing,
+        "perfect_separation": any("PerfectSeparation" in w for w in fit_warnings),
+        "iterations": (int(fitted.fit_history.get("iteration", 0)) if fitted is not None else None),
+        "predictor_coding": sample.coding,
+    }
+
+
+def _no_estimates(terms: list[str]) -> tuple[pd.Series, pd.Series, float, float]:
+    """NaN estimates, SEs, log-likelihood and AIC: those of a fit that failed."""
+    return pd.Series(np.nan, index=terms), pd.Series(np.nan, index=terms), math.nan, math.nan
+
+
+def _glm_estimates(
+    result: Any | None, terms: list[str]
+) -> tuple[pd.Series, pd.Series, float, float]:
+    """Estimates, SEs, log-likelihood and AIC of a GLM fit; NaN for a fit that failed."""
+    if result is None:
+        return _no_estimates(terms)
+    params = result.params.astype(float)
+    bse = result.bse.astype(float)
+    return params, bse, float(result.llf), float(result.aic)
 
 
 def fit_logistic_spec(
@@ -390,93 +465,28 @@ def fit_cox(
     if ties not in ("efron", "breslow"):
         raise ConfigError(f"{what}: ties must be 'efron' or 'breslow', not {ties!r}")
     covariates = list(covariates)
-    durations = pd.to_numeric(
-        client_level_column(client_measures, time, what), errors="coerce"
-    ).astype(float)
-    status = binary_values(client_level_column(client_measures, event, what), event, what)
-    x, coding = design(
-        client_measures, exposure, covariates, what=what, exposure_reference=exposure_reference
+    sample = _survival_sample(
+        client_measures, time, event, exposure, covariates, what, exposure_reference
     )
-    frame = pd.concat([durations.rename("__time__"), status.rename("__event__"), x], axis=1)
-    complete, missing = _complete_rows(frame, list(frame.columns))
-    missing = {
-        {"__time__": f"time {time}", "__event__": f"event {event}"}.get(k, k): v
-        for k, v in missing.items()
-    }
-    data = frame.loc[complete]
-    kept = client_measures.loc[complete]
-    n_obs = len(data)
-    if (data["__time__"] < 0).any():
-        raise AccordError(f"{what}: {time!r} has negative values")
+    data, n_obs = sample.data, len(sample.data)
     events = int(data["__event__"].sum())
-    if n_obs < 3 or events == 0:
-        raise NotEstimableError(f"{what}: {n_obs} complete row(s) with {events} event(s); too few")
-    if data[exposure].nunique() < 2:
-        raise NotEstimableError(f"{what}: the exposure {exposure!r} does not vary")
-
     exog = data.drop(columns=["__time__", "__event__"])
     model_terms = list(exog.columns)
     formula = f"Surv({time}, {event}) ~ " + " + ".join([exposure, *covariates])
-    warn: list[str] = []
-    excluded = int((~complete).sum())
-    if excluded:
-        detail = ", ".join(f"{k}: {v}" for k, v in missing.items())
-        warn.append(f"{excluded} row(s) left out for a missing value ({detail})")
-
-    def fit() -> tuple[PHRegResults, bool]:
-        model = PHReg(
-            data["__time__"].to_numpy(),
-            exog.to_numpy(),
-            status=data["__event__"].to_numpy(),
-            ties=ties,
-        )
-        # PHReg.fit drops the optimizer's convergence flag, so the likelihood fit it wraps is
-        # run here and its result put into PHRegResults in the same way.
-        raw = LikelihoodModel.fit(model, method="newton", maxiter=100, disp=False)
-        converged = bool(raw.mle_retvals.get("converged", False))
-        return PHRegResults(model, raw.params, raw.cov_params()), converged
-
-    out, fit_warnings, error = capture_fit(fit)
+    warn = sample.left_out_warnings()
+    out, fit_warnings, error = capture_fit(lambda: _fit_phreg(data, exog, ties))
     warn += fit_warnings
     if error:
         warn.append(f"fit failed: {error}")
-    if out is not None and not error:
-        result, converged = out
-        params = pd.Series(np.asarray(result.params, dtype=float), index=model_terms)
-        bse = pd.Series(np.asarray(result.bse, dtype=float), index=model_terms)
-        llf = float(result.llf)
-        aic = -2 * llf + 2 * len(model_terms)
-    else:
-        converged = False
-        params = pd.Series(np.nan, index=model_terms)
-        bse = pd.Series(np.nan, index=model_terms)
-        llf, aic = math.nan, math.nan
-    if len(model_terms) and events / len(model_terms) < EVENTS_PER_VARIABLE:
-        warn.append(
-            f"{events} event(s) for {len(model_terms)} coefficient(s): fewer than "
-            f"{EVENTS_PER_VARIABLE} per coefficient, estimates may be unstable"
-        )
+    converged, params, bse, llf, aic = _cox_estimates(
+        out if out is not None and not error else None, model_terms
+    )
+    warn += _events_per_variable_warnings(events, len(model_terms), "event(s)")
     if not np.all(np.isfinite(bse.to_numpy())):
         warn.append("some standard errors are not finite (singular information matrix)")
-
-    n_clients = _client_count(kept)
-    common = {
-        "model": model_id,
-        "outcome": time,
-        "exposure": exposure,
-        "n_obs": n_obs,
-        "n_clients": n_clients,
-        "converged": converged,
-    }
-    rows = [
-        {
-            **common,
-            "term": term,
-            **_wald(float(params[term]), float(bse[term])),
-            "primary": bool(primary and term == exposure),
-        }
-        for term in model_terms
-    ]
+    n_clients = _client_count(sample.kept)
+    common = {"model": model_id, "outcome": time, "exposure": exposure}
+    common |= {"n_obs": n_obs, "n_clients": n_clients, "converged": converged}
     diagnostics = model_diagnostics(
         model_id=model_id,
         outcome=time,
@@ -489,7 +499,7 @@ def fit_cox(
         log_likelihood=llf,
         n_obs=n_obs,
         n_clients=n_clients,
-        n_therapists=_n_therapists(kept),
+        n_therapists=_n_therapists(sample.kept),
         extras={
             "aic": aic,
             "ties": ties,
@@ -497,11 +507,12 @@ def fit_cox(
             "event": event,
             "n_events": events,
             "n_censored": n_obs - events,
-            "rows_excluded_missing": excluded,
-            "rows_missing_by_column": missing,
-            "predictor_coding": coding,
+            "rows_excluded_missing": sample.excluded,
+            "rows_missing_by_column": sample.missing,
+            "predictor_coding": sample.coding,
         },
     )
+    rows = _wald_rows(model_terms, params, bse, common, exposure if primary else None)
     return ModelResult(
         model=model_id,
         outcome=time,
@@ -509,6 +520,68 @@ def fit_cox(
         coefficients=coefficient_frame(rows),
         diagnostics=diagnostics,
     )
+
+
+def _survival_sample(
+    client_measures: pd.DataFrame,
+    time: str,
+    event: str,
+    exposure: str,
+    covariates: list[str],
+    what: str,
+    exposure_reference: str | None,
+) -> _Sample:
+    """The clients with a time (as ``__time__``), a status (``__event__``) and every
+    predictor; raises AccordError for a negative time and NotEstimableError for fewer than 3
+    clients, no event or an exposure that does not vary."""
+    durations = pd.to_numeric(
+        client_level_column(client_measures, time, what), errors="coerce"
+    ).astype(float)
+    status = binary_values(client_level_column(client_measures, event, what), event, what)
+    x, coding = design(
+        client_measures, exposure, covariates, what=what, exposure_reference=exposure_reference
+    )
+    frame = pd.concat([durations.rename("__time__"), status.rename("__event__"), x], axis=1)
+    labels = {"__time__": f"time {time}", "__event__": f"event {event}"}
+    sample = _complete_sample(client_measures, frame, labels, coding)
+    data, n_obs = sample.data, len(sample.data)
+    if (data["__time__"] < 0).any():
+        raise AccordError(f"{what}: {time!r} has negative values")
+    events = int(data["__event__"].sum())
+    if n_obs < 3 or events == 0:
+        raise NotEstimableError(f"{what}: {n_obs} complete row(s) with {events} event(s); too few")
+    if data[exposure].nunique() < 2:
+        raise NotEstimableError(f"{what}: the exposure {exposure!r} does not vary")
+    return sample
+
+
+def _fit_phreg(data: pd.DataFrame, exog: pd.DataFrame, ties: str) -> tuple[PHRegResults, bool]:
+    """The Cox fit by Newton-Raphson on the partial likelihood, and whether it converged."""
+    model = PHReg(
+        data["__time__"].to_numpy(),
+        exog.to_numpy(),
+        status=data["__event__"].to_numpy(),
+        ties=ties,
+    )
+    # PHReg.fit drops the optimizer's convergence flag, so the likelihood fit it wraps is
+    # run here and its result put into PHRegResults in the same way.
+    raw = LikelihoodModel.fit(model, method="newton", maxiter=100, disp=False)
+    converged = bool(raw.mle_retvals.get("converged", False))
+    return PHRegResults(model, raw.params, raw.cov_params()), converged
+
+
+def _cox_estimates(
+    out: tuple[PHRegResults, bool] | None, terms: list[str]
+) -> tuple[bool, pd.Series, pd.Series, float, float]:
+    """Whether the Cox fit converged, its estimates, SEs, log partial likelihood and AIC; not
+    converged and NaN for a fit that failed."""
+    if out is None:
+        return False, *_no_estimates(terms)
+    result, converged = out
+    params = pd.Series(np.asarray(result.params, dtype=float), index=terms)
+    bse = pd.Series(np.asarray(result.bse, dtype=float), index=terms)
+    llf = float(result.llf)
+    return converged, params, bse, llf, -2 * llf + 2 * len(terms)
 
 
 def fit_cox_spec(

@@ -249,45 +249,12 @@ def fit_lrt_spec(
     `spec.options` as resolved by `resolve_lrt_spec`: ``full_model`` (the full model's
     fields), and ``drop`` (terms) or ``reduced_model`` (the reduced model's fields).
     """
-    options = spec.options
-    full_entry = options.get("full_model")
-    if not isinstance(full_entry, Mapping):
-        raise ConfigError(f"models: {spec.id!r} (lrt) needs options.full, a model id")
-    reduced_entry = options.get("reduced_model")
-    drop = [_term_name(term, full_entry["exposure"]) for term in options.get("drop", [])]
-    if bool(drop) == bool(reduced_entry):
-        raise ConfigError(
-            f"models: {spec.id!r} (lrt) needs exactly one of options.drop and options.reduced"
-        )
-
+    full_entry, reduced_entry, drop = _compared_entries(spec)
     full_design = model_design(panel, client_measures, full_entry)
     warn = list(full_design.notes)
-    full_terms = model_terms(full_design)
-    components = full_design.structure.components()
-    fixed_dropped = [t for t in drop if t not in RANDOM_COMPONENTS]
-    random_dropped = [t for t in drop if t in RANDOM_COMPONENTS]
     if drop:
-        unknown = [t for t in fixed_dropped if t not in full_terms]
-        unknown += [t for t in random_dropped if t not in components]
-        if unknown:
-            raise ConfigError(
-                f"models: {spec.id!r} (lrt) drops {unknown[0]!r}, which is not a term of the "
-                f"full model {full_entry['id']!r} (terms: {', '.join(full_terms)}; random: "
-                f"{', '.join(components) or 'client intercept only'})"
-            )
-        if fixed_dropped and random_dropped:
-            raise ConfigError(
-                f"models: {spec.id!r} (lrt) drops fixed and random terms together; "
-                "test them separately"
-            )
-        reduced_design = replace(
-            full_design,
-            rhs=_drop_terms(full_design.rhs, fixed_dropped),
-            structure=RandomStructure(
-                client_slope=full_design.structure.client_slope and "client_slope" not in drop,
-                therapist_intercept=full_design.structure.therapist_intercept
-                and "therapist_intercept" not in drop,
-            ),
+        reduced_design, fixed_dropped, random_dropped = _dropped_design(
+            spec.id, full_design, full_entry, drop
         )
         label = ", ".join(drop)
     else:
@@ -300,10 +267,116 @@ def fit_lrt_spec(
     if not drop:
         warn += _nesting_problems(full, reduced, full_entry, reduced_entry)
         fixed_dropped = [t for t in full.terms if t not in reduced.terms]
+        components = full_design.structure.components()
         random_dropped = [c for c in components if c not in reduced.structure.components()]
     elif reduced.n_obs != full.n_obs:
         warn.append("the models are not nested: they were fitted to different numbers of rows")
     test = likelihood_ratio(full, reduced)
+    p_mixture = _test_caveats(full, reduced, test, random_dropped, warn)
+    converged = full.converged and reduced.converged
+
+    row = {
+        "model": spec.id,
+        "outcome": full_entry["outcome"],
+        "exposure": full_entry["exposure"],
+        "term": f"{LRT_TERM_PREFIX}{label}",
+        "estimate": test["statistic"],
+        "p_value": test["p_value"],
+        "n_obs": full.n_obs,
+        "n_clients": full.n_clients,
+        "converged": converged,
+        "primary": False,
+    }
+    extras = {
+        "test": "likelihood ratio, refitted with ML",
+        "full_model": full_entry["id"],
+        "reduced_model": reduced_entry["id"] if reduced_entry else None,
+        "dropped_fixed_terms": fixed_dropped,
+        "dropped_random_components": random_dropped,
+        "tested_on_boundary": bool(random_dropped),
+        "chi_square": test["statistic"],
+        "df": test["df"],
+        "p_value": test["p_value"],
+        "p_value_mixture": p_mixture,
+        "log_likelihood_difference": full.log_likelihood - reduced.log_likelihood,
+        "full": _fit_record(full, full_design),
+        "reduced": _fit_record(reduced, reduced_design),
+    }
+    return ModelResult(
+        model=spec.id,
+        outcome=full_entry["outcome"],
+        exposure=full_entry["exposure"],
+        coefficients=coefficient_frame([row]),
+        diagnostics=_lrt_diagnostics(
+            spec.id, full_entry, full_design, full, converged, warn, extras
+        ),
+    )
+
+
+def _compared_entries(
+    spec: ModelSpec,
+) -> tuple[Mapping[str, Any], Mapping[str, Any] | None, list[str]]:
+    """The full model's entry, the reduced model's entry (or None) and the terms to drop (as
+    the coefficient table names them); ConfigError unless exactly one of the last two is
+    given."""
+    options = spec.options
+    full_entry = options.get("full_model")
+    if not isinstance(full_entry, Mapping):
+        raise ConfigError(f"models: {spec.id!r} (lrt) needs options.full, a model id")
+    reduced_entry = options.get("reduced_model")
+    drop = [_term_name(term, full_entry["exposure"]) for term in options.get("drop", [])]
+    if bool(drop) == bool(reduced_entry):
+        raise ConfigError(
+            f"models: {spec.id!r} (lrt) needs exactly one of options.drop and options.reduced"
+        )
+    return full_entry, reduced_entry, drop
+
+
+def _dropped_design(
+    model_id: str, full_design: Design, full_entry: Mapping[str, Any], drop: list[str]
+) -> tuple[Design, list[str], list[str]]:
+    """The reduced model: the full design without the `drop` terms; and the fixed terms and
+    random components dropped. ConfigError for a term the full model does not have, or for
+    fixed and random terms dropped together."""
+    full_terms = model_terms(full_design)
+    components = full_design.structure.components()
+    fixed_dropped = [t for t in drop if t not in RANDOM_COMPONENTS]
+    random_dropped = [t for t in drop if t in RANDOM_COMPONENTS]
+    unknown = [t for t in fixed_dropped if t not in full_terms]
+    unknown += [t for t in random_dropped if t not in components]
+    if unknown:
+        raise ConfigError(
+            f"models: {model_id!r} (lrt) drops {unknown[0]!r}, which is not a term of the "
+            f"full model {full_entry['id']!r} (terms: {', '.join(full_terms)}; random: "
+            f"{', '.join(components) or 'client intercept only'})"
+        )
+    if fixed_dropped and random_dropped:
+        raise ConfigError(
+            f"models: {model_id!r} (lrt) drops fixed and random terms together; "
+            "test them separately"
+        )
+    reduced_design = replace(
+        full_design,
+        rhs=_drop_terms(full_design.rhs, fixed_dropped),
+        structure=RandomStructure(
+            client_slope=full_design.structure.client_slope and "client_slope" not in drop,
+            therapist_intercept=full_design.structure.therapist_intercept
+            and "therapist_intercept" not in drop,
+        ),
+    )
+    return reduced_design, fixed_dropped, random_dropped
+
+
+def _test_caveats(
+    full: MLFit,
+    reduced: MLFit,
+    test: dict[str, float],
+    random_dropped: list[str],
+    warn: list[str],
+) -> float:
+    """Warnings on the test (no degrees of freedom, variance components on the boundary, a
+    fit that did not converge), and the boundary mixture p-value (NaN when no random
+    component is dropped)."""
     if test["df"] <= 0:
         warn.append(
             f"the reduced model has {reduced.n_parameters} parameters, the full "
@@ -320,24 +393,24 @@ def fit_lrt_spec(
     for name, fit in (("full", full), ("reduced", reduced)):
         if not fit.converged:
             warn.append(f"the {name} model's ML fit did not converge: {fit.message}")
-    converged = full.converged and reduced.converged
+    return p_mixture
 
-    row = {
-        "model": spec.id,
-        "outcome": full_entry["outcome"],
-        "exposure": full_entry["exposure"],
-        "term": f"{LRT_TERM_PREFIX}{label}",
-        "estimate": test["statistic"],
-        "p_value": test["p_value"],
-        "n_obs": full.n_obs,
-        "n_clients": full.n_clients,
-        "converged": converged,
-        "primary": False,
-    }
+
+def _lrt_diagnostics(
+    model_id: str,
+    full_entry: Mapping[str, Any],
+    full_design: Design,
+    full: MLFit,
+    converged: bool,
+    warn: list[str],
+    extras: dict[str, Any],
+) -> dict[str, Any]:
+    """The test's diagnostics: the full model's fit (log-likelihood, variances, counts) and
+    the test in `extras`; `converged` when both ML fits converged."""
     therapists = full_design.data["therapist"]
     n_therapists = int(therapists[~therapists.str.startswith(_UNKNOWN_THERAPIST)].nunique())
-    diagnostics: dict[str, Any] = {
-        "model": spec.id,
+    return {
+        "model": model_id,
         "outcome": full_entry["outcome"],
         "exposure": full_entry["exposure"],
         "formula": f"{full_design.response} ~ {full_design.rhs}",
@@ -352,29 +425,8 @@ def fit_lrt_spec(
         "n_obs": full.n_obs,
         "n_clients": full.n_clients,
         "n_therapists": n_therapists,
-        "extras": {
-            "test": "likelihood ratio, refitted with ML",
-            "full_model": full_entry["id"],
-            "reduced_model": reduced_entry["id"] if reduced_entry else None,
-            "dropped_fixed_terms": fixed_dropped,
-            "dropped_random_components": random_dropped,
-            "tested_on_boundary": bool(random_dropped),
-            "chi_square": test["statistic"],
-            "df": test["df"],
-            "p_value": test["p_value"],
-            "p_value_mixture": p_mixture,
-            "log_likelihood_difference": full.log_likelihood - reduced.log_likelihood,
-            "full": _fit_record(full, full_design),
-            "reduced": _fit_record(reduced, reduced_design),
-        },
+        "extras": extras,
     }
-    return ModelResult(
-        model=spec.id,
-        outcome=full_entry["outcome"],
-        exposure=full_entry["exposure"],
-        coefficients=coefficient_frame([row]),
-        diagnostics=diagnostics,
-    )
 
 
 def _fit_record(fit: MLFit, design: Design) -> dict[str, Any]:

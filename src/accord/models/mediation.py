@@ -156,50 +156,22 @@ def fit_mediation(
     )
     if replicates is not None:
         check_replicates(replicates, int(n_boot), model_id)
-
-    def run():
-        drawn = replicates
-        if drawn is None:
-            drawn = _draw(prepared, seed, model_id, range(int(n_boot)))
-        return _paths(prepared, None), drawn.sort_values("replicate", kind="stable")
-
-    result, fit_warnings, error = capture_fit(run)
+    result, fit_warnings, error = capture_fit(
+        lambda: _estimates_and_replicates(prepared, replicates, seed, model_id, int(n_boot))
+    )
     warn = prepared.notes + fit_warnings + ([f"fit failed: {error}"] if error else [])
     converged = result is not None and not error
-    rows: list[dict[str, Any]] = []
-    products: dict[str, float] = {}
-    sensitivity: dict[str, Any] = {}
-    if converged:
-        paths, drawn = result
-        rows = _rows(paths, drawn, int(n_boot))
-        products = {
-            "a_exposure_to_mediator": paths["a"],
-            "b_mediator_to_outcome": paths["b"],
-            "c_direct": paths["c"],
-            "indirect_ab": paths["a"] * paths["b"],
-            "total_ab_plus_c": paths["a"] * paths["b"] + paths["c"],
-        }
-        sensitivity = acme_sensitivity(prepared)
+    rows, products, sensitivity = _estimates(result if converged else None, prepared, int(n_boot))
     n_obs = len(prepared.data)
-    common = {
-        "model": model_id,
-        "outcome": outcome,
-        "exposure": exposure,
-        "n_obs": n_obs,
-        "n_clients": n_obs,
-        "converged": converged,
-    }
+    common = {"model": model_id, "outcome": outcome, "exposure": exposure}
+    common |= {"n_obs": n_obs, "n_clients": n_obs, "converged": converged}
     rows = [{**common, **row, "primary": bool(primary and row["term"] == "acme")} for row in rows]
     diagnostics: dict[str, Any] = client_model_diagnostics(
         model_id=model_id,
         outcome=outcome,
         exposure=exposure,
         formula=f"{prepared.mediator_formula}; {prepared.outcome_formula}",
-        method=(
-            f"causal mediation (Imai et al. 2010), OLS models, point estimates from the "
-            f"original sample, nonparametric bootstrap n={int(n_boot)} (one resample for both "
-            "models, percentile CIs)"
-        ),
+        method=_method(int(n_boot)),
         optimizer="least squares",
         converged=converged,
         warn=warn,
@@ -210,19 +182,7 @@ def fit_mediation(
         extras={
             "mediator": mediator,
             "outcome_column": y,
-            "mediator_formula": prepared.mediator_formula,
-            "outcome_formula": prepared.outcome_formula,
-            "exposure_coding": prepared.coding,
-            "contrast": "exposure 1 vs 0 (as coded)",
-            "n_boot": int(n_boot),
-            "seed": int(seed),
-            "replicate_seed": "default_rng([seed, crc32(model id), replicate])",
-            "p_value_resolution": 2.0 / (1 + int(n_boot)),
-            "product_of_coefficients": products,
-            "sensitivity": sensitivity,
-            "assumptions": list(ASSUMPTIONS),
-            "clients_in_input": prepared.n_all,
-            "clients_excluded_missing": prepared.n_incomplete,
+            **_mediation_extras(prepared, int(n_boot), int(seed), products, sensitivity),
         },
     )
     return ModelResult(
@@ -232,6 +192,80 @@ def fit_mediation(
         coefficients=coefficient_frame(rows),
         diagnostics=diagnostics,
     )
+
+
+def _method(n_boot: int) -> str:
+    """How the effects were estimated, for the diagnostics."""
+    return (
+        f"causal mediation (Imai et al. 2010), OLS models, point estimates from the "
+        f"original sample, nonparametric bootstrap n={n_boot} (one resample for both "
+        "models, percentile CIs)"
+    )
+
+
+def _estimates_and_replicates(
+    prepared: _Prepared,
+    replicates: pd.DataFrame | None,
+    seed: int,
+    model_id: str,
+    n_boot: int,
+) -> tuple[dict[str, float], pd.DataFrame]:
+    """The paths of the original sample, and the bootstrap replicates in order (those given,
+    or `n_boot` drawn here)."""
+    drawn = replicates
+    if drawn is None:
+        drawn = _draw(prepared, seed, model_id, range(n_boot))
+    return _paths(prepared, None), drawn.sort_values("replicate", kind="stable")
+
+
+def _estimates(
+    result: tuple[dict[str, float], pd.DataFrame] | None, prepared: _Prepared, n_boot: int
+) -> tuple[list[dict[str, Any]], dict[str, float], dict[str, Any]]:
+    """From the paths and replicates (None when the fit failed): the coefficient rows, the
+    product of coefficients and the ACME's sensitivity to the mediator-outcome error
+    correlation (all empty when the fit failed)."""
+    if result is None:
+        return [], {}, {}
+    paths, drawn = result
+    rows = _rows(paths, drawn, n_boot)
+    return rows, _product_of_coefficients(paths), acme_sensitivity(prepared)
+
+
+def _product_of_coefficients(paths: dict[str, float]) -> dict[str, float]:
+    """The paths a, b and c, and the product-of-coefficients indirect and total effects."""
+    return {
+        "a_exposure_to_mediator": paths["a"],
+        "b_mediator_to_outcome": paths["b"],
+        "c_direct": paths["c"],
+        "indirect_ab": paths["a"] * paths["b"],
+        "total_ab_plus_c": paths["a"] * paths["b"] + paths["c"],
+    }
+
+
+def _mediation_extras(
+    prepared: _Prepared,
+    n_boot: int,
+    seed: int,
+    products: dict[str, float],
+    sensitivity: dict[str, Any],
+) -> dict[str, Any]:
+    """The two models' formulas, the exposure coding, the bootstrap's settings, the product of
+    coefficients, the sensitivity analysis, the assumptions and the clients left out."""
+    return {
+        "mediator_formula": prepared.mediator_formula,
+        "outcome_formula": prepared.outcome_formula,
+        "exposure_coding": prepared.coding,
+        "contrast": "exposure 1 vs 0 (as coded)",
+        "n_boot": n_boot,
+        "seed": seed,
+        "replicate_seed": "default_rng([seed, crc32(model id), replicate])",
+        "p_value_resolution": 2.0 / (1 + n_boot),
+        "product_of_coefficients": products,
+        "sensitivity": sensitivity,
+        "assumptions": list(ASSUMPTIONS),
+        "clients_in_input": prepared.n_all,
+        "clients_excluded_missing": prepared.n_incomplete,
+    }
 
 
 def _rows(paths: dict[str, float], drawn: pd.DataFrame, n_boot: int) -> list[dict[str, Any]]:

@@ -185,7 +185,30 @@ class ProfiledDeviance:
         self.n, self.p = X.shape
         if self.n - self.p <= 0:
             raise ValueError("fewer observations than fixed effects")
+        client_order, per_client, therapist_labels = self._order_clients(client, therapist)
+        Z = self._client_design(time)
+        self._sum_per_client(y, X, Z)
+        if therapist is not None:
+            self.client_therapist = per_client[client_order]
+            self.therapist_labels = therapist_labels
+            self.t_starts = np.flatnonzero(np.r_[True, np.diff(self.client_therapist) != 0])
+            self.n_t = np.add.reduceat(self.ZZ[:, 0, 0], self.t_starts)
+            self.tZX = np.add.reduceat(self.ZX[:, 0, :], self.t_starts, axis=0)
+            self.tZy = np.add.reduceat(self.Zy[:, 0], self.t_starts)
+        else:
+            self.client_therapist = None
+            self.therapist_labels = None
+        self.n_evaluations = 0
 
+    def _order_clients(
+        self, client: np.ndarray, therapist: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """Number the clients, ordered by therapist so that per-therapist sums are contiguous
+        segments; sets each row's client number and the client labels in that order.
+
+        Returns the order of the sorted client labels, each sorted client's therapist code
+        (None without a therapist term) and the therapist labels. Raises ModelStructureError
+        for a client seen by more than one therapist."""
         client_labels, client_code = _sorted_codes(client)
         n_clients = len(client_labels)
         if therapist is not None:
@@ -204,10 +227,14 @@ class ProfiledDeviance:
             client_order = np.arange(n_clients)
         rank = np.empty(n_clients, dtype=np.intp)
         rank[client_order] = np.arange(n_clients)
-        row_client = rank[client_code]
+        self.row_client = rank[client_code]
         self.client_labels = client_labels[client_order]
         self.n_clients = n_clients
+        return client_order, per_client, therapist_labels
 
+    def _client_design(self, time: np.ndarray | None) -> np.ndarray:
+        """Z of the client effects: the intercept column, and time divided by its SD (stored
+        as `time_sd`) for a slope."""
         if self.q == 2:
             if time is None:
                 raise ValueError("time is needed for a client slope")
@@ -215,16 +242,19 @@ class ProfiledDeviance:
             self.time_sd = float(np.std(time))
             if not (np.isfinite(self.time_sd) and self.time_sd > 0):
                 raise ValueError("time must vary to fit a client slope")
-            Z = np.column_stack([np.ones(self.n), time / self.time_sd])
-        else:
-            self.time_sd = 1.0
-            Z = np.ones((self.n, 1))
+            return np.column_stack([np.ones(self.n), time / self.time_sd])
+        self.time_sd = 1.0
+        return np.ones((self.n, 1))
 
+    def _sum_per_client(self, y: np.ndarray, X: np.ndarray, Z: np.ndarray) -> None:
+        """The sufficient statistics: Z_i'Z_i, Z_i'X_i and Z_i'y_i per client (of y's residual
+        from least squares on X), X'X, X'y and y'y."""
         # y is replaced by its residual from least squares on X, and b by b - b_ols: the same
         # model, but r^2 = y'y - |c_u|^2 - ... then subtracts numbers of similar size, which
         # keeps the deviance accurate enough for finite-difference derivatives.
         self.b_ols = np.linalg.lstsq(X, y, rcond=None)[0]
         y = y - X @ self.b_ols
+        row_client = self.row_client
         order = np.argsort(row_client, kind="stable")
         starts = np.flatnonzero(np.r_[True, np.diff(row_client[order]) != 0])
         Zs, Xs, ys = Z[order], X[order], y[order]
@@ -249,19 +279,6 @@ class ProfiledDeviance:
         self.XtX = X.T @ X
         self.Xty = X.T @ y
         self.yty = float(y @ y)
-        self.row_client = row_client
-
-        if therapist is not None:
-            self.client_therapist = per_client[client_order]
-            self.therapist_labels = therapist_labels
-            self.t_starts = np.flatnonzero(np.r_[True, np.diff(self.client_therapist) != 0])
-            self.n_t = np.add.reduceat(self.ZZ[:, 0, 0], self.t_starts)
-            self.tZX = np.add.reduceat(self.ZX[:, 0, :], self.t_starts, axis=0)
-            self.tZy = np.add.reduceat(self.Zy[:, 0], self.t_starts)
-        else:
-            self.client_therapist = None
-            self.therapist_labels = None
-        self.n_evaluations = 0
 
     # theta layout: client part ("intercept": [a]; "correlated": [a, b, c] for T = [[a, 0],
     # [b, c]]; "independent": [a, c]), then tau with a therapist term.
@@ -298,12 +315,33 @@ class ProfiledDeviance:
         several times faster than batched matrix routines on stacks of tiny matrices."""
         self.n_evaluations += 1
         T, tau = self.factor(theta)
+        out, logdet, XtVX, rhs, cu2 = self._client_blocks(T)
+        if self.therapist_labels is not None:
+            rows = self._therapist_rows(T, tau, out)
+            logdet += rows.pop("logdet_s")
+            RZX_t, cu_t = rows["RZX_t"], rows["cu_t"]
+            XtVX -= RZX_t.T @ RZX_t
+            rhs -= RZX_t.T @ cu_t
+            cu2 += float(cu_t @ cu_t)
+            out.update(rows)
+        RX = np.linalg.cholesky(XtVX)
+        beta = _chol_solve(RX, rhs)
+        r2 = self.yty - cu2 - float(rhs @ beta)
+        beta = beta + self.b_ols
+        logdet_x = 2.0 * float(np.sum(np.log(np.diag(RX))))
+        out.update(XtVX=XtVX, RX=RX, beta=beta, r2=r2, logdet=logdet, logdet_x=logdet_x)
+        return out
+
+    def _client_blocks(
+        self, T: np.ndarray
+    ) -> tuple[dict[str, np.ndarray | None], float, np.ndarray, np.ndarray, float]:
+        """The client blocks of L (L_i L_i' = T'Z_i'Z_i T + I, T'v = (a v0 + b v1, c v1)) and
+        their rows of c_u and R_ZX; with log|L_clients|^2, X'X - R_ZX'R_ZX, X'y - R_ZX'c_u and
+        |c_u|^2 over the clients."""
         a = T[0, 0]
         A, ZX0, Zy0 = self._A, self._ZX0, self._Zy0
         if self.q == 2:
             B, C, ZX1, Zy1 = self._B, self._C, self._ZX1, self._Zy1
-        # Client blocks: L_i L_i' = T'Z_i'Z_i T + I, T'v = (a v0 + b v1, c v1).
-        if self.q == 2:
             b, c = T[1, 0], T[1, 1]
             l00 = np.sqrt(a * a * A + 2 * a * b * B + b * b * C + 1.0)
             l10 = c * (a * B + b * C) / l00
@@ -325,53 +363,45 @@ class ProfiledDeviance:
             XtVX = self.XtX - R0.T @ R0
             rhs = self.Xty - R0.T @ cu0
             cu2 = float(cu0 @ cu0)
-        out: dict[str, np.ndarray | float | None] = {
-            "l00": l00,
-            "l10": l10,
-            "l11": l11,
-            "cu0": cu0,
-            "cu1": cu1,
-            "R0": R0,
-            "R1": R1,
-        }
-        if self.therapist_labels is not None:
-            # Therapist row of L: g_i = L_i^-1 tau T' Z_i'1, with Z_i'1 = (A_i, B_i). The
-            # Schur complement S_j = 1 + tau^2 sum_i 1'V_i^-1 1 and the therapist rows of c_u
-            # and R_ZX (tau sum_i 1'V_i^-1 (y_i, X_i) / sqrt(S_j)) are summed from
-            # 1'V_i^-1 = e_1'(I + Z_i'Z_i K)^-1 Z_i' (K = TT', V_i = I + Z_i K Z_i'), in
-            # closed form: subtracting sum |g_i|^2 from tau^2 n_j + 1 instead loses every
-            # digit when the therapist variance is large.
-            if self.q == 2:
-                g0 = tau * (a * A + b * B) / l00
-                g1 = (tau * c * B - l10 * g0) / l11
-                k01, k11 = a * b, b * b + c * c
-                det = (l00 * l11) ** 2
-                w11 = (1.0 + B * k01 + C * k11) / det
-                w01 = (A * k01 + B * k11) / det
-                one_v_one = (A + self.gram_det * k11) / det
-                one_v_y = w11 * Zy0 - w01 * Zy1
-                one_v_x = w11[:, None] * ZX0 - w01[:, None] * ZX1
-            else:
-                g0, g1 = tau * a * A / l00, None
-                shrink = 1.0 / (1.0 + a * a * A)
-                one_v_one, one_v_y, one_v_x = A * shrink, Zy0 * shrink, ZX0 * shrink[:, None]
-            starts = self.t_starts
-            S = 1.0 + tau * tau * np.add.reduceat(one_v_one, starts)
-            sqrt_s = np.sqrt(S)
-            cu_t = tau * np.add.reduceat(one_v_y, starts) / sqrt_s
-            RZX_t = tau * np.add.reduceat(one_v_x, starts, axis=0) / sqrt_s[:, None]
-            logdet += float(np.sum(np.log(S)))
-            XtVX -= RZX_t.T @ RZX_t
-            rhs -= RZX_t.T @ cu_t
-            cu2 += float(cu_t @ cu_t)
-            out.update(g0=g0, g1=g1, sqrt_s=sqrt_s, cu_t=cu_t, RZX_t=RZX_t)
-        RX = np.linalg.cholesky(XtVX)
-        beta = _chol_solve(RX, rhs)
-        r2 = self.yty - cu2 - float(rhs @ beta)
-        beta = beta + self.b_ols
-        logdet_x = 2.0 * float(np.sum(np.log(np.diag(RX))))
-        out.update(XtVX=XtVX, RX=RX, beta=beta, r2=r2, logdet=logdet, logdet_x=logdet_x)
-        return out
+        blocks = {"l00": l00, "l10": l10, "l11": l11, "cu0": cu0, "cu1": cu1, "R0": R0, "R1": R1}
+        return blocks, logdet, XtVX, rhs, cu2
+
+    def _therapist_rows(self, T: np.ndarray, tau: float, blocks: dict) -> dict:
+        """The therapist rows of L, c_u and R_ZX (g0, g1, sqrt_s, cu_t, RZX_t) and the
+        therapist block's log|S|."""
+        # Therapist row of L: g_i = L_i^-1 tau T' Z_i'1, with Z_i'1 = (A_i, B_i). The Schur
+        # complement S_j = 1 + tau^2 sum_i 1'V_i^-1 1 and the therapist rows of c_u and R_ZX
+        # (tau sum_i 1'V_i^-1 (y_i, X_i) / sqrt(S_j)) are summed from 1'V_i^-1 =
+        # e_1'(I + Z_i'Z_i K)^-1 Z_i' (K = TT', V_i = I + Z_i K Z_i'), in closed form:
+        # subtracting sum |g_i|^2 from tau^2 n_j + 1 instead loses every digit when the
+        # therapist variance is large.
+        a = T[0, 0]
+        A, ZX0, Zy0 = self._A, self._ZX0, self._Zy0
+        l00 = blocks["l00"]
+        if self.q == 2:
+            B, C, ZX1, Zy1 = self._B, self._C, self._ZX1, self._Zy1
+            b, c = T[1, 0], T[1, 1]
+            l10, l11 = blocks["l10"], blocks["l11"]
+            g0 = tau * (a * A + b * B) / l00
+            g1 = (tau * c * B - l10 * g0) / l11
+            k01, k11 = a * b, b * b + c * c
+            det = (l00 * l11) ** 2
+            w11 = (1.0 + B * k01 + C * k11) / det
+            w01 = (A * k01 + B * k11) / det
+            one_v_one = (A + self.gram_det * k11) / det
+            one_v_y = w11 * Zy0 - w01 * Zy1
+            one_v_x = w11[:, None] * ZX0 - w01[:, None] * ZX1
+        else:
+            g0, g1 = tau * a * A / l00, None
+            shrink = 1.0 / (1.0 + a * a * A)
+            one_v_one, one_v_y, one_v_x = A * shrink, Zy0 * shrink, ZX0 * shrink[:, None]
+        starts = self.t_starts
+        S = 1.0 + tau * tau * np.add.reduceat(one_v_one, starts)
+        sqrt_s = np.sqrt(S)
+        cu_t = tau * np.add.reduceat(one_v_y, starts) / sqrt_s
+        RZX_t = tau * np.add.reduceat(one_v_x, starts, axis=0) / sqrt_s[:, None]
+        logdet_s = float(np.sum(np.log(S)))
+        return dict(g0=g0, g1=g1, sqrt_s=sqrt_s, cu_t=cu_t, RZX_t=RZX_t, logdet_s=logdet_s)
 
     def deviance_from(self, parts: dict) -> float:
         """The ML or REML deviance from the pieces of `solve`."""

@@ -133,6 +133,7 @@ from statsmodels.regression.mixed_linear_model import MixedLM, MixedLMParams, VC
 
 from accord.errors import AccordError, ConfigError, NotEstimableError
 from accord.models.lmm import OPTIMIZER, LmmFit, fit_lmm
+from accord.models.mixed_inference import mixed_model_inference
 from accord.models.spec import ModelContext, ModelSpec
 from accord.models.tidy import ModelResult, coefficient_frame, wald_from_variance
 
@@ -196,6 +197,7 @@ def fit_growth(
     engine: Literal["profiled", "statsmodels"] = "profiled",
     time_interactions: Sequence[str] = (),
     planned_sessions: float | None = None,
+    variance_intervals: bool = False,
 ) -> ModelResult:
     """Fit the growth model of `outcome` on `time` x `exposure` (see the module docstring).
 
@@ -221,6 +223,13 @@ def fit_growth(
     centre search, whose `optimizer` is the statsmodels method. The profiled engine falls
     back to statsmodels, with a warning, for data it cannot fit.
 
+    With the profiled engine the fixed-effect rows also carry lmerTest's Satterthwaite `df`
+    and `p_satterthwaite`, and the diagnostics the marginal and conditional R^2
+    (``r_squared``); `variance_intervals` adds profile-likelihood 95% intervals of the
+    random-effect SDs, the client intercept-slope correlation and the residual SD
+    (``variance_parameters``; `accord.models.mixed_inference`), which costs a few seconds
+    per model.
+
     Raises ConfigError for a column that does not exist, and AccordError when there is too
     little data to fit (fewer than 3 clients, or an exposure that does not vary).
     """
@@ -241,6 +250,7 @@ def fit_growth(
         engine=engine,
         time_interactions=time_interactions,
         planned_sessions=planned_sessions,
+        variance_intervals=variance_intervals,
     ).result
 
 
@@ -262,29 +272,13 @@ def fit_growth_model(
     engine: Literal["profiled", "statsmodels"] = "profiled",
     time_interactions: Sequence[str] = (),
     planned_sessions: float | None = None,
+    variance_intervals: bool = False,
 ) -> GrowthModel:
     """`fit_growth` (see there for the arguments), returning the fitted model with what
     predictions need (`accord.models.predict`): fixed effects, the conditional modes of every
     client and therapist, and the design."""
-    if time_coding not in ("linear", "log"):
-        raise ConfigError(
-            f"growth model: time_coding must be 'linear' or 'log', not {time_coding!r}"
-        )
-    if engine not in ("profiled", "statsmodels"):
-        raise ConfigError(
-            f"growth model: engine must be 'profiled' or 'statsmodels', not {engine!r}"
-        )
-    covariates = list(covariates)
-    for name in [outcome, exposure, *covariates]:
-        if not name.isidentifier() or name in _RESERVED:
-            raise ConfigError(f"growth model: {name!r} cannot be used as a model term name")
-    time_interactions = list(time_interactions)
-    for name in time_interactions:
-        if name not in covariates:
-            raise ConfigError(
-                f"growth model: the time interaction {name!r} is not one of the covariates"
-            )
-
+    covariates, time_interactions = list(covariates), list(time_interactions)
+    _check_options(outcome, exposure, covariates, time_interactions, time_coding, engine)
     data, prep = _model_data(
         panel,
         client_measures,
@@ -300,7 +294,6 @@ def fit_growth_model(
     )
     formula = f"{outcome} ~ {rhs}"
     n_known = sum(not t.startswith(_UNKNOWN_THERAPIST) for t in data["therapist"].unique())
-
     warn: list[str] = list(prep.pop("warnings"))
     exposure_levels = prep.pop("exposure_levels")
     nested = therapist_effect and n_known >= MIN_THERAPISTS
@@ -309,12 +302,117 @@ def fit_growth_model(
             f"therapist variance not estimated: {n_known} therapist(s) with known id, "
             f"fewer than {MIN_THERAPISTS}; the model has client random effects only"
         )
+    options = {"nested": nested, "reml": reml, "variance_intervals": variance_intervals}
+    fitted = _fit_with_engine(formula, data, engine, optimizer, options, warn)
+    warn += fitted["warnings"]
+    if fitted["boundary_components"]:
+        warn.append(
+            "random-effect variance at or next to zero (on the boundary): "
+            + ", ".join(fitted["boundary_components"])
+        )
+    interaction = f"time:{exposure}"
+    standardized = _standardized_effect(
+        data, fitted["fe"], fitted["cov"], outcome, exposure, interaction, planned_sessions,
+        time_coding,
+    )  # fmt: skip
+    if standardized.get("note"):
+        warn.append(standardized.pop("note"))
+    common = {
+        "model": model_id,
+        "outcome": outcome,
+        "exposure": exposure,
+        "n_obs": len(data),
+        "n_clients": data["client"].nunique(),
+        "converged": fitted["converged"],
+    }
+    diagnostics = _growth_diagnostics(
+        common, formula, fitted, warn, n_known,
+        extras={
+            "structure": (
+                "therapist random intercept; client random intercept and slope (correlated)"
+                if nested
+                else "client random intercept and slope (correlated); no therapist term"
+            ),
+            "time": time,
+            "time_coding": time_coding,
+            "time_centre_for_client_effects": fitted["centre"],
+            "centre_search": fitted["search"],
+            "client_level_step": fitted["client_level_step"],
+            "standardized_effect": standardized,
+            **fitted["extras"],
+            **prep,
+        },
+    )  # fmt: skip
+    result = ModelResult(
+        model=model_id,
+        outcome=outcome,
+        exposure=exposure,
+        coefficients=_coefficients(common, fitted, interaction if primary else None),
+        diagnostics=diagnostics,
+    )
+    client_effects, therapist_effects = _conditional_modes(fitted["lmm"])
+    return GrowthModel(
+        result=result,
+        fe_params=fitted["fe"].astype(float),
+        client_effects=client_effects,
+        therapist_effects=therapist_effects,
+        model_spec=fitted["model_spec"],
+        data=data,
+        time=time,
+        time_coding=time_coding,
+        exposure=exposure,
+        exposure_levels=exposure_levels,
+        covariates=covariates,
+    )
 
+
+def _check_options(
+    outcome: str,
+    exposure: str,
+    covariates: list[str],
+    time_interactions: list[str],
+    time_coding: str,
+    engine: str,
+) -> None:
+    """ConfigError for an unknown time coding or engine, or an unusable term name."""
+    if time_coding not in ("linear", "log"):
+        raise ConfigError(
+            f"growth model: time_coding must be 'linear' or 'log', not {time_coding!r}"
+        )
+    if engine not in ("profiled", "statsmodels"):
+        raise ConfigError(
+            f"growth model: engine must be 'profiled' or 'statsmodels', not {engine!r}"
+        )
+    for name in [outcome, exposure, *covariates]:
+        if not name.isidentifier() or name in _RESERVED:
+            raise ConfigError(f"growth model: {name!r} cannot be used as a model term name")
+    for name in time_interactions:
+        if name not in covariates:
+            raise ConfigError(
+                f"growth model: the time interaction {name!r} is not one of the covariates"
+            )
+
+
+def _fit_with_engine(
+    formula: str,
+    data: pd.DataFrame,
+    engine: str,
+    optimizer: str,
+    options: dict[str, bool],
+    warn: list[str],
+) -> dict[str, Any]:
+    """The fitted model from the chosen engine, falling back to statsmodels (with a warning
+    appended to `warn`) where the profiled engine cannot fit or certify its optimum.
+    `options`: nested, reml and variance_intervals (profiled engine only)."""
+    nested, reml = options["nested"], options["reml"]
     time_sd = float(data["time"].std(ddof=0))
     fitted: dict[str, Any] | None = None
     if engine == "profiled":
         try:
-            fitted = _profiled_growth(formula, data, time_sd, nested=nested, reml=reml)
+            fitted = _profiled_growth(
+                formula, data, time_sd, nested=nested, reml=reml,
+                variance_intervals=options["variance_intervals"],
+            )  # fmt: skip
         except (np.linalg.LinAlgError, ValueError) as exc:
             warn.append(
                 f"the profiled engine could not fit the model ({type(exc).__name__}: {exc}); "
@@ -336,116 +434,96 @@ def fit_growth_model(
         fitted = _statsmodels_growth(
             formula, data, time_sd, nested=nested, reml=reml, optimizer=optimizer
         )
-    warn += fitted["warnings"]
-    converged = fitted["converged"]
-    fe, cov = fitted["fe"], fitted["cov"]
-    random_effects, boundary_components = fitted["random_effects"], fitted["boundary_components"]
-    llf = fitted["llf"]
-    if boundary_components:
-        warn.append(
-            "random-effect variance at or next to zero (on the boundary): "
-            + ", ".join(boundary_components)
-        )
+    return fitted
 
-    interaction = f"time:{exposure}"
-    n_obs, n_clients = len(data), data["client"].nunique()
-    common = {
-        "model": model_id,
-        "outcome": outcome,
-        "exposure": exposure,
-        "n_obs": n_obs,
-        "n_clients": n_clients,
-        "converged": converged,
-    }
-    rows = [
-        {
+
+def _coefficients(
+    common: dict[str, Any], fitted: dict[str, Any], primary_term: str | None
+) -> pd.DataFrame:
+    """The tidy fixed-effect rows: Wald estimate, SE, CI and p, and with the profiled engine
+    lmerTest's Satterthwaite df and p-value (`accord.models.mixed_inference`)."""
+    fe, cov = fitted["fe"], fitted["cov"]
+    satterthwaite = fitted.get("satterthwaite")
+    rows = []
+    for term in fe.index:
+        row = {
             **common,
             "term": term,
             **wald_from_variance(float(fe[term]), float(cov.loc[term, term])),
-            "primary": bool(primary and term == interaction),
+            "primary": term == primary_term,
         }
-        for term in fe.index
-    ]
+        if satterthwaite is not None:
+            row["df"] = float(satterthwaite.loc[term, "df"])
+            row["p_satterthwaite"] = float(satterthwaite.loc[term, "p_value"])
+        rows.append(row)
+    return coefficient_frame(rows)
 
-    standardized = _standardized_effect(
-        data, fe, cov, outcome, exposure, interaction, planned_sessions, time_coding
-    )
-    if standardized.get("note"):
-        warn.append(standardized.pop("note"))
 
-    diagnostics: dict[str, Any] = {
-        "model": model_id,
-        "outcome": outcome,
-        "exposure": exposure,
+def _growth_diagnostics(
+    common: dict[str, Any],
+    formula: str,
+    fitted: dict[str, Any],
+    warn: list[str],
+    n_therapists: int,
+    *,
+    extras: dict[str, Any],
+) -> dict[str, Any]:
+    """The diagnostics record of a growth model (see `ModelResult`), with the R^2 and the
+    variance parameters' intervals when the profiled engine computed them."""
+    variance_parameters = fitted.get("variance_parameters")
+    return {
+        "model": common["model"],
+        "outcome": common["outcome"],
+        "exposure": common["exposure"],
         "formula": formula,
-        "method": "REML" if reml else "ML",
+        "method": "REML" if fitted["reml"] else "ML",
         "optimizer": fitted["optimizer"],
         "engine": fitted["engine"],
-        "converged": converged,
+        "converged": common["converged"],
         "warnings": list(dict.fromkeys(warn)),
-        "log_likelihood": llf,
-        "random_effects": random_effects,
-        "boundary": bool(boundary_components),
-        "boundary_components": boundary_components,
-        "n_obs": n_obs,
-        "n_clients": n_clients,
-        "n_therapists": int(n_known),
-        "extras": {
-            "structure": (
-                "therapist random intercept; client random intercept and slope (correlated)"
-                if nested
-                else "client random intercept and slope (correlated); no therapist term"
-            ),
-            "time": time,
-            "time_coding": time_coding,
-            "time_centre_for_client_effects": fitted["centre"],
-            "centre_search": fitted["search"],
-            "client_level_step": fitted["client_level_step"],
-            "standardized_effect": standardized,
-            **fitted["extras"],
-            **prep,
-        },
+        "log_likelihood": fitted["llf"],
+        "random_effects": fitted["random_effects"],
+        "boundary": bool(fitted["boundary_components"]),
+        "boundary_components": fitted["boundary_components"],
+        "n_obs": common["n_obs"],
+        "n_clients": common["n_clients"],
+        "n_therapists": int(n_therapists),
+        "r_squared": fitted.get("r_squared"),
+        "variance_parameters": (
+            None if variance_parameters is None else variance_parameters.to_dict("records")
+        ),
+        "extras": extras,
     }
-    result = ModelResult(
-        model=model_id,
-        outcome=outcome,
-        exposure=exposure,
-        coefficients=coefficient_frame(rows),
-        diagnostics=diagnostics,
+
+
+def _conditional_modes(lmm: LmmFit | None) -> tuple[pd.DataFrame | None, pd.Series | None]:
+    """Client (intercept, slope) and therapist conditional modes of a profiled fit."""
+    if lmm is None:
+        return None, None
+    client_effects = pd.DataFrame(
+        lmm.client_effects,
+        index=pd.Index(lmm.client_labels.astype(str), name="client"),
+        columns=["intercept", "slope"],
     )
-    lmm: LmmFit | None = fitted["lmm"]
-    client_effects = therapist_effects = None
-    if lmm is not None:
-        client_effects = pd.DataFrame(
-            lmm.client_effects,
-            index=pd.Index(lmm.client_labels.astype(str), name="client"),
-            columns=["intercept", "slope"],
-        )
-        therapist_effects = pd.Series(
-            lmm.therapist_effects if lmm.therapist_effects is not None else [],
-            index=pd.Index(
-                lmm.therapist_labels.astype(str) if lmm.therapist_labels is not None else [],
-                name="therapist",
-            ),
-            dtype=float,
-        )
-    return GrowthModel(
-        result=result,
-        fe_params=fe.astype(float),
-        client_effects=client_effects,
-        therapist_effects=therapist_effects,
-        model_spec=fitted["model_spec"],
-        data=data,
-        time=time,
-        time_coding=time_coding,
-        exposure=exposure,
-        exposure_levels=exposure_levels,
-        covariates=covariates,
+    therapist_effects = pd.Series(
+        lmm.therapist_effects if lmm.therapist_effects is not None else [],
+        index=pd.Index(
+            lmm.therapist_labels.astype(str) if lmm.therapist_labels is not None else [],
+            name="therapist",
+        ),
+        dtype=float,
     )
+    return client_effects, therapist_effects
 
 
 def _profiled_growth(
-    formula: str, data: pd.DataFrame, time_sd: float, *, nested: bool, reml: bool
+    formula: str,
+    data: pd.DataFrame,
+    time_sd: float,
+    *,
+    nested: bool,
+    reml: bool,
+    variance_intervals: bool = False,
 ) -> dict[str, Any]:
     """The growth model by the profiled (RE)ML engine of `accord.models.lmm`.
 
@@ -455,7 +533,8 @@ def _profiled_growth(
     nested fit. The correlated client covariance is estimated directly, so there is no centre
     to search: ``centre_search`` records the centre and log-likelihood at the start and at the
     optimum (one fit), and the centre is where the fitted client intercepts and slopes are
-    uncorrelated."""
+    uncorrelated. The Satterthwaite df, R^2 and (with `variance_intervals`) the profile
+    intervals of the variance parameters are computed from the reported fit."""
     design = smf.ols(formula, data)
     if len(design.endog) != len(data):
         raise AccordError("growth model: the fixed-effects design dropped rows")
@@ -469,6 +548,7 @@ def _profiled_growth(
     fit = step1
     centre: float | None = None
     search: dict[str, Any] | None = None
+    therapist = data["therapist"].to_numpy(dtype=object) if nested else None
     if nested:
         start = (0.9 * step1.client_covariance, 0.1 * step1.client_covariance[0, 0])
         fit = fit_lmm(
@@ -476,7 +556,7 @@ def _profiled_growth(
             X,
             client,
             time=time,
-            therapist=data["therapist"].to_numpy(dtype=object),
+            therapist=therapist,
             client_effects="correlated",
             reml=reml,
             fe_names=names,
@@ -485,8 +565,15 @@ def _profiled_growth(
         centre, search = _profiled_centre(step1, fit, time_sd)
     random_effects = _lmm_variances(fit)
     method = "reml" if reml else "ml"
+    inference = mixed_model_inference(
+        fit, y, X, client, time=time, therapist=therapist, profile=variance_intervals
+    )
     return {
         "engine": "profiled",
+        "reml": reml,
+        "satterthwaite": inference["satterthwaite"].set_index("term"),
+        "r_squared": inference["r_squared"],
+        "variance_parameters": inference["variance_parameters"] if variance_intervals else None,
         "optimizer": f"accord-profiled-{method} ({OPTIMIZER})",
         "fe": pd.Series(fit.fe_params, index=names),
         "cov": pd.DataFrame(fit.fe_cov, index=names, columns=names),
@@ -644,6 +731,7 @@ def _statsmodels_growth(
         cov = pd.DataFrame(np.nan, index=names, columns=names)
     return {
         "engine": "statsmodels",
+        "reml": reml,
         "optimizer": f"statsmodels-mixedlm ({optimizer})",
         "fe": fe,
         "cov": cov,
@@ -1172,4 +1260,5 @@ def fit_growth_spec(
         model_id=spec.id,
         primary=spec.primary,
         exposure_reference=spec.options.get("exposure_reference"),
+        variance_intervals=True,
     )

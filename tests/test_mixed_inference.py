@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.formula.api as smf
+from scipy import stats
 
 from accord.disclosure import NOT_AVAILABLE
 from accord.models import mixed_inference as mi
@@ -274,3 +275,41 @@ def test_report_shows_df_r_squared_and_profile_intervals(tmp_path) -> None:
     assert "profile-likelihood intervals" in methods
     supplement = pd.read_csv(out.parent / "tables" / "models_coefficients.csv")
     assert list(supplement.columns[-2:]) == ["df", "p (Satterthwaite)"]
+
+
+def test_satterthwaite_df_of_the_mean_in_a_balanced_one_way_design_is_clients_minus_one():
+    """Balanced random-intercept model y_ij = b + u_i + e_ij (20 clients x 5 sessions): the
+    variance of b-hat is MS_between / (5 x 20), an estimate on 20 - 1 df, so Satterthwaite's
+    df is exactly 19 (when the client variance estimate is positive), and the p-value is
+    that of t on 19 df."""
+    rng = np.random.default_rng(3)
+    client = np.repeat(np.arange(20), 5)
+    y = 2.0 + rng.normal(0, 1.0, 20)[client] + rng.normal(0, 1.0, 100)
+    X = np.ones((100, 1))
+    fit = fit_lmm(y, X, client, client_effects="intercept", fe_names=["Intercept"])
+    assert fit.client_covariance[0, 0] > 0
+    out = mi.mixed_model_inference(fit, y, X, client, client_effects="intercept", profile=False)
+    df = float(out["satterthwaite"]["df"].iloc[0])
+    assert df == pytest.approx(19.0, rel=1e-5)
+    t = fit.fe_params[0] / math.sqrt(fit.fe_cov[0, 0])
+    expected_p = 2 * stats.t.sf(abs(t), 19)
+    assert float(out["satterthwaite"]["p_value"].iloc[0]) == pytest.approx(expected_p, rel=1e-4)
+
+
+def test_lagged_model_reports_df_r_squared_and_variance_intervals() -> None:
+    from conftest import simulated_measures
+
+    from accord.models.lagged import fit_lagged
+
+    panel, _, _ = simulated_measures(n_clients=60, n_therapists=6, seed=11)
+    result = fit_lagged(panel, variance_intervals=True)
+    table = result.coefficients.set_index("term")
+    assert table["df"].gt(0).all()
+    within = table.loc["alliance_within"]
+    assert within["p_satterthwaite"] >= within["p_value"]  # t on finite df vs normal
+    r2 = result.diagnostics["r_squared"]
+    assert 0 < r2["marginal"] < r2["conditional"] < 1
+    rows = pd.DataFrame(result.diagnostics["variance_parameters"]).set_index("term")
+    assert list(rows.index) == ["client_intercept_sd", "residual_sd"]
+    residual_sd = math.sqrt(result.diagnostics["random_effects"]["residual"])
+    assert rows.loc["residual_sd", "ci_low"] < residual_sd < rows.loc["residual_sd", "ci_high"]

@@ -70,7 +70,11 @@ class ModelResult:
     `diagnostics` holds at least: model, converged, optimizer, warnings (list of str),
     log_likelihood, method, random_effects ({component: variance}), boundary (bool),
     boundary_components (list of str), n_obs, n_clients, n_therapists, formula and extras
-    (model-specific results, such as a standardized effect).
+    (model-specific results, such as a standardized effect). A mixed model fitted by the
+    profiled engine also holds ``r_squared`` (marginal and conditional) and
+    ``variance_parameters`` (rows of group, term, estimate, ci_low, ci_high, method: the
+    profile intervals of its SDs and correlation, or None when not computed); see
+    `accord.models.mixed_inference`.
     """
 
     model: str

@@ -10,9 +10,13 @@ For a model fitted by the profiled engine (`accord.models.lmm`):
   deviance increase, zeta, reaches -+1.96 (Bates, Maechler, Bolker & Walker 2015, section 5.1).
   lme4 interpolates zeta by splines through a grid of profiled points; here each limit is a
   root of zeta found by Brent's method. A limit that the deviance does not reach before the
-  parameter's bound (an SD of 0, a correlation of +-1) is that bound, as lme4 reports it. A
-  parameter whose profile cannot be computed (a correlation with a zero slope SD) has no
-  interval; the `method` column says which was done.
+  parameter's bound (an SD of 0, a correlation of +-1) is that bound, as lme4 reports it. The
+  deviance is even in an SD at zero, so a gradient method stops there whether or not zero is
+  the minimum; an SD that ends at zero in the inner optimisation is probed off it. (lme4's
+  own inner optimisations can stop there: on the reference datasets three of its limits lie
+  inside the profile, tests/test_mixed_inference.py.) A parameter whose profile cannot be
+  computed (a correlation with a zero slope SD) has no interval; the `method` column says
+  which was done. The table's `estimate` is the reported (REML or ML) fit's.
 * **Marginal and conditional R^2** of Nakagawa & Schielzeth (2013, Methods Ecol Evol 4:133),
   with Johnson's (2014, Methods Ecol Evol 5:944) variance of a random slope, as
   ``performance::r2_nakagawa`` (insight's ``get_variance``) and ``MuMIn::r.squaredGLMM``
@@ -55,8 +59,9 @@ JACOBIAN_STEP = 1e-6
 PROFILE_GRADIENT_STEP = 1e-6
 # A limit is located to this fraction of the parameter's approximate SE.
 PROFILE_TOLERANCE = 1e-4
-# Where an SD that is free in the inner optimisation ends at zero, restarts try these
-# multiples of the residual SD (see `_Profile.zeta`).
+# Where an SD that is free in the inner optimisation ends at zero, the deviance is probed at
+# these multiples of the residual SD and the optimisation restarted from a lower point
+# (see `_Profile.zeta`).
 PROFILE_BOUND_PROBES = (0.01, 0.05, 0.3)
 PROFILE_METHOD = "profile likelihood (ML deviance, as lme4's confint)"
 VARIANCE_COLUMNS = ["group", "term", "estimate", "ci_low", "ci_high", "method"]
@@ -399,8 +404,12 @@ class _Profile:
         """The lower and upper limit for parameter k and the method that gave them."""
         if np.isnan(self.optimum[k]):
             return math.nan, math.nan, "not computed: a client SD of zero leaves it undefined"
-        low = self._limit(k, -1)
-        high = self._limit(k, +1)
+        try:
+            low, high = self._limit(k, -1), self._limit(k, +1)
+        except ValueError as exc:  # brentq: zeta does not change sign within the bracket
+            return math.nan, math.nan, f"not computed: the profile is not monotone ({exc})"
+        if not (math.isfinite(low) and math.isfinite(high)):
+            return low, high, "not computed: the profile did not reach the cut-off"
         return low, high, PROFILE_METHOD
 
     def _limit(self, k: int, side: int) -> float:

@@ -367,7 +367,8 @@ def test_write_model_result_is_deterministic_with_sorted_json(tmp_path):
     lines = csv1.read_text().splitlines()
     assert lines[0] == ",".join(COEFFICIENT_COLUMNS)
     assert (
-        lines[1] == "growth,phq9,joint_goal_share,time,0.3333333333,0.1,,2,1e-20,10,3,True,False,,,"
+        lines[1]
+        == "growth,phq9,joint_goal_share,time,0.3333333333,0.1,,2,1e-20,10,3,True,False,,,,,"
     )
     text = json1.read_text()
     assert text.index('"alpha"') < text.index('"converged"') < text.index('"zeta"')

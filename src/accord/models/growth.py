@@ -132,6 +132,7 @@ from scipy import stats
 from statsmodels.regression.mixed_linear_model import MixedLM, MixedLMParams, VCSpec
 
 from accord.core.errors import AccordError, ConfigError, NotEstimableError
+from accord.models.engine.inference import mixed_model_inference
 from accord.models.engine.lmm import OPTIMIZER, LmmFit, fit_lmm
 from accord.models.spec import ModelContext, ModelSpec
 from accord.models.tidy import ModelResult, coefficient_frame, wald_from_variance
@@ -196,6 +197,7 @@ def fit_growth(
     engine: Literal["profiled", "statsmodels"] = "profiled",
     time_interactions: Sequence[str] = (),
     planned_sessions: float | None = None,
+    variance_intervals: bool = False,
 ) -> ModelResult:
     """Fit the growth model of `outcome` on `time` x `exposure` (see the module docstring).
 
@@ -221,6 +223,13 @@ def fit_growth(
     centre search, whose `optimizer` is the statsmodels method. The profiled engine falls
     back to statsmodels, with a warning, for data it cannot fit.
 
+    With the profiled engine the fixed-effect rows also carry lmerTest's Satterthwaite `df`
+    and `p_satterthwaite`, and the diagnostics the marginal and conditional R^2
+    (``r_squared``); `variance_intervals` adds profile-likelihood 95% intervals of the
+    random-effect SDs, the client intercept-slope correlation and the residual SD
+    (``variance_parameters``; `accord.models.engine.inference`), which costs a few seconds
+    per model.
+
     Raises ConfigError for a column that does not exist, and AccordError when there is too
     little data to fit (fewer than 3 clients, or an exposure that does not vary).
     """
@@ -241,6 +250,7 @@ def fit_growth(
         engine=engine,
         time_interactions=time_interactions,
         planned_sessions=planned_sessions,
+        variance_intervals=variance_intervals,
     ).result
 
 
@@ -262,29 +272,13 @@ def fit_growth_model(
     engine: Literal["profiled", "statsmodels"] = "profiled",
     time_interactions: Sequence[str] = (),
     planned_sessions: float | None = None,
+    variance_intervals: bool = False,
 ) -> GrowthModel:
     """`fit_growth` (see there for the arguments), returning the fitted model with what
     predictions need (`accord.models.predict`): fixed effects, the conditional modes of every
     client and therapist, and the design."""
-    if time_coding not in ("linear", "log"):
-        raise ConfigError(
-            f"growth model: time_coding must be 'linear' or 'log', not {time_coding!r}"
-        )
-    if engine not in ("profiled", "statsmodels"):
-        raise ConfigError(
-            f"growth model: engine must be 'profiled' or 'statsmodels', not {engine!r}"
-        )
-    covariates = list(covariates)
-    for name in [outcome, exposure, *covariates]:
-        if not name.isidentifier() or name in _RESERVED:
-            raise ConfigError(f"growth model: {name!r} cannot be used as a model term name")
-    time_interactions = list(time_interactions)
-    for name in time_interactions:
-        if name not in covariates:
-            raise ConfigError(
-                f"growth model: the time interaction {name!r} is not one of the covariates"
-            )
-
+    covariates, time_interactions = list(covariates), list(time_interactions)
+    _check_options(outcome, exposure, covariates, time_interactions, time_coding, engine)
     data, prep = _model_data(
         panel,
         client_measures,
@@ -299,22 +293,128 @@ def fit_growth_model(
         [f"time * {exposure}", *covariates, *(f"time:{name}" for name in time_interactions)]
     )
     formula = f"{outcome} ~ {rhs}"
-    n_known = sum(not t.startswith(_UNKNOWN_THERAPIST) for t in data["therapist"].unique())
-
     warn: list[str] = list(prep.pop("warnings"))
     exposure_levels = prep.pop("exposure_levels")
+    n_known, nested = _therapist_level(data, therapist_effect, warn)
+    options = {"nested": nested, "reml": reml, "variance_intervals": variance_intervals}
+    fitted = _fit_with_engine(formula, data, engine, optimizer, options, warn)
+    interaction = f"time:{exposure}"
+    standardized = _standardized_effect(
+        data, fitted["fe"], fitted["cov"], outcome, exposure, interaction, planned_sessions,
+        time_coding,
+    )  # fmt: skip
+    if standardized.get("note"):
+        warn.append(standardized.pop("note"))
+    common = {
+        "model": model_id,
+        "outcome": outcome,
+        "exposure": exposure,
+        "n_obs": len(data),
+        "n_clients": data["client"].nunique(),
+        "converged": fitted["converged"],
+    }
+    extras = {
+        "structure": (
+            "therapist random intercept; client random intercept and slope (correlated)"
+            if nested
+            else "client random intercept and slope (correlated); no therapist term"
+        ),
+        "time": time,
+        "time_coding": time_coding,
+        "time_centre_for_client_effects": fitted["centre"],
+        "centre_search": fitted["search"],
+        "client_level_step": fitted["client_level_step"],
+        "standardized_effect": standardized,
+        **fitted["extras"],
+        **prep,
+    }
+    diagnostics = _growth_diagnostics(common, formula, fitted, warn, n_known, extras=extras)
+    result = ModelResult(
+        model=model_id,
+        outcome=outcome,
+        exposure=exposure,
+        coefficients=_coefficients(common, fitted, interaction if primary else None),
+        diagnostics=diagnostics,
+    )
+    client_effects, therapist_effects = _conditional_modes(fitted["lmm"])
+    return GrowthModel(
+        result=result,
+        fe_params=fitted["fe"].astype(float),
+        client_effects=client_effects,
+        therapist_effects=therapist_effects,
+        model_spec=fitted["model_spec"],
+        data=data,
+        time=time,
+        time_coding=time_coding,
+        exposure=exposure,
+        exposure_levels=exposure_levels,
+        covariates=covariates,
+    )
+
+
+def _therapist_level(
+    data: pd.DataFrame, therapist_effect: bool, warn: list[str]
+) -> tuple[int, bool]:
+    """The number of therapists with a known id and whether the model has a therapist term
+    (asked for, and at least `MIN_THERAPISTS` of them; a warning in `warn` otherwise)."""
+    n_known = sum(not t.startswith(_UNKNOWN_THERAPIST) for t in data["therapist"].unique())
     nested = therapist_effect and n_known >= MIN_THERAPISTS
     if therapist_effect and not nested:
         warn.append(
             f"therapist variance not estimated: {n_known} therapist(s) with known id, "
             f"fewer than {MIN_THERAPISTS}; the model has client random effects only"
         )
+    return n_known, nested
 
+
+def _check_options(
+    outcome: str,
+    exposure: str,
+    covariates: list[str],
+    time_interactions: list[str],
+    time_coding: str,
+    engine: str,
+) -> None:
+    """ConfigError for an unknown time coding or engine, or an unusable term name."""
+    if time_coding not in ("linear", "log"):
+        raise ConfigError(
+            f"growth model: time_coding must be 'linear' or 'log', not {time_coding!r}"
+        )
+    if engine not in ("profiled", "statsmodels"):
+        raise ConfigError(
+            f"growth model: engine must be 'profiled' or 'statsmodels', not {engine!r}"
+        )
+    for name in [outcome, exposure, *covariates]:
+        if not name.isidentifier() or name in _RESERVED:
+            raise ConfigError(f"growth model: {name!r} cannot be used as a model term name")
+    for name in time_interactions:
+        if name not in covariates:
+            raise ConfigError(
+                f"growth model: the time interaction {name!r} is not one of the covariates"
+            )
+
+
+def _fit_with_engine(
+    formula: str,
+    data: pd.DataFrame,
+    engine: str,
+    optimizer: str,
+    options: dict[str, bool],
+    warn: list[str],
+) -> dict[str, Any]:
+    """The fitted model from the chosen engine, falling back to statsmodels (with a warning)
+    where the profiled engine cannot fit or certify its optimum; the fit's warnings and any
+    variance on the boundary are appended to `warn`. `options`: nested, reml and
+    variance_intervals (profiled engine only)."""
+    nested, reml = options["nested"], options["reml"]
     time_sd = float(data["time"].std(ddof=0))
     fitted: dict[str, Any] | None = None
     if engine == "profiled":
         try:
-            fitted = _profiled_growth(formula, data, time_sd, nested=nested, reml=reml)
+            fitted = _profiled_growth(
+                formula, data, time_sd, nested=nested, reml=reml,
+                variance_intervals=options["variance_intervals"],
+            )  # fmt: skip
         except (np.linalg.LinAlgError, ValueError) as exc:
             warn.append(
                 f"the profiled engine could not fit the model ({type(exc).__name__}: {exc}); "
@@ -337,115 +437,101 @@ def fit_growth_model(
             formula, data, time_sd, nested=nested, reml=reml, optimizer=optimizer
         )
     warn += fitted["warnings"]
-    converged = fitted["converged"]
-    fe, cov = fitted["fe"], fitted["cov"]
-    random_effects, boundary_components = fitted["random_effects"], fitted["boundary_components"]
-    llf = fitted["llf"]
-    if boundary_components:
+    if fitted["boundary_components"]:
         warn.append(
             "random-effect variance at or next to zero (on the boundary): "
-            + ", ".join(boundary_components)
+            + ", ".join(fitted["boundary_components"])
         )
+    return fitted
 
-    interaction = f"time:{exposure}"
-    n_obs, n_clients = len(data), data["client"].nunique()
-    common = {
-        "model": model_id,
-        "outcome": outcome,
-        "exposure": exposure,
-        "n_obs": n_obs,
-        "n_clients": n_clients,
-        "converged": converged,
-    }
-    rows = [
-        {
+
+def _coefficients(
+    common: dict[str, Any], fitted: dict[str, Any], primary_term: str | None
+) -> pd.DataFrame:
+    """The tidy fixed-effect rows: Wald estimate, SE, CI and p, and with the profiled engine
+    lmerTest's Satterthwaite df and p-value (`accord.models.engine.inference`)."""
+    fe, cov = fitted["fe"], fitted["cov"]
+    satterthwaite = fitted.get("satterthwaite")
+    rows = []
+    for term in fe.index:
+        row = {
             **common,
             "term": term,
             **wald_from_variance(float(fe[term]), float(cov.loc[term, term])),
-            "primary": bool(primary and term == interaction),
+            "primary": term == primary_term,
         }
-        for term in fe.index
-    ]
+        if satterthwaite is not None:
+            row["df"] = float(satterthwaite.loc[term, "df"])
+            row["p_satterthwaite"] = float(satterthwaite.loc[term, "p_value"])
+        rows.append(row)
+    return coefficient_frame(rows)
 
-    standardized = _standardized_effect(
-        data, fe, cov, outcome, exposure, interaction, planned_sessions, time_coding
-    )
-    if standardized.get("note"):
-        warn.append(standardized.pop("note"))
 
-    diagnostics: dict[str, Any] = {
-        "model": model_id,
-        "outcome": outcome,
-        "exposure": exposure,
+def _growth_diagnostics(
+    common: dict[str, Any],
+    formula: str,
+    fitted: dict[str, Any],
+    warn: list[str],
+    n_therapists: int,
+    *,
+    extras: dict[str, Any],
+) -> dict[str, Any]:
+    """The diagnostics record of a growth model (see `ModelResult`), with the R^2 and the
+    variance parameters' intervals when the profiled engine computed them."""
+    variance_parameters = fitted.get("variance_parameters")
+    return {
+        "model": common["model"],
+        "outcome": common["outcome"],
+        "exposure": common["exposure"],
         "formula": formula,
-        "method": "REML" if reml else "ML",
+        "method": "REML" if fitted["reml"] else "ML",
         "optimizer": fitted["optimizer"],
         "engine": fitted["engine"],
-        "converged": converged,
+        "converged": common["converged"],
         "warnings": list(dict.fromkeys(warn)),
-        "log_likelihood": llf,
-        "random_effects": random_effects,
-        "boundary": bool(boundary_components),
-        "boundary_components": boundary_components,
-        "n_obs": n_obs,
-        "n_clients": n_clients,
-        "n_therapists": int(n_known),
-        "extras": {
-            "structure": (
-                "therapist random intercept; client random intercept and slope (correlated)"
-                if nested
-                else "client random intercept and slope (correlated); no therapist term"
-            ),
-            "time": time,
-            "time_coding": time_coding,
-            "time_centre_for_client_effects": fitted["centre"],
-            "centre_search": fitted["search"],
-            "client_level_step": fitted["client_level_step"],
-            "standardized_effect": standardized,
-            **fitted["extras"],
-            **prep,
-        },
+        "log_likelihood": fitted["llf"],
+        "random_effects": fitted["random_effects"],
+        "boundary": bool(fitted["boundary_components"]),
+        "boundary_components": fitted["boundary_components"],
+        "n_obs": common["n_obs"],
+        "n_clients": common["n_clients"],
+        "n_therapists": int(n_therapists),
+        "r_squared": fitted.get("r_squared"),
+        "variance_parameters": (
+            None if variance_parameters is None else variance_parameters.to_dict("records")
+        ),
+        "extras": extras,
     }
-    result = ModelResult(
-        model=model_id,
-        outcome=outcome,
-        exposure=exposure,
-        coefficients=coefficient_frame(rows),
-        diagnostics=diagnostics,
+
+
+def _conditional_modes(lmm: LmmFit | None) -> tuple[pd.DataFrame | None, pd.Series | None]:
+    """Client (intercept, slope) and therapist conditional modes of a profiled fit."""
+    if lmm is None:
+        return None, None
+    client_effects = pd.DataFrame(
+        lmm.client_effects,
+        index=pd.Index(lmm.client_labels.astype(str), name="client"),
+        columns=["intercept", "slope"],
     )
-    lmm: LmmFit | None = fitted["lmm"]
-    client_effects = therapist_effects = None
-    if lmm is not None:
-        client_effects = pd.DataFrame(
-            lmm.client_effects,
-            index=pd.Index(lmm.client_labels.astype(str), name="client"),
-            columns=["intercept", "slope"],
-        )
-        therapist_effects = pd.Series(
-            lmm.therapist_effects if lmm.therapist_effects is not None else [],
-            index=pd.Index(
-                lmm.therapist_labels.astype(str) if lmm.therapist_labels is not None else [],
-                name="therapist",
-            ),
-            dtype=float,
-        )
-    return GrowthModel(
-        result=result,
-        fe_params=fe.astype(float),
-        client_effects=client_effects,
-        therapist_effects=therapist_effects,
-        model_spec=fitted["model_spec"],
-        data=data,
-        time=time,
-        time_coding=time_coding,
-        exposure=exposure,
-        exposure_levels=exposure_levels,
-        covariates=covariates,
+    therapist_effects = pd.Series(
+        lmm.therapist_effects if lmm.therapist_effects is not None else [],
+        index=pd.Index(
+            lmm.therapist_labels.astype(str) if lmm.therapist_labels is not None else [],
+            name="therapist",
+        ),
+        dtype=float,
     )
+    return client_effects, therapist_effects
 
 
 def _profiled_growth(
-    formula: str, data: pd.DataFrame, time_sd: float, *, nested: bool, reml: bool
+    formula: str,
+    data: pd.DataFrame,
+    time_sd: float,
+    *,
+    nested: bool,
+    reml: bool,
+    variance_intervals: bool = False,
 ) -> dict[str, Any]:
     """The growth model by the profiled (RE)ML engine of `accord.models.engine.lmm`.
 
@@ -455,7 +541,8 @@ def _profiled_growth(
     nested fit. The correlated client covariance is estimated directly, so there is no centre
     to search: ``centre_search`` records the centre and log-likelihood at the start and at the
     optimum (one fit), and the centre is where the fitted client intercepts and slopes are
-    uncorrelated."""
+    uncorrelated. The Satterthwaite df, R^2 and (with `variance_intervals`) the profile
+    intervals of the variance parameters are computed from the reported fit."""
     design = smf.ols(formula, data)
     if len(design.endog) != len(data):
         raise AccordError("growth model: the fixed-effects design dropped rows")
@@ -469,6 +556,7 @@ def _profiled_growth(
     fit = step1
     centre: float | None = None
     search: dict[str, Any] | None = None
+    therapist = data["therapist"].to_numpy(dtype=object) if nested else None
     if nested:
         start = (0.9 * step1.client_covariance, 0.1 * step1.client_covariance[0, 0])
         fit = fit_lmm(
@@ -476,7 +564,7 @@ def _profiled_growth(
             X,
             client,
             time=time,
-            therapist=data["therapist"].to_numpy(dtype=object),
+            therapist=therapist,
             client_effects="correlated",
             reml=reml,
             fe_names=names,
@@ -485,8 +573,15 @@ def _profiled_growth(
         centre, search = _profiled_centre(step1, fit, time_sd)
     random_effects = _lmm_variances(fit)
     method = "reml" if reml else "ml"
+    inference = mixed_model_inference(
+        fit, y, X, client, time=time, therapist=therapist, profile=variance_intervals
+    )
     return {
         "engine": "profiled",
+        "reml": reml,
+        "satterthwaite": inference["satterthwaite"].set_index("term"),
+        "r_squared": inference["r_squared"],
+        "variance_parameters": inference["variance_parameters"] if variance_intervals else None,
         "optimizer": f"accord-profiled-{method} ({OPTIMIZER})",
         "fe": pd.Series(fit.fe_params, index=names),
         "cov": pd.DataFrame(fit.fe_cov, index=names, columns=names),
@@ -601,56 +696,20 @@ def _statsmodels_growth(
     warn: list[str] = []
     search: dict[str, Any] | None = None
     if nested:
-        centre, bounds, centre_note = _uncorrelated_centre(step1, data["time"])
-        if centre_note:
-            warn.append(centre_note)
-        design = _NestedDesign(formula, data, time_sd, reml=reml)
-        fit = _fit(
-            lambda: design.model(centre),
-            optimizer,
-            start=_nested_start(client_fit, step1, centre, time_sd),
-            reml=reml,
+        fit, centre, search, warn = _statsmodels_nested(
+            formula, data, time_sd, client_fit, step1, reml=reml, optimizer=optimizer
         )
-        warn += [f"client-level step: {w}" for w in client_fit["warnings"]]
-        fit, centre, search = _centre_search(design, fit, centre, bounds, optimizer)
-        if search["note"]:
-            warn.append(search["note"])
     else:
         centre = None
         fit = client_fit
-
-    result = fit["result"]
     warn += fit["warnings"]
     if fit["error"]:
         warn.append(f"fit failed: {fit['error']}")
-    converged = bool(
-        result is not None
-        and result.converged
-        and not fit["error"]
-        and (search is None or search["converged"])
-    )
-    if result is not None and not fit["error"]:
-        random_effects = (
-            _nested_variances(result, centre, time_sd) if nested else step1["random_effects"]
-        )
-        boundary_components = _boundary(result, nested)
-        fe = result.fe_params
-        cov = result.cov_params().loc[fe.index, fe.index]
-        llf = float(result.llf)
-    else:
-        random_effects, boundary_components, llf = {}, [], math.nan
-        names = fit["exog_names"] or []
-        fe = pd.Series(np.nan, index=names)
-        cov = pd.DataFrame(np.nan, index=names, columns=names)
     return {
         "engine": "statsmodels",
+        "reml": reml,
         "optimizer": f"statsmodels-mixedlm ({optimizer})",
-        "fe": fe,
-        "cov": cov,
-        "random_effects": random_effects,
-        "boundary_components": boundary_components,
-        "llf": llf,
-        "converged": converged,
+        **_statsmodels_estimates(fit, search, step1, centre, time_sd, nested=nested),
         "warnings": warn,
         "centre": centre,
         "search": search,
@@ -661,6 +720,77 @@ def _statsmodels_growth(
         "extras": {},
         "lmm": None,
         "model_spec": smf.ols(formula, data).data.model_spec,
+    }
+
+
+def _statsmodels_nested(
+    formula: str,
+    data: pd.DataFrame,
+    time_sd: float,
+    client_fit: dict[str, Any],
+    step1: dict[str, Any],
+    *,
+    reml: bool,
+    optimizer: str,
+) -> tuple[dict[str, Any], float, dict[str, Any], list[str]]:
+    """Steps 2 and 3 of the module docstring: the nested fit at step 1's centre and the
+    centre search. Returns the fit reported, its centre, the search record and warnings."""
+    warn: list[str] = []
+    centre, bounds, centre_note = _uncorrelated_centre(step1, data["time"])
+    if centre_note:
+        warn.append(centre_note)
+    design = _NestedDesign(formula, data, time_sd, reml=reml)
+    fit = _fit(
+        lambda: design.model(centre),
+        optimizer,
+        start=_nested_start(client_fit, step1, centre, time_sd),
+        reml=reml,
+    )
+    warn += [f"client-level step: {w}" for w in client_fit["warnings"]]
+    fit, centre, search = _centre_search(design, fit, centre, bounds, optimizer)
+    if search["note"]:
+        warn.append(search["note"])
+    return fit, centre, search, warn
+
+
+def _statsmodels_estimates(
+    fit: dict[str, Any],
+    search: dict[str, Any] | None,
+    step1: dict[str, Any],
+    centre: float | None,
+    time_sd: float,
+    *,
+    nested: bool,
+) -> dict[str, Any]:
+    """Fixed effects, their covariance, variance components, boundary components,
+    log-likelihood and convergence of a statsmodels fit (missing where it failed)."""
+    result = fit["result"]
+    converged = bool(
+        result is not None
+        and result.converged
+        and not fit["error"]
+        and (search is None or search["converged"])
+    )
+    if result is None or fit["error"]:
+        names = fit["exog_names"] or []
+        return {
+            "fe": pd.Series(np.nan, index=names),
+            "cov": pd.DataFrame(np.nan, index=names, columns=names),
+            "random_effects": {},
+            "boundary_components": [],
+            "llf": math.nan,
+            "converged": converged,
+        }
+    fe = result.fe_params
+    return {
+        "fe": fe,
+        "cov": result.cov_params().loc[fe.index, fe.index],
+        "random_effects": (
+            _nested_variances(result, centre, time_sd) if nested else step1["random_effects"]
+        ),
+        "boundary_components": _boundary(result, nested),
+        "llf": float(result.llf),
+        "converged": converged,
     }
 
 
@@ -675,6 +805,43 @@ def _model_data(
     covariates: list[str],
     exposure_reference: str | None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The model frame (one row per observed score, with client-level predictors and the
+    therapist) and what its preparation recorded (warnings, exposure coding, exclusions)."""
+    rows = _session_rows(panel, outcome, time, time_coding)
+    level = pd.DataFrame(index=pd.Index(rows["client"].unique(), name="client"))
+    for name in [exposure, *covariates]:
+        values, _ = _per_client(panel, client_measures, name, required=True)
+        level[name] = values.reindex(level.index)
+    complete = level.notna().all(axis=1)
+    excluded = int((~complete).sum())
+    level = level.loc[complete]
+    level[exposure], exposure_coding, exposure_levels = _code_exposure(
+        level[exposure], exposure, exposure_reference
+    )
+    therapist, switched = _per_client(panel, client_measures, "therapist_id", required=False)
+    data = rows.merge(level, left_on="client", right_index=True, how="inner")
+    data, n_unknown = _attach_therapist(data, therapist)
+    _check_estimable(data, outcome, exposure)
+    notes: list[str] = []
+    if switched:
+        notes.append(
+            f"{switched} client(s) saw more than one therapist; each is counted with the "
+            "therapist of their earliest listed session"
+        )
+    if excluded:
+        notes.append(f"{excluded} client(s) left out for a missing exposure or covariate")
+    prep = {
+        "warnings": notes,
+        "exposure_coding": exposure_coding,
+        "exposure_levels": exposure_levels,
+        "clients_excluded_missing_predictor": excluded,
+        "clients_unknown_therapist": n_unknown,
+    }
+    return data, prep
+
+
+def _session_rows(panel: pd.DataFrame, outcome: str, time: str, time_coding: str) -> pd.DataFrame:
+    """The panel's rows with an observed outcome: client (as text), session and coded time."""
     for column in ("client_id", time, outcome):
         if column not in panel.columns:
             raise ConfigError(f"growth model: the session panel has no column {column!r}")
@@ -684,52 +851,47 @@ def _model_data(
     session = pd.to_numeric(rows[time], errors="raise").astype(float)
     rows["session"] = session
     rows["time"] = np.log1p(session) if time_coding == "log" else session
+    return rows
 
-    therapist, switched = _per_client(panel, client_measures, "therapist_id", required=False)
-    level = pd.DataFrame(index=pd.Index(rows["client"].unique(), name="client"))
-    for name in [exposure, *covariates]:
-        values, _ = _per_client(panel, client_measures, name, required=True)
-        level[name] = values.reindex(level.index)
-    complete = level.notna().all(axis=1)
-    excluded = int((~complete).sum())
-    level = level.loc[complete]
 
-    notes: list[str] = []
-    if switched:
-        notes.append(
-            f"{switched} client(s) saw more than one therapist; each is counted with the "
-            "therapist of their earliest listed session"
+def _code_exposure(
+    values: pd.Series, exposure: str, exposure_reference: str | None
+) -> tuple[pd.Series, str, tuple[str, str] | None]:
+    """A numeric exposure as given; a two-level text exposure as 1 for the level that is not
+    the reference (default: the first in sorted order). Returns the coded values, the coding
+    and the (reference, other) levels of a text exposure."""
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return values.astype(float), "as given", None
+    levels = sorted(values.astype(str).unique())
+    if len(levels) != 2:
+        raise ConfigError(
+            f"growth model: the exposure {exposure!r} is text with {len(levels)} levels; "
+            "a text exposure must have exactly two"
         )
-    exposure_coding = "as given"
-    exposure_levels: tuple[str, str] | None = None
-    values = level[exposure]
-    if not (pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)):
-        levels = sorted(values.astype(str).unique())
-        if len(levels) != 2:
-            raise ConfigError(
-                f"growth model: the exposure {exposure!r} is text with {len(levels)} levels; "
-                "a text exposure must have exactly two"
-            )
-        reference = exposure_reference if exposure_reference is not None else levels[0]
-        if reference not in levels:
-            raise ConfigError(f"growth model: exposure_reference {reference!r} is not a level")
-        other = next(lv for lv in levels if lv != reference)
-        level[exposure] = (values.astype(str) == other).astype(float)
-        exposure_coding = f"1 = {other}, 0 = {reference}"
-        exposure_levels = (reference, other)
-    else:
-        level[exposure] = values.astype(float)
+    reference = exposure_reference if exposure_reference is not None else levels[0]
+    if reference not in levels:
+        raise ConfigError(f"growth model: exposure_reference {reference!r} is not a level")
+    other = next(lv for lv in levels if lv != reference)
+    coded = (values.astype(str) == other).astype(float)
+    return coded, f"1 = {other}, 0 = {reference}", (reference, other)
 
-    if excluded:
-        notes.append(f"{excluded} client(s) left out for a missing exposure or covariate")
-    data = rows.merge(level, left_on="client", right_index=True, how="inner")
+
+def _attach_therapist(data: pd.DataFrame, therapist: pd.Series) -> tuple[pd.DataFrame, int]:
+    """`data` with its therapist column (a client with no known therapist counts as a
+    therapist of their own), sorted by therapist, client and time; and the number of clients
+    with no known therapist."""
     th = therapist.reindex(data["client"]).to_numpy(dtype=object)
     unknown = pd.isna(th)
     n_unknown = int(data.loc[unknown, "client"].nunique())
     th = np.where(unknown, _UNKNOWN_THERAPIST + data["client"].to_numpy(dtype=object), th)
     data["therapist"] = pd.Series(th, index=data.index).astype(str)
     data = data.sort_values(["therapist", "client", "time"], kind="stable").reset_index(drop=True)
+    return data, n_unknown
 
+
+def _check_estimable(data: pd.DataFrame, outcome: str, exposure: str) -> None:
+    """NotEstimableError with fewer than 3 clients, one session or an exposure that does not
+    vary across clients."""
     n_clients = data["client"].nunique()
     if n_clients < 3:
         raise NotEstimableError(
@@ -741,14 +903,6 @@ def _model_data(
         raise NotEstimableError(
             f"growth model: the exposure {exposure!r} does not vary across clients"
         )
-    prep = {
-        "warnings": notes,
-        "exposure_coding": exposure_coding,
-        "exposure_levels": exposure_levels,
-        "clients_excluded_missing_predictor": excluded,
-        "clients_unknown_therapist": n_unknown,
-    }
-    return data, prep
 
 
 def _per_client(
@@ -989,68 +1143,96 @@ def _centre_search(
         record["converged"] = True
         return fit, centre, record
 
-    h = CENTRE_STEP_SD * time_sd
     previous: tuple[float, float] | None = None
     while True:
         params = fit["result"].params_object
-        below, at, above = (design.loglike(centre + k * h, params) for k in (-1.0, 0.0, 1.0))
-        score = (above - below) / (2 * h)
-        curvature = (above - 2 * at + below) / h**2
-        record["score"] = score
-        if previous is not None:
-            secant = (score - previous[1]) / (centre - previous[0])
-            if secant < 0:
-                curvature = secant
-        if not curvature < 0:
-            record["note"] = (
-                f"the REML log-likelihood is not concave in the centre at {centre:.4g}; "
-                "the centre search stopped there"
-            )
-            break
-        step = -score / curvature
-        if abs(step) <= record["tolerance"]:
-            record["converged"] = True
-            break
-        target = min(max(centre + step, bounds[0]), bounds[1])
-        if target == centre:
-            record["converged"] = True
-            record["note"] = (
-                f"the uncorrelated point of client intercepts and slopes lies beyond {centre:.3g}, "
-                "far outside the observed times; client effects are centred there, which "
-                "restricts their covariance"
-            )
-            break
-        if record["refits"] == MAX_CENTRE_REFITS:
-            record["note"] = (
-                f"the centre search did not converge in {MAX_CENTRE_REFITS} refits (last step "
-                f"{step:.3g}); the fit at centre {centre:.4g} is reported"
-            )
+        target, score = _centre_step(design, params, centre, previous, bounds, record)
+        if target is None:
             break
         refit = _fit(lambda c=target: design.model(c), optimizer, start=params, reml=design.reml)
-        record["refits"] += 1
-        record["centres"].append(target)
-        new = refit["result"]
-        record["log_likelihoods"].append(
-            float(new.llf) if new is not None and not refit["error"] else math.nan
-        )
-        record["refit_warnings"] += [
-            w for w in refit["warnings"] if w not in record["refit_warnings"]
-        ]
-        if new is None or refit["error"] or not new.converged:
-            record["note"] = (
-                f"the refit at centre {target:.4g} did not converge; the fit at centre "
-                f"{centre:.4g} is reported and the centre search stopped"
-            )
-            break
-        if float(new.llf) < float(fit["result"].llf) - 1e-8:
-            record["note"] = (
-                f"the refit at centre {target:.4g} lowered the log-likelihood; the fit at "
-                f"centre {centre:.4g} is reported and the centre search stopped"
-            )
+        if not _record_refit(record, refit, fit, centre, target):
             break
         previous = (centre, score)
         fit, centre = refit, target
     return fit, centre, record
+
+
+def _centre_step(
+    design: _NestedDesign,
+    params: MixedLMParams,
+    centre: float,
+    previous: tuple[float, float] | None,
+    bounds: tuple[float, float],
+    record: dict[str, Any],
+) -> tuple[float | None, float]:
+    """The next centre of the search and the score at this one; None (with ``converged`` or
+    a ``note`` set in `record`) where the search ends here."""
+    h = CENTRE_STEP_SD * design.time_sd
+    below, at, above = (design.loglike(centre + k * h, params) for k in (-1.0, 0.0, 1.0))
+    score = (above - below) / (2 * h)
+    curvature = (above - 2 * at + below) / h**2
+    record["score"] = score
+    if previous is not None:
+        secant = (score - previous[1]) / (centre - previous[0])
+        if secant < 0:
+            curvature = secant
+    if not curvature < 0:
+        record["note"] = (
+            f"the REML log-likelihood is not concave in the centre at {centre:.4g}; "
+            "the centre search stopped there"
+        )
+        return None, score
+    step = -score / curvature
+    if abs(step) <= record["tolerance"]:
+        record["converged"] = True
+        return None, score
+    target = min(max(centre + step, bounds[0]), bounds[1])
+    if target == centre:
+        record["converged"] = True
+        record["note"] = (
+            f"the uncorrelated point of client intercepts and slopes lies beyond {centre:.3g}, "
+            "far outside the observed times; client effects are centred there, which "
+            "restricts their covariance"
+        )
+        return None, score
+    if record["refits"] == MAX_CENTRE_REFITS:
+        record["note"] = (
+            f"the centre search did not converge in {MAX_CENTRE_REFITS} refits (last step "
+            f"{step:.3g}); the fit at centre {centre:.4g} is reported"
+        )
+        return None, score
+    return target, score
+
+
+def _record_refit(
+    record: dict[str, Any],
+    refit: dict[str, Any],
+    fit: dict[str, Any],
+    centre: float,
+    target: float,
+) -> bool:
+    """Add a refit at `target` to the search record; False (with a note) when it cannot
+    replace the fit at `centre` (it did not converge or lowered the log-likelihood)."""
+    record["refits"] += 1
+    record["centres"].append(target)
+    new = refit["result"]
+    record["log_likelihoods"].append(
+        float(new.llf) if new is not None and not refit["error"] else math.nan
+    )
+    record["refit_warnings"] += [w for w in refit["warnings"] if w not in record["refit_warnings"]]
+    if new is None or refit["error"] or not new.converged:
+        record["note"] = (
+            f"the refit at centre {target:.4g} did not converge; the fit at centre "
+            f"{centre:.4g} is reported and the centre search stopped"
+        )
+        return False
+    if float(new.llf) < float(fit["result"].llf) - 1e-8:
+        record["note"] = (
+            f"the refit at centre {target:.4g} lowered the log-likelihood; the fit at "
+            f"centre {centre:.4g} is reported and the centre search stopped"
+        )
+        return False
+    return True
 
 
 def _nested_variances(result, centre: float, time_sd: float) -> dict[str, float]:
@@ -1172,4 +1354,5 @@ def fit_growth_spec(
         model_id=spec.id,
         primary=spec.primary,
         exposure_reference=spec.options.get("exposure_reference"),
+        variance_intervals=True,
     )

@@ -78,7 +78,8 @@ import pandas as pd
 import patsy
 
 from accord.core.errors import ConfigError, NotEstimableError
-from accord.models.engine.lmm import OPTIMIZER, fit_lmm
+from accord.models.engine.inference import mixed_model_inference
+from accord.models.engine.lmm import OPTIMIZER, LmmFit, fit_lmm
 from accord.models.growth import BOUNDARY_RELATIVE_SD
 from accord.models.spec import ModelContext, ModelSpec
 from accord.models.tidy import ModelResult, capture_fit, coefficient_frame, wald_from_variance
@@ -99,6 +100,7 @@ def fit_lagged(
     model_id: str = "lagged",
     primary: bool = True,
     reml: bool = True,
+    variance_intervals: bool = False,
 ) -> ModelResult:
     """Fit the lagged model of next session's `outcome` (see the module docstring).
 
@@ -108,6 +110,12 @@ def fit_lagged(
     `outcome` (this session's score), ``<predictor>_within``, ``<predictor>_between``, the
     time term (``session_number`` or ``log_session_number``) and the covariates; the within
     term is primary when `primary`. `reml` False fits by ML.
+
+    A fit by the profiled engine also gives lmerTest's Satterthwaite `df` and
+    `p_satterthwaite` per term and the R^2 of Nakagawa & Schielzeth in the diagnostics
+    (``r_squared``); `variance_intervals` adds the profile-likelihood intervals of the client
+    intercept SD and the residual SD (``variance_parameters``;
+    `accord.models.engine.inference`).
 
     Raises ConfigError for a missing column or an unknown time coding, and AccordError when
     there are fewer than 3 clients with a pair of sessions.
@@ -164,6 +172,9 @@ def fit_lagged(
         fe = pd.Series(np.nan, index=names)
         cov = pd.DataFrame(np.nan, index=names, columns=names)
         random_effects, boundary, llf = {}, [], math.nan
+    extras = _mixed_model_extras(
+        result if converged else None, response, design, data, variance_intervals
+    )
 
     n_obs = len(data)
     common = {
@@ -180,6 +191,7 @@ def fit_lagged(
             "term": term,
             **wald_from_variance(float(fe[term]), float(cov.loc[term, term])),
             "primary": bool(primary and term == within),
+            **extras["satterthwaite"].get(term, {}),
         }
         for term in fe.index
     ]
@@ -204,6 +216,8 @@ def fit_lagged(
         "n_obs": n_obs,
         "n_clients": n_clients,
         "n_therapists": int(therapists.nunique()),
+        "r_squared": extras["r_squared"],
+        "variance_parameters": extras["variance_parameters"],
         "extras": {
             "structure": "client random intercept",
             "response": f"{outcome} at the client's next attended session",
@@ -435,7 +449,39 @@ def fit_lagged_spec(
         detrend=bool(spec.options.get("detrend", False)),
         model_id=spec.id,
         primary=spec.primary,
+        variance_intervals=True,
     )
+
+
+def _mixed_model_extras(
+    result: LmmFit | SimpleNamespace | None,
+    response: pd.DataFrame,
+    design: pd.DataFrame,
+    data: pd.DataFrame,
+    variance_intervals: bool,
+) -> dict[str, Any]:
+    """Satterthwaite df and p per term, R^2 and the variance parameters' intervals of a
+    converged profiled fit (`accord.models.engine.inference`); empty otherwise."""
+    if not isinstance(result, LmmFit):
+        return {"satterthwaite": {}, "r_squared": None, "variance_parameters": None}
+    inference = mixed_model_inference(
+        result,
+        response.iloc[:, 0].to_numpy(dtype=float),
+        design.to_numpy(dtype=float),
+        data["client"].to_numpy(dtype=object),
+        client_effects="intercept",
+        profile=variance_intervals,
+    )
+    satterthwaite = {
+        row.term: {"df": float(row.df), "p_satterthwaite": float(row.p_value)}
+        for row in inference["satterthwaite"].itertuples()
+    }
+    variance = inference["variance_parameters"]
+    return {
+        "satterthwaite": satterthwaite,
+        "r_squared": inference["r_squared"],
+        "variance_parameters": variance.to_dict("records") if variance_intervals else None,
+    }
 
 
 def _statsmodels_fit(

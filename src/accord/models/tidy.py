@@ -2,7 +2,10 @@
 
 Estimates are on the model's linear-predictor scale (points of the outcome, log-odds,
 log-hazard); odds and hazard ratios have their own columns (`ratio`, `ratio_ci_low`,
-`ratio_ci_high`) and are missing for linear models (analyses.md).
+`ratio_ci_high`) and are missing for linear models (analyses.md). A mixed model's fixed
+effects also carry lmerTest's Satterthwaite degrees of freedom (`df`) and the p-value of
+t = estimate / SE on them (`p_satterthwaite`); `p_value` and the CI stay the Wald (normal)
+ones, as lme4's ``confint(method = "Wald")``. Both columns are missing for other models.
 
 Files are written through `accord.core.io`: atomically, with floats to 10 significant digits (far
 beyond any reported precision, and it keeps the last bits of floating-point noise out of the
@@ -40,6 +43,8 @@ COEFFICIENT_COLUMNS = [
     "ratio",
     "ratio_ci_low",
     "ratio_ci_high",
+    "df",
+    "p_satterthwaite",
 ]
 
 SIGNIFICANT_DIGITS = 10
@@ -53,6 +58,8 @@ _FLOAT_COLUMNS = [
     "ratio",
     "ratio_ci_low",
     "ratio_ci_high",
+    "df",
+    "p_satterthwaite",
 ]
 
 
@@ -63,7 +70,11 @@ class ModelResult:
     `diagnostics` holds at least: model, converged, optimizer, warnings (list of str),
     log_likelihood, method, random_effects ({component: variance}), boundary (bool),
     boundary_components (list of str), n_obs, n_clients, n_therapists, formula and extras
-    (model-specific results, such as a standardized effect).
+    (model-specific results, such as a standardized effect). A mixed model fitted by the
+    profiled engine also holds ``r_squared`` (marginal and conditional) and
+    ``variance_parameters`` (rows of group, term, estimate, ci_low, ci_high, method: the
+    profile intervals of its SDs and correlation, or None when not computed); see
+    `accord.models.engine.inference`.
     """
 
     model: str

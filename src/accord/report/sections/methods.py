@@ -127,6 +127,27 @@ def _engine(diagnostics: dict, statsmodels_version: str) -> str:
     )
 
 
+def _mixed_model_extras(diags: dict, models: list[str]) -> list[str]:
+    """Sentences on the Satterthwaite df, the R^2 and the variance parameters' intervals,
+    for the growth models whose diagnostics carry them."""
+    out = []
+    if any(diags[m].get("r_squared") for m in models):
+        out.append(
+            "Fixed effects are reported with Wald 95% CIs and, as lmerTest does, "
+            "Satterthwaite degrees of freedom and t-test p-values (Kuznetsova et al. 2017). "
+            "The share of variance explained is the marginal (fixed effects) and conditional "
+            "(fixed and random effects) R\u00b2 of Nakagawa and Schielzeth (2013), with "
+            "random slopes as in Johnson (2014)."
+        )
+    if any(diags[m].get("variance_parameters") for m in models):
+        out.append(
+            "95% CIs of the random-effect SDs, the client intercept-slope correlation and "
+            "the residual SD are profile-likelihood intervals from the maximum-likelihood "
+            'refit, as lme4\'s confint(method = "profile") gives them.'
+        )
+    return out
+
+
 def _models(ctx: ReportContext) -> str:
     if ctx.coefficients is None or ctx.coefficients.empty:
         return ""
@@ -153,6 +174,7 @@ def _models(ctx: ReportContext) -> str:
             + (f"; the primary model was {primary_id}" if primary_id else "")
             + "."
         )
+        sentences.extend(_mixed_model_extras(diags, growth))
     lagged = [
         m for m in models if "_within" in " ".join(c.loc[c["model"] == m, "term"].astype(str))
     ]

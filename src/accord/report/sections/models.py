@@ -38,6 +38,16 @@ RANDOM_LABELS = {
 #: Kinds of model whose rows are described elsewhere in the report (Dropout, Therapist
 #: effects, Mediation) but are still listed here with the rest.
 COLUMNS = ["Term", "b", "SE", "95% CI", "p", "p (FDR)"]
+#: A mixed model's fixed effects also show lmerTest's Satterthwaite df and t-test p-value.
+SATTERTHWAITE_COLUMNS = ["df", "p (Satterthwaite)"]
+#: The variance parameters' profile intervals (diagnostics ``variance_parameters``) beside the
+#: variance components they belong to.
+PROFILE_TERMS = {
+    "therapist_intercept": "therapist_intercept_sd",
+    "client_intercept": "client_intercept_sd",
+    "client_slope": "client_slope_sd",
+    "residual": "residual_sd",
+}
 
 
 def build(ctx: ReportContext) -> Section:
@@ -307,6 +317,7 @@ def _model(
     rows, highlight = [], set()
     ratio_name = "HR" if "partial likelihood" in str(diag.get("method", "")) else "OR"
     has_ratio = part["ratio"].map(finite).any() if "ratio" in part.columns else False
+    has_df = part["df"].map(finite).any() if "df" in part.columns else False
     for i, (_, r) in enumerate(part.iterrows()):
         digits = digits_for(r["std_error"])
         primary = truthy(r.get("primary"))
@@ -326,10 +337,19 @@ def _model(
                 if finite(r.get("ratio"))
                 else NOT_AVAILABLE
             )
+        if has_df:
+            cells += [
+                num(r["df"], 1) if finite(r.get("df")) else NOT_AVAILABLE,
+                p_value(r.get("p_satterthwaite")),
+            ]
         if not enough:
             cells = [hide] * len(cells)
         rows.append([label, *cells])
-    columns = [*COLUMNS, *([f"{ratio_name} [95% CI]"] if has_ratio else [])]
+    columns = [
+        *COLUMNS,
+        *([f"{ratio_name} [95% CI]"] if has_ratio else []),
+        *(SATTERTHWAITE_COLUMNS if has_df else []),
+    ]
     fixed = table(
         f"models_{model_id}",
         f"{model_id}: estimates ({diag.get('method') or 'as fitted'})",
@@ -388,6 +408,7 @@ def _random_effects(model_id: str, diag: Mapping[str, Any], enough: bool, min_ce
         variances.items(),
         key=lambda item: (order.index(item[0]) if item[0] in order else len(order), item[0]),
     )
+    intervals = {str(row.get("term")): row for row in diag.get("variance_parameters") or []}
     rows = []
     for name, value in items:
         sd = (
@@ -395,28 +416,57 @@ def _random_effects(model_id: str, diag: Mapping[str, Any], enough: bool, min_ce
             if finite(value) and value >= 0 and "covariance" not in name
             else NOT_AVAILABLE
         )
-        rows.append(
-            [
-                RANDOM_LABELS.get(name, name),
-                num(value, 3, significant=True) if enough else hide,
-                sd if enough else hide,
+        row = [RANDOM_LABELS.get(name, name), num(value, 3, significant=True), sd]
+        if intervals:
+            row.append(_profile_interval(intervals.get(PROFILE_TERMS.get(name, ""))))
+        rows.append(row if enough else [row[0], *[hide] * (len(row) - 1)])
+        correlation = intervals.get("client_intercept_slope_correlation")
+        if "covariance" in name and correlation is not None:
+            row = [
+                "Client intercept-slope correlation",
+                "",
+                num(correlation.get("estimate"), 2),
+                _profile_interval(correlation),
             ]
-        )
+            rows.append(row if enough else [row[0], "", hide, hide])
+    filler = [""] if intervals else []
     icc = intercept_iccs(variances)
     for name, value in icc.items():
-        rows.append([name, coef(value) if enough else hide, ""])
+        rows.append([name, coef(value) if enough else hide, "", *filler])
+    r_squared = diag.get("r_squared") or {}
+    for key, label in (("marginal", "R\u00b2 marginal"), ("conditional", "R\u00b2 conditional")):
+        if finite(r_squared.get(key)):
+            rows.append([label, coef(r_squared[key]) if enough else hide, "", *filler])
+    notes = []
+    if icc:
+        notes.append(
+            "ICC: the share of the intercept-level variance (therapist + client + residual) "
+            "at the therapist or client level; in a growth model this is the share at time 0."
+        )
+    if intervals:
+        notes.append(
+            "95% CI: profile-likelihood interval of the SD (or correlation) from the "
+            'maximum-likelihood refit, as lme4\'s confint(method = "profile"); a limit at 0 '
+            "or \u00b11 is the parameter's bound."
+        )
+    if r_squared:
+        notes.append(
+            "R\u00b2: Nakagawa & Schielzeth's marginal (fixed effects) and conditional (fixed "
+            "and random effects) share of variance, random slopes as in Johnson (2014)."
+        )
     return table(
         f"models_{model_id}_random_effects",
         f"{model_id}: random effects",
-        ["Component", "Variance", "SD"],
+        ["Component", "Variance", "SD", *(["SD 95% CI"] if intervals else [])],
         rows,
-        note=(
-            "ICC: the share of the intercept-level variance (therapist + client + residual) "
-            "at the therapist or client level; in a growth model this is the share at time 0."
-            if icc
-            else ""
-        ),
+        note=" ".join(notes),
     )
+
+
+def _profile_interval(row: Mapping[str, Any] | None) -> str:
+    if row is None or not (finite(row.get("ci_low")) and finite(row.get("ci_high"))):
+        return NOT_AVAILABLE
+    return interval(row["ci_low"], row["ci_high"], 2)
 
 
 def intercept_iccs(variances: Mapping[str, Any]) -> dict[str, float]:
@@ -442,12 +492,16 @@ def _all_coefficients(every: list[Table]) -> Table:
     rows = []
     for t in every:
         model = t.name.removeprefix("models_")
+        ratio = next((i for i, c in enumerate(t.columns) if c.endswith(" [95% CI]")), None)
+        df = t.columns.index("df") if "df" in t.columns else None
         for r in t.rows:
-            rows.append([model, *r[:6], r[6] if len(r) > 6 else ""])
+            extra = [r[ratio] if ratio is not None else ""]
+            extra += [r[df], r[df + 1]] if df is not None else ["", ""]
+            rows.append([model, *r[: len(COLUMNS)], *extra])
     return table(
         "models_coefficients",
         "Every model's estimates",
-        ["Model", *COLUMNS, "Ratio [95% CI]"],
+        ["Model", *COLUMNS, "Ratio [95% CI]", *SATTERTHWAITE_COLUMNS],
         rows,
         in_html=False,
     )

@@ -35,7 +35,7 @@ import statsmodels.formula.api as smf
 from scipy import stats
 
 from accord.core.disclosure import NOT_AVAILABLE
-from accord.models import mixed_inference as mi
+from accord.models.engine import inference as mi
 from accord.models.engine.lmm import fit_lmm
 from accord.models.growth import fit_growth
 

@@ -510,3 +510,45 @@ def test_table1_says_when_tied_exposure_values_form_fewer_tertiles() -> None:
     # Neither arm nor exposure: one column of all clients, and no "by" in the caption.
     groups, by = _grouping(clients.drop(columns="joint_goal_share"), "joint_goal_share")
     assert _table1(clients, groups, by, 11, Ledger()).caption == "Baseline characteristics"
+
+
+def test_report_shows_df_r_squared_and_profile_intervals(tmp_path) -> None:
+    """The hand-made results of the report tests, with a growth model that carries the
+    extras: its table gains df and p (Satterthwaite), its random-effects table the SD
+    intervals, the correlation and R^2, and the methods say how each was computed."""
+    from accord.core.disclosure import NOT_AVAILABLE
+    from accord.models.engine import inference as mi
+
+    root = write_hand_results(tmp_path / "results")
+    coefficients = pd.read_csv(root / "models" / "coefficients.csv")
+    growth = coefficients["model"] == "growth"
+    coefficients.loc[growth, "df"] = [48.26, 47.5]
+    coefficients.loc[growth, "p_satterthwaite"] = [2e-9, 0.0031]
+    coefficients.to_csv(root / "models" / "coefficients.csv", index=False)
+    diagnostics = json.loads((root / "models" / "diagnostics.json").read_text())
+    diagnostics["growth"]["random_effects"]["client_intercept_slope_covariance"] = -0.5
+    diagnostics["growth"]["r_squared"] = {"marginal": 0.123, "conditional": 0.789}
+    diagnostics["growth"]["variance_parameters"] = [
+        {"group": "therapist", "term": "therapist_intercept_sd", "estimate": 1.0,
+         "ci_low": 0.0, "ci_high": 1.5, "method": mi.PROFILE_METHOD},
+        {"group": "client", "term": "client_intercept_slope_correlation", "estimate": -0.31,
+         "ci_low": -0.6, "ci_high": 0.05, "method": mi.PROFILE_METHOD},
+    ]  # fmt: skip
+    (root / "models" / "diagnostics.json").write_text(json.dumps(diagnostics))
+    out = tmp_path / "report" / "report.html"
+    render_report(root, out, study="hand", config=CONFIG, run_date=RUN_DATE)
+    text = out.read_text(encoding="utf-8")
+    tables = html_tables(text)
+    fixed = tables["models_growth"]
+    assert [row[-2:] for row in fixed] == [["48.3", "< .001"], ["47.5", ".003"]]
+    random = {row[0]: row for row in tables["models_growth_random_effects"]}
+    assert random["Therapist intercept"][1:] == ["1", "1", "[0.00, 1.50]"]
+    assert random["Client intercept"][-1] == NOT_AVAILABLE
+    assert random["Client intercept-slope correlation"][2:] == ["\u22120.31", "[\u22120.60, 0.05]"]
+    assert random["R\u00b2 marginal"][1:3] == [".12", ""]
+    assert random["R\u00b2 conditional"][1:3] == [".79", ""]
+    methods = text.split('id="methods"', 1)[1].split("</section>", 1)[0]
+    assert "Satterthwaite degrees of freedom" in methods
+    assert "profile-likelihood intervals" in methods
+    supplement = pd.read_csv(out.parent / "tables" / "models_coefficients.csv")
+    assert list(supplement.columns[-2:]) == ["df", "p (Satterthwaite)"]

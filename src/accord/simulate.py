@@ -79,9 +79,29 @@ Schedule of measures (attended sessions only; session numbers count scheduled ap
   PHQ-9 and GAD-7 at intake (session 0, phase intake) and every attended session; SRS every
   attended session; client-rated WAI-SR at sessions 1, 2, 3 and then every other one (5, 7, ..);
   therapist-rated WAI-SR every third session; GAS (item = goal_id, -2..2) every fourth session
-  and at the client's last attended session, for goals agreed before that session. GAS
-  attainment rises with the client's expected PHQ-9 improvement and is higher for joint goals;
-  a goal's status follows its last rating.
+  and at the client's last attended session, for goals agreed before that session.
+
+Goal effects (each recorded in truth: congruence, goal_attainment, check_in)
+  GAS level of goal g of client i at session t: the rounding of
+    GAS_MEAN + gas_joint joint_g + gas_smart m_g + p_i t + c_i + d_g + e_gt, clipped to -2..2,
+  m_g the number of SMART criteria the goal meets, p_i = -0.2 times the client's PHQ-9 slope
+  beyond what their exposure predicts (so it does not depend on the exposure), c_i and e_gt
+  normal, d_g a goal deviation tied to achievement. A goal is achieved with probability
+  expit(achieved_intercept + achieved_joint joint_g + achieved_smart m_g), goals independent
+  given these; d_g is a normal quantile of that same draw, so achieved goals rate higher.
+  Who set a goal, its SMART criteria and importance ratings are drawn when it is set and
+  depend on the client's arm and exposure, never on attainment: a mixed model of the last GAS
+  level (and a GEE of achieved) on them recovers the planted effects, importance agreement and
+  set_session having none. Some goals are revised or abandoned (more often by dropouts).
+  Congruence surface: every PHQ-9 assessment after intake moves by b1 C + b2 T + b3 C^2 +
+  b4 C T + b5 T^2 (congruence_b1..b5, 0 by default), C and T the client's and the therapist's
+  mean WAI-SR Goal score over the first 3 sessions each scored, centred on 3, exactly as the
+  congruence model forms them. The ratings also carry the alliance level, which steepens the
+  PHQ-9 slope: a congruence fit recovers a1..a4 alone with alliance_slope, alliance_exposure,
+  lagged_within_alliance and dropout_log_odds_alliance set to 0.
+  Check-ins: a session is off track when its PHQ-9 noise lies above the upper limit of the
+  central 80 % band; when the client's next attended session records a goal review, the
+  attended session after it moves by check_in_effect PHQ-9 points (0 by default).
 
 Homework completion depends on the exposure only (no effect on outcome, so it is a null
 mediator); goal reviews are more frequent in the collaborative arm.

@@ -225,8 +225,7 @@ def fit_congruence(
         list(x.columns), params, cov, logistic=logistic, n=len(frame), converged=converged
     )
     surface = surface_parameters(params[1:6], cov[1:6, 1:6])
-    for name, values in surface.items():
-        rows.append(_row(name, values, len(frame), converged, ratio=False))
+    rows += [_row(a, values, len(frame), converged, ratio=False) for a, values in surface.items()]
     for row in rows:
         row["n_clients"] = n_clients
     if n_left_out:
@@ -240,17 +239,16 @@ def fit_congruence(
         **_rating_summary(frame[client].to_numpy(), frame[therapist].to_numpy(), min_cell),
         "reading": congruence_reading(surface, outcome=outcome, higher_is=higher_is, rated=rated),
         "clients_left_out": n_left_out,
+        **({} if logistic else {"r_squared": float(fitted.rsquared)}),
     }
-    if not logistic:
-        extras["r_squared"] = float(fitted.rsquared)
     result_rows = [{"model": model_id, "outcome": outcome, "exposure": exposure, **r} for r in rows]
+    terms = "".join(f" + {c}" for c in covariates)
+    formula = f"{outcome} ~ C + T + C^2 + C*T + T^2{terms} (C, T centred on {midpoint:g})"
     diagnostics = model_diagnostics(
         model_id=model_id,
         outcome=outcome,
         exposure=exposure,
-        formula=f"{outcome} ~ C + T + C^2 + C*T + T^2"
-        + "".join(f" + {c}" for c in covariates)
-        + f" (C, T centred on {midpoint:g})",
+        formula=formula,
         method="ML logistic regression (GLM binomial)" if logistic else "OLS",
         optimizer="IRLS" if logistic else "least squares",
         converged=converged,
@@ -261,13 +259,7 @@ def fit_congruence(
         n_therapists=None,
         extras=extras,
     )
-    return ModelResult(
-        model=model_id,
-        outcome=outcome,
-        exposure=exposure,
-        coefficients=coefficient_frame(result_rows),
-        diagnostics=diagnostics,
-    )
+    return ModelResult(model_id, outcome, exposure, coefficient_frame(result_rows), diagnostics)
 
 
 def _design_matrix(

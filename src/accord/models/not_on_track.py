@@ -397,22 +397,18 @@ def fit_not_on_track(
             f"{what}: only {intake.size} client(s) with an intake score; at least {2 * k} needed"
         )
     warn: list[str] = []
-    if curve is None:
-        bands = severity_bands(intake, limits, min_band_clients)
-        assessments["severity"] = assessments["client_id"].map(bands)
-        expectations = cross_fitted_expectations(assessments, k=k, seed=seed, band=band)
-        curve_info: dict[str, Any] = {
-            "band": band,
-            "folds": k,
-            "curve": "a + b log(1 + session) + c intake, per intake severity band",
-        }
-    else:
-        assessments["severity"] = assessments["client_id"].map(severity_bands(intake, limits, 0))
-        expectations = published_expectations(assessments, curve, what)
-        curve_info = {"curve": "published", "curve_source": str(curve["source"])}
-        uncovered = sorted(set(assessments["severity"].dropna()) - set(curve["bands"]))
-        if uncovered:
-            warn.append(f"the published curve has no band {uncovered}: those clients not judged")
+    expectations, curve_info = _expectations(
+        assessments,
+        intake,
+        limits,
+        curve,
+        k=k,
+        seed=seed,
+        band=band,
+        min_band_clients=min_band_clients,
+        warn=warn,
+        what=what,
+    )
     expectations["not_on_track"] = flag_not_on_track(expectations, higher_is)
     labels, group_info = grouping(client_measures, group, exposure, what)
     labels.index = client_measures["client_id"].astype(str)
@@ -448,6 +444,38 @@ def fit_not_on_track(
         extras=extras,
     )
     return ModelResult(model_id, outcome, "goal_review", coefficient_frame(rows), diagnostics)
+
+
+def _expectations(
+    assessments: pd.DataFrame,
+    intake: pd.Series,
+    limits: Sequence[tuple[str, float, float]],
+    curve: Mapping[str, Any] | None,
+    *,
+    k: int,
+    seed: int,
+    band: float,
+    min_band_clients: int,
+    warn: list[str],
+    what: str,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Each assessment's severity band, expected score and limits, from the cross-fitted
+    curves or the published `curve`, and how they were formed (for the extras)."""
+    if curve is None:
+        bands = severity_bands(intake, limits, min_band_clients)
+        assessments["severity"] = assessments["client_id"].map(bands)
+        expectations = cross_fitted_expectations(assessments, k=k, seed=seed, band=band)
+        return expectations, {
+            "band": band,
+            "folds": k,
+            "curve": "a + b log(1 + session) + c intake, per intake severity band",
+        }
+    assessments["severity"] = assessments["client_id"].map(severity_bands(intake, limits, 0))
+    expectations = published_expectations(assessments, curve, what)
+    uncovered = sorted(set(assessments["severity"].dropna()) - set(curve["bands"]))
+    if uncovered:
+        warn.append(f"the published curve has no band {uncovered}: those clients not judged")
+    return expectations, {"curve": "published", "curve_source": str(curve["source"])}
 
 
 def _check_in_results(

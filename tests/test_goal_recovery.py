@@ -140,3 +140,32 @@ def test_intervals_of_planted_goal_effects_cover_95_percent_over_200_studies():
     print(coverage.to_string())
     print(frame.groupby(["effect", "term"])["covered"].mean().to_string())
     assert np.all(np.abs(coverage - 0.95) <= 0.03), coverage.to_string()
+
+
+def test_check_in_shift_by_hand():
+    from accord.simulate import OFF_TRACK_Z, Effects, _check_in_shift
+
+    # Client 0 attends sessions 1-5, client 1 sessions 1-3. Off track (noise above 1.28 SD) at
+    # client 0's session 1 and 3, client 1's session 2. Reviews: client 0 at 2 and 5 (not 4),
+    # client 1 at 3. So client 0's session 3 moves (off at 1, reviewed at 2); session 5 does
+    # not (off at 3, no review at 4); client 1's session 3 is reviewed but has no later one.
+    client = np.array([0, 0, 0, 0, 0, 1, 1, 1])
+    time = np.array([1, 2, 3, 4, 5, 1, 2, 3])
+    high = OFF_TRACK_Z * 2.0 + 0.1
+    noise = np.array([high, 0, high, 0, 0, 0, high, 0])
+    review = np.zeros((2, 6), dtype=bool)
+    review[0, [1, 4]] = True
+    review[1, 2] = True
+    eff = Effects(check_in_effect=-4.0, residual_sd=2.0)
+    shift = _check_in_shift(noise, client, time, review, eff)
+    assert shift.tolist() == [0, 0, -4.0, 0, 0, 0, 0, 0]
+    assert not _check_in_shift(noise, client, time, review, Effects()).any()
+
+
+def test_simulated_goal_ratings_are_the_ones_the_congruence_model_reads():
+    from accord.models.congruence import early_rater_ratings, scores_from_panel
+
+    study, panel, _ = built_study(150, 3, **SURFACE)
+    ratings = early_rater_ratings(scores_from_panel(panel, "wai_sr", "goal"))
+    both = int(ratings.notna().all(axis=1).sum())
+    assert both == study.truth["congruence"]["clients_with_both_ratings"] > 50

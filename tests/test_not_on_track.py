@@ -259,3 +259,12 @@ def test_a_declared_published_curve_replaces_the_cross_fitted_ones():
             ModelSpec(**{**spec.__dict__, "options": {"curve": bad}}),
             ModelContext(),
         )
+
+
+def test_report_names_a_published_curve_instead_of_cross_fitting():
+    from accord.report.sections.goals import _curve_sentence
+
+    published = _curve_sentence({"curve": "published", "curve_source": "Lambert 2010"}, 0.8)
+    assert "as published (Lambert 2010)" in published and "cross-fitted" not in published
+    fitted = _curve_sentence({"curve": "a + b log(1 + session)", "folds": 5}, 0.8)
+    assert "cross-fitted over 5 folds" in fitted and "central 80% band" in fitted

@@ -125,7 +125,8 @@ def test_a_planted_check_in_effect_is_found_and_its_absence_is_not():
 def test_intervals_of_planted_goal_effects_cover_95_percent_over_200_studies():
     """Pooled coverage per effect within 95 +- 3 %; the check-in model, whose log-odds the
     simulator does not plant, is checked for coverage of 0 where no check-in effect is
-    planted. Takes about 15 minutes on one core."""
+    planted. Takes about 25 minutes on a busy 2-core machine (pooled coverage there: congruence
+    95.1 %, gas_level 94.7 %, achieved 94.9 %, check-in 96.0 %)."""
     rows = []
     spec = ModelSpec(id="not_on_track", kind="not_on_track", outcome="phq9", exposure="arm")
     for seed in range(200):

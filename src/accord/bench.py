@@ -9,7 +9,9 @@ the workflow's jobs run:
 * ``score``: questionnaire scores and the reliability table;
 * ``measures``: per-client measures and the session panel;
 * ``model:<id>``: each model of the analysis plan (`accord.models.spec.DEFAULT_MODELS`, or
-  ``--models``), timing the fit alone (reading the panel is not timed);
+  ``--models``), the goal models (congruence, goal attainment, not on track) among them,
+  timing the fit alone (reading the panel and the validated tables a kind reads is not
+  timed);
 * ``report``: missingness tables, the gathered model tables and the rendered report;
 * ``workflow``: the whole Snakemake workflow, validation to report with every default model,
   in a fresh working folder with ``--cores`` (default: all), timed from Snakemake's start to
@@ -327,30 +329,50 @@ def _run_stage(stage: str, folder: Path, *, seed: int) -> dict[str, Any]:
         write_json(out / "measures_metadata.json", result.metadata)
         rows = len(result.session_panel)
     elif stage.startswith("model:"):
-        from accord.models.spec import find_spec, fit_model, model_context, model_specs
-        from accord.models.tidy import write_model_result
-
-        spec = find_spec(model_specs(config), stage.removeprefix("model:"))
-        panel = read_validated(out / "session_panel.parquet")
-        client_measures = read_validated(out / "client_measures.parquet")
-        start = time.perf_counter()
-        result = fit_model(panel, client_measures, spec, model_context(config))
-        seconds = time.perf_counter() - start
-        folder_out = out / "models" / spec.id
-        folder_out.mkdir(parents=True, exist_ok=True)
-        write_model_result(result, folder_out / "coefficients.csv", folder_out / "diagnostics.json")
-        converged = result.diagnostics.get("converged")
-        rows = result.diagnostics.get("n_obs", "")
-        return {
-            "seconds": seconds,
-            "rows": rows,
-            "note": "" if converged else "did not converge",
-        }
+        return _fit_model_stage(stage.removeprefix("model:"), out, config)
     elif stage == "report":
         rows = _report(folder, config)
     else:
         raise SystemExit(f"unknown stage {stage!r}")
     return {"seconds": time.perf_counter() - start, "rows": rows, "note": note}
+
+
+def _fit_model_stage(model_id: str, out: Path, config: dict[str, Any]) -> dict[str, Any]:
+    """Fit one model of the plan on the study's results, timing the fit alone: the panel, the
+    client measures and the validated tables its kind reads (`KIND_TABLES`) are read first."""
+    import statsmodels.api  # noqa: F401  (imports are not timed; fit functions import it late)
+
+    from accord.core.stages import read_validated
+    from accord.models.spec import (
+        KIND_TABLES,
+        find_spec,
+        fit_function,
+        fit_model,
+        model_context,
+        model_specs,
+    )
+    from accord.models.tidy import write_model_result
+
+    spec = find_spec(model_specs(config), model_id)
+    fit_function(spec.kind)  # imports the kind's module
+    panel = read_validated(out / "session_panel.parquet")
+    client_measures = read_validated(out / "client_measures.parquet")
+    tables = {
+        name: read_validated(out / "validated" / f"{name}.parquet")
+        for name in KIND_TABLES.get(spec.kind, ())
+    }
+    start = time.perf_counter()
+    result = fit_model(panel, client_measures, spec, model_context(config), **tables)
+    seconds = time.perf_counter() - start
+    folder_out = out / "models" / spec.id
+    folder_out.mkdir(parents=True, exist_ok=True)
+    write_model_result(result, folder_out / "coefficients.csv", folder_out / "diagnostics.json")
+    converged = result.diagnostics.get("converged")
+    return {
+        "seconds": seconds,
+        "rows": result.diagnostics.get("n_obs", ""),
+        "note": "" if converged else "did not converge",
+    }
 
 
 def _report(folder: Path, config: dict[str, Any]) -> int:

@@ -79,9 +79,29 @@ Schedule of measures (attended sessions only; session numbers count scheduled ap
   PHQ-9 and GAD-7 at intake (session 0, phase intake) and every attended session; SRS every
   attended session; client-rated WAI-SR at sessions 1, 2, 3 and then every other one (5, 7, ..);
   therapist-rated WAI-SR every third session; GAS (item = goal_id, -2..2) every fourth session
-  and at the client's last attended session, for goals agreed before that session. GAS
-  attainment rises with the client's expected PHQ-9 improvement and is higher for joint goals;
-  a goal's status follows its last rating.
+  and at the client's last attended session, for goals agreed before that session.
+
+Goal effects (each recorded in truth: congruence, goal_attainment, check_in)
+  GAS level of goal g of client i at session t: the rounding of
+    GAS_MEAN + gas_joint joint_g + gas_smart m_g + p_i t + c_i + d_g + e_gt, clipped to -2..2,
+  m_g the number of SMART criteria the goal meets, p_i = -0.2 times the client's PHQ-9 slope
+  beyond what their exposure predicts (so it does not depend on the exposure), c_i and e_gt
+  normal, d_g a goal deviation tied to achievement. A goal is achieved with probability
+  expit(achieved_intercept + achieved_joint joint_g + achieved_smart m_g), goals independent
+  given these; d_g is a normal quantile of that same draw, so achieved goals rate higher.
+  Who set a goal, its SMART criteria and importance ratings are drawn when it is set and
+  depend on the client's arm and exposure, never on attainment: a mixed model of the last GAS
+  level (and a GEE of achieved) on them recovers the planted effects, importance agreement and
+  set_session having none. Some goals are revised or abandoned (more often by dropouts).
+  Congruence surface: every PHQ-9 assessment after intake moves by b1 C + b2 T + b3 C^2 +
+  b4 C T + b5 T^2 (congruence_b1..b5, 0 by default), C and T the client's and the therapist's
+  mean WAI-SR Goal score over the first 3 sessions each scored, centred on 3, exactly as the
+  congruence model forms them. The ratings also carry the alliance level, which steepens the
+  PHQ-9 slope: a congruence fit recovers a1..a4 alone with alliance_slope, alliance_exposure,
+  lagged_within_alliance and dropout_log_odds_alliance set to 0.
+  Check-ins: a session is off track when its PHQ-9 noise lies above the upper limit of the
+  central 80 % band; when the client's next attended session records a goal review, the
+  attended session after it moves by check_in_effect PHQ-9 points (0 by default).
 
 Homework completion depends on the exposure only (no effect on outcome, so it is a null
 mediator); goal reviews are more frequent in the collaborative arm.
@@ -99,6 +119,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from scipy.special import ndtri
 
 from accord.core.errors import ConfigError
 from accord.core.io import atomic_path, write_json
@@ -158,6 +179,20 @@ VALUE_SLOTS = 16  # item values -2..13 in the packed sort key
 STR = pd.StringDtype("pyarrow", na_value=np.nan)
 CSV_BLOCK_ROWS = 1 << 20
 HOMEWORK_EXPOSURE = 1.2  # log-odds of homework completion per unit joint_goal_share
+SMART_CRITERIA = ("specific", "measurable", "achievable", "relevant", "time_bound")
+# The congruence surface reads the WAI-SR Goal subscale (items 4, 6, 8, 11) as the congruence
+# model does: the mean over the first 3 sessions each rater scored, centred on 3.
+GOAL_ITEMS = [3, 5, 7, 10]
+SURFACE_EARLY_SESSIONS = 3
+SURFACE_MIDPOINT = 3.0
+OFF_TRACK_Z = 1.2815515655446004  # upper limit of the central 80 % of a normal
+# GAS latent level: mean, SDs of its client, goal and rating parts, and GAS points per PHQ-9
+# point of improvement beyond what the client's exposure predicts.
+GAS_MEAN = -0.5
+GAS_CLIENT_SD = 0.4
+GAS_GOAL_SD = 0.4
+GAS_RATING_SD = 0.5
+GAS_PER_PHQ9 = 0.2
 _NEEDS_QUOTES = re.compile(r'[,"\r\n]')
 
 
@@ -191,6 +226,19 @@ class Effects:
     dropout_log_odds_alliance_level: float = 0.0  # per WAI-SR point of the stable level
     p_joint_collaborative: float = 0.7  # mean per-goal probability of setting a goal jointly
     p_joint_usual_care: float = 0.35
+    # Congruence: PHQ-9 points after intake on the early WAI-SR Goal ratings of client (C) and
+    # therapist (T), centred on 3: b1 C + b2 T + b3 C^2 + b4 C T + b5 T^2 (0: no surface).
+    congruence_b1: float = 0.0
+    congruence_b2: float = 0.0
+    congruence_b3: float = 0.0
+    congruence_b4: float = 0.0
+    congruence_b5: float = 0.0
+    gas_joint: float = 0.3  # GAS points for a goal set jointly (vs by the client)
+    gas_smart: float = 0.1  # GAS points per SMART criterion the goal meets
+    achieved_intercept: float = -1.6  # log-odds of achieved, client-set goal, no SMART criterion
+    achieved_joint: float = 0.5  # log-odds of achieved for a goal set jointly
+    achieved_smart: float = 0.15  # log-odds of achieved per SMART criterion met
+    check_in_effect: float = 0.0  # PHQ-9 points after a goal review that follows off track
 
 
 @dataclass
@@ -221,8 +269,115 @@ def simulate_study(
     n, n_t, n_s, M = int(n_clients), int(n_therapists), int(n_sites), int(max_sessions)
     _check_design(int(seed), n, n_t, n_s, M, eff)
     streams = _Streams(int(seed))
+    design = _draw_design(streams, n, n_t, n_s)
+    plan = _draw_goal_plan(streams, design.collab, eff)
+    course = _draw_course(streams, design, plan.x, eff, M)
+    schedule = _draw_schedule(streams, design, plan.x, course, M)
+    latent = _draw_latent(streams, design, plan.x, course, schedule, eff)
+    details = _draw_goal_details(streams, plan, design.collab)
+    keys, ratings = _questionnaire_keys(streams, latent, schedule.a_client, eff, M)
+    gas_keys, achieved = _draw_gas(streams, plan, details, latent, schedule, eff, M)
+    keys.append(gas_keys)
+    measures = _measures_frame(keys, design.client_ids, M)
+    goals = _goals_frame(design, plan, details, course.dropout, achieved, schedule)
+    clients = _clients_frame(design, course.end_code)
+    sessions = _sessions_frame(design.client_ids, schedule)
+    truth = _truth(
+        design={"seed": int(seed), "n_clients": n, "n_therapists": n_t, "n_sites": n_s},
+        max_sessions=M,
+        eff=eff,
+        collab=design.collab,
+        x=plan.x,
+        course=course,
+        latent=latent,
+        ratings=ratings,
+        rows={
+            "clients": len(clients),
+            "sessions": len(sessions),
+            "measures": len(measures),
+            "goals": len(goals),
+        },
+    )
+    return SimulatedStudy(clients, sessions, measures, goals, truth)
 
-    # Design: pseudonyms, sites, therapists, arms, demographics.
+
+@dataclass
+class _Design:
+    client_ids: np.ndarray
+    therapist_ids: np.ndarray
+    site_ids: np.ndarray
+    therapist_site: np.ndarray
+    therapist: np.ndarray
+    collab: np.ndarray
+    age: np.ndarray
+    gender: np.ndarray
+    intake_year: np.ndarray
+
+
+@dataclass
+class _GoalPlan:
+    n_goals: np.ndarray
+    valid: np.ndarray  # n x MAX_GOALS: the client has this goal
+    joint: np.ndarray
+    set_by: np.ndarray
+    set_session: np.ndarray
+    x: np.ndarray  # joint_goal_share
+
+
+@dataclass
+class _Course:
+    alliance_dev: np.ndarray
+    alliance_level: np.ndarray
+    within_m: np.ndarray  # n x M within-person alliance per scheduled appointment
+    early_dip: np.ndarray
+    dropout: np.ndarray
+    dropout_alpha: float
+    end_code: np.ndarray
+
+
+@dataclass
+class _Schedule:
+    s_client: np.ndarray  # one entry per scheduled appointment
+    s_slot: np.ndarray
+    s_status: np.ndarray
+    day_m: np.ndarray
+    modality_m: np.ndarray
+    duration_m: np.ndarray
+    homework_m: np.ndarray
+    completion_m: np.ndarray
+    review_m: np.ndarray
+    a_client: np.ndarray  # one entry per attended session
+    a_time: np.ndarray
+    last_attended: np.ndarray
+
+
+@dataclass
+class _Latent:
+    alliance: np.ndarray  # per attended session
+    slope: np.ndarray  # per client
+    slope_deviation: np.ndarray  # slope minus its mean given the exposure
+    o_client: np.ndarray  # assessments: intake, then attended sessions
+    o_time: np.ndarray
+    phq: np.ndarray
+    gad: np.ndarray
+    var_therapist: float
+    var_client: float
+    v: np.ndarray
+    check_ins: int
+
+
+@dataclass
+class _GoalDetails:
+    status_u: np.ndarray
+    abandon_u: np.ndarray
+    revised_u: np.ndarray
+    client_importance: np.ndarray
+    therapist_importance: np.ndarray
+    smart: np.ndarray  # 5 x n x MAX_GOALS
+
+
+def _draw_design(streams: _Streams, n: int, n_t: int, n_s: int) -> _Design:
+    """Pseudonyms, sites, therapists with uneven caseloads, arms and demographics."""
     r = streams("ids")
     client_ids = np.sort(_pseudonyms(r, "C", n, 7))
     therapist_ids = _pseudonyms(r, "T", n_t, 5)
@@ -236,24 +391,43 @@ def simulate_study(
     age = np.clip(np.rint(18 + r.gamma(2.2, 9.0, size=n)), 18, 89).astype(np.int64)
     gender = r.choice(len(GENDERS), size=n, p=GENDER_P)
     intake_year = r.integers(INTAKE_YEARS[0], INTAKE_YEARS[1] + 1, size=n)
+    return _Design(
+        client_ids,
+        therapist_ids,
+        site_ids,
+        therapist_site,
+        therapist,
+        collab,
+        age,
+        gender,
+        intake_year,
+    )
 
-    # Goals and the exposure.
+
+def _draw_goal_plan(streams: _Streams, collab: np.ndarray, eff: Effects) -> _GoalPlan:
+    """Each client's goals, who set them and when, and the exposure joint_goal_share."""
+    n = collab.size
     r = streams("goals")
     n_goals = r.choice([2, 3, 4], size=n, p=[0.3, 0.45, 0.25])
     p_mean = np.where(collab, eff.p_joint_collaborative, eff.p_joint_usual_care)
     p_joint = r.beta(4.0 * p_mean, 4.0 * (1.0 - p_mean))
-    goal_valid = np.arange(MAX_GOALS)[None, :] < n_goals[:, None]
-    joint = (r.random((n, MAX_GOALS)) < p_joint[:, None]) & goal_valid
+    valid = np.arange(MAX_GOALS)[None, :] < n_goals[:, None]
+    joint = (r.random((n, MAX_GOALS)) < p_joint[:, None]) & valid
     set_by = np.where(joint, 2, (r.random((n, MAX_GOALS)) < 0.5).astype(np.int64))
     set_session = (r.random((n, MAX_GOALS)) >= 0.6).astype(np.int64)
-    x = joint.sum(axis=1) / n_goals
+    return _GoalPlan(n_goals, valid, joint, set_by, set_session, joint.sum(axis=1) / n_goals)
 
-    # Alliance level, dropout and how each client's treatment ends.
+
+def _draw_course(
+    streams: _Streams, design: _Design, x: np.ndarray, eff: Effects, M: int
+) -> _Course:
+    """Alliance level, dropout and how each client's treatment ends."""
+    n, n_t = x.size, design.therapist_ids.size
     r = streams("alliance")
     tau = r.normal(0.0, eff.alliance_therapist_sd, n_t)
-    alliance_dev = r.normal(0.0, eff.alliance_between_sd, n) + tau[therapist]
+    alliance_dev = r.normal(0.0, eff.alliance_between_sd, n) + tau[design.therapist]
     alliance_level = eff.alliance_mean + eff.alliance_exposure * (x - 0.5) + alliance_dev
-    within_m = r.normal(0.0, eff.alliance_within_sd, (n, M))  # per scheduled appointment
+    within_m = r.normal(0.0, eff.alliance_within_sd, (n, M))
     early_dip = within_m[:, :3].mean(axis=1)
     r = streams("dropout")
     dropout_lp = (
@@ -268,14 +442,23 @@ def simulate_study(
     end_code = np.select(
         [dropout, u_end < cuts[0], u_end < cuts[1], u_end < cuts[2]], [1, 3, 2, 4], default=0
     )
-    intake_year[end_code == 3] = INTAKE_YEARS[1]
+    design.intake_year[end_code == 3] = INTAKE_YEARS[1]
+    return _Course(
+        alliance_dev, alliance_level, within_m, early_dip, dropout, dropout_alpha, end_code
+    )
 
-    # Appointments: how many sessions each client attends and which ones are missed.
+
+def _draw_schedule(
+    streams: _Streams, design: _Design, x: np.ndarray, course: _Course, M: int
+) -> _Schedule:
+    """Appointments: how many sessions each client attends, which ones are missed, and what
+    each records (day, modality, duration, homework, goal review)."""
+    n, dropout, collab = x.size, course.dropout, design.collab
     r = streams("sessions")
     planned = np.clip(np.rint(r.normal(0.82 * M, M / 6.0, n)), 2, M).astype(np.int64)
     early_exit = 1 + np.floor(r.random(n) ** 1.6 * (planned - 1)).astype(np.int64)
     any_exit = 1 + np.floor(r.random(n) * (planned - 1)).astype(np.int64)
-    target = np.where(end_code == 0, planned, np.where(dropout, early_exit, any_exit))
+    target = np.where(course.end_code == 0, planned, np.where(dropout, early_exit, any_exit))
     p_attend = _expit(r.normal(2.0, 0.7, n))
     attended_m = r.random((n, M)) < p_attend[:, None]
     attended_m[:, 0] = True
@@ -306,36 +489,61 @@ def simulate_study(
     )
     completion_m = np.rint(completion_m * 20.0) / 20.0
     review_m = r.random((n, M)) < _expit(-0.6 + 0.9 * collab + 0.6 * (x - 0.5))[:, None]
-
     s_client, s_slot = np.nonzero(np.arange(M)[None, :] < n_scheduled[:, None])
     s_status = status_m[s_client, s_slot]
     s_attended = s_status == 0
+    a_client, a_time = s_client[s_attended], s_slot[s_attended] + 1
+    last_attended = np.zeros(n, dtype=np.int64)
+    np.maximum.at(last_attended, a_client, a_time)
+    return _Schedule(
+        s_client,
+        s_slot,
+        s_status,
+        day_m,
+        modality_m,
+        duration_m,
+        homework_m,
+        completion_m,
+        review_m,
+        a_client,
+        a_time,
+        last_attended,
+    )
 
-    # Latent alliance and symptoms at intake and at every attended session.
-    a_client = s_client[s_attended]
-    a_time = s_slot[s_attended] + 1
-    n_a = a_client.size
+
+def _draw_latent(
+    streams: _Streams,
+    design: _Design,
+    x: np.ndarray,
+    course: _Course,
+    schedule: _Schedule,
+    eff: Effects,
+) -> _Latent:
+    """Latent alliance at every attended session and PHQ-9 and GAD-7 at intake and at every
+    attended session (the model in the module docstring), check-ins included."""
+    n, n_t, therapist = x.size, design.therapist_ids.size, design.therapist
+    a_client, a_time = schedule.a_client, schedule.a_time
     r = streams("latent")
-    within = within_m[a_client, a_time - 1]
-    alliance = alliance_level[a_client] + eff.alliance_trend * (a_time - 1) + within
+    within = course.within_m[a_client, a_time - 1]
+    alliance = course.alliance_level[a_client] + eff.alliance_trend * (a_time - 1) + within
     first_visit = np.r_[True, a_client[1:] != a_client[:-1]]
     within_prev = np.where(first_visit, 0.0, np.r_[0.0, within[:-1]])
     # Therapists who differ in how fast their clients improve: drawn from a stream of its own,
     # so a study without them (the default) keeps every other draw.
     w = streams("therapist_slopes").normal(0.0, 1.0, n_t) * eff.therapist_slope_sd
-    slope = (
-        eff.growth_time
-        + eff.growth_time_x_exposure * x
-        + eff.alliance_slope * alliance_dev
+    slope_deviation = (
+        eff.alliance_slope * course.alliance_dev
         + w[therapist]
         + r.normal(0.0, eff.client_slope_sd, n)
     )
-    o_client = np.r_[np.arange(n), a_client]  # assessments: intake, then attended sessions
+    slope = eff.growth_time + eff.growth_time_x_exposure * x + slope_deviation
+    o_client = np.r_[np.arange(n), a_client]
     o_time = np.r_[np.zeros(n, dtype=np.int64), a_time]
+    noise = r.normal(0.0, eff.residual_sd, o_client.size)
     change = (
         slope[o_client] * o_time
         + eff.lagged_within_alliance * np.r_[np.zeros(n), within_prev]
-        + r.normal(0.0, eff.residual_sd, o_client.size)
+        + noise
     )
     # Therapist variance: share s of all PHQ-9 variance, with the intake variance fixed.
     other_var = float(np.var(change))
@@ -353,78 +561,233 @@ def simulate_study(
     phq = level[o_client] + change
     del change
     gad = 0.75 * phq + r.normal(0.5, 1.8, n)[o_client] + r.normal(0.0, 1.5, o_client.size)
+    check_in = _check_in_shift(noise[n:], a_client, a_time, schedule.review_m, eff)
+    phq[n:] += check_in
+    return _Latent(
+        alliance,
+        slope,
+        slope_deviation,
+        o_client,
+        o_time,
+        phq,
+        gad,
+        var_therapist,
+        var_client,
+        v,
+        int(np.count_nonzero(check_in)),
+    )
 
-    # Measures, as packed sort keys per (instrument, rater).
-    r = streams("measures")
-    keys: list[np.ndarray] = []
+
+def _check_in_shift(
+    noise: np.ndarray,
+    a_client: np.ndarray,
+    a_time: np.ndarray,
+    review_m: np.ndarray,
+    eff: Effects,
+) -> np.ndarray:
+    """PHQ-9 points added at each attended session (in order): `check_in_effect` at the first
+    attended session after a goal review that follows an off-track session.
+
+    A session is off track when its assessment noise lies above the upper limit of the central
+    80 % band (`OFF_TRACK_Z` residual SDs); the review is the one recorded at the client's next
+    attended session."""
+    shift = np.zeros(a_client.size)
+    if eff.check_in_effect == 0.0 or a_client.size < 3:
+        return shift
+    off_track = noise > OFF_TRACK_Z * eff.residual_sd
+    same = a_client[1:] == a_client[:-1]
+    reviewed = np.zeros(a_client.size, dtype=bool)
+    reviewed[1:] = same & review_m[a_client[1:], a_time[1:] - 1]
+    # Off track at k, reviewed at k + 1, helped at k + 2 (the same client's).
+    helped = np.zeros(a_client.size, dtype=bool)
+    helped[2:] = off_track[:-2] & reviewed[1:-1] & same[1:]
+    shift[helped] = eff.check_in_effect
+    return shift
+
+
+def _questionnaire_keys(
+    streams: _Streams, latent: _Latent, a_client: np.ndarray, eff: Effects, M: int
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """PHQ-9, GAD-7, WAI-SR (both raters) and SRS item rows as packed sort keys, and each
+    client's early WAI-SR Goal ratings (n x 2: client, therapist; NaN where missing).
+
+    A planted congruence surface moves every PHQ-9 assessment after intake by a function of
+    the early Goal ratings, which are drawn after the PHQ-9 items: a first pass of the stream
+    finds them, and a second pass draws the same items with the PHQ-9 moved (the number of
+    draws does not depend on the values)."""
+    n = latent.slope.size
+    b = _surface_coefficients(eff)
+    if any(b):
+        probe = _questionnaire_items(streams("measures"), latent, a_client, eff)
+        ratings = _early_goal_ratings(probe[2:4], n)
+        c, t = ratings[:, 0] - SURFACE_MIDPOINT, ratings[:, 1] - SURFACE_MIDPOINT
+        surface = np.nan_to_num(b[0] * c + b[1] * t + b[2] * c * c + b[3] * c * t + b[4] * t * t)
+        latent.phq[n:] += surface[latent.o_client[n:]]
+    parts = _questionnaire_items(streams("measures"), latent, a_client, eff)
+    if not any(b):
+        ratings = _early_goal_ratings(parts[2:4], n)
+    keys = [_pack_values(*part, M) for part in parts]
+    return keys, ratings
+
+
+def _questionnaire_items(
+    r: np.random.Generator, latent: _Latent, a_client: np.ndarray, eff: Effects
+) -> list[tuple]:
+    """(instrument, rater, client, time, items, present) of each questionnaire, drawn from
+    `r` in a fixed order (the number of draws does not depend on the latent values)."""
+    n, n_a = latent.slope.size, a_client.size
+    a_time = latent.o_time[n:]
+    alliance = latent.alliance
+    parts = []
     kept = np.r_[np.ones(n, bool), r.random(n_a) >= FORM_MISSING["phq9_gad7"]]
-    oc, ot = o_client[kept], o_time[kept]
-    items = _items(r, phq[kept], 9, 0, 3, PHQ9_OFFSETS, 0.4)
-    keys.append(_pack(r, "phq9", "client", oc, ot, items, M))
-    items = _items(r, gad[kept], 7, 0, 3, GAD7_OFFSETS, 0.4)
-    keys.append(_pack(r, "gad7", "client", oc, ot, items, M))
-    del phq, gad, kept, oc, ot
+    oc, ot = latent.o_client[kept], latent.o_time[kept]
+    items = _items(r, latent.phq[kept], 9, 0, 3, PHQ9_OFFSETS, 0.4)
+    parts.append(("phq9", "client", oc, ot, items, _present(r, "phq9", items)))
+    items = _items(r, latent.gad[kept], 7, 0, 3, GAD7_OFFSETS, 0.4)
+    parts.append(("gad7", "client", oc, ot, items, _present(r, "gad7", items)))
     due = ((a_time <= 3) | ((a_time >= 5) & (a_time % 2 == 1))) & (
         r.random(n_a) >= FORM_MISSING["wai_sr"]
     )
     items = _items(r, 12.0 * alliance[due], 12, 1, 5, WAI_OFFSETS, 0.5)
-    keys.append(_pack(r, "wai_sr", "client", a_client[due], a_time[due], items, M))
+    parts.append(
+        ("wai_sr", "client", a_client[due], a_time[due], items, _present(r, "wai_sr", items))
+    )
     due = (a_time % 3 == 0) & (r.random(n_a) >= FORM_MISSING["wai_sr_therapist"])
     rater_view = r.normal(0.0, 0.3, n)[a_client] + r.normal(0.0, 0.25, n_a)
     therapist_rated = eff.alliance_mean - 0.1 + 0.5 * (alliance - eff.alliance_mean) + rater_view
     items = _items(r, 12.0 * therapist_rated[due], 12, 1, 5, WAI_OFFSETS, 0.5)
-    keys.append(_pack(r, "wai_sr", "therapist", a_client[due], a_time[due], items, M))
+    parts.append(
+        ("wai_sr", "therapist", a_client[due], a_time[due], items, _present(r, "wai_sr", items))
+    )
     due = r.random(n_a) >= FORM_MISSING["srs"]
     srs = 36.0 + 6.0 * (alliance - eff.alliance_mean) + r.normal(0.0, 1.5, n_a)
     items = _items(r, srs[due], 4, 0, 10, SRS_OFFSETS, 0.7)
-    keys.append(_pack(r, "srs", "client", a_client[due], a_time[due], items, M))
-    del items, due, rater_view, therapist_rated, srs
+    parts.append(("srs", "client", a_client[due], a_time[due], items, _present(r, "srs", items)))
+    return parts
 
-    # GAS: every fourth session and the last attended one, for goals agreed before it.
-    last_attended = np.zeros(n, dtype=np.int64)
-    np.maximum.at(last_attended, a_client, a_time)
-    due = ((a_time % 4 == 0) | (a_time == last_attended[a_client])) & (a_time >= 2)
+
+def _present(r: np.random.Generator, instrument: str, items: np.ndarray) -> np.ndarray:
+    """Which item responses are given: a random share `ITEM_MISSING[instrument]` is left out."""
+    return r.random(items.shape) >= ITEM_MISSING[instrument]
+
+
+def _early_goal_ratings(parts: list[tuple], n: int) -> np.ndarray:
+    """Each client's mean WAI-SR Goal score (mean of items 4, 6, 8, 11, all answered) over the
+    first `SURFACE_EARLY_SESSIONS` sessions each rater scored it: n x 2 (client, therapist),
+    NaN where the rater scored none. Rows run by client and session, as drawn."""
+    out = np.full((n, 2), np.nan)
+    for column, (_, _, client, _, items, present) in enumerate(parts):
+        complete = present[:, GOAL_ITEMS].all(axis=1)
+        client, score = client[complete], items[complete][:, GOAL_ITEMS].mean(axis=1)
+        if client.size == 0:
+            continue
+        starts = np.r_[0, np.flatnonzero(client[1:] != client[:-1]) + 1]
+        rank = np.arange(client.size) - np.repeat(starts, np.diff(np.r_[starts, client.size]))
+        early = rank < SURFACE_EARLY_SESSIONS
+        total = np.bincount(client[early], score[early], minlength=n)
+        count = np.bincount(client[early], minlength=n)
+        out[count > 0, column] = total[count > 0] / count[count > 0]
+    return out
+
+
+def _surface_coefficients(eff: Effects) -> tuple[float, ...]:
+    return (
+        eff.congruence_b1,
+        eff.congruence_b2,
+        eff.congruence_b3,
+        eff.congruence_b4,
+        eff.congruence_b5,
+    )
+
+
+def _draw_goal_details(streams: _Streams, plan: _GoalPlan, collab: np.ndarray) -> _GoalDetails:
+    """Importance ratings, SMART criteria and the draws that decide goal status."""
+    n = collab.size
+    r = streams("goal_details")
+    status_u = r.random((n, MAX_GOALS))
+    abandon_u = r.random((n, MAX_GOALS))
+    revised_u = r.random((n, MAX_GOALS))
+    client_imp = np.clip(np.rint(r.normal(4.0, 0.8, (n, MAX_GOALS))), 1, 5)
+    agree_sd = np.where(plan.joint, 0.6, 1.1)
+    therapist_imp = np.clip(np.rint(client_imp + agree_sd * r.normal(size=(n, MAX_GOALS))), 1, 5)
+    smart_lp = 0.3 + 0.9 * plan.joint + 0.3 * collab[:, None] + r.normal(0.0, 0.7, n)[:, None]
+    smart = r.random((5, n, MAX_GOALS)) < _expit(smart_lp)[None]
+    return _GoalDetails(status_u, abandon_u, revised_u, client_imp, therapist_imp, smart)
+
+
+def _draw_gas(
+    streams: _Streams,
+    plan: _GoalPlan,
+    details: _GoalDetails,
+    latent: _Latent,
+    schedule: _Schedule,
+    eff: Effects,
+    M: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """GAS rows (packed keys) every fourth session and at the last attended one, for goals
+    agreed before that session, and whether each goal was achieved (n x MAX_GOALS).
+
+    Achieved: Bernoulli(expit(achieved_intercept + achieved_joint joint + achieved_smart
+    (SMART criteria met))), goals independent given these. GAS level: the rounded latent
+    GAS_MEAN + gas_joint joint + gas_smart (criteria met) + client progress + client
+    deviation + goal deviation + rating noise, clipped to -2..2. The goal deviation is high
+    where the goal was achieved (a normal quantile of the achievement draw), the client's
+    progress is 0.2 GAS points per PHQ-9 point the client improved beyond what their exposure
+    predicts; neither depends on any goal's predictors."""
+    n, a_client, a_time = plan.x.size, schedule.a_client, schedule.a_time
+    r = streams("goal_attainment")
+    n_smart = details.smart.sum(axis=0)
+    achieved_lp = eff.achieved_intercept + eff.achieved_joint * plan.joint
+    u_goal = r.random((n, MAX_GOALS))
+    achieved = (u_goal < _expit(achieved_lp + eff.achieved_smart * n_smart)) & plan.valid
+    goal_dev = GAS_GOAL_SD * ndtri(1.0 - u_goal)
+    client_dev = r.normal(0.0, GAS_CLIENT_SD, n)
+    goal_part = GAS_MEAN + eff.gas_joint * plan.joint + eff.gas_smart * n_smart + goal_dev
+    due = ((a_time % 4 == 0) | (a_time == schedule.last_attended[a_client])) & (a_time >= 2)
     g_client, g_time = a_client[due], a_time[due]
+    progress = -GAS_PER_PHQ9 * latent.slope_deviation[g_client] * g_time
     gas_latent = (
-        -1.0
-        - 0.2 * (slope[g_client] * g_time)[:, None]
-        + 0.3 * joint[g_client]
-        + r.normal(0.0, 0.5, (n, MAX_GOALS))[g_client]
-        + r.normal(0.0, 0.5, (g_client.size, MAX_GOALS))
+        goal_part[g_client]
+        + (progress + client_dev[g_client])[:, None]
+        + r.normal(0.0, GAS_RATING_SD, (g_client.size, MAX_GOALS))
     )
     gas = np.clip(np.rint(gas_latent), -2, 2).astype(np.int64)
     rated = (
-        goal_valid[g_client]
-        & (set_session[g_client] < g_time[:, None])
+        plan.valid[g_client]
+        & (plan.set_session[g_client] < g_time[:, None])
         & (r.random(gas.shape) >= ITEM_MISSING["gas"])
     )
-    keys.append(_pack_values("gas", "client", g_client, g_time, gas, rated, M))
-    last_gas = _last_rating(g_client, gas, rated, n)
-    measures = _measures_frame(keys, client_ids, M)
+    return _pack_values("gas", "client", g_client, g_time, gas, rated, M), achieved
 
-    # Goals.
-    r = streams("goal_details")
-    goal_status = np.where(r.random((n, MAX_GOALS)) < 0.15, 2, 0)
+
+def _goals_frame(
+    design: _Design,
+    plan: _GoalPlan,
+    details: _GoalDetails,
+    dropout: np.ndarray,
+    achieved: np.ndarray,
+    schedule: _Schedule,
+) -> pd.DataFrame:
+    """The goals table: revised (15 %), abandoned (more often by dropouts), achieved (drawn
+    with the goal-level effects) or active."""
+    goal_status = np.where(details.status_u < 0.15, 2, 0)
     abandon_p = np.where(dropout, 0.3, 0.06)[:, None]
-    goal_status = np.where(r.random((n, MAX_GOALS)) < abandon_p, 3, goal_status)
-    goal_status = np.where(last_gas >= 1, 1, goal_status)
-    lo = np.maximum(set_session, 1)
-    revised_at = lo + np.floor(r.random((n, MAX_GOALS)) * (last_attended[:, None] - lo + 1))
-    client_imp = np.clip(np.rint(r.normal(4.0, 0.8, (n, MAX_GOALS))), 1, 5)
-    agree_sd = np.where(joint, 0.6, 1.1)
-    therapist_imp = np.clip(np.rint(client_imp + agree_sd * r.normal(size=(n, MAX_GOALS))), 1, 5)
-    smart_lp = 0.3 + 0.9 * joint + 0.3 * collab[:, None] + r.normal(0.0, 0.7, n)[:, None]
-    smart = r.random((5, n, MAX_GOALS)) < _expit(smart_lp)[None]
-    gc, gg = np.nonzero(goal_valid)
+    goal_status = np.where(details.abandon_u < abandon_p, 3, goal_status)
+    goal_status = np.where(achieved, 1, goal_status)
+    lo = np.maximum(plan.set_session, 1)
+    span = schedule.last_attended[:, None] - lo + 1
+    revised_at = lo + np.floor(details.revised_u * span)
+    smart = details.smart
+    gc, gg = np.nonzero(plan.valid)
     g_status = goal_status[gc, gg]
-    goals = pd.DataFrame(
+    return pd.DataFrame(
         {
-            "client_id": _text(client_ids, gc),
+            "client_id": _text(design.client_ids, gc),
             "goal_id": _text(GOAL_IDS, gg),
-            "set_session": set_session[gc, gg],
-            "set_by": _text(SET_BY, set_by[gc, gg]),
-            "client_importance": client_imp[gc, gg].astype(np.int64),
-            "therapist_importance": therapist_imp[gc, gg].astype(np.int64),
+            "set_session": plan.set_session[gc, gg],
+            "set_by": _text(SET_BY, plan.set_by[gc, gg]),
+            "client_importance": details.client_importance[gc, gg].astype(np.int64),
+            "therapist_importance": details.therapist_importance[gc, gg].astype(np.int64),
             "smart_specific": smart[0, gc, gg],
             "smart_measurable": smart[1, gc, gg],
             "smart_achievable": smart[2, gc, gg],
@@ -435,56 +798,45 @@ def simulate_study(
         }
     )
 
-    # Clients and sessions.
-    clients = pd.DataFrame(
+
+def _clients_frame(design: _Design, end_code: np.ndarray) -> pd.DataFrame:
+    n = design.client_ids.size
+    therapist = design.therapist
+    return pd.DataFrame(
         {
-            "client_id": _text(client_ids, np.arange(n)),
-            "therapist_id": _text(therapist_ids, therapist),
-            "site_id": _text(site_ids, therapist_site[therapist]),
-            "arm": _text(ARMS, (~collab).astype(np.int64)),
-            "intake_year": intake_year.astype(np.int64),
-            "age": age,
-            "age_band": _text(AGE_BANDS, np.searchsorted(AGE_BAND_EDGES, age, "right")),
-            "gender": _text(GENDERS, gender),
+            "client_id": _text(design.client_ids, np.arange(n)),
+            "therapist_id": _text(design.therapist_ids, therapist),
+            "site_id": _text(design.site_ids, design.therapist_site[therapist]),
+            "arm": _text(ARMS, (~design.collab).astype(np.int64)),
+            "intake_year": design.intake_year.astype(np.int64),
+            "age": design.age,
+            "age_band": _text(AGE_BANDS, np.searchsorted(AGE_BAND_EDGES, design.age, "right")),
+            "gender": _text(GENDERS, design.gender),
             "end_reason": _text(END_REASONS, end_code),
         }
     )
+
+
+def _sessions_frame(client_ids: np.ndarray, schedule: _Schedule) -> pd.DataFrame:
+    s_client, s_slot = schedule.s_client, schedule.s_slot
+    s_attended = schedule.s_status == 0
+    homework_m = schedule.homework_m
     homework = homework_m[s_client, s_slot] & s_attended
-    sessions = pd.DataFrame(
+    return pd.DataFrame(
         {
             "client_id": _text(client_ids, s_client),
             "session_number": (s_slot + 1).astype(np.int64),
-            "status": _text(STATUSES, s_status),
-            "day": day_m[s_client, s_slot].astype(np.int64),
-            "duration_min": _nullable(duration_m[s_client, s_slot], s_attended),
-            "modality": _text(MODALITIES, modality_m[s_client, s_slot]),
+            "status": _text(STATUSES, schedule.s_status),
+            "day": schedule.day_m[s_client, s_slot].astype(np.int64),
+            "duration_min": _nullable(schedule.duration_m[s_client, s_slot], s_attended),
+            "modality": _text(MODALITIES, schedule.modality_m[s_client, s_slot]),
             "homework_assigned": _nullable(homework_m[s_client, s_slot], s_attended),
-            "homework_completion": np.where(homework, completion_m[s_client, s_slot], np.nan),
-            "goal_review": _nullable(review_m[s_client, s_slot], s_attended),
+            "homework_completion": np.where(
+                homework, schedule.completion_m[s_client, s_slot], np.nan
+            ),
+            "goal_review": _nullable(schedule.review_m[s_client, s_slot], s_attended),
         }
     )
-
-    truth = _truth(
-        design={"seed": int(seed), "n_clients": n, "n_therapists": n_t, "n_sites": n_s},
-        max_sessions=M,
-        eff=eff,
-        collab=collab,
-        x=x,
-        alliance_level=alliance_level,
-        early_alliance=alliance_level + early_dip,
-        dropout=dropout,
-        dropout_alpha=dropout_alpha,
-        var_therapist=var_therapist,
-        var_client=var_client,
-        v=v,
-        rows={
-            "clients": len(clients),
-            "sessions": len(sessions),
-            "measures": len(measures),
-            "goals": len(goals),
-        },
-    )
-    return SimulatedStudy(clients, sessions, measures, goals, truth)
 
 
 def write_study(study: SimulatedStudy, folder: str | Path, fmt: str = "csv") -> None:
@@ -863,58 +1215,73 @@ def _truth(
     eff: Effects,
     collab: np.ndarray,
     x: np.ndarray,
-    alliance_level: np.ndarray,
-    early_alliance: np.ndarray,
-    dropout: np.ndarray,
-    dropout_alpha: float,
-    var_therapist: float,
-    var_client: float,
-    v: np.ndarray,
+    course: _Course,
+    latent: _Latent,
+    ratings: np.ndarray,
     rows: dict[str, int],
 ) -> dict:
-    def num(value: Any) -> float | None:
-        value = float(value)
-        return round(value, 6) if np.isfinite(value) else None
-
-    def mean(values: np.ndarray) -> float | None:
-        return num(values.mean()) if values.size else None
-
-    def corr(a: np.ndarray, b: np.ndarray) -> float | None:
-        if a.size < 3 or a.std() == 0 or b.std() == 0:
-            return None
-        return num(np.corrcoef(a, b)[0, 1])
-
-    sd_early = early_alliance.std()
-    alliance_d = (
-        (early_alliance[~dropout].mean() - early_alliance[dropout].mean()) / sd_early
-        if dropout.any() and not dropout.all() and sd_early > 0
-        else np.nan
-    )
-    via_alliance = eff.alliance_slope * eff.alliance_exposure
-    x_gap = x[collab].mean() - x[~collab].mean() if collab.any() and not collab.all() else np.nan
+    """truth.json: the design, every planted effect and what the drawn study realised."""
     return {
         "generator": "accord.simulate",
         **design,
         "max_sessions": max_sessions,
         "effects": {name: float(value) for name, value in asdict(eff).items()},
         "rows": rows,
+        **_truth_exposure(eff, collab, x, course.dropout),
+        **_truth_outcomes(eff, x, course, latent.var_client),
+        **_truth_dropout(eff, course, latent),
+        **_truth_goals(eff, ratings, latent),
+    }
+
+
+def _num(value: Any) -> float | None:
+    value = float(value)
+    return round(value, 6) if np.isfinite(value) else None
+
+
+def _mean(values: np.ndarray) -> float | None:
+    return _num(values.mean()) if values.size else None
+
+
+def _corr(a: np.ndarray, b: np.ndarray) -> float | None:
+    if a.size < 3 or a.std() == 0 or b.std() == 0:
+        return None
+    return _num(np.corrcoef(a, b)[0, 1])
+
+
+def _truth_exposure(
+    eff: Effects, collab: np.ndarray, x: np.ndarray, dropout: np.ndarray
+) -> dict[str, Any]:
+    """The arms and the exposure."""
+    x_gap = x[collab].mean() - x[~collab].mean() if collab.any() and not collab.all() else np.nan
+    return {
         "arms": {
             "labels": list(ARMS),
             "allocation": "1:1, randomised per client",
             "n": {ARMS[0]: int(collab.sum()), ARMS[1]: int((~collab).sum())},
             "p_joint_goal": {ARMS[0]: eff.p_joint_collaborative, ARMS[1]: eff.p_joint_usual_care},
-            "joint_goal_share_mean": {ARMS[0]: mean(x[collab]), ARMS[1]: mean(x[~collab])},
-            "dropout_rate": {ARMS[0]: mean(dropout[collab]), ARMS[1]: mean(dropout[~collab])},
-            "time_x_arm": num(eff.growth_time_x_exposure * x_gap),
+            "joint_goal_share_mean": {ARMS[0]: _mean(x[collab]), ARMS[1]: _mean(x[~collab])},
+            "dropout_rate": {ARMS[0]: _mean(dropout[collab]), ARMS[1]: _mean(dropout[~collab])},
+            "time_x_arm": _num(eff.growth_time_x_exposure * x_gap),
             "units": "time_x_arm: PHQ-9 points per session, collaborative minus usual_care, "
             "implied by time_x_exposure and the arms' realised difference in joint_goal_share",
         },
         "exposure": {
             "name": "joint_goal_share",
             "definition": "share of the client's goals with set_by = joint",
-            "mean": mean(x),
-            "sd": num(x.std()),
+            "mean": _mean(x),
+            "sd": _num(x.std()),
         },
+    }
+
+
+def _truth_outcomes(
+    eff: Effects, x: np.ndarray, course: _Course, var_client: float
+) -> dict[str, Any]:
+    """The PHQ-9 growth model, the lagged within-person alliance and the alliance."""
+    via_alliance = eff.alliance_slope * eff.alliance_exposure
+    alliance_level = course.alliance_level
+    return {
         "growth": {
             "outcome": "phq9",
             "scale": "total",
@@ -924,10 +1291,10 @@ def _truth(
             "exposure_at_intake": 0.0,
             "time_slope": eff.growth_time,
             "time_x_exposure": eff.growth_time_x_exposure,
-            "time_x_exposure_direct": num(eff.growth_time_x_exposure - via_alliance),
-            "time_x_exposure_via_alliance": num(via_alliance),
+            "time_x_exposure_direct": _num(eff.growth_time_x_exposure - via_alliance),
+            "time_x_exposure_via_alliance": _num(via_alliance),
             "intake_sd": eff.intake_sd,
-            "client_intercept_sd": num(np.sqrt(var_client)),
+            "client_intercept_sd": _num(np.sqrt(var_client)),
             "client_slope_sd": eff.client_slope_sd,
             "residual_sd": eff.residual_sd,
             "units": "PHQ-9 total points; time_slope: points per session at joint_goal_share 0; "
@@ -951,19 +1318,34 @@ def _truth(
             "within_sd": eff.alliance_within_sd,
             "trend_per_session": eff.alliance_trend,
             "slope_effect": eff.alliance_slope,
-            "r_exposure_realised": corr(x, alliance_level),
+            "r_exposure_realised": _corr(x, alliance_level),
             "units": "WAI-SR item-mean points; exposure_effect per unit joint_goal_share; "
             "slope_effect: PHQ-9 points per session per WAI-SR point of the client's level",
         },
+    }
+
+
+def _truth_dropout(eff: Effects, course: _Course, latent: _Latent) -> dict[str, Any]:
+    """Dropout, the therapist variance, homework and measurement."""
+    dropout, dropout_alpha = course.dropout, course.dropout_alpha
+    var_therapist, v = latent.var_therapist, latent.v
+    early_alliance = course.alliance_level + course.early_dip
+    sd_early = early_alliance.std()
+    alliance_d = (
+        (early_alliance[~dropout].mean() - early_alliance[dropout].mean()) / sd_early
+        if dropout.any() and not dropout.all() and sd_early > 0
+        else np.nan
+    )
+    return {
         "dropout": {
             "definition": "end_reason",
             "rate": eff.dropout_rate,
-            "rate_realised": mean(dropout),
-            "intercept": num(dropout_alpha),
+            "rate_realised": _mean(dropout),
+            "intercept": _num(dropout_alpha),
             "log_odds_exposure": eff.dropout_log_odds_exposure,
             "log_odds_alliance": eff.dropout_log_odds_alliance,
             "log_odds_alliance_level": eff.dropout_log_odds_alliance_level,
-            "alliance_d_realised": num(alliance_d),
+            "alliance_d_realised": _num(alliance_d),
             "ignorable_for_growth": eff.dropout_log_odds_alliance_level == 0.0,
             "units": "log-odds per unit joint_goal_share; log_odds_alliance per WAI-SR point of "
             "the client's early within-person alliance (mean deviation from their own level over "
@@ -975,8 +1357,8 @@ def _truth(
         },
         "therapist": {
             "variance_share": eff.therapist_variance_share,
-            "intercept_variance": num(var_therapist),
-            "intercept_variance_realised": num(v.var()),
+            "intercept_variance": _num(var_therapist),
+            "intercept_variance_realised": _num(v.var()),
             "slope_sd": eff.therapist_slope_sd,
             "definition": "therapist random-intercept variance of PHQ-9 over the total PHQ-9 "
             "variance across all assessments (intake and attended sessions); slope_sd: the "
@@ -990,6 +1372,62 @@ def _truth(
         "measurement": {
             "item_missing": dict(ITEM_MISSING),
             "form_missing": dict(FORM_MISSING),
+        },
+    }
+
+
+def _truth_goals(eff: Effects, ratings: np.ndarray, latent: _Latent) -> dict[str, Any]:
+    """The congruence surface, the goal-level effects and the check-in effect."""
+    b = dict(zip(("C", "T", "C^2", "C*T", "T^2"), _surface_coefficients(eff), strict=True))
+    smart = {f"smart_{c}": eff.gas_smart for c in SMART_CRITERIA}
+    smart_log_odds = {f"smart_{c}": eff.achieved_smart for c in SMART_CRITERIA}
+    neutral = {"importance_agreement": 0.0, "set_session": 0.0}
+    return {
+        "congruence": {
+            "instrument": "wai_sr",
+            "scale": "goal",
+            "early_sessions": SURFACE_EARLY_SESSIONS,
+            "midpoint": SURFACE_MIDPOINT,
+            "outcome": "phq9",
+            "b": b,
+            "a1": b["C"] + b["T"],
+            "a2": b["C^2"] + b["C*T"] + b["T^2"],
+            "a3": b["C"] - b["T"],
+            "a4": b["C^2"] - b["C*T"] + b["T^2"],
+            "clients_with_both_ratings": int(np.isfinite(ratings).all(axis=1).sum()),
+            "units": "PHQ-9 points added to every assessment after intake (so to the post "
+            "score adjusted for intake) per point of the client's (C) and the therapist's (T) "
+            "early WAI-SR Goal rating, centred on the midpoint: the mean Goal score over the "
+            "first sessions each rater scored, as the congruence model forms it. The ratings "
+            "also reach PHQ-9 through the alliance (alliance_slope, alliance_exposure, "
+            "lagged_within_alliance, dropout_log_odds_alliance): a congruence fit estimates "
+            "a1..a4 alone where those are 0",
+        },
+        "goal_attainment": {
+            "gas_level": {
+                "set_by[joint]": eff.gas_joint,
+                "set_by[therapist]": 0.0,
+                **smart,
+                **neutral,
+            },
+            "achieved": {
+                "intercept": eff.achieved_intercept,
+                "set_by[joint]": eff.achieved_joint,
+                "set_by[therapist]": 0.0,
+                **smart_log_odds,
+                **neutral,
+            },
+            "units": "gas_level: GAS points (-2..2) at the goal's last rating per predictor "
+            "(goals set by the client are the reference; each SMART criterion met); achieved: "
+            "log-odds of status achieved, goals independent given the predictors",
+        },
+        "check_in": {
+            "effect": eff.check_in_effect,
+            "off_track_z": OFF_TRACK_Z,
+            "sessions_moved": latent.check_ins,
+            "units": "PHQ-9 points at the first attended session after a goal review at the "
+            "session that follows an off-track session (assessment noise above the upper limit "
+            "of the central 80 % band)",
         },
     }
 

@@ -280,3 +280,51 @@ def test_applicability_needs_both_raters():
     assert (
         congruence_not_applicable(no_therapist) == "no wai_sr_goal_therapist ratings in the study"
     )
+
+
+def test_growth_slopes_by_hand():
+    from accord.models.congruence import client_slopes
+
+    panel = pd.DataFrame(
+        {
+            "client_id": ["A"] * 3 + ["B"] * 3 + ["C"] * 2 + ["D"] * 3,
+            "session_number": [0, 1, 2, 0, 2, 4, 0, 3, 0, 1, 2],
+            "phq9": [20, 17, 14, 10, 9, 5, 12, 6, 8, np.nan, 7],
+        }
+    )
+    slopes = client_slopes(panel, "phq9")
+    # A: exactly -3 per session. B: x mean 2, y mean 8, sxy = (-2)(2) + 0 + (2)(-3) = -10,
+    # sxx = 8, slope -1.25. C and D: fewer than 3 assessments.
+    assert slopes["A"] == pytest.approx(-3.0)
+    assert slopes["B"] == pytest.approx(-1.25)
+    assert np.isnan(slopes["C"]) and np.isnan(slopes["D"])
+    assert slopes.name == "phq9_slope"
+
+
+def test_congruence_on_the_growth_slope():
+    from accord.models.congruence import client_slopes
+
+    panel, clients, _ = simulated_measures(n_clients=400, seed=5)
+    spec = ModelSpec(
+        id="congruence_slope",
+        kind="congruence",
+        outcome="phq9",
+        exposure="-",
+        options={"outcome_form": "slope"},
+    )
+    result = fit_function("congruence")(panel, clients, spec, ModelContext())
+    assert result.diagnostics["outcome"] == "phq9_slope"
+    assert {"a1", "a4", "phq9_first"} <= set(result.coefficients["term"])
+    # The same fit by hand: the slopes joined to the client measures, then fit_congruence.
+    ratings = early_rater_ratings(scores_from_panel(panel, "wai_sr", "goal"))
+    data = clients.set_index(clients["client_id"].astype(str)).join(ratings)
+    data["phq9_slope"] = client_slopes(panel, "phq9").reindex(data.index)
+    direct = fit_congruence(data, outcome="phq9_slope", covariates=["phq9_first"], midpoint=3.0)
+    np.testing.assert_allclose(
+        estimates(result)[["a1", "a2", "a3", "a4"]], estimates(direct)[["a1", "a2", "a3", "a4"]]
+    )
+    with pytest.raises(AccordError, match="outcome_form"):
+        bad = ModelSpec(
+            id="c", kind="congruence", outcome="phq9", exposure="-", options={"outcome_form": "x"}
+        )
+        fit_function("congruence")(panel, clients, bad, ModelContext())

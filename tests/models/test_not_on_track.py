@@ -179,3 +179,92 @@ def test_band_trajectories_leave_out_small_cells_and_draw():
     assert not_on_track_figure([], outcome_label="PHQ-9") is None
     fig = not_on_track_figure(cells, outcome_label="PHQ-9")
     assert len(fig.axes[0].get_lines()) == 2 * len({c["severity"] for c in cells})
+
+
+PUBLISHED = {
+    "source": "a hand-made curve for the test",
+    "bands": {
+        "moderate": {
+            "intercept": 2.0,
+            "log_session": -3.0,
+            "intake": 0.8,
+            "lower": -4.0,
+            "upper": 4.0,
+        },
+        "severe": {
+            "intercept": 1.0,
+            "log_session": -2.0,
+            "intake": 0.9,
+            "lower": -5.0,
+            "upper": 3.0,
+        },
+    },
+}
+
+
+def test_a_published_curve_gives_expected_scores_and_limits_by_hand():
+    from accord.models.not_on_track import published_expectations
+
+    rows = pd.DataFrame(
+        {
+            "client_id": ["A", "A", "B", "C"],
+            "session_number": [3, 7, 1, 2],
+            "score": [18.0, 10.0, 19.0, 5.0],
+            "intake": [20.0, 20.0, 22.0, 3.0],
+            "severity": ["moderate", "moderate", "severe", "minimal"],
+        }
+    )
+    out = published_expectations(rows, PUBLISHED)
+    # A at 3: 2 - 3 log 4 + 0.8 * 20 = 13.841117; upper 17.841117, lower 9.841117.
+    # A at 7: 2 - 3 log 8 + 16 = 11.761675. B at 1: 1 - 2 log 2 + 0.9 * 22 = 19.413706.
+    np.testing.assert_allclose(
+        out["expected"].to_numpy()[:3], [13.841117, 11.761675, 19.413706], atol=1e-6
+    )
+    assert out["upper"].iloc[0] == pytest.approx(17.841117, abs=1e-6)
+    assert out["lower"].iloc[2] == pytest.approx(14.413706, abs=1e-6)
+    assert np.isnan(out["expected"].iloc[3])  # no minimal band in the curve: not judged
+    flags = flag_not_on_track(out)
+    # 18 > 17.84 (A at 3) and 19 <= 22.41 (B at 1).
+    assert flags.tolist()[:3] == [True, False, False] and pd.isna(flags.iloc[3])
+
+
+def test_a_declared_published_curve_replaces_the_cross_fitted_ones():
+    from conftest import simulated_measures
+
+    from accord.config import validate_config
+    from accord.core.errors import ConfigError
+
+    panel, clients, _ = simulated_measures(n_clients=200, seed=5)
+    options = {"curve": PUBLISHED}
+    config = {
+        "studies": {"s": {"path": "x"}},
+        "models": [{"id": "not_on_track", "kind": "not_on_track", "options": options}],
+    }
+    validate_config(config)
+    spec = ModelSpec(
+        id="not_on_track", kind="not_on_track", outcome="phq9", exposure="arm", options=options
+    )
+    result = fit_not_on_track_spec(panel, clients, spec, ModelContext())
+    extras = result.diagnostics["extras"]
+    assert extras["curve"] == "published" and extras["curve_source"] == PUBLISHED["source"]
+    assert "folds" not in extras
+    assert any("no band" in w for w in result.diagnostics["warnings"])
+    bad = {**PUBLISHED, "bands": {"severe": {"intercept": 1.0}}}
+    with pytest.raises(ConfigError, match="log_session"):
+        validate_config({**config, "models": [{**config["models"][0], "options": {"curve": bad}}]})
+    with pytest.raises(ConfigError, match="log_session"):
+        fit_not_on_track_spec(
+            panel,
+            clients,
+            ModelSpec(**{**spec.__dict__, "options": {"curve": bad}}),
+            ModelContext(),
+        )
+
+
+def test_report_names_a_published_curve_instead_of_cross_fitting():
+    from accord.report.sections.goals import _curve_sentence
+
+    published = _curve_sentence({"curve": "published", "curve_source": "Lambert 2010"}, 0.8)
+    assert "as published (Lambert 2010)" in published and "cross-fitted" not in published
+    fitted = _curve_sentence({"curve": "a + b log(1 + session)", "folds": 5}, 0.8)
+    assert "cross-fitted over 5 folds" in fitted and "central 80% band" in fitted

@@ -552,3 +552,37 @@ def test_report_shows_df_r_squared_and_profile_intervals(tmp_path) -> None:
     assert "profile-likelihood intervals" in methods
     supplement = pd.read_csv(out.parent / "tables" / "models_coefficients.csv")
     assert list(supplement.columns[-2:]) == ["df", "p (Satterthwaite)"]
+
+
+def test_dropout_groups_say_when_tied_exposure_values_form_fewer_tertiles(tmp_path) -> None:
+    from accord.report.context import Inputs, ReportContext
+    from accord.report.sections.dropout import _cumulative_incidence
+
+    # No arm: the groups are tertiles of the exposure; with 40 of 60 clients at 0 both cut
+    # points are 0, and two groups form (0, and above 0).
+    r = np.random.default_rng(3)
+    clients = pd.DataFrame(
+        {
+            "client_id": [f"C{i:03d}" for i in range(60)],
+            "joint_goal_share": [0.0] * 40 + [1.0] * 20,
+            "sessions_to_dropout": r.integers(1, 10, 60).astype(float),
+            "dropout_event": r.random(60) < 0.3,
+        }
+    )
+    ctx = ReportContext(
+        study="s",
+        config={"analysis": {"primary_exposure": "joint_goal_share"}},
+        min_cell=11,
+        run_date="",
+        inputs=Inputs(tmp_path),
+        clients=clients,
+    )
+    parts = _cumulative_incidence(ctx)
+    sentence = "tertile cut points coincide: 2 groups instead of three"
+    at_risk = parts[-1]
+    assert at_risk.caption.endswith("by tertile of joint_goal_share")
+    assert sentence in at_risk.note
+    assert sentence in parts[0].caption
+    # Three distinct tertiles: no such sentence.
+    clients["joint_goal_share"] = np.linspace(0, 1, 60)
+    assert _cumulative_incidence(ctx)[-1].note == ""

@@ -25,6 +25,10 @@ covariance (RSA with ``estimator="ML", se="standard"`` gives the same estimates;
 robust SEs correspond to option ``cov_type: HC0``); a yes/no outcome (dropout) by a logistic
 regression (GLM binomial), the surface then on the log-odds scale.
 
+The outcome is the post score adjusted for intake, or (option ``outcome_form: slope``) the
+client's growth slope: the least-squares slope of the instrument's scores on session number
+over all the client's assessments (at least 3), also adjusted for intake.
+
 Agreement shares follow RSA's print method (after Fleenor et al. 1996 and Shanock et al.
 2010): both ratings are standardised by the mean and SD of the pooled ratings, and a client is
 in agreement when |z_T - z_C| < 0.5, else the client or the therapist rated higher. Counts
@@ -206,13 +210,7 @@ def fit_congruence(
     frame, n_left_out = _complete_rows(
         data, [outcome, client, therapist, *covariates], what, binary=outcome if logistic else None
     )
-    x = pd.DataFrame(
-        polynomial_design(frame[client].to_numpy(), frame[therapist].to_numpy(), midpoint),
-        index=frame.index,
-    )
-    for covariate in covariates:
-        x[covariate] = frame[covariate]
-    x.insert(0, "Intercept", 1.0)
+    x = _design_matrix(frame, client, therapist, midpoint, covariates)
     groups = None
     if cluster is not None:
         groups = pd.factorize(data.loc[frame.index, cluster].astype(str))[0]
@@ -227,38 +225,30 @@ def fit_congruence(
         list(x.columns), params, cov, logistic=logistic, n=len(frame), converged=converged
     )
     surface = surface_parameters(params[1:6], cov[1:6, 1:6])
-    for name, values in surface.items():
-        rows.append(_row(name, values, len(frame), converged, ratio=False))
+    rows += [_row(a, values, len(frame), converged, ratio=False) for a, values in surface.items()]
     for row in rows:
         row["n_clients"] = n_clients
     if n_left_out:
         warn.append(f"{n_left_out} client(s) without both ratings, the outcome or a covariate")
-    ratings = frame[[client, therapist]].to_numpy()
     extras = {
         "midpoint": midpoint,
         "link": "logit" if logistic else "identity",
         "cov_type": fit_options["cov_type"],
         "higher_is": higher_is,
         "b": dict(zip(x.columns[:6], map(float, params[:6]), strict=True)),
-        # Pooled 5th and 95th percentiles: where the surface rests on data (and no client's
-        # own extreme rating is reported).
-        "rating_range": [float(v) for v in np.quantile(ratings, [0.05, 0.95])],
-        "agreement": agreement_shares(
-            frame[client].to_numpy(), frame[therapist].to_numpy(), min_cell=min_cell
-        ),
+        **_rating_summary(frame[client].to_numpy(), frame[therapist].to_numpy(), min_cell),
         "reading": congruence_reading(surface, outcome=outcome, higher_is=higher_is, rated=rated),
         "clients_left_out": n_left_out,
+        **({} if logistic else {"r_squared": float(fitted.rsquared)}),
     }
-    if not logistic:
-        extras["r_squared"] = float(fitted.rsquared)
     result_rows = [{"model": model_id, "outcome": outcome, "exposure": exposure, **r} for r in rows]
+    terms = "".join(f" + {c}" for c in covariates)
+    formula = f"{outcome} ~ C + T + C^2 + C*T + T^2{terms} (C, T centred on {midpoint:g})"
     diagnostics = model_diagnostics(
         model_id=model_id,
         outcome=outcome,
         exposure=exposure,
-        formula=f"{outcome} ~ C + T + C^2 + C*T + T^2"
-        + "".join(f" + {c}" for c in covariates)
-        + f" (C, T centred on {midpoint:g})",
+        formula=formula,
         method="ML logistic regression (GLM binomial)" if logistic else "OLS",
         optimizer="IRLS" if logistic else "least squares",
         converged=converged,
@@ -269,13 +259,31 @@ def fit_congruence(
         n_therapists=None,
         extras=extras,
     )
-    return ModelResult(
-        model=model_id,
-        outcome=outcome,
-        exposure=exposure,
-        coefficients=coefficient_frame(result_rows),
-        diagnostics=diagnostics,
+    return ModelResult(model_id, outcome, exposure, coefficient_frame(result_rows), diagnostics)
+
+
+def _design_matrix(
+    frame: pd.DataFrame, client: str, therapist: str, midpoint: float, covariates: Sequence[str]
+) -> pd.DataFrame:
+    """Intercept, the five polynomial terms of the centred ratings, then the covariates."""
+    x = pd.DataFrame(
+        polynomial_design(frame[client].to_numpy(), frame[therapist].to_numpy(), midpoint),
+        index=frame.index,
     )
+    for covariate in covariates:
+        x[covariate] = frame[covariate]
+    x.insert(0, "Intercept", 1.0)
+    return x
+
+
+def _rating_summary(client: np.ndarray, therapist: np.ndarray, min_cell: int) -> dict[str, Any]:
+    """Where the surface rests on data, the pooled 5th and 95th percentiles of the ratings (no
+    client's own extreme rating is reported), and the agreement shares."""
+    ratings = np.column_stack([client, therapist])
+    return {
+        "rating_range": [float(v) for v in np.quantile(ratings, [0.05, 0.95])],
+        "agreement": agreement_shares(client, therapist, min_cell=min_cell),
+    }
 
 
 def _complete_rows(
@@ -430,6 +438,33 @@ def scale_midpoint(instrument: str, scale: str = "total") -> float:
     return middle * items
 
 
+SLOPE_MIN_ASSESSMENTS = 3
+OUTCOME_FORMS = ("post", "slope")
+
+
+def client_slopes(
+    panel: pd.DataFrame, outcome: str, min_assessments: int = SLOPE_MIN_ASSESSMENTS
+) -> pd.Series:
+    """Each client's growth slope of `outcome`: the least-squares slope of the panel's
+    `outcome` scores on session_number over all their assessments, intake included (points per
+    session; index client_id). Missing for clients with fewer than `min_assessments`
+    assessments or a single session."""
+    if outcome not in panel.columns:
+        raise ConfigError(f"congruence: no column {outcome!r} in the session panel")
+    rows = panel.loc[panel[outcome].notna(), ["client_id", "session_number", outcome]]
+    rows = rows.astype({"client_id": str, "session_number": float, outcome: float})
+    by = rows.groupby("client_id", sort=True)
+    dx = rows["session_number"] - by["session_number"].transform("mean")
+    dy = rows[outcome] - by[outcome].transform("mean")
+    sums = pd.DataFrame({"sxy": dx * dy, "sxx": dx * dx, "client_id": rows["client_id"]})
+    sums = sums.groupby("client_id", sort=True).sum()
+    count = by.size()
+    usable = (count >= min_assessments) & (sums["sxx"] > 0)
+    slopes = (sums["sxy"] / sums["sxx"].where(usable)).rename(f"{outcome}_slope")
+    slopes.index = slopes.index.astype(str)
+    return slopes
+
+
 def congruence_outcome(
     spec: ModelSpec, client_measures: pd.DataFrame
 ) -> tuple[str, list[str], bool, str | None]:
@@ -440,14 +475,31 @@ def congruence_outcome(
     option ``adjust_intake``). Any other outcome is a column of the client measures; a yes/no
     column is fitted by logistic regression (option ``link``: ``identity`` or ``logit``)."""
     from accord.core.instruments import load_registry
+    where no post score exists; option ``outcome_column``), or with option ``outcome_form:
+    slope`` its growth slope (``phq9_slope``, see `client_slopes`), adjusted for intake
+    (``phq9_first``; option ``adjust_intake``). Any other outcome is a column of the client
+    measures; a yes/no column is fitted by logistic regression (option ``link``: ``identity``
+    or ``logit``)."""
+    from accord.core.instruments import load_registry
 
     options = spec.options
     covariates = list(spec.covariates)
     instruments = load_registry()
     higher_is = options.get("higher_is")
+    form = options.get("outcome_form", "post")
+    if form not in OUTCOME_FORMS:
+        raise ConfigError(
+            f"models: {spec.id!r} (congruence) options.outcome_form must be post or slope"
+        )
+    if form == "slope" and spec.outcome not in instruments:
+        raise ConfigError(
+            f"models: {spec.id!r} (congruence) outcome_form slope needs an instrument outcome"
+        )
     if spec.outcome in instruments:
         column = options.get("outcome_column")
-        if column is None:
+        if form == "slope":
+            column = f"{spec.outcome}_slope"
+        elif column is None:
             post = f"{spec.outcome}_post"
             column = post if post in client_measures.columns else f"{spec.outcome}_change"
         intake = f"{spec.outcome}_first"
@@ -456,20 +508,24 @@ def congruence_outcome(
         higher_is = higher_is or instruments[spec.outcome].higher_is
     else:
         column = options.get("outcome_column", spec.outcome)
-    link = options.get("link", "auto")
+    logistic = _is_logistic(spec, client_measures, column)
+    return column, covariates, logistic, higher_is
+
+
+def _is_logistic(spec: ModelSpec, client_measures: pd.DataFrame, column: str) -> bool:
+    """Option ``link`` (auto, identity or logit); auto: logit for a yes/no column."""
+    link = spec.options.get("link", "auto")
     if link not in ("auto", "identity", "logit"):
         raise ConfigError(
             f"models: {spec.id!r} (congruence) options.link must be auto, identity or logit"
         )
     values = client_level_column(client_measures, column, f"congruence model {spec.id!r}")
-    if link == "auto":
-        numbers = pd.to_numeric(values, errors="coerce").dropna()
-        logistic = pd.api.types.is_bool_dtype(values) or (
-            len(numbers) > 0 and bool(numbers.isin([0.0, 1.0]).all())
-        )
-    else:
-        logistic = link == "logit"
-    return column, covariates, logistic, higher_is
+    if link != "auto":
+        return link == "logit"
+    numbers = pd.to_numeric(values, errors="coerce").dropna()
+    return pd.api.types.is_bool_dtype(values) or (
+        len(numbers) > 0 and bool(numbers.isin([0.0, 1.0]).all())
+    )
 
 
 def fit_congruence_spec(
@@ -485,7 +541,8 @@ def fit_congruence_spec(
     instrument) name the rated scale, the exposure label being ``<instrument>_<scale>``;
     ``early_sessions`` (3) the early window; ``midpoint`` (default: the scale's midpoint from
     the registry, 3 for the WAI-SR); ``cov_type`` (nonrobust, or a statsmodels robust type such
-    as HC0); ``higher_is`` (better or worse, for the reading); and those of
+    as HC0); ``higher_is`` (better or worse, for the reading); ``outcome_form`` (post, or
+    slope: the client's growth slope of the instrument, `client_slopes`); and those of
     `congruence_outcome`. The ratings come from `scores` (the scores table) when given, else
     from the session panel's columns of both raters.
     """
@@ -502,6 +559,11 @@ def fit_congruence_spec(
     )
     midpoint = options.get("midpoint")
     midpoint = float(midpoint) if midpoint is not None else scale_midpoint(instrument, scale)
+    if options.get("outcome_form") == "slope":
+        slopes = client_slopes(panel, spec.outcome)
+        client_measures = client_measures.assign(
+            **{slopes.name: client_measures["client_id"].astype(str).map(slopes).to_numpy()}
+        )
     column, covariates, logistic, higher_is = congruence_outcome(spec, client_measures)
     data = client_measures.set_index(client_measures["client_id"].astype(str)).join(ratings)
     result = fit_congruence(

@@ -211,36 +211,18 @@ def fit_goal_attainment(
         raise AccordError(f"{what}: the fit failed ({error})")
     warn += fit_warn
     linear = outcome == "gas_level"
-    if linear:
-        params = pd.Series(fitted.fe_params, index=fitted.fe_names)
-        cov = pd.DataFrame(fitted.fe_cov, index=params.index, columns=params.index)
-    else:
-        params = fitted.params
-        cov = fitted.cov_params().loc[params.index, params.index]
-    converged = bool(getattr(fitted, "converged", True) and np.all(np.isfinite(params)))
+    converged, rows = _coefficient_rows(fitted, info, linear)
     n_therapists = int(data["therapist_id"].nunique()) if "therapist_id" in data.columns else None
-    rows = []
-    for raw in params.index:
-        values = wald_from_variance(float(params[raw]), float(cov.loc[raw, raw]))
-        term = info["names"][raw]
-        row = {
-            "model": model_id,
-            "outcome": outcome,
-            "exposure": exposure,
-            "term": term,
-            **values,
-            "n_obs": len(data),
-            "n_clients": n_clients,
-            "converged": converged,
-            "primary": False,
-        }
-        if not linear and term != "Intercept":
-            row |= {
-                "ratio": math.exp(values["estimate"]),
-                "ratio_ci_low": math.exp(values["ci_low"]),
-                "ratio_ci_high": math.exp(values["ci_high"]),
-            }
-        rows.append(row)
+    shared = {
+        "model": model_id,
+        "outcome": outcome,
+        "exposure": exposure,
+        "n_obs": len(data),
+        "n_clients": n_clients,
+        "converged": converged,
+        "primary": False,
+    }
+    rows = [{**shared, **row} for row in rows]
     diagnostics = model_diagnostics(
         model_id=model_id,
         outcome=outcome,
@@ -269,6 +251,31 @@ def fit_goal_attainment(
         coefficients=coefficient_frame(rows),
         diagnostics=diagnostics,
     )
+
+
+def _coefficient_rows(fitted: Any, info: dict, linear: bool) -> tuple[bool, list[dict[str, Any]]]:
+    """Whether the fit converged, and one Wald row per term (odds ratios in the
+    ratio columns of a logistic fit)."""
+    if linear:
+        params = pd.Series(fitted.fe_params, index=fitted.fe_names)
+        cov = pd.DataFrame(fitted.fe_cov, index=params.index, columns=params.index)
+    else:
+        params = fitted.params
+        cov = fitted.cov_params().loc[params.index, params.index]
+    converged = bool(getattr(fitted, "converged", True) and np.all(np.isfinite(params)))
+    rows = []
+    for raw in params.index:
+        values = wald_from_variance(float(params[raw]), float(cov.loc[raw, raw]))
+        term = info["names"][raw]
+        row = {"term": term, **values}
+        if not linear and term != "Intercept":
+            row |= {
+                "ratio": math.exp(values["estimate"]),
+                "ratio_ci_low": math.exp(values["ci_low"]),
+                "ratio_ci_high": math.exp(values["ci_high"]),
+            }
+        rows.append(row)
+    return converged, rows
 
 
 def _variances(fitted: Any) -> dict[str, float]:

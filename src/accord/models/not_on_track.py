@@ -10,6 +10,11 @@ central ``band`` (default 80 %) range of the training residuals in the band (the
 quantiles, no normality assumed); a client is not on track at a session where the observed
 score lies beyond the band's unfavourable limit (above it where higher is worse).
 
+A published curve may be given instead (option ``curve``: its ``source`` and, per severity
+band, ``intercept``, ``log_session`` and ``intake`` of the same form and the ``lower`` and
+``upper`` tolerance limits in score points around it); the study's own bands are then not
+merged, and clients of a band the curve does not give are not judged.
+
 Reported:
 
 * the share of clients ever not on track, and of assessments not on track, by group (trial arm
@@ -32,7 +37,7 @@ Role for multiplicity: secondary by default; its exposure effect is the check-in
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -375,10 +380,12 @@ def fit_not_on_track(
     exposure: str = "joint_goal_share",
     min_cell: int = 11,
     model_id: str = "not_on_track",
+    curve: Mapping[str, Any] | None = None,
 ) -> ModelResult:
-    """Cross-fitted expected-recovery curves, not-on-track flags, rates by group, signal
-    accuracy and the check-in model (module docstring). `sessions` (client_id,
-    session_number, attended, goal_review) is needed for the check-in model only."""
+    """Cross-fitted expected-recovery curves (or the published `curve`, see
+    `published_expectations`), not-on-track flags, rates by group, signal accuracy and the
+    check-in model (module docstring). `sessions` (client_id, session_number, attended,
+    goal_review) is needed for the check-in model only."""
     from accord.models.dropout import grouping
 
     what = f"not-on-track model {model_id!r}"
@@ -389,54 +396,44 @@ def fit_not_on_track(
         raise NotEstimableError(
             f"{what}: only {intake.size} client(s) with an intake score; at least {2 * k} needed"
         )
-    assessments["severity"] = assessments["client_id"].map(
-        severity_bands(intake, limits, min_band_clients)
+    warn: list[str] = []
+    expectations, curve_info = _expectations(
+        assessments,
+        intake,
+        limits,
+        curve,
+        k=k,
+        seed=seed,
+        band=band,
+        min_band_clients=min_band_clients,
+        warn=warn,
+        what=what,
     )
-    expectations = cross_fitted_expectations(assessments, k=k, seed=seed, band=band)
     expectations["not_on_track"] = flag_not_on_track(expectations, higher_is)
     labels, group_info = grouping(client_measures, group, exposure, what)
     labels.index = client_measures["client_id"].astype(str)
-    warn: list[str] = []
     extras: dict[str, Any] = {
         **group_info,
-        "band": band,
-        "folds": k,
+        **curve_info,
         "severity_bands": sorted(set(assessments["severity"].dropna())),
         "rates": rates_by_group(expectations, labels, min_cell),
         "trajectories": band_trajectories(expectations, min_cell),
-        "curve": "a + b log(1 + session) + c intake, per intake severity band",
     }
     deterioration = f"{outcome}_reliable_deterioration"
     if deterioration in client_measures.columns:
         status = client_measures.set_index(labels.index)[deterioration]
         extras["signal"] = signal_accuracy(expectations, status, min_cell)
-    rows = []
-    if sessions is None or "goal_review" not in sessions.columns:
-        warn.append("no goal_review per session: the check-in model is not fitted")
-    else:
-        sessions = sessions.astype({"client_id": str})
-        if "attended" not in sessions.columns:
-            sessions = sessions.assign(attended=sessions["status"] == "attended")
-        events = check_in_events(expectations, sessions)
-        values, notes = fit_check_in(events)
-        warn += notes.pop("warnings")
-        extras["check_in"] = notes
-        if values is not None:
-            rows.append(_check_in_row(values, notes, model_id, outcome))
-        recovery, reason = fit_recovery_after_flag(
-            expectations, sessions, client_measures, outcome, model_id
-        )
-        if reason:
-            warn.append(reason)
-        if recovery is not None:
-            rows.append({**recovery, "outcome": f"{outcome}_recovery", "exposure": "goal_review"})
+    rows = _check_in_results(
+        expectations, sessions, client_measures, outcome, model_id, warn, extras
+    )
     judged = expectations.loc[expectations["not_on_track"].notna()]
     diagnostics = model_diagnostics(
         model_id=model_id,
         outcome=outcome,
         exposure="goal_review",
         formula="back_on_track ~ goal_review (GEE by client), among assessments not on track",
-        method="cross-fitted expected-recovery curves; GEE binomial, exchangeable",
+        method=("cross-fitted expected-recovery curves" if curve is None else "published curve")
+        + "; GEE binomial, exchangeable",
         optimizer="least squares; GEE iterations",
         converged=bool(rows),
         warn=warn,
@@ -447,6 +444,112 @@ def fit_not_on_track(
         extras=extras,
     )
     return ModelResult(model_id, outcome, "goal_review", coefficient_frame(rows), diagnostics)
+
+
+def _expectations(
+    assessments: pd.DataFrame,
+    intake: pd.Series,
+    limits: Sequence[tuple[str, float, float]],
+    curve: Mapping[str, Any] | None,
+    *,
+    k: int,
+    seed: int,
+    band: float,
+    min_band_clients: int,
+    warn: list[str],
+    what: str,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Each assessment's severity band, expected score and limits, from the cross-fitted
+    curves or the published `curve`, and how they were formed (for the extras)."""
+    if curve is None:
+        bands = severity_bands(intake, limits, min_band_clients)
+        assessments["severity"] = assessments["client_id"].map(bands)
+        expectations = cross_fitted_expectations(assessments, k=k, seed=seed, band=band)
+        return expectations, {
+            "band": band,
+            "folds": k,
+            "curve": "a + b log(1 + session) + c intake, per intake severity band",
+        }
+    assessments["severity"] = assessments["client_id"].map(severity_bands(intake, limits, 0))
+    expectations = published_expectations(assessments, curve, what)
+    uncovered = sorted(set(assessments["severity"].dropna()) - set(curve["bands"]))
+    if uncovered:
+        warn.append(f"the published curve has no band {uncovered}: those clients not judged")
+    return expectations, {"curve": "published", "curve_source": str(curve["source"])}
+
+
+def _check_in_results(
+    expectations: pd.DataFrame,
+    sessions: pd.DataFrame | None,
+    client_measures: pd.DataFrame,
+    outcome: str,
+    model_id: str,
+    warn: list[str],
+    extras: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """The check-in row and the recovery row (where each can be fitted); notes go into
+    `warn` and ``extras["check_in"]``."""
+    if sessions is None or "goal_review" not in sessions.columns:
+        warn.append("no goal_review per session: the check-in model is not fitted")
+        return []
+    rows = []
+    sessions = sessions.astype({"client_id": str})
+    if "attended" not in sessions.columns:
+        sessions = sessions.assign(attended=sessions["status"] == "attended")
+    events = check_in_events(expectations, sessions)
+    values, notes = fit_check_in(events)
+    warn += notes.pop("warnings")
+    extras["check_in"] = notes
+    if values is not None:
+        rows.append(_check_in_row(values, notes, model_id, outcome))
+    recovery, reason = fit_recovery_after_flag(
+        expectations, sessions, client_measures, outcome, model_id
+    )
+    if reason:
+        warn.append(reason)
+    if recovery is not None:
+        rows.append({**recovery, "outcome": f"{outcome}_recovery", "exposure": "goal_review"})
+    return rows
+
+
+CURVE_TERMS = ("intercept", "log_session", "intake", "lower", "upper")
+
+
+def check_published_curve(curve: Any, what: str) -> Mapping[str, Any]:
+    """The published curve of a config entry, checked: ``source`` (where it is published) and
+    ``bands``, per intake severity band label the terms `CURVE_TERMS` (numbers, lower <=
+    upper). ConfigError naming the entry and the field otherwise."""
+    if not isinstance(curve, Mapping) or not curve.get("source") or not curve.get("bands"):
+        raise ConfigError(f"{what}: options.curve needs a source and bands")
+    for label, terms in curve["bands"].items():
+        missing = [t for t in CURVE_TERMS if not isinstance((terms or {}).get(t), int | float)]
+        if missing:
+            raise ConfigError(f"{what}: options.curve.bands.{label} has no number for {missing}")
+        if terms["lower"] > terms["upper"]:
+            raise ConfigError(f"{what}: options.curve.bands.{label} has lower above upper")
+    return curve
+
+
+def published_expectations(
+    assessments: pd.DataFrame, curve: Mapping[str, Any], what: str = "not on track"
+) -> pd.DataFrame:
+    """Expected score and tolerance limits from a published curve (`check_published_curve`):
+    for a client in severity band b at session s with intake score y0, expected = intercept_b
+    + log_session_b log(1 + s) + intake_b y0; the limits are expected + lower_b and expected +
+    upper_b (score points). Assessments of a band the curve does not give stay unjudged."""
+    bands = check_published_curve(curve, what)["bands"]
+    out = assessments.copy()
+    terms = pd.DataFrame.from_dict(dict(bands), orient="index")[list(CURVE_TERMS)].astype(float)
+    per_row = terms.reindex(out["severity"].astype(object)).to_numpy()
+    expected = (
+        per_row[:, 0]
+        + per_row[:, 1] * np.log1p(out["session_number"].to_numpy(float))
+        + per_row[:, 2] * out["intake"].to_numpy(float)
+    )
+    out["expected"] = expected
+    out["lower"] = expected + per_row[:, 3]
+    out["upper"] = expected + per_row[:, 4]
+    return out
 
 
 def _check_in_row(
@@ -481,6 +584,12 @@ def fit_not_on_track_spec(
     and min_cell from the study. `sessions` (the validated sessions table) gives goal_review;
     without it the panel's own goal_review column is used where it has one."""
     from accord.core.instruments import load_registry
+    ``band`` (0.8), ``min_band_clients`` (30), ``group`` (arm, or exposure_tertile), ``curve``
+    (a published expected-recovery curve used instead of the cross-fitted ones, see
+    `published_expectations`); the seed and min_cell from the study. `sessions` (the
+    validated sessions table) gives goal_review; without it the panel's own goal_review
+    column is used where it has one."""
+    from accord.core.instruments import load_registry
 
     registry = load_registry()
     options = spec.options
@@ -509,4 +618,5 @@ def fit_not_on_track_spec(
         exposure=spec.exposure,
         min_cell=context.min_cell,
         model_id=spec.id,
+        curve=options.get("curve"),
     )

@@ -13,6 +13,7 @@ from accord.models.dropout import exposure_tertiles
 from accord.report.context import ReportContext
 from accord.report.figures import km_figure, to_plot
 from accord.report.parts import Section, Text, table
+from accord.report.sections.sample import fewer_tertiles
 from accord.report.text import finite, interval, num, p_phrase, p_value, term_label, truthy
 
 TIME, EVENT = "sessions_to_dropout", "dropout_event"
@@ -108,6 +109,7 @@ def _cumulative_incidence(ctx: ReportContext) -> list:
     sizes = frame["group"].value_counts().sort_index()
     keep = [g for g, n in sizes.items() if n >= min_cell]
     left_out = len(sizes) - len(keep)
+    tied = _fewer_tertiles(ctx, grouping, list(sizes.index))
     out: list = []
     if not keep:
         return [Text(f"No group has {min_cell} or more clients, so no curve is drawn.")]
@@ -159,6 +161,7 @@ def _cumulative_incidence(ctx: ReportContext) -> list:
                         if left_out
                         else ""
                     )
+                    + tied
                 ),
             )
         )
@@ -168,9 +171,18 @@ def _cumulative_incidence(ctx: ReportContext) -> list:
             f"Number at risk by sessions attended, by {grouping}",
             [grouping.capitalize(), *risk.columns],
             [[g, *risk.loc[g]] for g in keep],
+            note=tied.strip(),
         )
     )
     return out
+
+
+def _fewer_tertiles(ctx: ReportContext, grouping: str, groups: list[str]) -> str:
+    """Table 1's sentence for tertiles of the exposure that formed fewer than three groups
+    (tied values at the cut points), else nothing."""
+    if grouping != f"tertile of {ctx.exposure}":
+        return ""
+    return fewer_tertiles(groups, pd.Series(dtype=object, name=f"{ctx.exposure} tertile"))
 
 
 def _logrank(ctx: ReportContext) -> list:

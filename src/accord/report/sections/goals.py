@@ -407,15 +407,29 @@ def _rates_table(ctx: ReportContext, model: str, extras: Mapping[str, Any]) -> A
         rows,
         text_columns=frozenset({0}),
         note=(
-            "Expected-recovery curves per intake severity band (a + b log(1 + session) + c "
-            f"intake), cross-fitted over {extras.get('folds', 5)} folds of clients so that no "
-            "client\u2019s own scores enter the curve they are judged against; not on track at "
-            f"a session where the score is worse than the central {band:.0%} band of the "
-            f"curve. Groups of fewer than {ctx.min_cell} clients are not shown, and no "
+            _curve_sentence(extras, band)
+            + f" Groups of fewer than {ctx.min_cell} clients are not shown, and no "
             "group\u2019s size is, so none can be worked out from the clients the model "
             "analysed; shares "
             f"whose count or its complement is 1 to {ctx.min_cell - 1} read {hide}."
         ),
+    )
+
+
+def _curve_sentence(extras: Mapping[str, Any], band: float) -> str:
+    """How the expected scores were formed: cross-fitted on the study, or a published curve."""
+    if extras.get("curve") == "published":
+        return (
+            "Expected-recovery curves per intake severity band (a + b log(1 + session) + c "
+            f"intake) as published ({extras.get('curve_source', 'source not given')}); not on "
+            "track at a session where the score is worse than the curve\u2019s published "
+            "tolerance limit."
+        )
+    return (
+        "Expected-recovery curves per intake severity band (a + b log(1 + session) + c "
+        f"intake), cross-fitted over {extras.get('folds', 5)} folds of clients so that no "
+        "client\u2019s own scores enter the curve they are judged against; not on track at "
+        f"a session where the score is worse than the central {band:.0%} band of the curve."
     )
 
 
@@ -434,8 +448,13 @@ def _trajectory_plot(ctx: ReportContext, model: str, extras: Mapping[str, Any]) 
         ),
         caption=(
             f"Mean observed {outcome} (points) against the mean expected score (dashed) and "
-            f"the central {band:.0%} tolerance band, per intake severity band; only sessions "
-            f"and bands with at least {ctx.min_cell} clients are drawn."
+            + (
+                "the published tolerance limits"
+                if extras.get("curve") == "published"
+                else f"the central {band:.0%} tolerance band"
+            )
+            + ", per intake severity band; only sessions and bands with at least "
+            f"{ctx.min_cell} clients are drawn."
         ),
     )
 

@@ -471,10 +471,6 @@ def congruence_outcome(
     """(outcome column, covariates, logistic, higher_is) for a congruence entry.
 
     An instrument outcome (``phq9``) is its post score (``phq9_post``, or ``phq9_change``
-    where no post score exists; option ``outcome_column``) adjusted for intake (``phq9_first``;
-    option ``adjust_intake``). Any other outcome is a column of the client measures; a yes/no
-    column is fitted by logistic regression (option ``link``: ``identity`` or ``logit``)."""
-    from accord.core.instruments import load_registry
     where no post score exists; option ``outcome_column``), or with option ``outcome_form:
     slope`` its growth slope (``phq9_slope``, see `client_slopes`), adjusted for intake
     (``phq9_first``; option ``adjust_intake``). Any other outcome is a column of the client

@@ -580,10 +580,6 @@ def fit_not_on_track_spec(
 ) -> ModelResult:
     """`fit_not_on_track` for a model declared in config: outcome (an instrument with severity
     bands, or option ``bands`` as [label, low, high] rows), exposure; options ``folds`` (5),
-    ``band`` (0.8), ``min_band_clients`` (30), ``group`` (arm, or exposure_tertile); the seed
-    and min_cell from the study. `sessions` (the validated sessions table) gives goal_review;
-    without it the panel's own goal_review column is used where it has one."""
-    from accord.core.instruments import load_registry
     ``band`` (0.8), ``min_band_clients`` (30), ``group`` (arm, or exposure_tertile), ``curve``
     (a published expected-recovery curve used instead of the cross-fitted ones, see
     `published_expectations`); the seed and min_cell from the study. `sessions` (the

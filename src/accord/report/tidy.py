@@ -6,12 +6,16 @@ formatted) is written from that frame. Any other table is read back from its dis
 - a number ("12", "\u22120.25", ".05", "1,204") is that number; a percentage ("52.0%") is the
   number in a column named ``<column>_pct``;
 - "m (s)" gives ``<column>`` and ``<column>_sd``; "n (p%)" gives ``<column>`` and
-  ``<column>_pct``; "b [l, h]" gives ``<column>``, ``<column>_ci_low`` and
-  ``<column>_ci_high``; a lone "[l, h]" (the "95% CI" column) gives ``ci_low`` and ``ci_high``;
+  ``<column>_pct``; "x [l, h]" gives ``<column>``, ``<column>_low`` and ``<column>_high`` (a
+  median with its IQR in Table 1, a mean with its 95% CI in a trajectory table);
+- in a column headed as a confidence interval the limits are ``ci_low`` and ``ci_high``: a lone
+  "[l, h]" under "95% CI" gives ``ci_low`` and ``ci_high``, and "r [l, h]" under "OR [95% CI]"
+  gives ``or``, ``or_ci_low`` and ``or_ci_high``;
 - a bound such as "< .001" or "\u2264 .005" leaves ``<column>`` empty and puts the bound in
   ``<column>_upper_bound``;
 - a withheld cell ("<11", "*", or a range such as "140\u2013149") is empty, with 1 in
-  ``<column>_suppressed`` (0 for a cell shown); "\u2013" (not available) and "" are empty.
+  ``<column>_suppressed`` (0 for a cell shown); "\u2013" or "not given" (not available) and ""
+  are empty.
 
 A column is numeric when every cell it shows is one of the forms above; any other column is
 text, transliterated to ASCII. Column names are snake_case ASCII (a grouped column is named
@@ -53,7 +57,8 @@ ASCII_SPELLING = {
     "\u00b1": "+/-",
     "\u2026": "...",
 }
-MISSING_TEXT = {"", "\u2013", "\u2014", "-"}
+#: Cells that say a value is not available: empty in the tidy CSV.
+MISSING_TEXT = {"", "\u2013", "\u2014", "-", "not given", "not available", "n/a"}
 _NUMBER = r"[\u2212-]?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)?(?:[eE][+\u2212-]?\d+)?"
 _PLAIN = re.compile(rf"^({_NUMBER})$")
 _PERCENT = re.compile(rf"^({_NUMBER})\s?%$")
@@ -105,6 +110,8 @@ def _from_display(t: Table, min_cell: int) -> pd.DataFrame:
 
 def _numeric_columns(name: str, cells: list[Cell]) -> dict[str, pd.Series]:
     suffixes = list(dict.fromkeys(suffix for cell in cells for suffix, _ in cell.values))
+    if "_upper_bound" in suffixes and "" not in suffixes:
+        suffixes.append("")
     columns: dict[str, pd.Series] = {}
     for suffix in sorted(suffixes or [""], key=_SUFFIX_ORDER.index):
         values = [dict(cell.values).get(suffix, np.nan) for cell in cells]
@@ -116,21 +123,19 @@ def _numeric_columns(name: str, cells: list[Cell]) -> dict[str, pd.Series]:
 
 def column_name(header: str, suffix: str, suffixes: list[str]) -> str:
     """The tidy column for the `suffix` part of a column named `header` whose cells hold the
-    parts `suffixes`: "ci" + "_ci_low" -> "ci_low", "or_ci" + "" -> "or",
-    "collaborative_mean_sd" + "_sd" -> "collaborative_sd"."""
-    if header == "ci" and suffix.startswith("_ci"):
-        return suffix[1:]
-    if header.endswith("_ci") and "_ci_low" in suffixes:
-        header = header[: -len("_ci")]
-    elif header.endswith("_mean_sd") and "_sd" in suffixes:
+    parts `suffixes`: "ci" + "_low" -> "ci_low", "or_ci" + "" -> "or", "or_ci" + "_low" ->
+    "or_ci_low", "collaborative_mean_sd" + "_sd" -> "collaborative_sd"."""
+    if header.endswith("_ci") and suffix == "" and "_low" in suffixes:
+        return header[: -len("_ci")]
+    if header.endswith("_mean_sd") and "_sd" in suffixes:
         base = header[: -len("_mean_sd")]
         return f"{base}_sd" if suffix == "_sd" else f"{base}_mean{suffix}"
-    elif header == "mean_sd" and "_sd" in suffixes:
+    if header == "mean_sd" and "_sd" in suffixes:
         return "sd" if suffix == "_sd" else f"mean{suffix}"
     return f"{header}{suffix}"
 
 
-_SUFFIX_ORDER = ["", "_sd", "_pct", "_ci_low", "_ci_high", "_upper_bound"]
+_SUFFIX_ORDER = ["", "_sd", "_pct", "_low", "_high", "_upper_bound"]
 
 
 def read_cell(text: str, min_cell: int = 11) -> Cell | None:
@@ -148,9 +153,9 @@ def read_cell(text: str, min_cell: int = 11) -> Cell | None:
         second = "_pct" if m[4] and not m[2] else "_sd"
         return _cell(("", m[1]), (second, m[3]))
     if m := _WITH_CI.match(text):
-        return _cell(("", m[1]), ("_ci_low", m[2]), ("_ci_high", m[3]))
+        return _cell(("", m[1]), ("_low", m[2]), ("_high", m[3]))
     if m := _CI.match(text):
-        return _cell(("_ci_low", m[1]), ("_ci_high", m[2]))
+        return _cell(("_low", m[1]), ("_high", m[2]))
     if m := _BOUND.match(text):
         return _cell(("_upper_bound", m[1]))
     return None
@@ -182,7 +187,8 @@ def ascii_text(text: str) -> str:
     if text.strip() in MISSING_TEXT:
         return ""
     spelled = "".join(ASCII_SPELLING.get(ch, ch) for ch in text)
-    return unicodedata.normalize("NFKD", spelled).encode("ascii", "ignore").decode("ascii")
+    plain = unicodedata.normalize("NFKD", spelled).encode("ascii", "ignore").decode("ascii")
+    return " ".join(plain.split())
 
 
 def ascii_name(header: str) -> str:

@@ -104,11 +104,13 @@ def test_a_display_table_becomes_one_number_per_cell_with_suppression_flags():
     assert frame["median_iqr_suppressed"].tolist() == [0, 1]
 
 
-def test_model_tables_hold_the_unrounded_estimates(tidy_dir: Path):
+def test_model_tables_hold_the_estimates_as_numbers(tidy_dir: Path):
     growth = pd.read_csv(tidy_dir / "models_growth.csv")
     row = growth.loc[growth["term"] == "time:joint_goal_share"].iloc[0]
     assert row[["b", "ci_low", "ci_high", "p"]].tolist() == [-0.25, -0.4, -0.1, 0.002]
     assert row["primary"] == 1 and row["suppressed"] == 0
+    # SE = (0.4 - 0.1) / (2 x 1.96) = 0.0765306..., kept to four significant digits.
+    assert row["se"] == 0.07653
     # The intercept's p reads "< .001" in the report and 1e-9 here.
     assert growth.loc[growth["term"] == "Intercept", "p"].iloc[0] == pytest.approx(1e-9)
     every = pd.read_csv(tidy_dir / "models_coefficients.csv")

@@ -245,12 +245,26 @@ COEFFICIENT_COLUMNS = {
 RATIO_COLUMNS = {"ratio": "ratio", "ratio_ci_low": "ratio_ci_low", "ratio_ci_high": "ratio_ci_high"}
 
 
+#: Significant digits of a model's numbers in the tidy CSV (p-values: `P_DIGITS`): about the
+#: precision the report shows, so the tidy files tell no more about the clients than the report
+#: does (privacy.md, section 2).
+DIGITS = 4
+P_DIGITS = 3
+
+
+def significant(values: pd.Series, digits: int) -> pd.Series:
+    """`values` as floats rounded to `digits` significant digits (missing stays missing)."""
+    numbers = pd.to_numeric(values, errors="coerce").astype(float)
+    return numbers.map(lambda v: float(f"{v:.{digits}g}"))
+
+
 def coefficient_data(
     part: pd.DataFrame, labels: list[str], *, withheld: bool, ratio: bool
 ) -> pd.DataFrame:
     """One model's estimates as numbers (term, label, primary, b, se, ci_low, ci_high, p,
-    p_fdr and, for `ratio`, the odds or hazard ratio with its CI), unrounded. With `withheld`
-    (a model of fewer than min_cell clients) every number is empty and ``suppressed`` is 1."""
+    p_fdr and, for `ratio`, the odds or hazard ratio with its CI) to `DIGITS` significant
+    digits (p-values `P_DIGITS`). With `withheld` (a model of fewer than min_cell clients)
+    every number is empty and ``suppressed`` is 1."""
     columns = {**COEFFICIENT_COLUMNS, **(RATIO_COLUMNS if ratio else {})}
     numbers = pd.DataFrame(
         {
@@ -259,6 +273,8 @@ def coefficient_data(
         },
         index=part.index,
     ).astype(float)
+    for name in numbers.columns:
+        numbers[name] = significant(numbers[name], P_DIGITS if name.startswith("p") else DIGITS)
     if withheld:
         numbers[:] = np.nan
     out = pd.DataFrame(

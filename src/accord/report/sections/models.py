@@ -27,7 +27,7 @@ from accord.report.text import (
     term_label,
     truthy,
 )
-from accord.report.tidy import coefficient_data
+from accord.report.tidy import DIGITS, P_DIGITS, coefficient_data, significant
 
 RANDOM_LABELS = {
     "therapist_intercept": "Therapist intercept",
@@ -220,9 +220,9 @@ def forest_rows(ctx: ReportContext) -> pd.DataFrame:
 
 def exposure_data(rows: pd.DataFrame) -> pd.DataFrame:
     """The forest rows as numbers for the tidy CSV: estimates and CIs on their scale."""
-    out = rows[["label", "role", "term", "scale", "estimate", "ci_low", "ci_high"]].copy()
-    for name in ("p", "p_fdr"):
-        out[name] = pd.to_numeric(rows[name], errors="coerce").astype(float)
+    out = rows[["label", "role", "term", "scale"]].copy()
+    for name in ("estimate", "ci_low", "ci_high", "p", "p_fdr"):
+        out[name] = significant(rows[name], P_DIGITS if name.startswith("p") else DIGITS)
     out["primary"] = rows["primary"].astype(int)
     return out
 

@@ -130,6 +130,18 @@ def test_a_model_of_too_few_clients_is_empty_and_flagged():
     assert data[["b", "se", "ci_low", "ci_high", "p"]].isna().all(axis=None)
 
 
+def test_tidy_tables_and_the_word_document_are_byte_identical_on_a_second_run(
+    tidy_dir: Path, tmp_path: Path
+):
+    again = tmp_path / "report.html"
+    render_report(
+        tidy_dir.parent.parent / "results", again, study="hand", config=CONFIG, run_date=RUN_DATE
+    )
+    assert (tmp_path / "report.docx").read_bytes() == (tidy_dir.parent / "report.docx").read_bytes()
+    for path in tidy_dir.iterdir():
+        assert (tmp_path / "tidy" / path.name).read_bytes() == path.read_bytes(), path.name
+
+
 def test_every_tidy_csv_is_ascii_and_reads_as_numbers_in_pandas(tidy_dir: Path):
     assert read_back_problems(tidy_dir) == []
 

@@ -118,10 +118,6 @@ class Plot:
     png: bytes
     kind: str = field(default="figure", init=False)
 
-    def __post_init__(self) -> None:
-        if not self.alt.strip():
-            raise ValueError(f"figure {self.name}: a figure needs alt text")
-
     @property
     def data_uri(self) -> str:
         """The SVG as a data URI for an ``<img>``: embedded, sharp on screen and in print."""

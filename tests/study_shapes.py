@@ -284,6 +284,8 @@ def run_in_process(workdir: Path, study: str, folder: Path, extra: dict | None =
             "html": str(report / "report.html"),
             "tables": str(report / "tables"),
             "figures": str(report / "figures"),
+            "tidy": str(report / "tidy"),
+            "docx": str(report / "report.docx"),
         },
         logs / "report.log",
         study=study,

@@ -194,3 +194,58 @@ def test_every_svg_figure_is_an_svg_document(workflow_run: Path):
     svgs, _ = require_figures(files)
     problems = [p for svg in svgs for p in svg_problems(svg)]
     assert problems == [], problems
+
+
+# -- accessibility and print ----------------------------------------------------------------
+
+#: A4 less the report's print margins (12 mm each side), in CSS pixels (96 per inch).
+A4_CONTENT_WIDTH_PX = round((210 - 2 * 12) / 25.4 * 96)
+
+
+def test_every_figure_has_alt_text_and_every_table_header_cells_with_scope(opened):
+    page, _ = opened
+    images = page.evaluate(
+        """() => Array.from(document.images).map(img => ({
+            src: img.src.slice(0, 30), alt: (img.getAttribute('alt') || '').trim()}))"""
+    )
+    assert images, "the report shows no image"
+    assert [i["src"] for i in images if not i["alt"]] == [], "images without alt text"
+    tables = page.evaluate(
+        """() => Array.from(document.querySelectorAll('table')).map(t => ({
+            id: t.id, caption: !!t.querySelector('caption'),
+            headers: t.querySelectorAll('thead th').length,
+            unscoped: Array.from(t.querySelectorAll('th'))
+                .filter(th => !['col', 'colgroup', 'row', 'rowgroup']
+                              .includes(th.getAttribute('scope'))).length,
+            data_in_head: t.querySelectorAll('thead td').length}))"""
+    )
+    assert tables, "the report shows no table"
+    assert [t["id"] for t in tables if not t["caption"]] == [], "tables without a caption"
+    assert [t["id"] for t in tables if t["headers"] == 0] == [], "tables without header cells"
+    assert [t["id"] for t in tables if t["unscoped"]] == [], "header cells without a scope"
+    assert [t["id"] for t in tables if t["data_in_head"]] == [], "data cells in a table header"
+
+
+def test_print_starts_each_section_on_a_new_page_within_the_page_width(opened):
+    page, _ = opened
+    page.set_viewport_size({"width": A4_CONTENT_WIDTH_PX, "height": 1000})
+    page.emulate_media(media="print")
+    try:
+        breaks = page.evaluate(
+            """() => Array.from(document.querySelectorAll('section')).map(s => ({
+                id: s.id, before: getComputedStyle(s).breakBefore}))"""
+        )
+        wide = page.evaluate(
+            """limit => Array.from(document.querySelectorAll('table, figure img, pre'))
+                .map(e => ({what: e.id || e.tagName, right: e.getBoundingClientRect().right}))
+                .filter(e => e.right > limit + 1)""",
+            A4_CONTENT_WIDTH_PX,
+        )
+        pdf = page.pdf(format="A4", print_background=True)
+    finally:
+        page.emulate_media(media="screen")
+        page.set_viewport_size({"width": 1200, "height": 900})
+    assert breaks and [s["id"] for s in breaks if s["before"] != "page"] == []
+    assert wide == [], f"wider than an A4 page when printed: {wide}"
+    pages = len(re.findall(rb"/Type\s*/Page\b(?!s)", pdf))
+    assert pages > len(breaks), f"{len(breaks)} sections printed on {pages} pages"

@@ -1,5 +1,6 @@
-# The study report: one self-contained HTML file, with every table as CSV and every figure as
-# SVG and PNG beside it (reports/<study>/tables/, reports/<study>/figures/).
+# The study report: one self-contained HTML file and the same report as a Word document, with
+# every table as CSV, as shown and as numbers, and every figure as SVG and PNG beside them
+# (reports/<study>/tables/, reports/<study>/tidy/, reports/<study>/figures/).
 
 
 rule render_report:
@@ -22,6 +23,19 @@ rule render_report:
             caption="../report/study_report.rst",
             category="Study report",
             labels={"study": "{study}", "kind": "report"},
+        ),
+        docx=report(
+            "reports/{study}/report.docx",
+            caption="../report/study_report_docx.rst",
+            category="Study report",
+            labels={"study": "{study}", "kind": "Word document"},
+        ),
+        tidy=report(
+            directory("reports/{study}/tidy"),
+            patterns=["{name}.csv"],
+            caption="../report/tidy_tables.rst",
+            category="Tables as numbers",
+            labels={"study": "{study}", "table": "{name}"},
         ),
         tables=report(
             directory("reports/{study}/tables"),

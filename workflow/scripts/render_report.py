@@ -12,6 +12,8 @@ with run_step(snakemake.log[0]) as log:
         min_cell=snakemake.config["privacy"]["min_cell"],
         tables_dir=Path(snakemake.output.tables),
         figures_dir=Path(snakemake.output.figures),
+        tidy_dir=Path(snakemake.output.tidy),
+        out_docx=Path(snakemake.output.docx),
     )
     log.info(
         "report written to %s: %d sections, %d tables, %d figures",

@@ -1,7 +1,9 @@
 """Write the report's tables as CSV and its figures as SVG and PNG, beside the HTML.
 
 ``tables/<name>.csv`` holds the same display text as the HTML table (suppressed cells read
-"<11" or "*"), UTF-8 with a header row; ``figures/<name>.svg`` and ``figures/<name>.png`` hold
+"<11" or "*"), UTF-8 with a header row; ``tidy/<name>.csv`` holds the same table as numbers
+(`accord.report.tidy`: ASCII, one value per cell, withheld values empty and flagged);
+``figures/<name>.svg`` and ``figures/<name>.png`` hold
 the figure as embedded and as a 1600 x 1000 pixel image. Files of an earlier run that the
 report no longer makes are removed, so the folders hold exactly this report's outputs.
 """
@@ -13,6 +15,7 @@ from pathlib import Path
 
 from accord.core.io import atomic_path, write_csv
 from accord.report.parts import Plot, Section, Table
+from accord.report.tidy import tidy_frame
 
 
 def report_tables(sections: Iterable[Section]) -> list[Table]:
@@ -33,6 +36,20 @@ def write_tables(tables: Iterable[Table], folder: Path) -> list[Path]:
     for t in tables:
         path = folder / f"{t.name}.csv"
         write_csv(path, t.frame())
+        written.append(path)
+    _remove_others(folder, written, (".csv",))
+    return written
+
+
+def write_tidy_tables(tables: Iterable[Table], folder: Path, min_cell: int) -> list[Path]:
+    """Each table as numbers in ``<folder>/<name>.csv`` (`accord.report.tidy`); returns the
+    paths written."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for t in tables:
+        path = folder / f"{t.name}.csv"
+        write_csv(path, tidy_frame(t, min_cell))
         written.append(path)
     _remove_others(folder, written, (".csv",))
     return written

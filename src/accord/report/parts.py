@@ -60,7 +60,8 @@ class Table:
     CSV a grouped column is named ``"<group>: <column>"``. `text_columns` are left-aligned and
     may wrap; `highlight` holds the indexes of rows shown emphasised (a primary estimate).
     A table with `in_html` False is written as CSV only (a combined supplement of tables the
-    report shows one by one).
+    report shows one by one). `data` optionally holds the table's values before formatting,
+    with withheld values empty, for its tidy CSV (``tidy/<name>.csv``; see `accord.report.tidy`).
     """
 
     name: str
@@ -72,6 +73,7 @@ class Table:
     text_columns: frozenset[int] = frozenset()
     highlight: frozenset[int] = frozenset()
     in_html: bool = True
+    data: pd.DataFrame | None = field(default=None, compare=False, repr=False)
     kind: str = field(default="table", init=False)
 
     def __post_init__(self) -> None:

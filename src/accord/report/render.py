@@ -26,7 +26,13 @@ import jinja2
 from accord.core.disclosure import suppressed_label
 from accord.core.io import write_text_atomic
 from accord.report.context import ReportContext, load_context
-from accord.report.export import report_figures, report_tables, write_figures, write_tables
+from accord.report.export import (
+    report_figures,
+    report_tables,
+    write_figures,
+    write_tables,
+    write_tidy_tables,
+)
 from accord.report.figures import PLOT_CACHE
 from accord.report.parts import Section
 from accord.report.sections import (
@@ -43,6 +49,7 @@ from accord.report.sections import (
     summary,
     therapist,
 )
+from accord.report.word import write_docx
 
 TEMPLATE = "report.html.j2"
 
@@ -57,10 +64,14 @@ def render_report(
     run_date: dt.date | str | None = None,
     tables_dir: Path | None = None,
     figures_dir: Path | None = None,
+    tidy_dir: Path | None = None,
+    out_docx: Path | None = None,
 ) -> list[Section]:
     """Write the study report for `study` from the files in `results_dir` to `out_html`, its
-    tables to `tables_dir` (default: ``tables/`` beside the HTML) and its figures to
-    `figures_dir` (default ``figures/``). Returns the sections rendered.
+    tables to `tables_dir` (default: ``tables/`` beside the HTML) and as numbers to `tidy_dir`
+    (default ``tidy/``), its figures to `figures_dir` (default ``figures/``) and the whole
+    report as a Word document to `out_docx` (default ``report.docx`` beside the HTML). Returns
+    the sections rendered.
 
     Every results file is optional: a section whose input is missing says so. Raises
     AccordError if `results_dir` does not exist.
@@ -85,9 +96,35 @@ def render_report(
         )
     )
     write_tables(tables, tables_dir or out_html.parent / "tables")
+    write_tidy_tables(tables, tidy_dir or out_html.parent / "tidy", ctx.min_cell)
     write_figures(figures, figures_dir or out_html.parent / "figures")
+    write_docx(
+        sections,
+        out_docx or out_html.with_suffix(".docx"),
+        title=f"accord study report: {study}",
+        subtitle=(
+            "Collaborative goal-setting, engagement and outcomes. "
+            f"Run date {ctx.run_date}; accord {_accord_version()}."
+        ),
+        preface=_preface(ctx.min_cell),
+        run_date=ctx.run_date,
+    )
     write_text_atomic(out_html, html)
     return sections
+
+
+def _preface(min_cell: int) -> str:
+    """The disclosure note at the head of the Word document (as at the head of the HTML)."""
+    hidden = suppressed_label(min_cell)
+    return (
+        f"Aggregates only. A count from 1 to {min_cell - 1}, and any statistic from fewer than "
+        f"{min_cell} clients, is shown as \u201c{hidden}\u201d; \u201c*\u201d marks a cell "
+        "withheld so that such a value cannot be worked out from a total, another table or a "
+        "percentage, and a range such as \u201c140\u2013149\u201d a count withheld for that "
+        "reason; \u201c\u2013\u201d means not available. Figures do not draw groups or cells "
+        f"of fewer than {min_cell} clients. Every table is also in tables/ (as shown) and "
+        "tidy/ (as numbers), and every figure in figures/ (SVG and PNG), beside this file."
+    )
 
 
 #: Builds of the report at most: one, and two more when the audit withholds counts.

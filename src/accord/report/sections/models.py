@@ -27,6 +27,7 @@ from accord.report.text import (
     term_label,
     truthy,
 )
+from accord.report.tidy import DIGITS, P_DIGITS, coefficient_data, significant
 
 RANDOM_LABELS = {
     "therapist_intercept": "Therapist intercept",
@@ -227,6 +228,15 @@ def forest_rows(ctx: ReportContext) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(FOREST_COLUMNS))
 
 
+def exposure_data(rows: pd.DataFrame) -> pd.DataFrame:
+    """The forest rows as numbers for the tidy CSV: estimates and CIs on their scale."""
+    out = rows[["label", "role", "term", "scale"]].copy()
+    for name in ("estimate", "ci_low", "ci_high", "p", "p_fdr"):
+        out[name] = significant(rows[name], P_DIGITS if name.startswith("p") else DIGITS)
+    out["primary"] = rows["primary"].astype(int)
+    return out
+
+
 ROLE_NOTE = (
     "Role: the one primary test (the model marked primary, its exposure term: p not adjusted); "
     "secondary tests, whose p-values are Benjamini\u2013Hochberg adjusted together (p (FDR)); "
@@ -283,6 +293,7 @@ def _forest(ctx: ReportContext) -> list:
             text_columns=frozenset({0, 1, 2}),
             highlight=frozenset(i for i, p in enumerate(rows["primary"]) if p),
             note=ROLE_NOTE,
+            data=exposure_data(rows),
         )
     )
     return out
@@ -314,7 +325,7 @@ def _model(
         described.append(f"role: {role}" + (" (outside the secondary family)" if outside else ""))
     if described:
         out.append(Text("; ".join(described) + "."))
-    rows, highlight = [], set()
+    rows, highlight, labels = [], set(), []
     ratio_name = "HR" if "partial likelihood" in str(diag.get("method", "")) else "OR"
     has_ratio = part["ratio"].map(finite).any() if "ratio" in part.columns else False
     has_df = part["df"].map(finite).any() if "df" in part.columns else False
@@ -324,6 +335,7 @@ def _model(
         if primary:
             highlight.add(i)
         label = term_label(str(r["term"])) + (" (primary)" if primary else "")
+        labels.append(term_label(str(r["term"])))
         cells = [
             num(r["estimate"], digits),
             num(r["std_error"], digits),
@@ -356,6 +368,7 @@ def _model(
         columns,
         rows,
         highlight=frozenset(highlight),
+        data=coefficient_data(part, labels, withheld=not enough, ratio=has_ratio),
     )
     every.append(fixed)
     out.append(fixed)
@@ -489,7 +502,7 @@ def intercept_iccs(variances: Mapping[str, Any]) -> dict[str, float]:
 def _all_coefficients(every: list[Table]) -> Table:
     """Every model's estimates in one table for a manuscript's supplement (CSV only: the same
     values as the per-model tables above)."""
-    rows = []
+    rows, data = [], []
     for t in every:
         model = t.name.removeprefix("models_")
         ratio = next((i for i, c in enumerate(t.columns) if c.endswith(" [95% CI]")), None)
@@ -498,10 +511,20 @@ def _all_coefficients(every: list[Table]) -> Table:
             extra = [r[ratio] if ratio is not None else ""]
             extra += [r[df], r[df + 1]] if df is not None else ["", ""]
             rows.append([model, *r[: len(COLUMNS)], *extra])
+        data.append(t.data.assign(model=model))
     return table(
         "models_coefficients",
         "Every model's estimates",
         ["Model", *COLUMNS, "Ratio [95% CI]", *SATTERTHWAITE_COLUMNS],
         rows,
         in_html=False,
+        data=_with_model_first(data),
     )
+
+
+def _with_model_first(frames: list[pd.DataFrame]) -> pd.DataFrame | None:
+    if not frames:
+        return None
+    joined = pd.concat(frames, ignore_index=True)
+    middle = [c for c in joined.columns if c not in ("model", "suppressed")]
+    return joined[["model", *middle, "suppressed"]]

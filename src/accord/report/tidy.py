@@ -265,8 +265,9 @@ def coefficient_data(
 ) -> pd.DataFrame:
     """One model's estimates as numbers (term, label, primary, b, se, ci_low, ci_high, p,
     p_fdr; for `ratio`, the odds or hazard ratio with its CI; for a mixed model, the
-    Satterthwaite df and p) to `DIGITS` significant digits (p-values `P_DIGITS`). With `withheld` (a model of fewer than min_cell clients)
-    every number is empty and ``suppressed`` is 1."""
+    Satterthwaite df and p) to `DIGITS` significant digits (p-values `P_DIGITS`). With
+    `withheld` (a model of fewer than min_cell clients) every number is empty and
+    ``suppressed`` is 1."""
     columns = {**COEFFICIENT_COLUMNS, **(RATIO_COLUMNS if ratio else {})}
     if "df" in part.columns and pd.to_numeric(part["df"], errors="coerce").notna().any():
         columns.update(SATTERTHWAITE_COLUMNS)

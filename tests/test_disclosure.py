@@ -10,11 +10,13 @@ import pytest
 
 from accord.disclosure import (
     WITHHELD_TEXT,
+    coarsened_steps,
     deducible_interval,
     is_protected,
     protection_width,
     shareable_coefficients,
     shareable_record,
+    structural_count,
     suppress_count,
     suppress_proportion,
     suppress_statistic,
@@ -344,3 +346,46 @@ def test_shared_coefficients_lose_the_numbers_of_a_model_of_few_clients():
     assert shared.loc[0].tolist() == ["big", "x", 0.5, 120, True]
     assert shared.loc[1, ["model", "term", "converged"]].tolist() == ["tiny", "x", True]
     assert shared.loc[1, ["estimate", "n_clients"]].isna().all()
+
+
+@pytest.mark.parametrize(
+    ("n", "shown"), [(0, "0"), (3, "3"), (10, "10"), (42, "42"), (None, "\u2013")]
+)
+def test_structural_and_data_quality_counts_are_shown_whole(n, shown):
+    # Therapists, sites, rows quarantined: not counts of people's attributes (privacy.md, 2).
+    assert structural_count(n) == shown
+    with pytest.raises(ValueError):
+        structural_count(2.5)
+
+
+def test_the_flow_table_shows_records_and_withholds_only_a_small_clients_count():
+    from accord.report.sections.data import _flow_row
+
+    def row(table, rows_in, accepted, quarantined, replaced):
+        return pd.Series(
+            {
+                "table": table,
+                "rows_in": rows_in,
+                "rows_accepted": accepted,
+                "rows_quarantined": quarantined,
+                "missing_codes_replaced": replaced,
+            }
+        )
+
+    # 3 sessions quarantined and 4 cells emptied: data-quality counts, shown as they are.
+    assert _flow_row(row("sessions", 503, 500, 3, 4), 11) == ("sessions", "503", "500", "3", "4")
+    assert _flow_row(row("clients", 52, 50, 2, 0), 11) == ("clients", "52", "50", "2", "0")
+    # 8 clients validated is a count of people: withheld, and the rows received with it
+    # (8 = 10 received - 2 quarantined otherwise).
+    assert _flow_row(row("clients", 10, 8, 2, 0), 11) == ("clients", "*", "<11", "2", "0")
+
+
+def test_numbers_at_risk_are_published_only_where_no_small_count_left_in_between():
+    # At risk 57 then 52: 5 clients left, a small count; the time is skipped and the next is
+    # compared with 57 (57 - 40 = 17 left). A group's count at 0 or below 11 is shown as
+    # "0" or "<11" and ends nothing: 40 - 9 is only known to lie between 30 and 39.
+    assert coarsened_steps([[57, 52, 40, 9, 9, 0]], 11) == [0, 2, 3, 4, 5]
+    # Every group must pass: the second group's 60 -> 58 blocks time 1 for both.
+    assert coarsened_steps([[57, 57, 40], [60, 58, 45]], 11) == [0, 2]
+    assert coarsened_steps([[57, 57, 57]], 11) == [0, 1, 2]  # nobody left: 0 may be shown
+    assert coarsened_steps([], 11) == []

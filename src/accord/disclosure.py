@@ -60,6 +60,50 @@ def suppress_count(n: float | None, min_cell: int = DEFAULT_MIN_CELL) -> str:
     return str(int(n))
 
 
+def structural_count(n: float | None) -> str:
+    """A count that is not a count of people's attributes, shown whole (privacy.md, section 2).
+
+    Structural counts (therapists, sites, instruments, models) describe the study's design, and
+    data-quality counts (rows received or quarantined, cells emptied, duplicates, forms
+    prorated) describe the records; neither says how many clients have some attribute, so
+    neither is suppressed (docs/disclosure.md lists which count is which). A missing count is
+    shown as an en dash.
+    """
+    if _is_missing(n):
+        return NOT_AVAILABLE
+    if n < 0 or float(n) != math.floor(float(n)):
+        raise ValueError(f"a count must be a whole number >= 0, got {n!r}")
+    return str(int(n))
+
+
+def coarsened_steps(counts: Sequence[Sequence[int]], min_cell: int = DEFAULT_MIN_CELL) -> list[int]:
+    """Which time points of a numbers-at-risk table to publish, so that no two successive
+    published counts of a group give a small count of people away by their difference.
+
+    `counts` holds one sequence per group of its number at risk at each candidate time (the
+    same times for every group, non-increasing). The first time is always kept; a later one
+    is kept when, for every group, the clients who left the risk set since the last kept
+    time (dropouts and censorings) number 0 or at least `min_cell`, or either count is itself
+    withheld as small (then the difference is known only to within the 1 to ``min_cell - 1``
+    of the withheld count). At risk 57 then 52 would show 5 clients leaving: that time is
+    skipped, and the next one is compared with 57.
+    """
+    _check_min_cell(min_cell)
+    if not counts or not len(counts[0]):
+        return []
+    kept = [0]
+    for k in range(1, len(counts[0])):
+        last = kept[-1]
+        if all(
+            is_small(group[k], min_cell)
+            or is_small(group[last], min_cell)
+            or not is_small(group[last] - group[k], min_cell)
+            for group in counts
+        ):
+            kept.append(k)
+    return kept
+
+
 def suppress_statistic(
     value: float | None,
     n_clients: int,

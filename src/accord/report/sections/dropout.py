@@ -7,9 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from accord.disclosure import suppress_count, suppress_table, suppressed_label
+from accord.disclosure import coarsened_steps, suppress_count, suppress_table, suppressed_label
 from accord.models.competing import END_EVENT, aalen_johansen, cif_interval, end_event_codes
 from accord.models.dropout import exposure_tertiles
+from accord.report.aggregate import ALL_CLIENTS, group_key, has_arms
 from accord.report.context import ReportContext
 from accord.report.figures import km_figure, to_plot
 from accord.report.parts import Section, Text, table
@@ -112,16 +113,17 @@ def _cumulative_incidence(ctx: ReportContext) -> list:
     if not keep:
         return [Text(f"No group has {min_cell} or more clients, so no curve is drawn.")]
     last = float(frame["time"].max())
-    times = [float(t) for t in np.arange(0.0, last + 1.0, 2.0 if last > 8 else 1.0)]
+    candidates = [float(t) for t in np.arange(0.0, last + 1.0, 2.0 if last > 8 else 1.0)]
+    counts = {
+        g: [int((frame.loc[frame["group"] == g, "time"] >= t).sum()) for t in candidates]
+        for g in keep
+    }
+    steps = coarsened_steps(list(counts.values()), min_cell)
+    times = [candidates[k] for k in steps]
+    counts = {g: [counts[g][k] for k in steps] for g in keep}
     curves = {g: cif_curve(frame.loc[frame["group"] == g], min_cell) for g in keep}
     risk = pd.DataFrame(
-        [
-            [
-                suppress_count(int((frame.loc[frame["group"] == g, "time"] >= t).sum()), min_cell)
-                for t in times
-            ]
-            for g in keep
-        ],
+        [[suppress_count(n, min_cell) for n in counts[g]] for g in keep],
         index=keep,
         columns=[f"{t:g}" for t in times],
     )
@@ -133,6 +135,7 @@ def _cumulative_incidence(ctx: ReportContext) -> list:
         )
         shown = suppress_table(sizes_table, ["n"], min_cell, total_row="__total__")["n"]
         risk[risk.columns[0]] = [shown[g] for g in keep]
+    risk = _publish_at_risk(ctx, risk, counts)
     fig = km_figure(curves, risk, value="incidence", ylabel="Dropped out (95% CI)")
     handling = (
         "completion (treatment ended otherwise) is a competing event and a client still in "
@@ -170,6 +173,35 @@ def _cumulative_incidence(ctx: ReportContext) -> list:
             [[g, *risk.loc[g]] for g in keep],
         )
     )
+    return out
+
+
+def _publish_at_risk(
+    ctx: ReportContext, risk: pd.DataFrame, counts: dict[str, list[int]]
+) -> pd.DataFrame:
+    """The numbers at risk as the report's audit lets them be printed (`accord.report.ledger`).
+
+    Successive counts of a group differ by the clients who left the risk set in between, a
+    count of people the report does not print; the count at time 0 is the group's clients
+    with a dropout time, part of the group's size (its rest: clients without one).
+    """
+    ledger, by_arm = ctx.ledger, has_arms(ctx.clients)
+    out = risk.copy()
+    for g, row in risk.iterrows():
+        keys = [f"at_risk[{g}][{t}]" for t in risk.columns]
+        size = group_key(str(g)) if by_arm or g == ALL_CLIENTS else None
+        for j, (key, text) in enumerate(zip(keys, row, strict=True)):
+            value = counts[str(g)][j]
+            if j == 0 and size is not None:
+                out.loc[g, risk.columns[j]] = ledger.subset(
+                    key, value, of=size, rest=f"no_dropout_time[{g}]", text=str(text)
+                )
+            else:
+                out.loc[g, risk.columns[j]] = ledger.count(key, value, str(text))
+            if j:
+                left = f"left_risk_set[{g}][{risk.columns[j - 1]}-{risk.columns[j]}]"
+                ledger.unpublished(left, counts[str(g)][j - 1] - value)
+                ledger.relate(keys[j - 1], [key, left])
     return out
 
 

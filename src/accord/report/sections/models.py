@@ -10,7 +10,11 @@ from typing import Any
 
 import pandas as pd
 
-from accord.disclosure import NOT_AVAILABLE, suppress_count, suppressed_label
+from accord.disclosure import (
+    NOT_AVAILABLE,
+    structural_count,
+    suppressed_label,
+)
 from accord.models.plan import FITTED, STATUS_LABELS
 from accord.report.context import ReportContext
 from accord.report.figures import forest_figure, to_plot
@@ -131,7 +135,7 @@ def _overview(ctx: ReportContext):
                     str(model_id), int_or_none(first["n_obs"]), n_clients
                 ),
                 ctx.ledger.model_clients(str(model_id), n_clients),
-                suppress_count(diag.get("n_therapists"), ctx.min_cell),
+                structural_count(diag.get("n_therapists")),
                 "yes" if converged else "no",
                 "yes" if diag.get("boundary") else "no",
                 str(len(diag.get("warnings") or [])),
@@ -368,7 +372,7 @@ def _model(
         Text(
             f"Observations: {observations}; clients: "
             f"{ctx.ledger.model_clients(model_id, n_clients)}; therapists: "
-            f"{suppress_count(diag.get('n_therapists'), min_cell)}. Converged: "
+            f"{structural_count(diag.get('n_therapists'))}. Converged: "
             f"{'yes' if converged else 'no'}{optimizer}. Variance on the boundary: {boundary}."
         )
     )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -322,7 +324,15 @@ def test_a_shared_diagnostics_record_withholds_small_counts_and_their_statistics
         "ci_low": "<11",
         "ci_high": "<11",
     }
-    assert effects[1] == diagnostics["therapist"]["therapist_effects"][1]
+    # The therapists' clients add up to the model's: the other therapist (43) is withheld as
+    # a complement, with its effect, or 7 would follow by subtraction.
+    assert effects[1] == {
+        "rank": 2,
+        "n_clients": "*",
+        "effect": "*",
+        "ci_low": "*",
+        "ci_high": "*",
+    }
     # Structural counts and flags stay: the consortium reads them.
     assert shared["therapist"]["n_therapists"] == 7 and shared["therapist"]["converged"] is True
     assert shared["lagged"] == {
@@ -389,3 +399,81 @@ def test_numbers_at_risk_are_published_only_where_no_small_count_left_in_between
     assert coarsened_steps([[57, 57, 40], [60, 58, 45]], 11) == [0, 2]
     assert coarsened_steps([[57, 57, 57]], 11) == [0, 1, 2]  # nobody left: 0 may be shown
     assert coarsened_steps([], 11) == []
+
+
+def test_a_shared_record_protects_category_counts_shares_and_warnings():
+    categories = [
+        {"category": c, "group": "a", "n": n, "n_group": 48, "share": n / 48}
+        for c, n in (("recovered", 13), ("improved", 5), ("unchanged", 30), ("deteriorated", 0))
+    ] + [
+        {"category": c, "group": "b", "n": n, "n_group": 52, "share": n / 52}
+        for c, n in (("recovered", 15), ("improved", 12), ("unchanged", 25), ("deteriorated", 0))
+    ]
+    diagnostics = {
+        "clinical_change": {"extras": {"categories": categories}},
+        "not_on_track": {
+            "rates": [
+                {"group": "T1", "n_clients": 63, "n_not_on_track": 4, "share_clients": 4 / 63}
+            ]
+        },
+        "recovery": {"warnings": ["recovery model: 4 row(s) left out (reviewed_after_flag: 4)"]},
+    }
+    shared = shareable_record(diagnostics)
+    a = {e["category"]: e for e in shared["clinical_change"]["extras"]["categories"][:4]}
+    # improved (5) reads "<11", its share (of 48 clients, but 5 / 48) "*"; 48 - 13 - 30 - 0
+    # would give it back, so the smallest other nonzero count of group a (13) is withheld
+    # too; group b is untouched.
+    assert a["improved"]["n"] == "<11" and a["improved"]["share"] == "*"
+    assert a["recovered"]["n"] == "*" and a["recovered"]["share"] == "*"
+    assert a["unchanged"]["n"] == 30 and a["deteriorated"]["n"] == 0
+    assert shared["clinical_change"]["extras"]["categories"][4:] == categories[4:]
+    # 4 of 63 clients not on track: the count is small and its share would give it back.
+    assert shared["not_on_track"]["rates"][0] == {
+        "group": "T1",
+        "n_clients": 63,
+        "n_not_on_track": "<11",
+        "share_clients": "*",
+    }
+    assert shared["recovery"]["warnings"] == [
+        "recovery model: <11 row(s) left out (reviewed_after_flag: <11)"
+    ]
+
+
+#: A reader's view of a shared record: keys that count clients, and sentences that do.
+_PEOPLE_KEY = re.compile(
+    r"^n$|client|^n_(?!therapists|parameters|iterations|starts)|event|"
+    r"censor|at_risk|missing|excluded|^rows|sizes"
+)
+_PEOPLE_TEXT = re.compile(r"(?<![\d.])([1-9]|10) (client|row|observation|assessment)")
+
+
+def _small_counts_of_people(node: object, path: str = "", counting: bool = False) -> list[str]:
+    if isinstance(node, dict):
+        return [
+            found
+            for key, value in node.items()
+            for found in _small_counts_of_people(
+                value, f"{path}.{key}", counting or bool(_PEOPLE_KEY.search(str(key)))
+            )
+        ]
+    if isinstance(node, list):
+        return [f for item in node for f in _small_counts_of_people(item, path, counting)]
+    if isinstance(node, str):
+        return [f"{path}: {node[:80]}"] if _PEOPLE_TEXT.search(node) else []
+    if counting and isinstance(node, int | float) and not isinstance(node, bool):
+        return [f"{path} = {node}"] if 0 < node < 11 and float(node).is_integer() else []
+    return []
+
+
+def test_the_shared_diagnostics_of_the_full_plan_hold_no_small_count_of_people(workflow_run):
+    # Every model of the analysis plan, as a consortium site would share it.
+    fitted = json.loads(
+        (workflow_run / "results" / "small" / "models" / "diagnostics.json").read_text()
+    )
+    shared = shareable_record(fitted)
+
+    def small(record: dict) -> list[str]:  # model by model (an id is not a count's key)
+        return [f for model, entry in record.items() for f in _small_counts_of_people(entry, model)]
+
+    assert small(fitted), "the study has small counts to withhold"
+    assert small(shared) == []

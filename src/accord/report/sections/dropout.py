@@ -171,6 +171,12 @@ def _cumulative_incidence(ctx: ReportContext) -> list:
             f"Number at risk by sessions attended, by {grouping}",
             [grouping.capitalize(), *risk.columns],
             [[g, *risk.loc[g]] for g in keep],
+            note=(
+                "Clients still in treatment and not yet censored at each session shown. A "
+                "session at which a group's number fell by 1 to "
+                f"{min_cell - 1} since the last one shown is left out, so that no count of "
+                "clients leaving between two columns can be worked out by subtraction."
+            ),
         )
     )
     return out

@@ -158,8 +158,8 @@ def _table1(clients: pd.DataFrame, groups: list[str], by: pd.Series, min_cell: i
             f"there are more than two; |SMD| above 0.1 is a notable imbalance. Missing: clients "
             f"without a value. A count from 1 to {min_cell - 1}, and a statistic from fewer "
             f"than {min_cell} clients, reads \u201c{suppressed_label(min_cell)}\u201d; "
-            "\u201c*\u201d is withheld so that such a count cannot be worked out from a total."
-            + fewer_tertiles(groups, by)
+            "\u201c*\u201d (or a range) is withheld so that such a count cannot be worked out "
+            "from a total, a percentage or another table." + fewer_tertiles(groups, by)
         ),
     )
 

@@ -112,30 +112,8 @@ def _cumulative_incidence(ctx: ReportContext) -> list:
     out: list = []
     if not keep:
         return [Text(f"No group has {min_cell} or more clients, so no curve is drawn.")]
-    last = float(frame["time"].max())
-    candidates = [float(t) for t in np.arange(0.0, last + 1.0, 2.0 if last > 8 else 1.0)]
-    counts = {
-        g: [int((frame.loc[frame["group"] == g, "time"] >= t).sum()) for t in candidates]
-        for g in keep
-    }
-    steps = coarsened_steps(list(counts.values()), min_cell)
-    times = [candidates[k] for k in steps]
-    counts = {g: [counts[g][k] for k in steps] for g in keep}
     curves = {g: cif_curve(frame.loc[frame["group"] == g], min_cell) for g in keep}
-    risk = pd.DataFrame(
-        [[suppress_count(n, min_cell) for n in counts[g]] for g in keep],
-        index=keep,
-        columns=[f"{t:g}" for t in times],
-    )
-    # The number at risk at time 0 is each group's size: with a group left out as small, the
-    # sizes shown and the total would give it away, so they get complementary suppression.
-    if left_out:
-        sizes_table = pd.DataFrame(
-            {"n": [*sizes.to_numpy(), int(sizes.sum())]}, index=[*sizes.index, "__total__"]
-        )
-        shown = suppress_table(sizes_table, ["n"], min_cell, total_row="__total__")["n"]
-        risk[risk.columns[0]] = [shown[g] for g in keep]
-    risk = _publish_at_risk(ctx, risk, counts)
+    risk = _number_at_risk(ctx, frame, sizes, keep)
     fig = km_figure(curves, risk, value="incidence", ylabel="Dropped out (95% CI)")
     handling = (
         "completion (treatment ended otherwise) is a competing event and a client still in "
@@ -180,6 +158,36 @@ def _cumulative_incidence(ctx: ReportContext) -> list:
         )
     )
     return out
+
+
+def _number_at_risk(
+    ctx: ReportContext, frame: pd.DataFrame, sizes: pd.Series, keep: list[str]
+) -> pd.DataFrame:
+    """The numbers at risk of the drawn groups as printed: at sessions where no small count of
+    clients left in between (`accord.disclosure.coarsened_steps`), audited with the report."""
+    min_cell = ctx.min_cell
+    last = float(frame["time"].max())
+    candidates = [float(t) for t in np.arange(0.0, last + 1.0, 2.0 if last > 8 else 1.0)]
+    counts = {
+        g: [int((frame.loc[frame["group"] == g, "time"] >= t).sum()) for t in candidates]
+        for g in keep
+    }
+    steps = coarsened_steps(list(counts.values()), min_cell)
+    counts = {g: [counts[g][k] for k in steps] for g in keep}
+    risk = pd.DataFrame(
+        [[suppress_count(n, min_cell) for n in counts[g]] for g in keep],
+        index=keep,
+        columns=[f"{candidates[k]:g}" for k in steps],
+    )
+    # The number at risk at time 0 is each group's size: with a group left out as small, the
+    # sizes shown and the total would give it away, so they get complementary suppression.
+    if len(keep) < len(sizes):
+        sizes_table = pd.DataFrame(
+            {"n": [*sizes.to_numpy(), int(sizes.sum())]}, index=[*sizes.index, "__total__"]
+        )
+        shown = suppress_table(sizes_table, ["n"], min_cell, total_row="__total__")["n"]
+        risk[risk.columns[0]] = [shown[g] for g in keep]
+    return _publish_at_risk(ctx, risk, counts)
 
 
 def _publish_at_risk(

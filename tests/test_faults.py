@@ -205,3 +205,19 @@ def test_an_identifying_file_name_is_withheld_from_read_notes(tmp_path: Path) ->
     (tmp_path / "clients.csv").write_text("client_id;age\nC1;30\n")
     _, notes = accord.io.read_table(tmp_path / "clients.csv")
     assert notes[0].startswith("clients.csv: ")
+
+
+def test_an_identifying_study_folder_is_withheld_when_a_table_is_given_twice(
+    tmp_path: Path,
+) -> None:
+    from accord.errors import StudyError
+
+    folder = tmp_path / "Goldberg_Jane"
+    folder.mkdir()
+    (folder / "clients.csv").write_text("client_id\nC1\n")
+    (folder / "clients.parquet").write_bytes(b"")
+    with pytest.raises(StudyError) as caught:
+        accord.io.find_table(folder, "clients")
+    message = str(caught.value)
+    assert "Goldberg" not in message + str(caught.value.file)
+    assert message.startswith("the study folder (name withheld): both clients.csv and")

@@ -26,7 +26,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from accord.errors import StudyError
-from accord.guard import shown_column, shown_file
+from accord.guard import looks_identifying, shown_column, shown_file
 
 TABLE_SUFFIXES = (".csv", ".parquet")
 _BOM = b"\xef\xbb\xbf"
@@ -51,7 +51,8 @@ def find_table(folder: str | Path, table: str) -> Path | None:
     found = [path for path in found if path.exists()]
     if len(found) > 1:
         names = " and ".join(path.name for path in found)
-        raise StudyError(f"{folder}: both {names} exist; keep one of them.", file=str(folder))
+        where = "the study folder (name withheld)" if looks_identifying(folder.name) else folder
+        raise StudyError(f"{where}: both {names} exist; keep one of them.", file=str(where))
     return found[0] if found else None
 
 

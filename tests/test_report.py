@@ -175,15 +175,15 @@ def test_report_states_the_primary_estimate_and_the_model_table(large):
     assert "Converged: yes" in html
 
 
-def test_data_section_suppresses_small_and_complementary_cells(large):
+def test_data_section_shows_data_quality_counts_whole(large):
     _, html = large
-    # clients: 63 in = 60 accepted + 3 quarantined; 3 is small, so 60 is withheld as well.
-    assert "<td>clients</td><td>63</td><td>*</td><td>&lt;11</td><td>0</td>" in html
+    # clients: 63 in = 60 accepted + 3 quarantined; rows are records, not people's
+    # attributes, so 3 is shown (60 clients validated is no small count).
+    assert "<td>clients</td><td>63</td><td>60</td><td>3</td><td>0</td>" in html
     assert "<td>sessions</td><td>500</td><td>500</td><td>0</td><td>12</td>" in html
-    # Two rows broke the pattern rule and one the uniqueness rule: both counts are small.
+    # Two rows broke the pattern rule and one the uniqueness rule: shown as they are.
     assert re.search(
-        r"<td class=\"text\">pattern</td><td class=\"text\">client_id</td>"
-        r"<td>&lt;11</td>",
+        r"<td class=\"text\">pattern</td><td class=\"text\">client_id</td><td>2</td>",
         html,
     )
 
@@ -250,7 +250,7 @@ def test_study_without_arms_and_with_per_model_diagnostics(tmp_path):
     assert "Client slope (time)" in html  # diagnostics found under models/growth/
     assert "models/growth/diagnostics.json" in html
     assert "&lt;11 client(s) left out for a missing exposure" in html
-    assert "&lt;11 therapist(s) with known id, fewer than 5" in html
+    assert "4 therapist(s) with known id, fewer than 5" in html  # structural: shown
 
 
 def test_missing_optional_files_are_reported_not_fatal(tmp_path):

@@ -156,6 +156,8 @@ def test_a_table1_percentage_does_not_give_an_arms_missing_count_away():
         and pinned_denominator(int(m.group(1)), m.group(2)) == 48
     ]
     assert pinned == [], rows
+    # The SMD of a withheld level's proportions would give its count back as well.
+    assert rows["female"][3] == rows["male"][3] == "*"
     assert rows["Gender, n (%)"][-1] == "<11"  # the Missing column, all clients
 
 

@@ -271,6 +271,8 @@ class _CategoryTable:
             if several and not small_group:
                 if hidden.loc[lvl, groups].any():
                     smd = suppressed_label(min_cell)
+                elif any("%" not in cell for cell in cells[: len(groups)]):
+                    smd = COMPLEMENTARY_LABEL  # its proportions would give a withheld count away
                 else:
                     props = [
                         (counts.loc[lvl, g] / counts.loc["__n__", g], counts.loc["__n__", g])

@@ -250,7 +250,7 @@ def test_study_without_arms_and_with_per_model_diagnostics(tmp_path):
     assert "Client slope (time)" in html  # diagnostics found under models/growth/
     assert "models/growth/diagnostics.json" in html
     assert "&lt;11 client(s) left out for a missing exposure" in html
-    assert "4 therapist(s) with known id, fewer than 5" in html  # structural: shown
+    assert "&lt;11 therapist(s) with known id, fewer than 5" in html
 
 
 def test_missing_optional_files_are_reported_not_fatal(tmp_path):
@@ -506,7 +506,8 @@ def test_choices_list_names_the_dropout_definition_and_the_change_rules(measures
     assert (
         "Total prorated (sum \u00d7 9 / answered) when at most 2 of 9 items are missing" in measures
     )
-    assert "(25 of 400 scored forms prorated; &lt;11 not scored)" in measures
+    # Forms prorated or not scored are data-quality counts, shown whole (3 not scored).
+    assert "(25 of 400 scored forms prorated; 3 not scored)" in measures
     assert "\u03c1 = 0.30 and the client&#39;s importance ratings as goal weights" in measures
     assert "k = 1; repaired when the alliance is back" in measures
     # The engagement note uses the same definition.

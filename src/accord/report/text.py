@@ -15,8 +15,9 @@ from accord.disclosure import NOT_AVAILABLE, suppress_count
 
 MINUS = "\u2212"
 TIMES = "\u00d7"
-# Counts of clients or their records in a message; therapists are a structural count, shown.
-_COUNT_IN_TEXT = re.compile(r"\b(\d+)( (?:client|row|assessment|observation|pair)(?:s\b|\(s\)|\b))")
+_COUNT_IN_TEXT = re.compile(
+    r"\b(\d+)( (?:client|therapist|row|assessment|observation|pair)(?:s\b|\(s\)|\b))"
+)
 # "(early_alliance: 4)": a count per column in a model's warning.
 _COUNT_PER_COLUMN = re.compile(r"(\w: )(\d+)\b")
 INSTRUMENT_LABELS = {
@@ -129,8 +130,8 @@ def term_label(term: str) -> str:
 
 
 def suppress_counts_in(text: str, min_cell: int) -> str:
-    """A message with any count of clients, rows, assessments or pairs in it suppressed, and
-    any per-column count ("early_alliance: 4"); a count of therapists is shown."""
+    """A message with any count of clients, therapists, rows, assessments or pairs in it
+    suppressed, and any per-column count ("early_alliance: 4")."""
     text = _COUNT_IN_TEXT.sub(
         lambda m: suppress_count(int(m.group(1)), min_cell) + m.group(2), str(text)
     )

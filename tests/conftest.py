@@ -26,6 +26,30 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Attack every study report the suite rendered as a reader would (subtraction,
+    percentage and numbers-at-risk attacks, tests/disclosure_attacks.py); a withheld count
+    worked back from any of them fails the run."""
+    from disclosure_attacks import every_attack, reports_under
+
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    basetemp = getattr(factory, "_basetemp", None)
+    if basetemp is None:  # no test asked for a temporary folder, so none rendered a report
+        return
+    recovered = [
+        f"{folder}: {leak}"
+        for folder, min_cell in reports_under(Path(basetemp))
+        for leak in every_attack(folder, min_cell)
+    ]
+    if recovered:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line("withheld counts worked back from rendered reports:", red=True)
+            for line in recovered:
+                reporter.write_line(f"  {line}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def phq9_rows(client: str, session: int, values: list[int]) -> list[str]:
     return [f"{client},{session},phq9,client,{i},{v}," for i, v in enumerate(values, start=1)]
 

@@ -11,11 +11,19 @@ counts from 1 to ``min_cell - 1`` it recovers, described; an empty list means th
   clients without it, a count Table 1 withholds when small;
 * percentage: a cell "k (p%)" pins its denominator d when only one whole number fits the
   rounding; then d - k (the rest of the denominator) and the group's size minus d (the clients
-  outside the denominator) must not be small counts.
+  outside the denominator) must not be small counts. This reaches Table 1's categories, the
+  change categories and every rate table;
+* numbers at risk: two successive printed numbers at risk of a group (a Kaplan-Meier or
+  cumulative-incidence table) differ by the clients who left the risk set in between, and the
+  first differs from the group's size (Table 1) by its clients without a time.
+
+`reports_under` finds every rendered report below a folder, so the attacks can run on each
+report the test suite renders (tests/conftest.py), with the report's own threshold.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from pathlib import Path
@@ -163,10 +171,48 @@ def percentage_attack(folder: Path, min_cell: int) -> list[str]:
     return found
 
 
+def at_risk_subtraction(folder: Path, min_cell: int) -> list[str]:
+    """Successive numbers at risk, and the first against the group's size, differing by a
+    small count."""
+    tables = _tables(folder)
+    sizes = group_sizes(tables)
+    found = []
+    for name, table in tables.items():
+        if "at_risk" not in name:
+            continue
+        for _, row in table.iterrows():
+            group = "All clients" if row.iloc[0] in GROUP_TOTALS else str(row.iloc[0])
+            cells = [(column, _exact(row[column])) for column in table.columns[1:]]
+            first = cells[0][1] if cells else None
+            if first is not None and group in sizes and _small(sizes[group] - first, min_cell):
+                found.append(f"{name}, {group}: size {sizes[group]} - {first} at 0")
+            for (t0, a), (t1, b) in itertools.pairwise(cells):
+                if a is not None and b is not None and _small(a - b, min_cell):
+                    found.append(f"{name}, {group}: {a} at {t0} - {b} at {t1} left")
+    return found
+
+
 def every_attack(folder: Path, min_cell: int) -> list[str]:
     """What every attack above recovers from the report in `folder`."""
     return [
         *model_subtraction(folder, min_cell),
         *group_subtraction(folder, min_cell),
         *percentage_attack(folder, min_cell),
+        *at_risk_subtraction(folder, min_cell),
     ]
+
+
+_THRESHOLD = re.compile(r"A count from 1 to (\d+),")
+
+
+def reports_under(root: Path) -> list[tuple[Path, int]]:
+    """Every study report rendered below `root` (a report.html with its tables/ folder), with
+    the threshold the report states."""
+    found = []
+    for html in sorted(root.rglob("report.html")):
+        if not (html.parent / "tables").is_dir():
+            continue
+        match = _THRESHOLD.search(html.read_text(encoding="utf-8", errors="replace"))
+        if match:
+            found.append((html.parent, int(match.group(1)) + 1))
+    return found

@@ -29,6 +29,11 @@ TOTAL_LABELS = {"total", "all clients", "all", "overall"}
 INDEX_HEADERS = re.compile(
     r"^(session|session number|wave|first wave|week|year|intake year|df|items?|k|order)$"
 )
+# Structural and data-quality counts (docs/disclosure.md): shown whole, never suppressed.
+STRUCTURAL_HEADERS = re.compile(
+    r"^(therapists|sites|instruments|received|validated|quarantined|rows|"
+    r"missing codes replaced|cells emptied|duplicates)$"
+)
 # Columns of model bookkeeping: a whole number there counts messages, not people.
 BOOKKEEPING_HEADERS = re.compile(r"^(warnings?|converged|boundary|iterations?)$")
 # Columns of statistics: a whole number there (a rounded SD, say) is not a count.
@@ -44,10 +49,10 @@ _THRESHOLD_BEFORE = re.compile(
 # "12.3 (4.5)" or "85% (14%)": a mean with its SD, or a mean rate.
 _MEAN_SD = re.compile(r"^[−-]?\d+(\.\d+)?%? \([\d.]+%?\)$")
 _N_EQUALS = re.compile(r"\bn\s*=\s*(\d+)\b")
-# Prose such as "150 clients seen by 10 therapists" or "Sites: 2".
+# Prose such as "150 clients" or "Clients: 150" (therapists and sites are structural counts).
 _COUNT_IN_PROSE = re.compile(
-    r"(?<![\d.,])(\d+)(?: of (\d+))? (clients?|therapists?|sites?|assessments|dropouts?)\b"
-    r"|\b([Cc]lients|[Tt]herapists|[Ss]ites): (\d+)\b"
+    r"(?<![\d.,])(\d+)(?: of (\d+))? (clients?|assessments|dropouts?)\b"
+    r"|\b([Cc]lients): (\d+)\b"
 )
 
 
@@ -241,6 +246,7 @@ def count_cells(table: Table) -> Iterator[tuple[int, int, int]]:
                 if (
                     INDEX_HEADERS.match(header)
                     or BOOKKEEPING_HEADERS.match(header)
+                    or STRUCTURAL_HEADERS.match(header)
                     or STATISTIC_HEADERS.search(header)
                 ):
                     continue

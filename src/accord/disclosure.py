@@ -6,7 +6,7 @@ import warnings
 from accord.core.disclosure import *  # noqa: F403
 
 warnings.warn(
-    "accord.disclosure moved to accord.core.disclosure; import it from there",
+    "accord.core.disclosure moved to accord.core.disclosure; import it from there",
     DeprecationWarning,
     stacklevel=2,
 )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -10,11 +12,13 @@ import pytest
 
 from accord.core.disclosure import (
     WITHHELD_TEXT,
+    coarsened_steps,
     deducible_interval,
     is_protected,
     protection_width,
     shareable_coefficients,
     shareable_record,
+    structural_count,
     suppress_count,
     suppress_proportion,
     suppress_statistic,
@@ -320,7 +324,15 @@ def test_a_shared_diagnostics_record_withholds_small_counts_and_their_statistics
         "ci_low": "<11",
         "ci_high": "<11",
     }
-    assert effects[1] == diagnostics["therapist"]["therapist_effects"][1]
+    # The therapists' clients add up to the model's: the other therapist (43) is withheld as
+    # a complement, with its effect, or 7 would follow by subtraction.
+    assert effects[1] == {
+        "rank": 2,
+        "n_clients": "*",
+        "effect": "*",
+        "ci_low": "*",
+        "ci_high": "*",
+    }
     # Structural counts and flags stay: the consortium reads them.
     assert shared["therapist"]["n_therapists"] == 7 and shared["therapist"]["converged"] is True
     assert shared["lagged"] == {
@@ -344,3 +356,124 @@ def test_shared_coefficients_lose_the_numbers_of_a_model_of_few_clients():
     assert shared.loc[0].tolist() == ["big", "x", 0.5, 120, True]
     assert shared.loc[1, ["model", "term", "converged"]].tolist() == ["tiny", "x", True]
     assert shared.loc[1, ["estimate", "n_clients"]].isna().all()
+
+
+@pytest.mark.parametrize(
+    ("n", "shown"), [(0, "0"), (3, "3"), (10, "10"), (42, "42"), (None, "\u2013")]
+)
+def test_structural_and_data_quality_counts_are_shown_whole(n, shown):
+    # Therapists, sites, rows quarantined: not counts of people's attributes (privacy.md, 2).
+    assert structural_count(n) == shown
+    with pytest.raises(ValueError):
+        structural_count(2.5)
+
+
+def test_the_flow_table_shows_records_and_withholds_only_a_small_clients_count():
+    from accord.report.sections.data import _flow_row
+
+    def row(table, rows_in, accepted, quarantined, replaced):
+        return pd.Series(
+            {
+                "table": table,
+                "rows_in": rows_in,
+                "rows_accepted": accepted,
+                "rows_quarantined": quarantined,
+                "missing_codes_replaced": replaced,
+            }
+        )
+
+    # 3 sessions quarantined and 4 cells emptied: data-quality counts, shown as they are.
+    assert _flow_row(row("sessions", 503, 500, 3, 4), 11) == ("sessions", "503", "500", "3", "4")
+    assert _flow_row(row("clients", 52, 50, 2, 0), 11) == ("clients", "52", "50", "2", "0")
+    # 8 clients validated is a count of people: withheld, and the rows received with it
+    # (8 = 10 received - 2 quarantined otherwise).
+    assert _flow_row(row("clients", 10, 8, 2, 0), 11) == ("clients", "*", "<11", "2", "0")
+
+
+def test_numbers_at_risk_are_published_only_where_no_small_count_left_in_between():
+    # At risk 57 then 52: 5 clients left, a small count; the time is skipped and the next is
+    # compared with 57 (57 - 40 = 17 left). A group's count at 0 or below 11 is shown as
+    # "0" or "<11" and ends nothing: 40 - 9 is only known to lie between 30 and 39.
+    assert coarsened_steps([[57, 52, 40, 9, 9, 0]], 11) == [0, 2, 3, 4, 5]
+    # Every group must pass: the second group's 60 -> 58 blocks time 1 for both.
+    assert coarsened_steps([[57, 57, 40], [60, 58, 45]], 11) == [0, 2]
+    assert coarsened_steps([[57, 57, 57]], 11) == [0, 1, 2]  # nobody left: 0 may be shown
+    assert coarsened_steps([], 11) == []
+
+
+def test_a_shared_record_protects_category_counts_shares_and_warnings():
+    categories = [
+        {"category": c, "group": "a", "n": n, "n_group": 48, "share": n / 48}
+        for c, n in (("recovered", 13), ("improved", 5), ("unchanged", 30), ("deteriorated", 0))
+    ] + [
+        {"category": c, "group": "b", "n": n, "n_group": 52, "share": n / 52}
+        for c, n in (("recovered", 15), ("improved", 12), ("unchanged", 25), ("deteriorated", 0))
+    ]
+    diagnostics = {
+        "clinical_change": {"extras": {"categories": categories}},
+        "not_on_track": {
+            "rates": [
+                {"group": "T1", "n_clients": 63, "n_not_on_track": 4, "share_clients": 4 / 63}
+            ]
+        },
+        "recovery": {"warnings": ["recovery model: 4 row(s) left out (reviewed_after_flag: 4)"]},
+    }
+    shared = shareable_record(diagnostics)
+    a = {e["category"]: e for e in shared["clinical_change"]["extras"]["categories"][:4]}
+    # improved (5) reads "<11", its share (of 48 clients, but 5 / 48) "*"; 48 - 13 - 30 - 0
+    # would give it back, so the smallest other nonzero count of group a (13) is withheld
+    # too; group b is untouched.
+    assert a["improved"]["n"] == "<11" and a["improved"]["share"] == "*"
+    assert a["recovered"]["n"] == "*" and a["recovered"]["share"] == "*"
+    assert a["unchanged"]["n"] == 30 and a["deteriorated"]["n"] == 0
+    assert shared["clinical_change"]["extras"]["categories"][4:] == categories[4:]
+    # 4 of 63 clients not on track: the count is small and its share would give it back.
+    assert shared["not_on_track"]["rates"][0] == {
+        "group": "T1",
+        "n_clients": 63,
+        "n_not_on_track": "<11",
+        "share_clients": "*",
+    }
+    assert shared["recovery"]["warnings"] == [
+        "recovery model: <11 row(s) left out (reviewed_after_flag: <11)"
+    ]
+
+
+#: A reader's view of a shared record: keys that count clients, and sentences that do.
+_PEOPLE_KEY = re.compile(
+    r"^n$|client|^n_(?!therapists|parameters|iterations|starts)|event|"
+    r"censor|at_risk|missing|excluded|^rows|sizes"
+)
+_PEOPLE_TEXT = re.compile(r"(?<![\d.])([1-9]|10) (client|row|observation|assessment)")
+
+
+def _small_counts_of_people(node: object, path: str = "", counting: bool = False) -> list[str]:
+    if isinstance(node, dict):
+        return [
+            found
+            for key, value in node.items()
+            for found in _small_counts_of_people(
+                value, f"{path}.{key}", counting or bool(_PEOPLE_KEY.search(str(key)))
+            )
+        ]
+    if isinstance(node, list):
+        return [f for item in node for f in _small_counts_of_people(item, path, counting)]
+    if isinstance(node, str):
+        return [f"{path}: {node[:80]}"] if _PEOPLE_TEXT.search(node) else []
+    if counting and isinstance(node, int | float) and not isinstance(node, bool):
+        return [f"{path} = {node}"] if 0 < node < 11 and float(node).is_integer() else []
+    return []
+
+
+def test_the_shared_diagnostics_of_the_full_plan_hold_no_small_count_of_people(workflow_run):
+    # Every model of the analysis plan, as a consortium site would share it.
+    fitted = json.loads(
+        (workflow_run / "results" / "small" / "models" / "diagnostics.json").read_text()
+    )
+    shared = shareable_record(fitted)
+
+    def small(record: dict) -> list[str]:  # model by model (an id is not a count's key)
+        return [f for model, entry in record.items() for f in _small_counts_of_people(entry, model)]
+
+    assert small(fitted), "the study has small counts to withhold"
+    assert small(shared) == []

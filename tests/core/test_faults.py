@@ -164,3 +164,60 @@ def test_an_interrupted_run_can_be_unlocked_and_continued(tmp_path: Path, monkey
     unlock, run = calls
     assert "--unlock" in unlock and f"--configfile={config}" in unlock
     assert "--rerun-incomplete" in run and run[3] == "reports/s/report.html"
+
+
+IDENTIFYING_FILE = "Goldberg_Jane_clients.csv"
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",  # empty
+        b"client_id,client_id\nC1,C2\n",  # a header repeated
+        b"client_id,age\n\xff\xfe,30\n",  # not UTF-8
+        b"client_id,age\nC1,30,4\n",  # a ragged row
+        gzip.compress(b"client_id,age\nC1,30\n"),  # compressed
+        None,  # a folder
+    ],
+    ids=["empty", "repeated-header", "not-utf8", "ragged", "gzip", "folder"],
+)
+def test_an_identifying_file_name_is_withheld_from_read_errors(
+    tmp_path: Path, content: bytes | None
+) -> None:
+    from accord.core.errors import StudyError
+
+    path = tmp_path / IDENTIFYING_FILE
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_bytes(content)
+    with pytest.raises(StudyError) as caught:
+        accord.io.read_table(path)
+    message, file = str(caught.value), str(caught.value.file)
+    assert "Goldberg" not in message + file and "Jane" not in message + file
+    assert message.startswith("the clients file (name withheld): "), message
+
+
+def test_an_identifying_file_name_is_withheld_from_read_notes(tmp_path: Path) -> None:
+    (tmp_path / IDENTIFYING_FILE).write_text("client_id;age\nC1;30\n")
+    _, notes = accord.io.read_table(tmp_path / IDENTIFYING_FILE)
+    assert notes and all("Goldberg" not in note for note in notes)
+    (tmp_path / "clients.csv").write_text("client_id;age\nC1;30\n")
+    _, notes = accord.io.read_table(tmp_path / "clients.csv")
+    assert notes[0].startswith("clients.csv: ")
+
+
+def test_an_identifying_study_folder_is_withheld_when_a_table_is_given_twice(
+    tmp_path: Path,
+) -> None:
+    from accord.core.errors import StudyError
+
+    folder = tmp_path / "Goldberg_Jane"
+    folder.mkdir()
+    (folder / "clients.csv").write_text("client_id\nC1\n")
+    (folder / "clients.parquet").write_bytes(b"")
+    with pytest.raises(StudyError) as caught:
+        accord.io.find_table(folder, "clients")
+    message = str(caught.value)
+    assert "Goldberg" not in message + str(caught.value.file)
+    assert message.startswith("the study folder (name withheld): both clients.csv and")

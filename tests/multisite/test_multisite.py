@@ -567,3 +567,12 @@ def test_pooling_recovers_the_mean_effect_over_replicate_consortia() -> None:
     # The mean of six estimates lies within 2 SE of the truth, SE = RMS pooled SE / sqrt(6).
     tolerance = 2 * math.sqrt(np.mean(np.square(standard_errors)) / 6)
     assert abs(np.mean(estimates) - MEAN_EFFECT) < tolerance
+
+
+def test_a_local_site_is_pooled_from_its_shared_results_only(tmp_path: Path) -> None:
+    # Two-stage pooling reads what a site would share (small counts withheld), never the
+    # study's own models/ folder with every count the fits used.
+    config = validate_config(_config(tmp_path, {"a": {"study": "north"}, "b": {"results": "x"}}))
+    local = consortia(config)["net"].sites[0]
+    assert local.coefficients == Path("results/north/shared/coefficients.csv")
+    assert local.diagnostics == Path("results/north/shared/diagnostics.json")

@@ -3,6 +3,7 @@ cross-table attacks worked out by hand."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -114,3 +115,78 @@ def test_the_attacks_find_each_leak_in_a_report_built_to_leak(tmp_path: Path):
     assert "lagged: 100 validated - 94" in found[0]
     assert "a: 50 - 48" in found[1] and "b: 50 - 47" in found[2]
     assert "gives 45; a has 50 so 5 are outside" in found[3]
+
+
+def _table1_rows(clients: pd.DataFrame) -> dict[str, list[str]]:
+    """Table 1 of `clients` by arm, built until the audit settles; rows by label."""
+    from accord.report.sections.sample import _table1
+
+    built = {}
+
+    def build(ledger: Ledger) -> None:
+        groups = sorted(clients["arm"].unique())
+        built["table"] = _table1(clients, groups, clients["arm"], 11, ledger)
+
+    ledger = _build_until_protected(build)
+    assert ledger.exposures() == []
+    return {row[0].strip("\u2003 "): list(row[1:]) for row in built["table"].rows}
+
+
+def test_a_table1_percentage_does_not_give_an_arms_missing_count_away():
+    # Arm a: 50 clients, 2 without a gender; 24 of the 48 with one are female. "24 (50.0%)"
+    # fits 24 / d only for d = 48 (47.95..48.05), so a reader would know 50 - 48 = 2 have
+    # no gender, a count Table 1 withholds ("<11" in Missing). Arm b: 50, all with a value.
+    clients = pd.DataFrame(
+        {
+            "client_id": [f"C{i:03d}" for i in range(100)],
+            "arm": ["a"] * 50 + ["b"] * 50,
+            "gender": ["female"] * 24
+            + ["male"] * 24
+            + [None] * 2
+            + ["female"] * 25
+            + ["male"] * 25,
+        }
+    )
+    rows = _table1_rows(clients)
+    pinned = [
+        cell
+        for label in ("female", "male")
+        for cell in rows[label][:1]
+        if (m := re.match(r"^(\d+) \((\d+\.\d)%\)$", cell))
+        and pinned_denominator(int(m.group(1)), m.group(2)) == 48
+    ]
+    assert pinned == [], rows
+    # The SMD of a withheld level's proportions would give its count back as well.
+    assert rows["female"][3] == rows["male"][3] == "*"
+    assert rows["Gender, n (%)"][-1] == "<11"  # the Missing column, all clients
+
+
+def test_table1_percentages_are_shown_where_nothing_small_follows_from_them():
+    # 50 and 50, everyone with a gender: no count is withheld, so nothing needs protecting.
+    clients = pd.DataFrame(
+        {
+            "client_id": [f"C{i:03d}" for i in range(100)],
+            "arm": ["a"] * 50 + ["b"] * 50,
+            "gender": ["female"] * 30 + ["male"] * 20 + ["female"] * 25 + ["male"] * 25,
+        }
+    )
+    rows = _table1_rows(clients)
+    assert rows["female"][:3] == ["30 (60.0%)", "25 (50.0%)", "55 (55.0%)"]
+    assert rows["male"][:3] == ["20 (40.0%)", "25 (50.0%)", "45 (45.0%)"]
+
+
+def test_the_at_risk_attack_finds_successive_counts_that_differ_by_a_few(tmp_path: Path):
+    tables = tmp_path / "tables"
+    tables.mkdir()
+    pd.DataFrame({"Characteristic": ["Clients, n"], "a": ["50"], "Total": ["50"]}).to_csv(
+        tables / "table1_sample.csv", index=False
+    )
+    # 50 in arm a, 48 at risk at 0 (2 without a time), 48 then 43 (5 left), 43 then "<11".
+    pd.DataFrame({"Arm": ["a"], "0": ["48"], "2": ["48"], "4": ["43"], "6": ["<11"]}).to_csv(
+        tables / "dropout_number_at_risk.csv", index=False
+    )
+    found = every_attack(tmp_path, 11)
+    assert found == [
+        "dropout_number_at_risk, a: size 50 - 48 at 0",
+        "dropout_number_at_risk, a: 48 at 2 - 43 at 4 left",
+    ]

@@ -175,15 +175,15 @@ def test_report_states_the_primary_estimate_and_the_model_table(large):
     assert "Converged: yes" in html
 
 
-def test_data_section_suppresses_small_and_complementary_cells(large):
+def test_data_section_shows_data_quality_counts_whole(large):
     _, html = large
-    # clients: 63 in = 60 accepted + 3 quarantined; 3 is small, so 60 is withheld as well.
-    assert "<td>clients</td><td>63</td><td>*</td><td>&lt;11</td><td>0</td>" in html
+    # clients: 63 in = 60 accepted + 3 quarantined; rows are records, not people's
+    # attributes, so 3 is shown (60 clients validated is no small count).
+    assert "<td>clients</td><td>63</td><td>60</td><td>3</td><td>0</td>" in html
     assert "<td>sessions</td><td>500</td><td>500</td><td>0</td><td>12</td>" in html
-    # Two rows broke the pattern rule and one the uniqueness rule: both counts are small.
+    # Two rows broke the pattern rule and one the uniqueness rule: shown as they are.
     assert re.search(
-        r"<td class=\"text\">pattern</td><td class=\"text\">client_id</td>"
-        r"<td>&lt;11</td>",
+        r"<td class=\"text\">pattern</td><td class=\"text\">client_id</td><td>2</td>",
         html,
     )
 
@@ -506,7 +506,8 @@ def test_choices_list_names_the_dropout_definition_and_the_change_rules(measures
     assert (
         "Total prorated (sum \u00d7 9 / answered) when at most 2 of 9 items are missing" in measures
     )
-    assert "(25 of 400 scored forms prorated; &lt;11 not scored)" in measures
+    # Forms prorated or not scored are data-quality counts, shown whole (3 not scored).
+    assert "(25 of 400 scored forms prorated; 3 not scored)" in measures
     assert "\u03c1 = 0.30 and the client&#39;s importance ratings as goal weights" in measures
     assert "k = 1; repaired when the alliance is back" in measures
     # The engagement note uses the same definition.

@@ -14,12 +14,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from accord.core.disclosure import suppress_counts_in
 from accord.report import render_report
 from accord.report.figures import FIGURE_SIZE_PX, prepost_figure
 from accord.report.parts import Plot, Section, table
 from accord.report.sections.dropout import cif_curve
 from accord.report.sections.therapist import drawable_effects
-from accord.report.text import suppress_counts_in
 
 RUN_DATE = "2026-02-01"
 CONFIG = {
@@ -319,10 +319,12 @@ def test_cumulative_incidence_curve_by_hand_and_cut_where_few_are_at_risk():
 def test_dropout_section_has_number_at_risk_and_ratios(hand_report):
     _, text, _ = hand_report
     tables = html_tables(text)
-    # Times 2,4,6,8,10 for 5 clients each per arm: at risk at 0, 2 ... 10.
+    # Times 2,4,6,8,10 for 5 clients each per arm: at risk 25, 25, 20, 15, 10, 5 at 0, 2 ... 10.
+    # 25 then 20 (or 15) would show 5 (or 10) clients leaving, so sessions 4 and 6 are not
+    # published; at 8 the count is withheld itself ("<11": 25 minus 15 to 24 left).
     assert tables["dropout_number_at_risk"] == [
-        ["collaborative", "25", "25", "20", "15", "<11", "<11"],
-        ["usual_care", "25", "25", "20", "15", "<11", "<11"],
+        ["collaborative", "25", "25", "<11", "<11"],
+        ["usual_care", "25", "25", "<11", "<11"],
     ]
     ratios = {r[0]: r[1:] for r in tables["dropout_ratios"]}
     assert ratios["dropout"][:4] == ["joint_goal_share", "OR", "0.61", "[0.30, 1.22]"]

@@ -79,7 +79,8 @@ rule gather_models:
 
 
 # What a site shares with a consortium: the gathered results with counts of fewer than
-# min_cell clients withheld (accord.core.disclosure.shareable_record). Built on request.
+# min_cell clients withheld (accord.core.disclosure.shareable_record). Built on request, and for
+# a consortium: two-stage pooling reads a local study's results only from here.
 rule share_models:
     input:
         coefficients="results/{study}/models/coefficients.csv",

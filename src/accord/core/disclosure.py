@@ -60,6 +60,50 @@ def suppress_count(n: float | None, min_cell: int = DEFAULT_MIN_CELL) -> str:
     return str(int(n))
 
 
+def structural_count(n: float | None) -> str:
+    """A count that is not a count of people's attributes, shown whole (privacy.md, section 2).
+
+    Structural counts (therapists, sites, instruments, models) describe the study's design, and
+    data-quality counts (rows received or quarantined, cells emptied, duplicates, forms
+    prorated) describe the records; neither says how many clients have some attribute, so
+    neither is suppressed (docs/disclosure.md lists which count is which). A missing count is
+    shown as an en dash.
+    """
+    if _is_missing(n):
+        return NOT_AVAILABLE
+    if n < 0 or float(n) != math.floor(float(n)):
+        raise ValueError(f"a count must be a whole number >= 0, got {n!r}")
+    return str(int(n))
+
+
+def coarsened_steps(counts: Sequence[Sequence[int]], min_cell: int = DEFAULT_MIN_CELL) -> list[int]:
+    """Which time points of a numbers-at-risk table to publish, so that no two successive
+    published counts of a group give a small count of people away by their difference.
+
+    `counts` holds one sequence per group of its number at risk at each candidate time (the
+    same times for every group, non-increasing). The first time is always kept; a later one
+    is kept when, for every group, the clients who left the risk set since the last kept
+    time (dropouts and censorings) number 0 or at least `min_cell`, or either count is itself
+    withheld as small (then the difference is known only to within the 1 to ``min_cell - 1``
+    of the withheld count). At risk 57 then 52 would show 5 clients leaving: that time is
+    skipped, and the next one is compared with 57.
+    """
+    _check_min_cell(min_cell)
+    if not counts or not len(counts[0]):
+        return []
+    kept = [0]
+    for k in range(1, len(counts[0])):
+        last = kept[-1]
+        if all(
+            is_small(group[k], min_cell)
+            or is_small(group[last], min_cell)
+            or not is_small(group[last] - group[k], min_cell)
+            for group in counts
+        ):
+            kept.append(k)
+    return kept
+
+
 def suppress_statistic(
     value: float | None,
     n_clients: int,
@@ -384,12 +428,31 @@ _COUNT_KEY = re.compile(
 )
 #: Keys naming the clients a record's statistics come from.
 _SIZE_KEYS = frozenset({"n", "n_clients", "n_obs", "n_group", "n_at_risk"})
+#: Counts that are not of clients: the design, the fit (kept whole in a shared record).
+_STRUCTURAL_KEYS = frozenset(
+    {
+        "n_therapists",
+        "n_sites",
+        "n_instruments",
+        "n_models",
+        "n_parameters",
+        "n_iterations",
+        "n_starts",
+        "n_boot",
+        "n_folds",
+        "n_replicates",
+    }
+)
+#: Keys of statistics about clients (shares, rates, means), not counts of them.
+_STATISTIC_PREFIXES = ("share", "rate", "proportion", "mean", "median")
 #: Numbers beside a small size that describe the entry rather than its clients.
 _LABEL_KEYS = frozenset({"time", "session", "session_number", "rank"})
 #: Parts of a record withheld whole from a shared copy: per-time survival curves give each
 #: interval's events away through the ratio of successive survival values.
 _WITHHELD_PARTS = ("curves",)
 WITHHELD_TEXT = "withheld (per-time counts of clients)"
+#: Parts of a record holding messages, whose counts of clients or rows are suppressed.
+_MESSAGE_KEYS = ("warnings",)
 
 
 def shareable_record(record: object, min_cell: int = DEFAULT_MIN_CELL) -> object:
@@ -424,27 +487,80 @@ def shareable_coefficients(
 def _shareable(node: object, min_cell: int, *, counting: bool) -> object:
     label = suppressed_label(min_cell)
     if isinstance(node, list):
-        return [_shareable(item, min_cell, counting=counting) for item in node]
+        items = [_shareable(item, min_cell, counting=counting) for item in node]
+        return _complement_entries(items, label)
     if not isinstance(node, dict):
         if counting and _is_count(node) and is_small(node, min_cell):
             return label
         return node
-    small = any(k in _SIZE_KEYS and _is_count(v) and is_small(v, min_cell) for k, v in node.items())
+    sizes = {k: v for k, v in node.items() if k in _SIZE_KEYS and _is_count(v)}
+    # "n" is the entry's size unless another size is given ({"n": 5, "n_group": 48}: a part).
+    few = any(is_small(v, min_cell) for k, v in sizes.items() if k != "n" or len(sizes) == 1)
+    part = not few and any(
+        _counts_people(k) and _is_count(v) and is_small(v, min_cell) for k, v in node.items()
+    )
     out = {}
     for key, value in node.items():
+        statistic = (
+            key not in _LABEL_KEYS and isinstance(value, Real) and not isinstance(value, bool)
+        )
         if key in _WITHHELD_PARTS:
             out[key] = WITHHELD_TEXT
-        elif (
-            small
-            and key not in _LABEL_KEYS
-            and isinstance(value, Real)
-            and not isinstance(value, bool)
-        ):
+        elif key in _MESSAGE_KEYS:
+            out[key] = _shareable_messages(value, min_cell)
+        elif few and statistic:
             out[key] = label  # a count of few clients, or a statistic from them
+        elif part and statistic and not _counts_people(key):
+            out[key] = COMPLEMENTARY_LABEL  # a share that would give the small count away
         else:
-            counts = counting or bool(_COUNT_KEY.search(str(key)))
+            counts = counting or _counts_people(str(key))
             out[key] = _shareable(value, min_cell, counting=counts)
     return out
+
+
+def _counts_people(key: str) -> bool:
+    """Whether a record's key names a count of clients (structural counts excepted)."""
+    if key in _STRUCTURAL_KEYS or key.startswith(_STATISTIC_PREFIXES):
+        return False
+    return bool(_COUNT_KEY.search(key)) or key.startswith("n_")
+
+
+def _complement_entries(items: list, label: str) -> list:
+    """Sibling entries (a group's categories, say) whose counts add up to a shown size: where
+    exactly one entry's count is withheld, the smallest other one is withheld too ("*", with
+    its shares), so the withheld count cannot be worked out by subtraction."""
+    lines: dict[str, list[dict]] = {}  # the entries of one group add up together
+    for item in items:
+        if isinstance(item, dict):
+            lines.setdefault(str(item.get("group", "")), []).append(item)
+    for entries in lines.values():
+        # Numbers at risk over time are not parts of a whole.
+        keys = {k for item in entries for k in item if _counts_people(k) and k != "n_at_risk"}
+        for key in sorted(keys):
+            hidden = [item for item in entries if item.get(key) == label]
+            shown = [item for item in entries if _is_count(item.get(key))]
+            if len(hidden) != 1 or not shown:
+                continue
+            chosen = min(shown, key=lambda item: (item[key] == 0, item[key]))
+            for k, v in chosen.items():
+                if k == key or (
+                    not _counts_people(k)
+                    and k not in _LABEL_KEYS
+                    and isinstance(v, Real)
+                    and not isinstance(v, bool)
+                ):
+                    chosen[k] = COMPLEMENTARY_LABEL
+    return items
+
+
+def _shareable_messages(value: object, min_cell: int) -> object:
+    """A model's warnings with their counts of clients or rows suppressed ("4 row(s) left out
+    for a missing value (early_alliance: 4)"), as the report prints them."""
+    if isinstance(value, str):
+        return suppress_counts_in(value, min_cell)
+    if isinstance(value, list):
+        return [_shareable_messages(item, min_cell) for item in value]
+    return value
 
 
 def _is_count(value: object) -> bool:
@@ -465,3 +581,21 @@ def _is_missing(value: object) -> bool:
 def _check_min_cell(min_cell: int) -> None:
     if int(min_cell) != min_cell or min_cell < 1:
         raise ValueError(f"min_cell must be a whole number >= 1, got {min_cell!r}")
+
+
+# "4 clients", "3 row(s)": a count of people or of their records in a message. Therapists are
+# a structural count (docs/disclosure.md) and are shown whole.
+_COUNT_IN_TEXT = re.compile(r"\b(\d+)( (?:client|row|assessment|observation|pair)(?:s\b|\(s\)|\b))")
+# "(early_alliance: 4)": a count per column in a model's warning.
+_COUNT_PER_COLUMN = re.compile(r"(\w: )(\d+)\b")
+
+
+def suppress_counts_in(text: str, min_cell: int) -> str:
+    """A message with any count of clients, rows, assessments or pairs in it suppressed, and
+    any per-column count ("early_alliance: 4")."""
+    text = _COUNT_IN_TEXT.sub(
+        lambda m: suppress_count(int(m.group(1)), min_cell) + m.group(2), str(text)
+    )
+    return _COUNT_PER_COLUMN.sub(
+        lambda m: m.group(1) + suppress_count(int(m.group(2)), min_cell), text
+    )

@@ -13,6 +13,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -26,10 +27,22 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from accord.core.errors import StudyError
+from accord.core.identifiers import looks_identifying, shown_column, shown_file
 
 TABLE_SUFFIXES = (".csv", ".parquet")
 _BOM = b"\xef\xbb\xbf"
 _DELIMITERS = {";": "semicolons", "\t": "tabs", "|": "vertical bars"}
+#: The table a file holds, read from the end of its name (clients.csv, site2_sessions.csv).
+_TABLE_IN_NAME = re.compile(r"(clients|sessions|measures|goals)$", re.IGNORECASE)
+
+
+def shown_name(path: str | Path) -> str:
+    """A file's name as printed in a message or written to an output: the name itself, or
+    "the clients file (name withheld)" when it looks identifying (Goldberg_Jane_clients.csv),
+    as column headers are withheld (`accord.guard.shown_file`)."""
+    name = Path(path).name
+    table = _TABLE_IN_NAME.search(name.split(".")[0])
+    return shown_file(name, table.group(1).lower() if table else "input")
 
 
 def find_table(folder: str | Path, table: str) -> Path | None:
@@ -39,7 +52,8 @@ def find_table(folder: str | Path, table: str) -> Path | None:
     found = [path for path in found if path.exists()]
     if len(found) > 1:
         names = " and ".join(path.name for path in found)
-        raise StudyError(f"{folder}: both {names} exist; keep one of them.", file=str(folder))
+        where = "the study folder (name withheld)" if looks_identifying(folder.name) else folder
+        raise StudyError(f"{where}: both {names} exist; keep one of them.", file=str(where))
     return found[0] if found else None
 
 
@@ -78,7 +92,7 @@ def describe_os_error(exc: OSError) -> str:
 
 def file_fault(path: Path, exc: OSError) -> StudyError:
     """A one-line StudyError naming `path` for a file that cannot be opened or read."""
-    return StudyError(f"{path.name}: {describe_os_error(exc)}.", file=path.name)
+    return StudyError(f"{shown_name(path)}: {describe_os_error(exc)}.", file=shown_name(path))
 
 
 _COMPRESSED = {
@@ -95,9 +109,9 @@ def compressed_error(path: Path, head: bytes) -> StudyError | None:
     for magic, kind in _COMPRESSED.items():
         if head.startswith(magic):
             return StudyError(
-                f"{path.name}: the file is {kind}, not plain text; decompress it (e.g. gunzip) "
-                "and give the .csv it holds.",
-                file=path.name,
+                f"{shown_name(path)}: the file is {kind}, not plain text; decompress it "
+                "(e.g. gunzip) and give the .csv it holds.",
+                file=shown_name(path),
             )
     return None
 
@@ -113,7 +127,10 @@ def _read_csv(path: Path) -> tuple[pd.DataFrame, list[str]]:
     if compressed is not None:
         raise compressed
     if not head.strip(_BOM + b" \r\n\t"):
-        raise StudyError(f"{path.name}: the file is empty (not even a header row).", file=path.name)
+        raise StudyError(
+            f"{shown_name(path)}: the file is empty (not even a header row).",
+            file=shown_name(path),
+        )
     try:
         first_line = head.removeprefix(_BOM).splitlines()[0].decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -121,15 +138,17 @@ def _read_csv(path: Path) -> tuple[pd.DataFrame, list[str]]:
     delimiter = _sniff_delimiter(first_line)
     if delimiter != ",":
         notes.append(
-            f"{path.name}: columns are separated by {_DELIMITERS[delimiter]}, not commas; "
+            f"{shown_name(path)}: columns are separated by {_DELIMITERS[delimiter]}, not commas; "
             "read accordingly."
         )
     header = next(csv.reader([first_line], delimiter=delimiter))
     if len(set(header)) != len(header):
-        dupes = sorted({name for name in header if header.count(name) > 1})
+        dupes = sorted(
+            {shown_column(name, k + 1) for k, name in enumerate(header) if header.count(name) > 1}
+        )
         raise StudyError(
-            f"{path.name}: the header repeats column(s) {', '.join(dupes)}.",
-            file=path.name,
+            f"{shown_name(path)}: the header repeats column(s) {', '.join(dupes)}.",
+            file=shown_name(path),
             column=dupes[0],
         )
     convert = pacsv.ConvertOptions(
@@ -161,9 +180,9 @@ def _sniff_delimiter(header_line: str) -> str:
 
 def _encoding_error(path: Path, exc: UnicodeDecodeError) -> StudyError:
     return StudyError(
-        f"{path.name}: the file is not valid UTF-8 (an undecodable byte at offset {exc.start}). "
-        "Save it as 'CSV UTF-8' (in Excel: Save As > CSV UTF-8) and run again.",
-        file=path.name,
+        f"{shown_name(path)}: the file is not valid UTF-8 (an undecodable byte at offset "
+        f"{exc.start}). Save it as 'CSV UTF-8' (in Excel: Save As > CSV UTF-8) and run again.",
+        file=shown_name(path),
     )
 
 
@@ -171,18 +190,19 @@ def _parse_error(path: Path, exc: pa.ArrowInvalid) -> StudyError:
     message = str(exc)
     if "UTF8" in message.upper() or "utf-8" in message.lower():
         return StudyError(
-            f"{path.name}: the file is not valid UTF-8. Save it as 'CSV UTF-8' and run again.",
-            file=path.name,
+            f"{shown_name(path)}: the file is not valid UTF-8. Save it as 'CSV UTF-8' and run "
+            "again.",
+            file=shown_name(path),
         )
     if "Expected" in message and "columns" in message:
         # Arrow quotes the offending row's text; keep only the counts, never the values.
         detail = message.split(":")[0]
         return StudyError(
-            f"{path.name}: a row has a different number of fields than the header ({detail}). "
-            "Check for unquoted separators inside values.",
-            file=path.name,
+            f"{shown_name(path)}: a row has a different number of fields than the header "
+            f"({detail}). Check for unquoted separators inside values.",
+            file=shown_name(path),
         )
-    return StudyError(f"{path.name}: the file cannot be read as CSV.", file=path.name)
+    return StudyError(f"{shown_name(path)}: the file cannot be read as CSV.", file=shown_name(path))
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
@@ -190,7 +210,7 @@ def _read_parquet(path: Path) -> pd.DataFrame:
         table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError):
         raise StudyError(
-            f"{path.name}: the file cannot be read as Parquet.", file=path.name
+            f"{shown_name(path)}: the file cannot be read as Parquet.", file=shown_name(path)
         ) from None
     columns = []
     for column in table.columns:

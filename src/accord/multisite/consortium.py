@@ -72,8 +72,10 @@ class Consortium:
 
 
 def study_results_folder(study: str) -> Path:
-    """Where the workflow writes a study's gathered model results."""
-    return Path("results") / study / "models"
+    """Where the workflow writes a study's model results fit to share (rule share_models:
+    small counts of clients withheld, `accord.disclosure.shareable_record`). Two-stage pooling
+    reads a local site's shared copy, as a remote site's, never the study's own models/."""
+    return Path("results") / study / "shared"
 
 
 def consortia(config: Mapping[str, Any]) -> dict[str, Consortium]:

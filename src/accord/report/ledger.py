@@ -137,6 +137,13 @@ class Ledger:
         self.pending.append(("subset", key, of, rest))
         return shown
 
+    def implied(self, key: str, value: int, of: str, rest: str) -> None:
+        """`key`, the clients of group `of` with a value, is never printed but is the sum of
+        printed counts (a Table 1 characteristic's levels); `rest`, those without a value, is
+        implied by subtraction once `of` is published."""
+        self.unpublished(key, value)
+        self.pending.append(("subset", key, of, rest))
+
     def percentage(self, numerator: str, denominator: str, text: str) -> None:
         """A percentage printed as `text` ("34.8%") of `numerator` over `denominator`: with
         its rounding it bounds their ratio."""

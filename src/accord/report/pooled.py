@@ -28,7 +28,7 @@ from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.figure import Figure
 
 import accord
-from accord.core.disclosure import NOT_AVAILABLE, suppress_count
+from accord.core.disclosure import NOT_AVAILABLE, structural_count, suppress_count
 from accord.core.io import atomic_path, write_text_atomic
 
 TEMPLATE = "pooled.html.j2"
@@ -197,7 +197,7 @@ def pooled_context(
                 "estimate": _fmt(site.estimate) if shown else NOT_AVAILABLE,
                 "ci": _ci(site.ci_low, site.ci_high) if shown else NOT_AVAILABLE,
                 "n_clients": _count(site.n_clients, min_cell),
-                "n_therapists": _count(site.n_therapists, min_cell),
+                "n_therapists": structural_count(_whole(site.n_therapists)),
                 "weight": _percent(site.weight_random) if shown else NOT_AVAILABLE,
                 "status": "included" if shown else f"excluded: {site.reason}",
             }
@@ -342,6 +342,13 @@ def _percent(value: Any) -> str:
     except (TypeError, ValueError):
         return NOT_AVAILABLE
     return f"{100 * number:.1f}%" if math.isfinite(number) else NOT_AVAILABLE
+
+
+def _whole(value: Any) -> int | None:
+    """A count read from a results table (None where it is missing)."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return int(value)
 
 
 def _count(value: Any, min_cell: int) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -11,15 +10,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from accord.core.disclosure import NOT_AVAILABLE, suppress_count
+from accord.core.disclosure import NOT_AVAILABLE
 
 MINUS = "\u2212"
 TIMES = "\u00d7"
-_COUNT_IN_TEXT = re.compile(
-    r"\b(\d+)( (?:client|therapist|row|assessment|observation|pair)(?:s\b|\(s\)|\b))"
-)
-# "(early_alliance: 4)": a count per column in a model's warning.
-_COUNT_PER_COLUMN = re.compile(r"(\w: )(\d+)\b")
 INSTRUMENT_LABELS = {
     "phq9": "PHQ-9",
     "gad7": "GAD-7",
@@ -127,17 +121,6 @@ def term_label(term: str) -> str:
     if term in _TERM_LABELS:
         return _TERM_LABELS[term]
     return term.replace("time:", f"Time {TIMES} ").replace(":", f" {TIMES} ")
-
-
-def suppress_counts_in(text: str, min_cell: int) -> str:
-    """A message with any count of clients, therapists, rows, assessments or pairs in it
-    suppressed, and any per-column count ("early_alliance: 4")."""
-    text = _COUNT_IN_TEXT.sub(
-        lambda m: suppress_count(int(m.group(1)), min_cell) + m.group(2), str(text)
-    )
-    return _COUNT_PER_COLUMN.sub(
-        lambda m: m.group(1) + suppress_count(int(m.group(2)), min_cell), text
-    )
 
 
 def plain(value: Any) -> Any:

@@ -7,7 +7,15 @@ from __future__ import annotations
 
 import pandas as pd
 
-from accord.core.disclosure import NOT_AVAILABLE, suppress_count, suppress_table, suppressed_label
+from accord.core.disclosure import (
+    COMPLEMENTARY_LABEL,
+    NOT_AVAILABLE,
+    is_small,
+    structural_count,
+    suppress_count,
+    suppress_table,
+    suppressed_label,
+)
 from accord.models.missingness import (
     attrition_by_last_session,
     attrition_flag,
@@ -56,23 +64,7 @@ def _flow(ctx: ReportContext):
         ],
         columns=["table", "rows_in", "rows_accepted", "rows_quarantined", "missing_codes_replaced"],
     )
-    # rows_in = accepted + quarantined: each table's row is an additive line.
-    shown = suppress_table(
-        frame,
-        ["rows_accepted", "rows_quarantined", "rows_in"],
-        ctx.min_cell,
-        total_column="rows_in",
-    )
-    rows = [
-        (
-            r["table"],
-            r["rows_in"],
-            r["rows_accepted"],
-            r["rows_quarantined"],
-            suppress_count(m, ctx.min_cell),
-        )
-        for (_, r), m in zip(shown.iterrows(), frame["missing_codes_replaced"], strict=True)
-    ]
+    rows = [_flow_row(r, ctx.min_cell) for _, r in frame.iterrows()]
     return table(
         "data_flow",
         "Records received, validated and quarantined, by table",
@@ -81,8 +73,27 @@ def _flow(ctx: ReportContext):
         note=(
             "Received = validated + quarantined. A quarantined row is left out of every "
             "analysis; the reasons follow. Missing codes are values declared as meaning "
-            "\u201cmissing\u201d in the config."
+            "\u201cmissing\u201d in the config. Rows and cells are counts of records, shown "
+            "whole; only the clients validated, a count of people, is withheld when small."
         ),
+    )
+
+
+def _flow_row(r: pd.Series, min_cell: int) -> tuple:
+    """One table's records: received, validated and quarantined rows and missing codes are
+    data-quality counts, shown whole; a clients table's validated rows are its clients, a
+    count of people, withheld from 1 to ``min_cell - 1`` with the rows received (which would
+    give it back by subtraction)."""
+    received = structural_count(r["rows_in"])
+    validated = structural_count(r["rows_accepted"])
+    if r["table"] == "clients" and is_small(r["rows_accepted"], min_cell):
+        received, validated = COMPLEMENTARY_LABEL, suppressed_label(min_cell)
+    return (
+        r["table"],
+        received,
+        validated,
+        structural_count(r["rows_quarantined"]),
+        structural_count(r["missing_codes_replaced"]),
     )
 
 
@@ -143,7 +154,7 @@ def _quarantine(ctx: ReportContext) -> list:
             .reset_index(name="rows")
         )
         rows = [
-            (r["table"], r["rule"], r["column"], suppress_count(r["rows"], ctx.min_cell))
+            (r["table"], r["rule"], r["column"], structural_count(r["rows"]))
             for _, r in reasons.iterrows()
         ]
         return [

@@ -7,9 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from accord.core.disclosure import suppress_count, suppress_table, suppressed_label
+from accord.core.disclosure import coarsened_steps, suppress_count, suppress_table, suppressed_label
 from accord.models.competing import END_EVENT, aalen_johansen, cif_interval, end_event_codes
 from accord.models.dropout import exposure_tertiles
+from accord.report.aggregate import ALL_CLIENTS, group_key, has_arms
 from accord.report.context import ReportContext
 from accord.report.figures import km_figure, to_plot
 from accord.report.parts import Section, Text, table
@@ -113,28 +114,8 @@ def _cumulative_incidence(ctx: ReportContext) -> list:
     out: list = []
     if not keep:
         return [Text(f"No group has {min_cell} or more clients, so no curve is drawn.")]
-    last = float(frame["time"].max())
-    times = [float(t) for t in np.arange(0.0, last + 1.0, 2.0 if last > 8 else 1.0)]
     curves = {g: cif_curve(frame.loc[frame["group"] == g], min_cell) for g in keep}
-    risk = pd.DataFrame(
-        [
-            [
-                suppress_count(int((frame.loc[frame["group"] == g, "time"] >= t).sum()), min_cell)
-                for t in times
-            ]
-            for g in keep
-        ],
-        index=keep,
-        columns=[f"{t:g}" for t in times],
-    )
-    # The number at risk at time 0 is each group's size: with a group left out as small, the
-    # sizes shown and the total would give it away, so they get complementary suppression.
-    if left_out:
-        sizes_table = pd.DataFrame(
-            {"n": [*sizes.to_numpy(), int(sizes.sum())]}, index=[*sizes.index, "__total__"]
-        )
-        shown = suppress_table(sizes_table, ["n"], min_cell, total_row="__total__")["n"]
-        risk[risk.columns[0]] = [shown[g] for g in keep]
+    risk = _number_at_risk(ctx, frame, sizes, keep)
     fig = km_figure(curves, risk, value="incidence", ylabel="Dropped out (95% CI)")
     handling = (
         "completion (treatment ended otherwise) is a competing event and a client still in "
@@ -171,7 +152,17 @@ def _cumulative_incidence(ctx: ReportContext) -> list:
             f"Number at risk by sessions attended, by {grouping}",
             [grouping.capitalize(), *risk.columns],
             [[g, *risk.loc[g]] for g in keep],
-            note=tied.strip(),
+            note=" ".join(
+                part
+                for part in (
+                    "Clients still in treatment and not yet censored at each session shown. A "
+                    "session at which a group's number fell by 1 to "
+                    f"{min_cell - 1} since the last one shown is left out, so that no count of "
+                    "clients leaving between two columns can be worked out by subtraction.",
+                    tied.strip(),
+                )
+                if part
+            ),
         )
     )
     return out
@@ -183,6 +174,65 @@ def _fewer_tertiles(ctx: ReportContext, grouping: str, groups: list[str]) -> str
     if grouping != f"tertile of {ctx.exposure}":
         return ""
     return fewer_tertiles(groups, pd.Series(dtype=object, name=f"{ctx.exposure} tertile"))
+
+
+def _number_at_risk(
+    ctx: ReportContext, frame: pd.DataFrame, sizes: pd.Series, keep: list[str]
+) -> pd.DataFrame:
+    """The numbers at risk of the drawn groups as printed: at sessions where no small count of
+    clients left in between (`accord.disclosure.coarsened_steps`), audited with the report."""
+    min_cell = ctx.min_cell
+    last = float(frame["time"].max())
+    candidates = [float(t) for t in np.arange(0.0, last + 1.0, 2.0 if last > 8 else 1.0)]
+    counts = {
+        g: [int((frame.loc[frame["group"] == g, "time"] >= t).sum()) for t in candidates]
+        for g in keep
+    }
+    steps = coarsened_steps(list(counts.values()), min_cell)
+    counts = {g: [counts[g][k] for k in steps] for g in keep}
+    risk = pd.DataFrame(
+        [[suppress_count(n, min_cell) for n in counts[g]] for g in keep],
+        index=keep,
+        columns=[f"{candidates[k]:g}" for k in steps],
+    )
+    # The number at risk at time 0 is each group's size: with a group left out as small, the
+    # sizes shown and the total would give it away, so they get complementary suppression.
+    if len(keep) < len(sizes):
+        sizes_table = pd.DataFrame(
+            {"n": [*sizes.to_numpy(), int(sizes.sum())]}, index=[*sizes.index, "__total__"]
+        )
+        shown = suppress_table(sizes_table, ["n"], min_cell, total_row="__total__")["n"]
+        risk[risk.columns[0]] = [shown[g] for g in keep]
+    return _publish_at_risk(ctx, risk, counts)
+
+
+def _publish_at_risk(
+    ctx: ReportContext, risk: pd.DataFrame, counts: dict[str, list[int]]
+) -> pd.DataFrame:
+    """The numbers at risk as the report's audit lets them be printed (`accord.report.ledger`).
+
+    Successive counts of a group differ by the clients who left the risk set in between, a
+    count of people the report does not print; the count at time 0 is the group's clients
+    with a dropout time, part of the group's size (its rest: clients without one).
+    """
+    ledger, by_arm = ctx.ledger, has_arms(ctx.clients)
+    out = risk.copy()
+    for g, row in risk.iterrows():
+        keys = [f"at_risk[{g}][{t}]" for t in risk.columns]
+        size = group_key(str(g)) if by_arm or g == ALL_CLIENTS else None
+        for j, (key, text) in enumerate(zip(keys, row, strict=True)):
+            value = counts[str(g)][j]
+            if j == 0 and size is not None:
+                out.loc[g, risk.columns[j]] = ledger.subset(
+                    key, value, of=size, rest=f"no_dropout_time[{g}]", text=str(text)
+                )
+            else:
+                out.loc[g, risk.columns[j]] = ledger.count(key, value, str(text))
+            if j:
+                left = f"left_risk_set[{g}][{risk.columns[j - 1]}-{risk.columns[j]}]"
+                ledger.unpublished(left, counts[str(g)][j - 1] - value)
+                ledger.relate(keys[j - 1], [key, left])
+    return out
 
 
 def _logrank(ctx: ReportContext) -> list:

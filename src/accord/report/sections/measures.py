@@ -9,7 +9,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from accord.core.disclosure import NOT_AVAILABLE, suppress_count, suppressed_label
+from accord.core.disclosure import (
+    NOT_AVAILABLE,
+    structural_count,
+    suppress_count,
+    suppress_counts_in,
+    suppressed_label,
+)
 from accord.core.instruments import Instrument
 from accord.report.context import ReportContext, dropout_text
 from accord.report.figures import score_distributions, to_plot
@@ -21,7 +27,6 @@ from accord.report.text import (
     int_or_none,
     num,
     scale_label,
-    suppress_counts_in,
 )
 
 
@@ -338,9 +343,9 @@ def _scored_counts(summary: list, key: str, min_cell: int) -> str:
     total = {name: sum(int(r.get(name) or 0) for r in rows) for name in ("scored", "prorated")}
     not_scored = sum(int(r.get("not_scored") or 0) for r in rows)
     return (
-        f" ({suppress_count(total['prorated'], min_cell)} of "
-        f"{suppress_count(total['scored'], min_cell)} scored forms prorated; "
-        f"{suppress_count(not_scored, min_cell)} not scored)."
+        f" ({structural_count(total['prorated'])} of "
+        f"{structural_count(total['scored'])} scored forms prorated; "
+        f"{structural_count(not_scored)} not scored)."
     )
 
 

@@ -10,7 +10,12 @@ from typing import Any
 
 import pandas as pd
 
-from accord.core.disclosure import NOT_AVAILABLE, suppress_count, suppressed_label
+from accord.core.disclosure import (
+    NOT_AVAILABLE,
+    structural_count,
+    suppress_counts_in,
+    suppressed_label,
+)
 from accord.models.plan import FITTED, STATUS_LABELS
 from accord.report.context import ReportContext
 from accord.report.figures import forest_figure, to_plot
@@ -23,7 +28,6 @@ from accord.report.text import (
     interval,
     num,
     p_value,
-    suppress_counts_in,
     term_label,
     truthy,
 )
@@ -142,7 +146,7 @@ def _overview(ctx: ReportContext):
                     str(model_id), int_or_none(first["n_obs"]), n_clients
                 ),
                 ctx.ledger.model_clients(str(model_id), n_clients),
-                suppress_count(diag.get("n_therapists"), ctx.min_cell),
+                structural_count(diag.get("n_therapists")),
                 "yes" if converged else "no",
                 "yes" if diag.get("boundary") else "no",
                 str(len(diag.get("warnings") or [])),
@@ -401,7 +405,7 @@ def _model(
         Text(
             f"Observations: {observations}; clients: "
             f"{ctx.ledger.model_clients(model_id, n_clients)}; therapists: "
-            f"{suppress_count(diag.get('n_therapists'), min_cell)}. Converged: "
+            f"{structural_count(diag.get('n_therapists'))}. Converged: "
             f"{'yes' if converged else 'no'}{optimizer}. Variance on the boundary: {boundary}."
         )
     )

@@ -237,6 +237,7 @@ def _categories(clients: pd.DataFrame, category: str, label: str, min_cell: int,
             text = ledger.count(key, counts.loc[name, c], shown.loc[name, c])
             if text.isdigit() and n_text.isdigit() and counts.loc[name, "n"] > 0:
                 text += f" ({counts.loc[name, c] / counts.loc[name, 'n']:.1%})"
+                ledger.percentage(key, f"n[{category}][{name}]", text)
             cells.append(text)
         ledger.relate(
             f"n[{category}][{name}]", [f"n[{category}][{name}][{c}]" for c in CATEGORY_LABELS]

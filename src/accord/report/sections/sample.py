@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -12,6 +13,8 @@ import pandas as pd
 from accord.core.disclosure import (
     COMPLEMENTARY_LABEL,
     NOT_AVAILABLE,
+    is_small,
+    structural_count,
     suppress_count,
     suppress_table,
     suppressed_label,
@@ -79,7 +82,7 @@ def _baseline(ctx: ReportContext) -> pd.DataFrame | None:
 def _distinct(ctx: ReportContext, column: str) -> str:
     for frame in (ctx.panel, ctx.clients):
         if frame is not None and column in frame.columns:
-            return suppress_count(int(frame[column].dropna().nunique()), ctx.min_cell)
+            return structural_count(int(frame[column].dropna().nunique()))
     return NOT_AVAILABLE
 
 
@@ -132,20 +135,14 @@ def _table1(clients: pd.DataFrame, groups: list[str], by: pd.Series, min_cell: i
         )
         how = "mean (SD)" if kind == "mean" else "median [IQR]"
         rows.append([f"{label}, {how}", *cells, smd, _missing(values, min_cell)])
+    # A group whose size is withheld would be given away by its category counts (they add up
+    # to it) and their percentages, so those are withheld too.
+    withheld = {c for c in columns if not shown_sizes.loc[c, "clients"].isdigit()}
     for column, label in _CATEGORICAL:
         if column not in clients.columns or clients[column].notna().sum() == 0:
             continue
-        rows.extend(
-            _categorical(clients[column], by, groups, columns, label, min_cell, small_group)
-        )
-    # A group whose size is withheld would be given away by its category counts (they add up
-    # to it) and their percentages, so those are withheld too.
-    withheld = [i + 1 for i, c in enumerate(columns) if not shown_sizes.loc[c, "clients"].isdigit()]
-    for row in rows[1:]:
-        if row[0].startswith("\u2003"):
-            for i in withheld:
-                if row[i] != suppressed_label(min_cell):
-                    row[i] = COMPLEMENTARY_LABEL
+        levels = _CategoryTable(column, by, groups, columns, min_cell, ledger, withheld)
+        rows.extend(levels.rows(clients[column], label, small_group))
     caption = "Baseline characteristics"
     if isinstance(by.name, str):
         caption += f" by {by.name}"
@@ -161,8 +158,8 @@ def _table1(clients: pd.DataFrame, groups: list[str], by: pd.Series, min_cell: i
             f"there are more than two; |SMD| above 0.1 is a notable imbalance. Missing: clients "
             f"without a value. A count from 1 to {min_cell - 1}, and a statistic from fewer "
             f"than {min_cell} clients, reads \u201c{suppressed_label(min_cell)}\u201d; "
-            "\u201c*\u201d is withheld so that such a count cannot be worked out from a total."
-            + fewer_tertiles(groups, by)
+            "\u201c*\u201d (or a range) is withheld so that such a count cannot be worked out "
+            "from a total, a percentage or another table." + fewer_tertiles(groups, by)
         ),
     )
 
@@ -225,64 +222,112 @@ def _missing(values: pd.Series, min_cell: int) -> str:
     return suppress_count(int(values.isna().sum()), min_cell)
 
 
-def _categorical(
-    values: pd.Series,
-    by: pd.Series,
-    groups: list[str],
-    columns: list[str],
-    label: str,
-    min_cell: int,
-    small_group: bool,
-) -> list[list[str]]:
-    """Rows "level, n (%)" with complementary suppression over levels (columns add up to the
-    group's clients with a value) and groups (rows add up to the total)."""
-    text = values.astype(object).where(values.notna())
-    levels = sorted(str(v) for v in text.dropna().unique())
-    several = len(groups) > 1
-    counts = pd.DataFrame(
-        [
-            [int(((text == lvl) & (by == g)).sum()) for g in groups] + [int((text == lvl).sum())]
-            for lvl in levels
-        ],
-        index=levels,
-        columns=[*groups, TOTAL],
-    )
-    counts.loc["__n__"] = [int((text.notna() & (by == g)).sum()) for g in groups] + [
-        int(text.notna().sum())
-    ]
-    count_columns = [*groups, TOTAL] if several else [TOTAL]
-    hidden = suppression_mask(
-        counts,
-        count_columns,
-        min_cell,
-        total_row="__n__",
-        total_column=TOTAL if several else None,
-    )
-    rows = [[f"{label}, n (%)", *[""] * len(columns), "", _missing(values, min_cell)]]
-    for lvl in levels:
-        cells = []
-        for c in columns:
-            k, n = int(counts.loc[lvl, c]), int(counts.loc["__n__", c])
-            if hidden.loc[lvl, c]:
-                cells.append(
-                    suppressed_label(min_cell) if 0 < k < min_cell else COMPLEMENTARY_LABEL
-                )
-            elif n < min_cell and n > 0:
-                cells.append(suppressed_label(min_cell))
-            else:
-                cells.append(f"{k} ({k / n:.1%})" if n else NOT_AVAILABLE)
-        smd = ""
-        if several and not small_group:
-            if hidden.loc[lvl, groups].any():
-                smd = suppressed_label(min_cell)
-            else:
-                props = [
-                    (counts.loc[lvl, g] / counts.loc["__n__", g], counts.loc["__n__", g])
-                    for g in groups
-                ]
-                smd = _smd_proportions(props, min_cell)
-        rows.append([f"\u2003{lvl}", *cells, smd, ""])
-    return rows
+@dataclass
+class _CategoryTable:
+    """Rows "level, n (%)" of one characteristic, with complementary suppression over levels
+    (columns add up to the group's clients with a value) and groups (rows add up to the
+    total), every count and percentage published to the report's audit."""
+
+    column: str
+    by: pd.Series
+    groups: list[str]
+    columns: list[str]
+    min_cell: int
+    ledger: Ledger
+    withheld: set[str]
+
+    def rows(self, values: pd.Series, label: str, small_group: bool) -> list[list[str]]:
+        text = values.astype(object).where(values.notna())
+        levels = sorted(str(v) for v in text.dropna().unique())
+        groups, by, min_cell = self.groups, self.by, self.min_cell
+        several = len(groups) > 1
+        counts = pd.DataFrame(
+            [
+                [int(((text == lvl) & (by == g)).sum()) for g in groups]
+                + [int((text == lvl).sum())]
+                for lvl in levels
+            ],
+            index=levels,
+            columns=[*groups, TOTAL],
+        )
+        counts.loc["__n__"] = [int((text.notna() & (by == g)).sum()) for g in groups] + [
+            int(text.notna().sum())
+        ]
+        hidden = suppression_mask(
+            counts,
+            [*groups, TOTAL] if several else [TOTAL],
+            min_cell,
+            total_row="__n__",
+            total_column=TOTAL if several else None,
+        )
+        missing = self._publish_missing(values)
+        for c in self.columns:
+            n = int(counts.loc["__n__", c])
+            self.ledger.implied(self._key(c), n, of=self._size_key(c), rest=self._missing_key(c))
+        rows = [[f"{label}, n (%)", *[""] * len(self.columns), "", missing]]
+        for lvl in levels:
+            cells = [self._cell(lvl, c, counts, bool(hidden.loc[lvl, c])) for c in self.columns]
+            smd = ""
+            if several and not small_group:
+                if hidden.loc[lvl, groups].any():
+                    smd = suppressed_label(min_cell)
+                elif any("%" not in cell for cell in cells[: len(groups)]):
+                    smd = COMPLEMENTARY_LABEL  # its proportions would give a withheld count away
+                else:
+                    props = [
+                        (counts.loc[lvl, g] / counts.loc["__n__", g], counts.loc["__n__", g])
+                        for g in groups
+                    ]
+                    smd = _smd_proportions(props, min_cell)
+            rows.append([f"\u2003{lvl}", *cells, smd, ""])
+        self._relate(levels)
+        return rows
+
+    def _key(self, c: str, level: str | None = None) -> str:
+        return f"table1[{self.column}][{c}]" + (f"[{level}]" if level is not None else "")
+
+    def _cell(self, lvl: str, c: str, counts: pd.DataFrame, hidden: bool) -> str:
+        """One level's count in group `c`, "k (p%)" of the group's clients with a value."""
+        k, n = int(counts.loc[lvl, c]), int(counts.loc["__n__", c])
+        label = suppressed_label(self.min_cell)
+        if hidden:
+            text = label if is_small(k, self.min_cell) else COMPLEMENTARY_LABEL
+        elif is_small(n, self.min_cell):
+            text = label  # a percentage of fewer than min_cell clients
+        elif c in self.withheld:
+            text = COMPLEMENTARY_LABEL
+        else:
+            shown = self.ledger.count(self._key(c, lvl), k)
+            if not n or not shown.isdigit():
+                return shown if n else NOT_AVAILABLE
+            cell = f"{k} ({k / n:.1%})"
+            self.ledger.percentage(self._key(c, lvl), self._key(c), cell)
+            return cell
+        if c in self.withheld and text != label:
+            text = COMPLEMENTARY_LABEL
+        # What a reader learns: "<11" bounds only a count from 1 to min_cell - 1.
+        reading = text if text != label or is_small(k, self.min_cell) else COMPLEMENTARY_LABEL
+        self.ledger.count(self._key(c, lvl), k, reading)
+        return text
+
+    def _size_key(self, c: str) -> str:
+        return "clients" if c == TOTAL else group_key(c)
+
+    def _missing_key(self, c: str) -> str:
+        return f"without[{self.column}][{c}]"
+
+    def _publish_missing(self, values: pd.Series) -> str:
+        """The clients without a value, printed for all clients (the Missing column)."""
+        missing = int(values.isna().sum())
+        text = suppress_count(missing, self.min_cell)
+        return self.ledger.count(self._missing_key(TOTAL), missing, text)
+
+    def _relate(self, levels: list[str]) -> None:
+        for c in self.columns:
+            self.ledger.relate(self._key(c), [self._key(c, lvl) for lvl in levels])
+        if len(self.groups) > 1:
+            for lvl in [*levels, None]:
+                self.ledger.relate(self._key(TOTAL, lvl), [self._key(g, lvl) for g in self.groups])
 
 
 def _smd_proportions(props: list[tuple[float, int]], min_cell: int) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from accord.core.disclosure import suppress_count
+from accord.core.disclosure import structural_count
 from accord.core.errors import AccordError
 from accord.models.plan import FITTED, NOT_APPLICABLE, NOT_ESTIMABLE, STATUS_LABELS
 from accord.models.spec import model_specs
@@ -109,7 +109,7 @@ def _primary(ctx: ReportContext) -> tuple[list[str], Any]:
         therapists = ""
         for frame in (ctx.panel, ctx.clients):
             if frame is not None and "therapist_id" in frame.columns:
-                n = suppress_count(frame["therapist_id"].dropna().nunique(), min_cell)
+                n = structural_count(frame["therapist_id"].dropna().nunique())
                 therapists = f" seen by {n} therapists"
                 break
         sentences.append(f"The analysed sample holds {n_clients} clients{therapists}.")

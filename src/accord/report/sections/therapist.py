@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from accord.core.disclosure import suppress_count, suppressed_label
+from accord.core.disclosure import structural_count, suppressed_label
 from accord.report.context import ReportContext
 from accord.report.figures import caterpillar_figure, to_plot
 from accord.report.parts import Heading, Section, Text, table
@@ -92,7 +92,7 @@ def _therapist(ctx: ReportContext) -> list:
                     coef(r["estimate"]) if enough else hide,
                     ci if enough else hide,
                     ctx.ledger.model_clients(model, n_clients),
-                    suppress_count(diag.get("n_therapists"), min_cell),
+                    structural_count(diag.get("n_therapists")),
                     str(boot.get("replicates", "\u2013")),
                 ]
             )

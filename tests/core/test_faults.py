@@ -192,7 +192,7 @@ def test_an_identifying_file_name_is_withheld_from_read_errors(
     else:
         path.write_bytes(content)
     with pytest.raises(StudyError) as caught:
-        accord.io.read_table(path)
+        accord.core.io.read_table(path)
     message, file = str(caught.value), str(caught.value.file)
     assert "Goldberg" not in message + file and "Jane" not in message + file
     assert message.startswith("the clients file (name withheld): "), message
@@ -200,10 +200,10 @@ def test_an_identifying_file_name_is_withheld_from_read_errors(
 
 def test_an_identifying_file_name_is_withheld_from_read_notes(tmp_path: Path) -> None:
     (tmp_path / IDENTIFYING_FILE).write_text("client_id;age\nC1;30\n")
-    _, notes = accord.io.read_table(tmp_path / IDENTIFYING_FILE)
+    _, notes = accord.core.io.read_table(tmp_path / IDENTIFYING_FILE)
     assert notes and all("Goldberg" not in note for note in notes)
     (tmp_path / "clients.csv").write_text("client_id;age\nC1;30\n")
-    _, notes = accord.io.read_table(tmp_path / "clients.csv")
+    _, notes = accord.core.io.read_table(tmp_path / "clients.csv")
     assert notes[0].startswith("clients.csv: ")
 
 
@@ -217,7 +217,7 @@ def test_an_identifying_study_folder_is_withheld_when_a_table_is_given_twice(
     (folder / "clients.csv").write_text("client_id\nC1\n")
     (folder / "clients.parquet").write_bytes(b"")
     with pytest.raises(StudyError) as caught:
-        accord.io.find_table(folder, "clients")
+        accord.core.io.find_table(folder, "clients")
     message = str(caught.value)
     assert "Goldberg" not in message + str(caught.value.file)
     assert message.startswith("the study folder (name withheld): both clients.csv and")

@@ -39,7 +39,7 @@ _TABLE_IN_NAME = re.compile(r"(clients|sessions|measures|goals)$", re.IGNORECASE
 def shown_name(path: str | Path) -> str:
     """A file's name as printed in a message or written to an output: the name itself, or
     "the clients file (name withheld)" when it looks identifying (Goldberg_Jane_clients.csv),
-    as column headers are withheld (`accord.guard.shown_file`)."""
+    as column headers are withheld (`accord.core.identifiers.shown_file`)."""
     name = Path(path).name
     table = _TABLE_IN_NAME.search(name.split(".")[0])
     return shown_file(name, table.group(1).lower() if table else "input")

@@ -73,7 +73,7 @@ class Consortium:
 
 def study_results_folder(study: str) -> Path:
     """Where the workflow writes a study's model results fit to share (rule share_models:
-    small counts of clients withheld, `accord.disclosure.shareable_record`). Two-stage pooling
+    small counts of clients withheld, `accord.core.disclosure.shareable_record`). Two-stage pooling
     reads a local site's shared copy, as a remote site's, never the study's own models/."""
     return Path("results") / study / "shared"
 

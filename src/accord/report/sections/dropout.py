@@ -180,7 +180,7 @@ def _number_at_risk(
     ctx: ReportContext, frame: pd.DataFrame, sizes: pd.Series, keep: list[str]
 ) -> pd.DataFrame:
     """The numbers at risk of the drawn groups as printed: at sessions where no small count of
-    clients left in between (`accord.disclosure.coarsened_steps`), audited with the report."""
+    clients left in between (`accord.core.disclosure.coarsened_steps`), audited with the report."""
     min_cell = ctx.min_cell
     last = float(frame["time"].max())
     candidates = [float(t) for t in np.arange(0.0, last + 1.0, 2.0 if last > 8 else 1.0)]

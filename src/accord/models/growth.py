@@ -289,10 +289,7 @@ def fit_growth_model(
         covariates=covariates,
         exposure_reference=exposure_reference,
     )
-    rhs = " + ".join(
-        [f"time * {exposure}", *covariates, *(f"time:{name}" for name in time_interactions)]
-    )
-    formula = f"{outcome} ~ {rhs}"
+    formula = _growth_formula(outcome, exposure, covariates, time_interactions)
     warn: list[str] = list(prep.pop("warnings"))
     exposure_levels = prep.pop("exposure_levels")
     n_known, nested = _therapist_level(data, therapist_effect, warn)
@@ -313,21 +310,7 @@ def fit_growth_model(
         "n_clients": data["client"].nunique(),
         "converged": fitted["converged"],
     }
-    extras = {
-        "structure": (
-            "therapist random intercept; client random intercept and slope (correlated)"
-            if nested
-            else "client random intercept and slope (correlated); no therapist term"
-        ),
-        "time": time,
-        "time_coding": time_coding,
-        "time_centre_for_client_effects": fitted["centre"],
-        "centre_search": fitted["search"],
-        "client_level_step": fitted["client_level_step"],
-        "standardized_effect": standardized,
-        **fitted["extras"],
-        **prep,
-    }
+    extras = _growth_extras(fitted, nested, time, time_coding, standardized, prep)
     diagnostics = _growth_diagnostics(common, formula, fitted, warn, n_known, extras=extras)
     result = ModelResult(
         model=model_id,
@@ -350,6 +333,45 @@ def fit_growth_model(
         exposure_levels=exposure_levels,
         covariates=covariates,
     )
+
+
+def _growth_formula(
+    outcome: str, exposure: str, covariates: list[str], time_interactions: list[str]
+) -> str:
+    """The fixed part: time, the exposure and their interaction, the covariates, and a time
+    slope for each covariate in `time_interactions`."""
+    rhs = " + ".join(
+        [f"time * {exposure}", *covariates, *(f"time:{name}" for name in time_interactions)]
+    )
+    return f"{outcome} ~ {rhs}"
+
+
+def _growth_extras(
+    fitted: dict[str, Any],
+    nested: bool,
+    time: str,
+    time_coding: str,
+    standardized: dict[str, Any],
+    prep: dict[str, Any],
+) -> dict[str, Any]:
+    """The diagnostics' ``extras``: the random-effects structure, the time coding, the centre
+    of time for the client effects and its search, the standardized effect, the engine's own
+    extras and the model data's counts (`prep`)."""
+    return {
+        "structure": (
+            "therapist random intercept; client random intercept and slope (correlated)"
+            if nested
+            else "client random intercept and slope (correlated); no therapist term"
+        ),
+        "time": time,
+        "time_coding": time_coding,
+        "time_centre_for_client_effects": fitted["centre"],
+        "centre_search": fitted["search"],
+        "client_level_step": fitted["client_level_step"],
+        "standardized_effect": standardized,
+        **fitted["extras"],
+        **prep,
+    }
 
 
 def _therapist_level(

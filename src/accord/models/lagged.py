@@ -129,26 +129,68 @@ def fit_lagged(
         covariates=covariates,
         time_coding=time_coding,
     )
-    within = f"{predictor}_within"
-    n_clients = data["client"].nunique()
-
     response, design = patsy.dmatrices(formula, data, return_type="dataframe", NA_action="raise")
+    warn: list[str] = list(prep.pop("warnings"))
+    result = _fit_lagged_lmm(response, design, data["client"], reml, warn)
+    estimates = _lagged_estimates(result, list(design.columns), warn)
+    converged = bool(result is not None and result.converged)
+    inference = _mixed_model_extras(
+        result if converged else None, response, design, data, variance_intervals
+    )
+    common = {
+        "model": model_id,
+        "outcome": outcome,
+        "exposure": predictor,
+        "n_obs": len(data),
+        "n_clients": data["client"].nunique(),
+        "converged": converged,
+    }
+    primary_term = f"{predictor}_within" if primary else None
+    diagnostics = _lagged_diagnostics(
+        common,
+        formula,
+        result,
+        estimates,
+        inference,
+        warn,
+        reml=reml,
+        n_therapists=int(data["therapist"].dropna().nunique()),
+        extras=_lagged_extras(outcome, predictor, detrend, prep),
+    )
+    return ModelResult(
+        model=model_id,
+        outcome=outcome,
+        exposure=predictor,
+        coefficients=_lagged_coefficients(common, estimates, inference, primary_term),
+        diagnostics=diagnostics,
+    )
+
+
+def _fit_lagged_lmm(
+    response: pd.DataFrame, design: pd.DataFrame, client: pd.Series, reml: bool, warn: list[str]
+) -> LmmFit | SimpleNamespace | None:
+    """The lagged model by the profiled engine, or None if the fit failed.
+
+    A fit whose optimum the engine cannot certify is replaced by statsmodels' MixedLM where
+    that converged at least as high (never an uncertified point reported silently). The fit's
+    warnings, the switch of engine and a failure are appended to `warn`, in that order.
+    """
     names = list(design.columns)
 
     def fit():
         return fit_lmm(
             response.iloc[:, 0].to_numpy(dtype=float),
             design.to_numpy(dtype=float),
-            data["client"].to_numpy(dtype=object),
+            client.to_numpy(dtype=object),
             client_effects="intercept",
             reml=reml,
             fe_names=names,
         )
 
     result, fit_warnings, error = capture_fit(fit)
-    warn: list[str] = list(prep.pop("warnings")) + fit_warnings
+    warn.extend(fit_warnings)
     if result is not None and not error and not result.converged:
-        reference = _statsmodels_fit(response, design, data["client"], reml)
+        reference = _statsmodels_fit(response, design, client, reml)
         if reference is not None and reference.log_likelihood >= result.log_likelihood:
             warn.append(
                 "the profiled engine could not certify its optimum; fitted with statsmodels "
@@ -157,49 +199,82 @@ def fit_lagged(
             result = reference
     if error:
         warn.append(f"fit failed: {error}")
-    converged = bool(result is not None and result.converged and not error)
-    if result is not None and not error:
-        fe = pd.Series(np.asarray(result.fe_params, dtype=float), index=names)
-        cov = pd.DataFrame(np.asarray(result.fe_cov, dtype=float), index=names, columns=names)
-        scale = float(result.residual_variance)
-        intercept_var = float(np.asarray(result.client_covariance)[0, 0])
-        random_effects = {"client_intercept": intercept_var, "residual": scale}
-        boundary = ["client_intercept"] if intercept_var <= BOUNDARY_RELATIVE_SD**2 * scale else []
-        llf = float(result.log_likelihood)
-        if not result.converged:
-            warn.append(f"the optimizer did not converge: {result.message}")
-    else:
-        fe = pd.Series(np.nan, index=names)
-        cov = pd.DataFrame(np.nan, index=names, columns=names)
-        random_effects, boundary, llf = {}, [], math.nan
-    extras = _mixed_model_extras(
-        result if converged else None, response, design, data, variance_intervals
-    )
+        return None
+    return result
 
-    n_obs = len(data)
-    common = {
-        "model": model_id,
-        "outcome": outcome,
-        "exposure": predictor,
-        "n_obs": n_obs,
-        "n_clients": n_clients,
-        "converged": converged,
+
+def _lagged_estimates(
+    result: LmmFit | SimpleNamespace | None, names: list[str], warn: list[str]
+) -> dict[str, Any]:
+    """The fit's fixed effects (``fe``) and their covariance (``cov``), the variance components
+    (``random_effects``: client intercept and residual), the components on the boundary
+    (``boundary``: the client intercept when its SD is below `BOUNDARY_RELATIVE_SD` residual
+    SDs) and the log-likelihood (``llf``); missing values for a failed fit. A fit that did not
+    converge adds a warning to `warn`."""
+    if result is None:
+        return {
+            "fe": pd.Series(np.nan, index=names),
+            "cov": pd.DataFrame(np.nan, index=names, columns=names),
+            "random_effects": {},
+            "boundary": [],
+            "llf": math.nan,
+        }
+    scale = float(result.residual_variance)
+    intercept_var = float(np.asarray(result.client_covariance)[0, 0])
+    if not result.converged:
+        warn.append(f"the optimizer did not converge: {result.message}")
+    return {
+        "fe": pd.Series(np.asarray(result.fe_params, dtype=float), index=names),
+        "cov": pd.DataFrame(np.asarray(result.fe_cov, dtype=float), index=names, columns=names),
+        "random_effects": {"client_intercept": intercept_var, "residual": scale},
+        "boundary": (
+            ["client_intercept"] if intercept_var <= BOUNDARY_RELATIVE_SD**2 * scale else []
+        ),
+        "llf": float(result.log_likelihood),
     }
+
+
+def _lagged_coefficients(
+    common: dict[str, Any],
+    estimates: dict[str, Any],
+    inference: dict[str, Any],
+    primary_term: str | None,
+) -> pd.DataFrame:
+    """The tidy fixed-effect rows: Wald estimate, SE, CI and p, and for a converged profiled
+    fit lmerTest's Satterthwaite df and p-value; `primary_term` is marked primary."""
+    fe, cov = estimates["fe"], estimates["cov"]
     rows = [
         {
             **common,
             "term": term,
             **wald_from_variance(float(fe[term]), float(cov.loc[term, term])),
-            "primary": bool(primary and term == within),
-            **extras["satterthwaite"].get(term, {}),
+            "primary": term == primary_term,
+            **inference["satterthwaite"].get(term, {}),
         }
         for term in fe.index
     ]
-    therapists = data["therapist"].dropna()
-    diagnostics: dict[str, Any] = {
-        "model": model_id,
-        "outcome": outcome,
-        "exposure": predictor,
+    return coefficient_frame(rows)
+
+
+def _lagged_diagnostics(
+    common: dict[str, Any],
+    formula: str,
+    result: LmmFit | SimpleNamespace | None,
+    estimates: dict[str, Any],
+    inference: dict[str, Any],
+    warn: list[str],
+    *,
+    reml: bool,
+    n_therapists: int,
+    extras: dict[str, Any],
+) -> dict[str, Any]:
+    """The diagnostics record of a lagged model (see `ModelResult`): the engine and optimizer
+    that gave the reported fit, its warnings, variance components and boundary flag, the R^2
+    and the variance parameters' intervals of a converged profiled fit."""
+    return {
+        "model": common["model"],
+        "outcome": common["outcome"],
+        "exposure": common["exposure"],
         "formula": formula,
         "method": "REML" if reml else "ML",
         "optimizer": (
@@ -207,37 +282,38 @@ def fit_lagged(
             if isinstance(result, SimpleNamespace)
             else f"accord-profiled-{'reml' if reml else 'ml'} ({OPTIMIZER})"
         ),
-        "converged": converged,
+        "converged": common["converged"],
         "warnings": list(dict.fromkeys(warn)),
-        "log_likelihood": llf,
-        "random_effects": random_effects,
-        "boundary": bool(boundary),
-        "boundary_components": boundary,
-        "n_obs": n_obs,
-        "n_clients": n_clients,
-        "n_therapists": int(therapists.nunique()),
-        "r_squared": extras["r_squared"],
-        "variance_parameters": extras["variance_parameters"],
-        "extras": {
-            "structure": "client random intercept",
-            "response": f"{outcome} at the client's next attended session",
-            "predictor": predictor,
-            "within_person": (
-                "deviation from a per-client linear trend in session number (detrended)"
-                if detrend
-                else "deviation from the client's mean (person-mean centred)"
-            ),
-            "detrend": detrend,
-            **prep,
-        },
+        "log_likelihood": estimates["llf"],
+        "random_effects": estimates["random_effects"],
+        "boundary": bool(estimates["boundary"]),
+        "boundary_components": estimates["boundary"],
+        "n_obs": common["n_obs"],
+        "n_clients": common["n_clients"],
+        "n_therapists": n_therapists,
+        "r_squared": inference["r_squared"],
+        "variance_parameters": inference["variance_parameters"],
+        "extras": extras,
     }
-    return ModelResult(
-        model=model_id,
-        outcome=outcome,
-        exposure=predictor,
-        coefficients=coefficient_frame(rows),
-        diagnostics=diagnostics,
-    )
+
+
+def _lagged_extras(
+    outcome: str, predictor: str, detrend: bool, prep: dict[str, Any]
+) -> dict[str, Any]:
+    """The diagnostics' ``extras``: the model's structure, response and within-person term,
+    and the pairing's counts and the time coding from `lagged_model_data`."""
+    return {
+        "structure": "client random intercept",
+        "response": f"{outcome} at the client's next attended session",
+        "predictor": predictor,
+        "within_person": (
+            "deviation from a per-client linear trend in session number (detrended)"
+            if detrend
+            else "deviation from the client's mean (person-mean centred)"
+        ),
+        "detrend": detrend,
+        **prep,
+    }
 
 
 def lagged_model_data(

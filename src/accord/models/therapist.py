@@ -169,15 +169,66 @@ def fit_therapist(
     Raises ConfigError for a missing column, and AccordError with fewer than
     `MIN_THERAPISTS` therapists.
     """
+    _check_options(outcome, engine)
+    data, prep = _model_data(panel, outcome)
+    warn: list[str] = list(prep.pop("warnings"))
+    fit = _fit_null_model(data, outcome, engine, optimizer, warn)
+    variances = fit["variances"]
+    closed = fit_variance_components(ClientSums.of(data, outcome))
+    shares = (
+        _shares(variances) if variances else {"icc_therapist": math.nan, "icc_client": math.nan}
+    )
+    n_boot = int(n_boot)
+    replicates = _bootstrap_replicates(panel, outcome, seed, n_boot, model_id, replicates)
+    interval = bootstrap_interval(replicates) if replicates is not None else {}
+    if replicates is not None:
+        failed = int((~replicates["converged"]).sum())
+        if failed:
+            warn.append(f"{failed} of {n_boot} bootstrap replicate(s) did not converge; left out")
+    common = {
+        "model": model_id,
+        "outcome": outcome,
+        "exposure": "therapist",
+        "n_obs": len(data),
+        "n_clients": data["client"].nunique(),
+        "converged": fit["converged"],
+    }
+    extras = {
+        "structure": "therapist random intercept; client random intercept within therapist",
+        "icc_therapist": shares["icc_therapist"],
+        "icc_client": shares["icc_client"],
+        "correlation_within_client": shares.get("correlation_within_client", math.nan),
+        "bootstrap": _bootstrap_record(n_boot, replicates, seed),
+        "closed_form_fit": closed,
+        "therapist_effects": fit["effects"],
+        **prep,
+    }
+    n_therapists = int(data["therapist"].nunique())
+    return ModelResult(
+        model=model_id,
+        outcome=outcome,
+        exposure="therapist",
+        coefficients=_icc_coefficients(common, fit["intercept"], shares, interval, primary),
+        diagnostics=_therapist_diagnostics(common, fit, warn, n_therapists, extras=extras),
+    )
+
+
+def _check_options(outcome: str, engine: str) -> None:
+    """ConfigError for an outcome that cannot be a model term or an unknown engine."""
     if not outcome.isidentifier() or outcome in ("client", "therapist"):
         raise ConfigError(f"therapist model: {outcome!r} cannot be used as a model term name")
     if engine not in ("profiled", "statsmodels"):
         raise ConfigError(
             f"therapist model: engine must be 'profiled' or 'statsmodels', not {engine!r}"
         )
-    data, prep = _model_data(panel, outcome)
-    formula = f"{outcome} ~ 1"
-    warn: list[str] = list(prep.pop("warnings"))
+
+
+def _fit_null_model(
+    data: pd.DataFrame, outcome: str, engine: str, optimizer: str, warn: list[str]
+) -> dict[str, Any]:
+    """The null model from the chosen engine, falling back to statsmodels (with a warning)
+    where the profiled engine cannot fit the data or certify its optimum; the fit's warnings
+    are appended to `warn`."""
     fit = None
     if engine == "profiled":
         try:
@@ -200,42 +251,52 @@ def fit_therapist(
     if fit is None:
         fit = _statsmodels_fit(data, outcome, optimizer)
     warn += fit["warnings"]
-    converged, variances, intercept = fit["converged"], fit["variances"], fit["intercept"]
-    llf, effects = fit["llf"], fit["effects"]
-    sums = ClientSums.of(data, outcome)
-    closed = fit_variance_components(sums)
-    floor = BOUNDARY_RELATIVE_SD**2 * variances.get("residual", math.nan)
-    boundary = [
-        name
-        for name in ("therapist_intercept", "client_intercept")
-        if variances and variances[name] <= floor
-    ]
-    shares = (
-        _shares(variances) if variances else {"icc_therapist": math.nan, "icc_client": math.nan}
-    )
+    return fit
 
-    n_boot = int(n_boot)
+
+def _bootstrap_replicates(
+    panel: pd.DataFrame,
+    outcome: str,
+    seed: int,
+    n_boot: int,
+    model_id: str,
+    replicates: pd.DataFrame | None,
+) -> pd.DataFrame | None:
+    """The cluster-bootstrap replicates: those given (checked to be replicates 0 .. n_boot -
+    1), else drawn here; None when `n_boot` is 0."""
     if replicates is not None:
         check_replicates(replicates, n_boot, model_id)
     elif n_boot > 0:
         replicates = therapist_icc_replicates(panel, outcome, seed, n_boot, model_id=model_id)
     if n_boot == 0:
-        replicates = None
-    interval = bootstrap_interval(replicates) if replicates is not None else {}
-    if replicates is not None:
-        failed = int((~replicates["converged"]).sum())
-        if failed:
-            warn.append(f"{failed} of {n_boot} bootstrap replicate(s) did not converge; left out")
+        return None
+    return replicates
 
-    n_obs, n_clients = len(data), data["client"].nunique()
-    common = {
-        "model": model_id,
-        "outcome": outcome,
-        "exposure": "therapist",
-        "n_obs": n_obs,
-        "n_clients": n_clients,
-        "converged": converged,
+
+def _bootstrap_record(n_boot: int, replicates: pd.DataFrame | None, seed: int) -> dict[str, Any]:
+    """How the ICC intervals were drawn, for the diagnostics."""
+    return {
+        "kind": "cluster (therapists drawn with replacement)",
+        "replicates": n_boot,
+        "replicates_converged": (
+            int(replicates["converged"].sum()) if replicates is not None else 0
+        ),
+        "seed": seed,
+        "replicate_seed": "default_rng([seed, crc32(model id), replicate])",
+        "interval": "95% percentile",
     }
+
+
+def _icc_coefficients(
+    common: dict[str, Any],
+    intercept: dict[str, float],
+    shares: dict[str, float],
+    interval: dict[str, Any],
+    primary: bool,
+) -> pd.DataFrame:
+    """The tidy rows: the intercept (Wald) and the two ICCs, each with its bootstrap SD as
+    the standard error and its percentile CI, and no p-value; the therapist ICC is primary
+    when `primary`."""
     rows = [{**common, "term": "Intercept", **intercept, "primary": False}]
     for term in ("icc_therapist", "icc_client"):
         ci = interval.get(term, {})
@@ -251,50 +312,45 @@ def fit_therapist(
                 "primary": bool(primary and term == "icc_therapist"),
             }
         )
+    return coefficient_frame(rows)
 
-    diagnostics: dict[str, Any] = {
-        "model": model_id,
-        "outcome": outcome,
+
+def _therapist_diagnostics(
+    common: dict[str, Any],
+    fit: dict[str, Any],
+    warn: list[str],
+    n_therapists: int,
+    *,
+    extras: dict[str, Any],
+) -> dict[str, Any]:
+    """The diagnostics record of the null model (see `ModelResult`): the fit's optimizer,
+    warnings, variances and the variances on the boundary (SD below `BOUNDARY_RELATIVE_SD`
+    residual SDs)."""
+    variances = fit["variances"]
+    floor = BOUNDARY_RELATIVE_SD**2 * variances.get("residual", math.nan)
+    boundary = [
+        name
+        for name in ("therapist_intercept", "client_intercept")
+        if variances and variances[name] <= floor
+    ]
+    return {
+        "model": common["model"],
+        "outcome": common["outcome"],
         "exposure": "therapist",
-        "formula": formula,
+        "formula": f"{common['outcome']} ~ 1",
         "method": "REML",
         "optimizer": fit["optimizer"],
-        "converged": converged,
+        "converged": common["converged"],
         "warnings": list(dict.fromkeys(warn)),
-        "log_likelihood": llf,
+        "log_likelihood": fit["llf"],
         "random_effects": variances,
         "boundary": bool(boundary),
         "boundary_components": boundary,
-        "n_obs": n_obs,
-        "n_clients": n_clients,
-        "n_therapists": int(data["therapist"].nunique()),
-        "extras": {
-            "structure": "therapist random intercept; client random intercept within therapist",
-            "icc_therapist": shares["icc_therapist"],
-            "icc_client": shares["icc_client"],
-            "correlation_within_client": shares.get("correlation_within_client", math.nan),
-            "bootstrap": {
-                "kind": "cluster (therapists drawn with replacement)",
-                "replicates": n_boot,
-                "replicates_converged": (
-                    int(replicates["converged"].sum()) if replicates is not None else 0
-                ),
-                "seed": seed,
-                "replicate_seed": "default_rng([seed, crc32(model id), replicate])",
-                "interval": "95% percentile",
-            },
-            "closed_form_fit": closed,
-            "therapist_effects": effects,
-            **prep,
-        },
+        "n_obs": common["n_obs"],
+        "n_clients": common["n_clients"],
+        "n_therapists": n_therapists,
+        "extras": extras,
     }
-    return ModelResult(
-        model=model_id,
-        outcome=outcome,
-        exposure="therapist",
-        coefficients=coefficient_frame(rows),
-        diagnostics=diagnostics,
-    )
 
 
 def therapist_icc_replicates(

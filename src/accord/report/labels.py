@@ -133,11 +133,11 @@ def using_labels(config: Mapping[str, Any]) -> Iterator[Labels]:
 
 def config_labels(config: Mapping[str, Any]) -> Labels:
     """The labels a config sets: its ``labels:`` entries, and its own instruments, known by
-    their key in capitals unless ``labels:`` names them."""
+    their key in capitals ("hads_d" -> "HADS-D") unless ``labels:`` names them."""
     names = {str(k): str(v) for k, v in (config.get("labels") or {}).items()}
     instruments = dict(INSTRUMENT_LABELS)
     for key in config.get("instruments") or {}:
-        instruments.setdefault(str(key), str(key).upper())
+        instruments.setdefault(str(key), str(key).upper().replace("_", "-"))
     instruments.update({k: v for k, v in names.items() if k in instruments})
     return Labels(names=names, instruments=instruments)
 

@@ -5,7 +5,7 @@ numbers through these functions, so a value reads the same wherever it appears.
 * Estimates, standard errors and CIs: two decimals (`ESTIMATE_DIGITS`); three when the standard
   error is below .01, so a small per-session slope and its interval are not rounded to zero.
 * Coefficients bounded by 1 (r, alpha, omega, ICC) and p-values: no leading zero; p to three
-  decimals, "< .001" below that.
+  decimals, "< .001" below that and "> .999" above.
 * Test statistics with their degrees of freedom: "χ²(2) = 17.58".
 * A true minus sign (U+2212), never a negative zero; an en dash for a missing value.
 """
@@ -64,7 +64,7 @@ def coef(value: Any) -> str:
 
 
 def p_value(p: Any, *, floor: Any = None) -> str:
-    """Three decimals without the leading zero, "< .001" below that.
+    """Three decimals without the leading zero, "< .001" below that, "> .999" above.
 
     `floor` is the smallest p a resampling method can give (a bootstrap p from B replicates is
     at least 2 / (1 + B)): a p at the floor reads "\u2264" the floor, since the replicates
@@ -77,13 +77,15 @@ def p_value(p: Any, *, floor: Any = None) -> str:
         return f"\u2264 {shown.removeprefix('0')}"
     if p < 0.001:
         return "< .001"
+    if p > 0.999:
+        return "> .999"
     return f"{p:.3f}".removeprefix("0")
 
 
 def p_phrase(p: Any, *, floor: Any = None) -> str:
     """ "= .012", "< .001" or "\u2264 .002", for a p-value in a sentence ("p = .012")."""
     text = p_value(p, floor=floor)
-    return text if text[0] in "<\u2264" or text == NOT_AVAILABLE else f"= {text}"
+    return text if text[0] in "<>\u2264" or text == NOT_AVAILABLE else f"= {text}"
 
 
 def interval(low: Any, high: Any, digits: int = ESTIMATE_DIGITS) -> str:

@@ -17,7 +17,7 @@ from accord.models.plan import FITTED, STATUS_LABELS
 from accord.models.spec import model_specs
 from accord.report.context import ReportContext
 from accord.report.figures import FOREST_SCALES, forest_figure, forest_scale, to_plot
-from accord.report.labels import label
+from accord.report.labels import in_words, label
 from accord.report.numbers import chi_square, estimate_digits
 from accord.report.parts import Heading, Section, Table, Text, table
 from accord.report.text import (
@@ -361,7 +361,6 @@ def _forest_table(rows: pd.DataFrame) -> Table:
             for _, r in rows.iterrows()
         ],
         text_columns=frozenset({0, 1, 2}),
-        highlight=frozenset(i for i, p in enumerate(rows["primary"]) if p),
         note=ROLE_NOTE + " N: clients in the model.",
     )
 
@@ -402,7 +401,7 @@ def _description(part: pd.DataFrame, diag: Mapping[str, Any]) -> Text | None:
     extras = diag.get("extras") or {}
     described = []
     if diag.get("formula"):
-        described.append(f"Model {diag['formula']}")
+        described.append(f"Model {in_words(diag['formula'])}")
     if extras.get("structure"):
         described.append(f"random effects: {extras['structure']}")
     if extras.get("time_coding"):
@@ -507,9 +506,8 @@ def _fit_text(
     first = part.iloc[0]
     n_clients = int(part["n_clients"].max()) if part["n_clients"].notna().any() else None
     converged = diag.get("converged", truthy(first["converged"]))
-    boundary = (
-        "yes: " + ", ".join(diag.get("boundary_components") or []) if diag.get("boundary") else "no"
-    )
+    components = [RANDOM_LABELS.get(c, label(c)) for c in diag.get("boundary_components") or []]
+    boundary = "yes: " + ", ".join(components) if diag.get("boundary") else "no"
     optimizer = f" (optimizer {diag['optimizer']})" if diag.get("optimizer") else ""
     observations = ctx.ledger.model_observations(model_id, int_or_none(first["n_obs"]), n_clients)
     return Text(
@@ -521,7 +519,7 @@ def _fit_text(
 
 
 def _warnings(diag: Mapping[str, Any], min_cell: int) -> Text | None:
-    warnings = [suppress_counts_in(w, min_cell) for w in diag.get("warnings") or []]
+    warnings = [in_words(suppress_counts_in(w, min_cell)) for w in diag.get("warnings") or []]
     if not warnings:
         return None
     return Text("Warnings from the fit: " + "; ".join(warnings) + ".", "warning")
@@ -556,7 +554,7 @@ def _random_effects(model_id: str, diag: Mapping[str, Any], enough: bool, min_ce
         rows.append([name, coef(value) if enough else hide, ""])
     return table(
         f"models_{model_id}_random_effects",
-        f"{model_id}: random effects",
+        f"{label(model_id)}: random effects",
         ["Component", "Variance", "SD"],
         rows,
         note=(

@@ -23,7 +23,7 @@ from accord.report import aggregate as agg
 from accord.report.context import ReportContext
 from accord.report.labels import in_words, label
 from accord.report.ledger import SIZE
-from accord.report.numbers import estimate_digits, ratio_imprecise
+from accord.report.numbers import estimate_ci, estimate_digits, ratio_imprecise
 from accord.report.parts import Bullets, Section, Text, table
 from accord.report.sections.engagement import alliance_label
 from accord.report.sections.goals import models_of_kind
@@ -128,11 +128,11 @@ def _plan_note(ctx: ReportContext) -> str:
 def _outcome(ctx: ReportContext, primary: pd.Series | None) -> tuple[str, Any]:
     """The outcome paragraph and the primary estimate's table (None when withheld)."""
     if primary is None:
-        return "Outcome: no primary model estimate was found in the results.", None
+        return "Outcome: No primary model estimate was found in the results.", None
     n_clients = int_or_none(primary["n_clients"]) or 0
     if n_clients < ctx.min_cell:
         return (
-            "Outcome: the primary estimate is withheld: fewer than "
+            "Outcome: The primary estimate is withheld: fewer than "
             f"{ctx.min_cell} clients entered the model.",
             None,
         )
@@ -248,7 +248,6 @@ def _primary_table(primary: pd.Series, digits: int, clients: str, observations: 
         ["Model", "Outcome", "Term", "b", "95% CI", "p", "N (clients)", "Observations"],
         rows,
         text_columns=frozenset({0, 1, 2}),
-        highlight=frozenset({0}),
     )
 
 
@@ -330,7 +329,9 @@ def _dropout_sentence(ctx: ReportContext, r: pd.Series) -> str:
     if low <= 1 <= high:
         reading = "the data are compatible with no association with dropout"
     else:
-        reading = f"it is associated with {'higher' if r['ratio'] > 1 else 'lower'} {name}s"
+        side = "higher" if r["ratio"] > 1 else "lower"
+        risk = "hazard" if kind == "HR" else "odds"
+        reading = f"it is associated with {'a ' if kind == 'HR' else ''}{side} {risk} of dropout"
     return f"In the {label(model)} model, {reading} ({stats})."
 
 
@@ -349,10 +350,11 @@ def _goal_agreement(ctx: ReportContext) -> str:
             continue
         terms = part.set_index("term")
         stats = [
-            f"{term} = {num(terms.loc[term, 'estimate'], 2)} "
-            f"{interval(terms.loc[term, 'ci_low'], terms.loc[term, 'ci_high'], 2)}"
+            f"{term} = {estimate_ci(r['estimate'], r['ci_low'], r['ci_high'], digits)}"
             for term in ("a3", "a4")
             if term in terms.index
+            for r in [terms.loc[term]]
+            for digits in [estimate_digits(r["std_error"])]
         ]
         reading = in_words(str((ctx.diagnostics[model].get("extras") or {}).get("reading", "")))
         clients = ctx.ledger.model_clients(model, n)

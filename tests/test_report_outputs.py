@@ -507,7 +507,7 @@ def test_table1_says_when_tied_exposure_values_form_fewer_tertiles() -> None:
     )
     groups, by = _grouping(clients, "joint_goal_share")
     shown = _table1(clients, groups, by, 11, Ledger())
-    assert shown.caption == "Baseline characteristics by joint_goal_share tertile"
+    assert shown.caption == "Baseline characteristics by Joint goal-setting share tertile"
     assert "tertile cut points coincide: 2 groups instead of three" in shown.note
     # Neither arm nor exposure: one column of all clients, and no "by" in the caption.
     groups, by = _grouping(clients.drop(columns="joint_goal_share"), "joint_goal_share")

@@ -393,6 +393,16 @@ def test_summary_states_the_primary_question_and_estimate(hand_report):
     ]
 
 
+def test_no_raw_variable_name_reaches_the_report_text_or_tables(hand_report):
+    _, text, _ = hand_report
+    shown = re.sub(r"<(style|pre)\b.*?</\1>", " ", text, flags=re.S)  # the config listing
+    shown = re.sub(r'<span class="files">.*?</span>', " ", shown)  # figure file names
+    shown = html_lib.unescape(re.sub(r"<[^>]+>", " ", shown))
+    for name in ("joint_goal_share", "phq9_", "acme", "ade", "growth (", "mediation_alliance"):
+        assert not re.search(rf"(?<![\w-]){re.escape(name)}", shown), name
+    assert "Indirect effect (ACME)" in shown and "Joint goal-setting share" in shown
+
+
 def test_prepost_grid_draws_no_cell_under_min_cell():
     rng = np.random.default_rng(5)
     first = pd.Series(np.r_[rng.integers(10, 14, 200), [25, 25, 26]].astype(float))

@@ -113,7 +113,7 @@ def _measures(ctx: ReportContext) -> str:
             "goals that client and therapist set together."
         )
     else:
-        sentences.append(f"The primary exposure was {exposure}.")
+        sentences.append(f"The primary exposure was {in_words(exposure)}.")
     return " ".join(sentences)
 
 

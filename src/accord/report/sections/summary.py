@@ -156,7 +156,7 @@ def _outcome(ctx: ReportContext, primary: pd.Series | None) -> tuple[str, Any]:
 def _outcome_estimate(
     ctx: ReportContext, primary: pd.Series, diag: Mapping[str, Any], digits: int, n_text: str
 ) -> str:
-    """ "Outcome (growth model; 150 clients, 1,248 assessments): ... (b = ..., 95% CI ...)"."""
+    """ "Outcome (Growth; 150 clients, 1248 assessments): ... (b = ..., 95% CI [...], p ...)"."""
     extras = diag.get("extras") or {}
     est = primary["estimate"]
     stats = (

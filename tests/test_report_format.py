@@ -250,3 +250,15 @@ def test_a_ratio_forest_is_on_a_log_axis_with_legible_text_and_its_data_in_a_csv
     write_figures([plot], tmp_path)
     back = pd.read_csv(tmp_path / "forest_ratio.csv")
     assert back["estimate"].tolist() == [0.88, 0.83] and back["ci_low"].dtype == float
+
+
+def test_a_ratio_whose_ci_reaches_zero_is_listed_but_not_drawn(tmp_path):
+    common = {"exposure_effect": True, "outcome": "dropout", "p_fdr": 0.5}
+    separated = _row(
+        "dropout", "joint_goal_share", -20.5, 11673.0, ratio=1e-9, ratio_ci_low=0.0,
+        ratio_ci_high=5.0, **common,
+    )  # fmt: skip
+    ctx = _context(tmp_path, [separated], {"dropout": {"method": "ML (GLM binomial)"}})
+    blocks = models._forest(ctx)
+    assert [b.kind for b in blocks] == ["table"]  # no figure: nothing left to draw
+    assert blocks[0].rows[0][0] == "Dropout (OR)"

@@ -307,7 +307,8 @@ _FOREST_CAPTIONS = {
     "null at 0)",
     "endpoint": "differences at the end of treatment (outcome points, null at 0)",
     "other": "other regression coefficients (in each outcome's units, null at 0)",
-    "ratio": "odds and hazard ratios (log axis, null at 1)",
+    "ratio": "odds and hazard ratios (log axis, null at 1; a ratio whose CI reaches 0, from "
+    "separation, is listed in the table below but not drawn)",
     "mediation": "mediation decompositions (indirect effects, outcome points, null at 0)",
 }
 
@@ -321,6 +322,8 @@ def _forest(ctx: ReportContext) -> list:
     out: list = []
     for key, scale in FOREST_SCALES.items():
         part = rows.loc[rows["scale"] == scale]
+        if key == "ratio":  # a CI reaching 0 (separation) has no place on a log axis
+            part = part.loc[part["ci_low"] > 0]
         fig = forest_figure(part)
         if fig is None:
             continue

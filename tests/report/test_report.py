@@ -167,10 +167,14 @@ def test_report_states_the_primary_estimate_and_the_model_table(large):
     root, html = large
     coefficients = pd.read_csv(root / "models" / "coefficients.csv")
     primary = coefficients.loc[coefficients["primary"]].iloc[0]
-    b = f"{primary['estimate']:.3f}".replace("-", "\u2212")
+    # APA: two decimals for an estimate whose SE is not below .01, in the Summary and the table.
+    assert primary["std_error"] >= 0.01
+    b = f"{primary['estimate']:.2f}".replace("-", "\u2212")
     assert f"b = {b}" in html
-    assert "Primary analysis (growth model)" in html
-    assert "Time \u00d7 joint_goal_share (primary)" in html
+    assert "Outcome (Growth;" in html
+    assert "Time \u00d7 Joint goal-setting share (primary)" in html
+    # Only the primary row is emphasised, once in the whole report.
+    assert html.count('class="primary"') == 1
     assert "Client slope (time)" in html
     assert "Converged: yes" in html
 

@@ -327,8 +327,9 @@ def test_dropout_section_has_number_at_risk_and_ratios(hand_report):
         ["usual_care", "25", "25", "<11", "<11"],
     ]
     ratios = {r[0]: r[1:] for r in tables["dropout_ratios"]}
-    assert ratios["dropout"][:4] == ["joint_goal_share", "OR", "0.61", "[0.30, 1.22]"]
-    assert ratios["dropout_cox"][:4] == ["joint_goal_share", "HR", "0.74", "[0.41, 1.35]"]
+    exposure = "Joint goal-setting share"
+    assert ratios["Dropout"][:4] == [exposure, "OR", "0.61", "[0.30, 1.22]"]
+    assert ratios["Dropout Cox"][:4] == [exposure, "HR", "0.74", "[0.41, 1.35]"]
 
 
 def test_caterpillar_leaves_out_therapists_with_few_clients(hand_report):
@@ -344,15 +345,16 @@ def test_caterpillar_leaves_out_therapists_with_few_clients(hand_report):
 def test_forest_table_lists_exposure_effects_on_their_scales(hand_report):
     _, text, _ = hand_report
     rows = html_tables(text)["models_exposure_effects"]
-    assert [r[0] for r in rows] == ["growth (b)", "dropout (OR)", "dropout_cox (HR)"]
-    assert rows[0][3:5] == ["\u22120.250", "[\u22120.400, \u22120.100]"]
-    assert rows[1][3] == "0.610"
+    assert [r[0] for r in rows] == ["Growth (b)", "Dropout (OR)", "Dropout Cox (HR)"]
+    # SE = 0.3 / 3.92 = .077, not below .01: two decimals.
+    assert rows[0][3:5] == ["\u22120.25", "[\u22120.40, \u22120.10]"]
+    assert rows[1][3] == "0.61"
     assert [r[1] for r in rows] == ["primary", "secondary", "secondary"]
 
 
 def test_counts_in_model_warnings_and_guard_warnings_are_suppressed(hand_report):
     _, text, _ = hand_report
-    assert "&lt;11 row(s) left out for a missing value (early_alliance: &lt;11)" in text
+    assert "&lt;11 row(s) left out for a missing value (Early alliance: &lt;11)" in text
     assert "&lt;11 combinations of (age_band, gender)" in text
     assert "(&lt;11 clients in all)" in text
     assert suppress_counts_in("3 client(s) and 40 rows; x: 12", 11) == (
@@ -377,20 +379,30 @@ def test_summary_states_the_primary_question_and_estimate(hand_report):
     _, text, _ = hand_report
     summary = text.split('id="summary"', 1)[1].split("</section>", 1)[0]
     assert "Primary question:" in summary
-    assert "b = \u22120.250, 95% CI \u22120.400 to \u22120.100, p = .002" in summary
+    assert "b = \u22120.25, 95% CI [\u22120.40, \u22120.10], p = .002" in summary
     rows = html_tables(text)["summary_primary_estimate"]
     assert rows == [
         [
-            "growth",
-            "phq9",
-            "time \u00d7 joint_goal_share",
-            "\u22120.250",
-            "[\u22120.400, \u22120.100]",
+            "Growth",
+            "PHQ-9",
+            "Time \u00d7 Joint goal-setting share",
+            "\u22120.25",
+            "[\u22120.40, \u22120.10]",
             ".002",
             "50",
             "50",
         ]
     ]
+
+
+def test_no_raw_variable_name_reaches_the_report_text_or_tables(hand_report):
+    _, text, _ = hand_report
+    shown = re.sub(r"<(style|pre)\b.*?</\1>", " ", text, flags=re.S)  # the config listing
+    shown = re.sub(r'<span class="files">.*?</span>', " ", shown)  # figure file names
+    shown = html_lib.unescape(re.sub(r"<[^>]+>", " ", shown))
+    for name in ("joint_goal_share", "phq9_", "acme", "ade", "growth (", "mediation_alliance"):
+        assert not re.search(rf"(?<![\w-]){re.escape(name)}", shown), name
+    assert "Indirect effect (ACME)" in shown and "Joint goal-setting share" in shown
 
 
 def test_prepost_grid_draws_no_cell_under_min_cell():
@@ -423,7 +435,7 @@ def test_workflow_writes_the_report_with_its_tables_and_figures(workflow_run):
     text = (folder / "report.html").read_text(encoding="utf-8")
     for name in ("table1_sample", "models_coefficients", "dropout_number_at_risk", "mediation"):
         assert (folder / "tables" / f"{name}.csv").is_file(), name
-    for name in ("dropout_cumulative_incidence", "models_forest", "outcomes_trajectory_phq9"):
+    for name in ("dropout_cumulative_incidence", "models_forest_slope", "outcomes_trajectory_phq9"):
         for suffix in (".svg", ".png"):
             assert (folder / "figures" / f"{name}{suffix}").is_file(), name
     for name, rows in html_tables(text).items():
@@ -507,7 +519,7 @@ def test_table1_says_when_tied_exposure_values_form_fewer_tertiles() -> None:
     )
     groups, by = _grouping(clients, "joint_goal_share")
     shown = _table1(clients, groups, by, 11, Ledger())
-    assert shown.caption == "Baseline characteristics by joint_goal_share tertile"
+    assert shown.caption == "Baseline characteristics by Joint goal-setting share tertile"
     assert "tertile cut points coincide: 2 groups instead of three" in shown.note
     # Neither arm nor exposure: one column of all clients, and no "by" in the caption.
     groups, by = _grouping(clients.drop(columns="joint_goal_share"), "joint_goal_share")

@@ -221,19 +221,29 @@ def _publish_rate(ledger: Ledger, key: str, group: str, c: pd.Series, cell: str,
 def correlation(frame: pd.DataFrame, x: str, y: str, min_cell: int) -> dict[str, str]:
     """Pearson r of two client measures over the clients with both, with a Fisher-z 95% CI."""
     empty = {"r": NOT_AVAILABLE, "ci": "", "n": ""}
-    if x not in frame.columns or y not in frame.columns:
-        return empty
-    pair = frame[[x, y]].apply(pd.to_numeric, errors="coerce").astype(float).dropna()
-    n = len(pair)
+    r, low, high, n = correlation_values(frame, x, y)
     if n == 0:
         return empty
     if n < min_cell:
         return {**empty, "r": suppressed_label(min_cell)}
-    if pair[x].std() == 0 or pair[y].std() == 0:
+    if not math.isfinite(r):
         return {**empty, "n": str(n)}
-    r = float(np.corrcoef(pair[x], pair[y])[0, 1])
-    ci = ""
-    if n > 3 and abs(r) < 1:
-        half = 1.959963984540054 / math.sqrt(n - 3)
-        ci = f"[{coef(math.tanh(math.atanh(r) - half))}, {coef(math.tanh(math.atanh(r) + half))}]"
+    ci = f"[{coef(low)}, {coef(high)}]" if math.isfinite(low) else ""
     return {"r": coef(r), "ci": ci, "n": str(n)}
+
+
+def correlation_values(frame: pd.DataFrame, x: str, y: str) -> tuple[float, float, float, int]:
+    """(r, ci_low, ci_high, n): Pearson r over the clients with both measures and its Fisher-z
+    95% CI; NaN where undefined (a constant measure; n <= 3 or |r| = 1 for the CI)."""
+    nan = math.nan
+    if x not in frame.columns or y not in frame.columns:
+        return nan, nan, nan, 0
+    pair = frame[[x, y]].apply(pd.to_numeric, errors="coerce").astype(float).dropna()
+    n = len(pair)
+    if n == 0 or pair[x].std() == 0 or pair[y].std() == 0:
+        return nan, nan, nan, n
+    r = float(np.corrcoef(pair[x], pair[y])[0, 1])
+    if n <= 3 or abs(r) >= 1:
+        return r, nan, nan, n
+    half = 1.959963984540054 / math.sqrt(n - 3)
+    return r, math.tanh(math.atanh(r) - half), math.tanh(math.atanh(r) + half), n

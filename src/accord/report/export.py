@@ -56,7 +56,8 @@ def write_tidy_tables(tables: Iterable[Table], folder: Path, min_cell: int) -> l
 
 
 def write_figures(figures: Iterable[Plot], folder: Path) -> list[Path]:
-    """Each figure as ``<folder>/<name>.svg`` and ``.png``; returns the paths written."""
+    """Each figure as ``<folder>/<name>.svg`` and ``.png``, and the data it draws as ``.csv``
+    when the figure carries them; returns the paths written."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     written = []
@@ -66,7 +67,11 @@ def write_figures(figures: Iterable[Plot], folder: Path) -> list[Path]:
             with atomic_path(path) as tmp:
                 tmp.write_bytes(data)
             written.append(path)
-    _remove_others(folder, written, (".svg", ".png"))
+        if f.data is not None:
+            path = folder / f"{f.name}.csv"
+            write_csv(path, f.data)
+            written.append(path)
+    _remove_others(folder, written, (".svg", ".png", ".csv"))
     return written
 
 

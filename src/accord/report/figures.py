@@ -70,24 +70,36 @@ PLOT_CACHE: ContextVar[dict[tuple[str, str, str], Plot] | None] = ContextVar(
 )
 
 
-def to_plot(fig: Figure, name: str, *, alt: str, caption: str) -> Plot:
-    """The figure as a report `Plot` with deterministic SVG and PNG bytes."""
+def to_plot(
+    fig: Figure, name: str, *, alt: str, caption: str, data: pd.DataFrame | None = None
+) -> Plot:
+    """The figure as a report `Plot` with deterministic SVG and PNG bytes; `data` is what it
+    draws (written beside it as CSV)."""
     cache = PLOT_CACHE.get()
     if cache is not None and (name, alt, caption) in cache:
         return cache[(name, alt, caption)]
-    plot = _save(fig, name, alt=alt, caption=caption)
+    plot = _save(fig, name, alt=alt, caption=caption, data=data)
     if cache is not None:
         cache[(name, alt, caption)] = plot
     return plot
 
 
-def _save(fig: Figure, name: str, *, alt: str, caption: str) -> Plot:
+def _save(
+    fig: Figure, name: str, *, alt: str, caption: str, data: pd.DataFrame | None = None
+) -> Plot:
     with matplotlib.rc_context(_STYLE):
         svg = io.BytesIO()
         fig.savefig(svg, format="svg", metadata={"Date": None})
         png = io.BytesIO()
         fig.savefig(png, format="png", dpi=PNG_DPI, metadata={"Software": None})
-    return Plot(name=name, alt=alt, caption=caption, svg=svg.getvalue(), png=png.getvalue())
+    return Plot(
+        name=name,
+        alt=alt,
+        caption=caption,
+        svg=svg.getvalue(),
+        png=png.getvalue(),
+        data=None if data is None else data.reset_index(drop=True),
+    )
 
 
 def style() -> Any:
@@ -344,47 +356,97 @@ def prepost_figure(
     return fig
 
 
-def forest_figure(rows: pd.DataFrame, *, xlabel: str = "Estimate (95% CI)") -> Figure | None:
+#: The scales of a forest plot's panels, in the order drawn. Estimates on different scales
+#: never share an axis: a per-session slope, an end-point difference, a ratio and a mediation
+#: decomposition each get their own panel.
+FOREST_SCALES: Mapping[str, str] = {
+    "slope": "Difference in change per unit of time (outcome points)",
+    "endpoint": "Difference at the end of treatment (outcome points)",
+    "other": "Other regression coefficients (b)",
+    "ratio": "Odds or hazard ratio (log scale)",
+    "mediation": "Mediation decomposition (outcome points)",
+}
+_MEDIATION_TERMS = ("acme", "ade", "total_effect")
+_ENDPOINT_KINDS = ("ancova", "ancova_mice", "therapist_post", "clinical_change")
+
+
+def forest_scale(row: Mapping[str, Any], diag: Mapping[str, Any]) -> str:
+    """The `FOREST_SCALES` key of a model's exposure term: a ratio for a model that gives one,
+    a mediation decomposition, a time-by-exposure slope, an end-point difference (a post
+    score or an ANCOVA), else another coefficient."""
+    ratio = row.get("ratio")
+    if ratio is not None and pd.notna(ratio):
+        return "ratio"
+    term, kind = str(row.get("term", "")), str(diag.get("kind", ""))
+    if kind == "mediation" or term in _MEDIATION_TERMS:
+        return "mediation"
+    if term.startswith("time:"):
+        return "slope"
+    if kind in _ENDPOINT_KINDS or str(row.get("outcome", "")).endswith("_post"):
+        return "endpoint"
+    return "other"
+
+
+#: Font sizes of a forest plot in points: the figure is 8 inches wide, so at a two-column
+#: page width (about 7 inches) its smallest text still prints at 8 points or more.
+FOREST_FONT = {"ticks": 10, "labels": 11}
+
+
+def forest_figure(rows: pd.DataFrame) -> Figure | None:
     """A forest plot: one row per estimate (columns label, estimate, ci_low, ci_high, and
-    ``scale``: estimates on the same scale share a panel; ratio scales are drawn on a log axis
-    with the null line at 1, others at 0). None when `rows` is empty."""
+    ``scale``): one panel per scale, in the order of `FOREST_SCALES`, each with its own x
+    axis; ratio scales are drawn on a log axis with the null line at 1, others at 0. The row
+    marked ``primary`` (if any) is drawn in the second colour. None when `rows` is empty."""
     if rows.empty:
         return None
-    scales = list(dict.fromkeys(rows["scale"]))
+    order = list(FOREST_SCALES.values())
+    scales = sorted(
+        dict.fromkeys(rows["scale"]), key=lambda s: order.index(s) if s in order else len(order)
+    )
     with style():
         fig = Figure(figsize=FIGURE_SIZE_IN, dpi=100)
         FigureCanvasAgg(fig)
-        heights = [max(len(rows.loc[rows["scale"] == s]), 1) + 1 for s in scales]
+        heights = [max(len(rows.loc[rows["scale"] == s]), 1) + 1.2 for s in scales]
         axes = fig.subplots(len(scales), 1, squeeze=False, height_ratios=heights)[:, 0]
         for ax, scale in zip(axes, scales, strict=True):
-            part = rows.loc[rows["scale"] == scale].reset_index(drop=True)
-            y = np.arange(len(part))[::-1]
-            ratio = "ratio" in scale.lower()
-            est = part["estimate"].to_numpy(float)
-            low = part["ci_low"].to_numpy(float)
-            high = part["ci_high"].to_numpy(float)
+            _forest_panel(ax, rows.loc[rows["scale"] == scale].reset_index(drop=True), scale)
+        fig.tight_layout()
+    return fig
+
+
+def _forest_panel(ax: Any, part: pd.DataFrame, scale: str) -> None:
+    y = np.arange(len(part))[::-1]
+    ratio = "ratio" in scale.lower()
+    est = part["estimate"].to_numpy(float)
+    low = part["ci_low"].to_numpy(float)
+    high = part["ci_high"].to_numpy(float)
+    primary = (
+        part["primary"].fillna(False).astype(bool).to_numpy()
+        if "primary" in part.columns
+        else np.zeros(len(part), dtype=bool)
+    )
+    for mask, colour in ((~primary, PALETTE[0]), (primary, PALETTE[1])):
+        if mask.any():
             ax.errorbar(
-                est,
-                y,
-                xerr=[est - low, high - est],
+                est[mask],
+                y[mask],
+                xerr=[est[mask] - low[mask], high[mask] - est[mask]],
                 fmt="o",
-                color=PALETTE[0],
-                ecolor=PALETTE[0],
+                color=colour,
+                ecolor=colour,
                 capsize=3,
                 markersize=5,
             )
-            ax.axvline(1.0 if ratio else 0.0, color="#777777", linewidth=1, linestyle=":")
-            if ratio:
-                ax.set_xscale("log")
-                ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-                ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
-                ax.xaxis.set_minor_formatter(NullFormatter())
-            ax.set_yticks(y, part["label"])
-            ax.set_ylim(-0.7, len(part) - 0.3)
-            ax.set_xlabel(scale)
-            ax.tick_params(axis="y", labelsize=9)
-        fig.tight_layout()
-    return fig
+    ax.axvline(1.0 if ratio else 0.0, color="#777777", linewidth=1, linestyle=":")
+    if ratio:
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_yticks(y, part["label"])
+    ax.set_ylim(-0.7, len(part) - 0.3)
+    ax.set_xlabel(scale, fontsize=FOREST_FONT["labels"])
+    ax.tick_params(axis="both", labelsize=FOREST_FONT["ticks"])
 
 
 def km_figure(

@@ -109,13 +109,15 @@ class Table:
 
 @dataclass(frozen=True)
 class Plot:
-    """A figure: alt text, caption and its SVG and PNG bytes (``figures/<name>.svg|.png``)."""
+    """A figure: alt text, caption and its SVG and PNG bytes (``figures/<name>.svg|.png``);
+    `data`, when given, is what it draws, written to ``figures/<name>.csv``."""
 
     name: str
     alt: str
     caption: str
     svg: bytes
     png: bytes
+    data: pd.DataFrame | None = field(default=None, compare=False, repr=False)
     kind: str = field(default="figure", init=False)
 
     @property

@@ -34,6 +34,7 @@ from accord.report.export import (
     write_tidy_tables,
 )
 from accord.report.figures import PLOT_CACHE
+from accord.report.labels import using_labels
 from accord.report.parts import Section
 from accord.report.sections import (
     data,
@@ -80,7 +81,8 @@ def render_report(
     ctx = load_context(
         Path(results_dir), study=study, config=config, min_cell=min_cell, run_date=run_date
     )
-    sections = _audited_sections(ctx)
+    with using_labels(config):
+        sections = _audited_sections(ctx)
     tables = report_tables(sections)
     figures = report_figures(sections)
     html = (

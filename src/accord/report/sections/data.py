@@ -23,6 +23,7 @@ from accord.models.missingness import (
 )
 from accord.report import aggregate as agg
 from accord.report.context import ReportContext
+from accord.report.labels import label
 from accord.report.ledger import SIZE, Ledger
 from accord.report.parts import Bullets, Heading, Section, Text, table
 from accord.report.sections.summary import primary_row
@@ -140,7 +141,7 @@ def _analysed_row(ledger: Ledger, shown: pd.Series, counts: pd.Series) -> tuple:
     analysed = ledger.count(f"model[{model}].clients", counts["analysed"], shown["analysed"])
     left = ledger.count(f"model[{model}].left", counts["left"], shown["left"])
     ledger.relate("clients", [f"model[{model}].clients", f"model[{model}].left"])
-    return (model, valid, analysed, left)
+    return (label(model), valid, analysed, left)
 
 
 def _quarantine(ctx: ReportContext) -> list:
@@ -227,7 +228,8 @@ def _missing(ctx: ReportContext) -> list:
         out.append(
             table(
                 "data_missingness_vs_exposure",
-                f"Is a missing score related to {exposure}? Logistic regression per instrument",
+                f"Is a missing score related to {label(exposure).lower()}? Logistic regression "
+                "per instrument",
                 ["Instrument", "Clients", "Sessions", "Missing", "Odds ratio", "95% CI", "p"],
                 rows,
                 note=(
@@ -327,7 +329,7 @@ def _attrition(ctx: ReportContext) -> list:
 
 
 def _attrition_test(row: dict, ctx: ReportContext) -> Text:
-    exposure = str(row.get("exposure", ctx.exposure)).replace("_", " ")
+    exposure = label(str(row.get("exposure", ctx.exposure))).lower()
     if "odds_ratio" not in row or int(row.get("n_clients", 0)) < ctx.min_cell:
         return Text(f"Whether attrition relates to {exposure} could not be tested.")
     return Text(

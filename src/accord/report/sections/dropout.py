@@ -13,9 +13,10 @@ from accord.models.dropout import exposure_tertiles
 from accord.report.aggregate import ALL_CLIENTS, group_key, has_arms
 from accord.report.context import ReportContext
 from accord.report.figures import km_figure, to_plot
+from accord.report.labels import label
 from accord.report.parts import Section, Text, table
 from accord.report.sections.sample import fewer_tertiles
-from accord.report.text import finite, interval, num, p_phrase, p_value, term_label, truthy
+from accord.report.text import finite, interval, num, p_phrase, p_value, term_label
 
 TIME, EVENT = "sessions_to_dropout", "dropout_event"
 
@@ -252,7 +253,7 @@ def _logrank(ctx: ReportContext) -> list:
         out.append(
             Text(
                 f"Log-rank test of equal cause-specific hazards of dropout by {grouping} "
-                f"({r['model']}; completers censored): "
+                f"({label(r['model'])}; completers censored): "
                 f"\u03c7\u00b2{df_text} = {num(r['estimate'], 2)}, p {p_phrase(r['p_value'])}."
             )
         )
@@ -268,19 +269,17 @@ def _ratios(ctx: ReportContext) -> list:
     picked = c.loc[dropout & c["ratio"].map(finite) & (c["term"].astype(str) != "Intercept")]
     if picked.empty:
         return [Text("No odds or hazard ratios of a dropout model were found.", "missing")]
-    rows, highlight = [], set()
+    rows = []
     hide = suppressed_label(ctx.min_cell)
-    for i, (_, r) in enumerate(picked.iterrows()):
+    for _, r in picked.iterrows():
         diag = ctx.diagnostics.get(str(r["model"]), {})
         kind = "HR" if "partial likelihood" in str(diag.get("method", "")) else "OR"
         n = int(r["n_clients"]) if finite(r["n_clients"]) else 0
         enough = n >= ctx.min_cell
-        if truthy(r.get("exposure_effect")):
-            highlight.add(i)
         role = str(r.get("role")) if isinstance(r.get("role"), str) else ""
         rows.append(
             [
-                str(r["model"]) + (f" ({role})" if role == "sensitivity" else ""),
+                label(r["model"]) + (f" ({role})" if role == "sensitivity" else ""),
                 term_label(str(r["term"])),
                 kind,
                 num(r["ratio"], 2) if enough else hide,
@@ -295,11 +294,10 @@ def _ratios(ctx: ReportContext) -> list:
             "Dropout models: odds ratios (logistic) and cause-specific hazard ratios (Cox)",
             ["Model", "Term", "Ratio", "Estimate", "95% CI", "p", "Clients"],
             rows,
-            highlight=frozenset(highlight),
             text_columns=frozenset({1}),
             note=(
                 "Per unit of each predictor, adjusted for the others in the model; the exposure "
-                "rows are highlighted. A ratio below 1: less dropout at higher values of the "
+                "is the term named after it. A ratio below 1: less dropout at higher values of the "
                 "predictor. The default logistic model adjusts for intake severity only (the "
                 "total association); a model also adjusted for early alliance, which lies on "
                 "the path from goal-setting to dropout, is a labelled sensitivity analysis. The "

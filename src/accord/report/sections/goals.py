@@ -24,6 +24,8 @@ import pandas as pd
 from accord.core.disclosure import suppress_count, suppressed_label
 from accord.report.context import ReportContext
 from accord.report.figures import to_plot
+from accord.report.labels import in_words, label
+from accord.report.numbers import estimate_digits
 from accord.report.parts import Heading, Section, Text, table
 from accord.report.surface import congruence_surface_figure, not_on_track_figure
 from accord.report.text import finite, instrument_label, interval, num, p_value, scale_label
@@ -91,7 +93,7 @@ def _n_clients(part: pd.DataFrame) -> int:
 def _not_fitted(ctx: ReportContext, kinds: Sequence[str], what: str) -> Text:
     """Why no model answers `what`: the plan's reasons, or that none was declared."""
     reasons = [
-        f"{model}: {d.get('reason')}"
+        f"{label(model)}: {d.get('reason')}"
         for model, d in ctx.diagnostics.items()
         if d.get("kind") in kinds and d.get("status") != "fitted" and d.get("reason")
     ]
@@ -115,7 +117,7 @@ def _agreement(ctx: ReportContext) -> list:
     for model in models:
         extras = ctx.diagnostics.get(model, {}).get("extras") or {}
         if _enough(ctx, model) and extras.get("reading"):
-            out.append(Text(f"{model}: {extras['reading']}"))
+            out.append(Text(f"{label(model)}: {in_words(extras['reading'])}"))
     return out
 
 
@@ -152,18 +154,20 @@ def _surface_table(ctx: ReportContext, models: Sequence[str]) -> Any:
         part = _rows(ctx, model).set_index("term")
         enough = _enough(ctx, model)
         clients = ctx.ledger.model_clients(model, _n_clients(part.reset_index()))
-        for term, label in SURFACE_TERMS.items():
+        for term, parameter in SURFACE_TERMS.items():
             if term not in part.index:
                 continue
             r = part.loc[term]
             rows.append(
                 [
-                    model,
+                    label(model),
                     _rated(ctx, model),
                     _outcome(part.reset_index()),
-                    label,
-                    num(r["estimate"], 3) if enough else hide,
-                    interval(r["ci_low"], r["ci_high"], 3) if enough else hide,
+                    parameter,
+                    num(r["estimate"], estimate_digits(r["std_error"])) if enough else hide,
+                    interval(r["ci_low"], r["ci_high"], estimate_digits(r["std_error"]))
+                    if enough
+                    else hide,
                     p_value(r["p_value"]) if enough else hide,
                     clients,
                 ]
@@ -212,8 +216,8 @@ def _surface_plot(ctx: ReportContext, model: str) -> Any:
             "disagreement"
         ),
         caption=(
-            f"The fitted response surface of {model}: {outcome} relative to agreement at the "
-            "scale midpoint, over the central 90% of the ratings (5th to 95th percentile). "
+            f"The fitted response surface of {label(model)}: {outcome} relative to agreement "
+            "at the scale midpoint, over the central 90% of the ratings (5th to 95th percentile). "
             "Solid line: client and therapist agree (C = T); dashed: they disagree by the same "
             "amount in either direction. Drawn from the model\u2019s coefficients, not from "
             "any client\u2019s ratings."
@@ -230,7 +234,7 @@ def _agreement_table(ctx: ReportContext, models: Sequence[str]) -> Any:
             shown = not row.get("withheld") and finite(row.get("share"))
             rows.append(
                 [
-                    model,
+                    label(model),
                     _rated(ctx, model),
                     AGREEMENT_LABELS.get(str(row.get("group")), str(row.get("group"))),
                     f"{num(100 * float(row['share']), 0)}%" if shown else hide,
@@ -273,7 +277,7 @@ def _attainment(ctx: ReportContext) -> list:
             low, high = (r.ratio_ci_low, r.ratio_ci_high) if odds else (r.ci_low, r.ci_high)
             rows.append(
                 [
-                    model,
+                    label(model),
                     "Achieved (odds ratio)" if odds else "GAS level (points)",
                     GOAL_TERMS[r.term],
                     num(r.ratio if odds else r.estimate, 2) if enough else hide,
@@ -402,7 +406,7 @@ def _rates_table(ctx: ReportContext, model: str, extras: Mapping[str, Any]) -> A
     band = float(extras.get("band", 0.8))
     return table(
         "goals_not_on_track",
-        f"Clients not on track, by {grouping}",
+        f"Clients not on track, by {in_words(grouping)}",
         ["Group", "Clients ever not on track", "Assessments not on track"],
         rows,
         text_columns=frozenset({0}),

@@ -19,6 +19,7 @@ from accord.core.disclosure import (
 from accord.core.instruments import Instrument
 from accord.report.context import ReportContext, dropout_text
 from accord.report.figures import score_distributions, to_plot
+from accord.report.labels import in_words
 from accord.report.parts import Bullets, Heading, Section, Text, table
 from accord.report.text import (
     coef,
@@ -289,7 +290,7 @@ def _choices(
         add(
             "Early goals",
             f"Goal-setting exposures use the goals set by session {early}; goals set later "
-            "are counted in late_goal_share.",
+            "are counted in the late goal share.",
         )
     if settings.get("rupture_sds"):
         sds = " and ".join(f"{num(k, 1).removesuffix('.0')}" for k in settings["rupture_sds"])
@@ -308,7 +309,7 @@ def _choices(
             "session.",
         )
     if settings.get("primary_exposure"):
-        add("Primary exposure", f"{settings['primary_exposure']}.")
+        add("Primary exposure", f"{in_words(settings['primary_exposure'])}.")
     return choices
 
 

@@ -10,6 +10,7 @@ from importlib import metadata
 import accord
 from accord.report import aggregate as agg
 from accord.report.context import ReportContext
+from accord.report.labels import in_words
 from accord.report.parts import Section, Text
 from accord.report.sections.summary import primary_row
 from accord.report.text import finite, instrument_label, num
@@ -112,7 +113,7 @@ def _measures(ctx: ReportContext) -> str:
             "goals that client and therapist set together."
         )
     else:
-        sentences.append(f"The primary exposure was {exposure}.")
+        sentences.append(f"The primary exposure was {in_words(exposure)}.")
     return " ".join(sentences)
 
 
@@ -331,7 +332,7 @@ def _reporting(ctx: ReportContext) -> str:
 
 
 def _formulas(diags: dict, models: list[str]) -> list[str]:
-    return [str(diags[m].get("formula", m)) for m in models]
+    return [in_words(str(diags[m].get("formula", m))) for m in models]
 
 
 def _join(items: list[str]) -> str:

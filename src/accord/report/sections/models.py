@@ -16,17 +16,22 @@ from accord.core.disclosure import (
     suppress_counts_in,
     suppressed_label,
 )
+from accord.core.errors import AccordError
+from accord.models.gather import LRT_TERM_PREFIX
 from accord.models.plan import FITTED, STATUS_LABELS
+from accord.models.spec import model_specs
 from accord.report.context import ReportContext
-from accord.report.figures import forest_figure, to_plot
+from accord.report.figures import FOREST_SCALES, forest_figure, forest_scale, to_plot
+from accord.report.labels import in_words, label
+from accord.report.numbers import chi_square, estimate_digits
 from accord.report.parts import Heading, Section, Table, Text, table
 from accord.report.text import (
     coef,
-    digits_for,
     finite,
     int_or_none,
     interval,
     num,
+    outcome_label,
     p_value,
     term_label,
     truthy,
@@ -76,7 +81,7 @@ def build(ctx: ReportContext) -> Section:
     section.add(_overview(ctx))
     section.add(Heading("Exposure terms across models", "forest"))
     section.add(*_forest(ctx))
-    every: list[Table] = []
+    every: list[tuple[str, Table]] = []
     for model_id, part in c.groupby("model", sort=False):
         diag = ctx.diagnostics.get(str(model_id), {})
         section.add(*_model(str(model_id), part, diag, ctx, every))
@@ -107,7 +112,12 @@ def status_counts(statuses: list[tuple[str, str, str, str]]) -> dict[str, list[s
 
 def _plan_table(statuses: list[tuple[str, str, str, str]]) -> Table:
     rows = [
-        [model_id, kind or NOT_AVAILABLE, STATUS_LABELS.get(status, status), reason or "\u2014"]
+        [
+            label(model_id),
+            label(kind) if kind else NOT_AVAILABLE,
+            STATUS_LABELS.get(status, status),
+            reason or "\u2014",
+        ]
         for model_id, kind, status, reason in statuses
     ]
     return table(
@@ -140,7 +150,7 @@ def _overview(ctx: ReportContext):
         converged = diag.get("converged", truthy(first["converged"]))
         rows.append(
             [
-                str(model_id),
+                label(model_id),
                 str(diag.get("method", "")) or NOT_AVAILABLE,
                 ctx.ledger.model_observations(
                     str(model_id), int_or_none(first["n_obs"]), n_clients
@@ -174,71 +184,120 @@ def _overview(ctx: ReportContext):
     )
 
 
-# One row per exposure term drawn in the forest plot (`forest_rows`).
+# One row per exposure term drawn in the forest plot (`forest_rows`); the figure's CSV.
 FOREST_COLUMNS = (
     "label",
     "estimate",
     "ci_low",
     "ci_high",
+    "digits",
     "scale",
     "term",
     "p",
     "p_floor",
     "p_fdr",
+    "n_clients",
     "primary",
     "role",
 )
 
 
 def forest_rows(ctx: ReportContext) -> pd.DataFrame:
-    """The exposure effects to draw: label, estimate, ci_low, ci_high, scale (ratio models on
-    the ratio scale), p; models from fewer than min_cell clients left out."""
+    """The exposure effects to draw: label, estimate, ci_low, ci_high, the decimals to show,
+    scale (`accord.report.figures.FOREST_SCALES`: ratio models on the ratio scale), term, p,
+    clients; models from fewer than min_cell clients left out. Only the one primary estimate
+    (`primary_row`) is marked primary."""
     c = ctx.coefficients
     if c is None or "exposure_effect" not in c.columns:
         return pd.DataFrame(columns=list(FOREST_COLUMNS))
+    chosen = primary_row(ctx)
     rows = []
     for _, r in c.loc[c["exposure_effect"].map(truthy)].iterrows():
         part = c.loc[c["model"] == r["model"]]
         if not enough_clients(part, ctx.min_cell):
             continue
         diag = ctx.diagnostics.get(str(r["model"]), {})
-        method = str(diag.get("method", ""))
-        if finite(r.get("ratio")):
-            kind = "HR" if "partial likelihood" in method else "OR"
-            scale = "Odds or hazard ratio"
-            est, low, high = r["ratio"], r["ratio_ci_low"], r["ratio_ci_high"]
-        else:
-            kind, scale = "b", "Estimate (b, outcome units)"
-            est, low, high = r["estimate"], r["ci_low"], r["ci_high"]
-        if not (finite(est) and finite(low) and finite(high)):
+        row = _forest_row(r, diag, by=_forest_by(c.loc[c["model"] == r["model"]]))
+        if row is None:
             continue
-        several = int(c.loc[c["model"] == r["model"], "exposure_effect"].map(truthy).sum()) > 1
-        label = f"{r['model']}, {r['outcome']}" if several else str(r["model"])
-        rows.append(
-            {
-                "label": f"{label} ({kind})",
-                "estimate": float(est),
-                "ci_low": float(low),
-                "ci_high": float(high),
-                "scale": scale,
-                "term": f"{r['outcome']}: {term_label(str(r['term']))}",
-                "p": r["p_value"],
-                "p_floor": (diag.get("extras") or {}).get("p_value_resolution"),
-                "p_fdr": r.get("p_fdr"),
-                "primary": truthy(r.get("primary")),
-                "role": _role(r),
-            }
-        )
+        n_clients = int_or_none(part["n_clients"].max())
+        row["n_clients"] = ctx.ledger.model_clients(str(r["model"]), n_clients)
+        row["primary"] = chosen is not None and _same_row(r, chosen)
+        rows.append(row)
     return pd.DataFrame(rows, columns=list(FOREST_COLUMNS))
 
 
-def exposure_data(rows: pd.DataFrame) -> pd.DataFrame:
-    """The forest rows as numbers for the tidy CSV: estimates and CIs on their scale."""
-    out = rows[["label", "role", "term", "scale"]].copy()
-    for name in ("estimate", "ci_low", "ci_high", "p", "p_fdr"):
-        out[name] = significant(rows[name], P_DIGITS if name.startswith("p") else DIGITS)
-    out["primary"] = rows["primary"].astype(int)
-    return out
+def _forest_row(r: pd.Series, diag: Mapping[str, Any], *, by: str) -> dict | None:
+    """One exposure term as the forest plot draws it; None when its CI is missing."""
+    scale = forest_scale(r, diag)
+    ratio = scale == "ratio"
+    if ratio:
+        est, low, high = r["ratio"], r["ratio_ci_low"], r["ratio_ci_high"]
+    else:
+        est, low, high = r["estimate"], r["ci_low"], r["ci_high"]
+    if not (finite(est) and finite(low) and finite(high)):
+        return None
+    kind = ratio_kind(diag) if ratio else "b"
+    name = label(r["model"])
+    if by == "outcome":
+        name = f"{name}, {outcome_label(str(r['outcome']))}"
+    elif by == "term":
+        name = f"{name}, {term_label(str(r['term']))}"
+    return {
+        "label": f"{name} ({kind})",
+        "estimate": float(est),
+        "ci_low": float(low),
+        "ci_high": float(high),
+        "digits": 2 if ratio else estimate_digits(r.get("std_error")),
+        "scale": FOREST_SCALES[scale],
+        "term": f"{outcome_label(str(r['outcome']))}: {term_label(str(r['term']))}",
+        "p": r["p_value"],
+        "p_floor": (diag.get("extras") or {}).get("p_value_resolution"),
+        "p_fdr": r.get("p_fdr"),
+        "role": _role(r),
+    }
+
+
+def _forest_by(part: pd.DataFrame) -> str:
+    """What tells a model's exposure terms apart in the forest plot: nothing for one term,
+    else the outcome when each term has its own, else the term."""
+    terms = part.loc[part["exposure_effect"].map(truthy)]
+    if len(terms) <= 1:
+        return ""
+    return "outcome" if terms["outcome"].nunique() == len(terms) else "term"
+
+
+def ratio_kind(diag: Mapping[str, Any]) -> str:
+    """ "HR" for a Cox model (partial likelihood), else "OR"."""
+    return "HR" if "partial likelihood" in str(diag.get("method", "")) else "OR"
+
+
+def primary_row(ctx: ReportContext) -> pd.Series | None:
+    """The primary estimate: of the rows flagged primary (the primary outcome and exposure,
+    with their sensitivity analyses), the one of the model declared primary in the config,
+    else of a growth model (a time-by-exposure term), else the first."""
+    coefficients = ctx.coefficients
+    if coefficients is None or "primary" not in coefficients.columns:
+        return None
+    flagged = coefficients.loc[coefficients["primary"].map(truthy)]
+    if flagged.empty:
+        return None
+    try:
+        declared = [spec.id for spec in model_specs(ctx.config) if spec.primary]
+    except AccordError:
+        declared = []
+    for picked in (
+        flagged.loc[flagged["model"].astype(str).isin(declared)],
+        flagged.loc[flagged["term"].astype(str).str.startswith("time:")],
+        flagged,
+    ):
+        if len(picked):
+            return picked.iloc[0]
+    return None
+
+
+def _same_row(r: Mapping[str, Any], other: Mapping[str, Any]) -> bool:
+    return all(str(r[k]) == str(other[k]) for k in ("model", "outcome", "term"))
 
 
 ROLE_NOTE = (
@@ -251,72 +310,126 @@ ROLE_NOTE = (
 
 def _role(row: pd.Series) -> str:
     """A row's role as the gathered table records it (for a table without roles: primary for
-    the primary row, else secondary)."""
-    if truthy(row.get("primary")):
-        return "primary"
+    a row flagged primary, else secondary)."""
     role = row.get("role")
-    return str(role) if isinstance(role, str) and role else "secondary"
+    if isinstance(role, str) and role:
+        return role
+    return "primary" if truthy(row.get("primary")) else "secondary"
+
+
+_FOREST_CAPTIONS = {
+    "slope": "differences in change per unit of time (time \u00d7 exposure; outcome points, "
+    "null at 0)",
+    "endpoint": "differences at the end of treatment (outcome points, null at 0)",
+    "other": "other regression coefficients (in each outcome's units, null at 0)",
+    "ratio": "odds and hazard ratios (log axis, null at 1; a ratio whose CI reaches 0, from "
+    "separation, is listed in the table below but not drawn)",
+    "mediation": "mediation decompositions (indirect effects, outcome points, null at 0)",
+}
 
 
 def _forest(ctx: ReportContext) -> list:
+    """One forest plot per scale (slopes, end-point differences, other coefficients, ratios,
+    mediation), each with its data as CSV, and the table of every exposure term."""
     rows = forest_rows(ctx)
     if rows.empty:
         return [Text("No exposure effect is marked in the model results.", "missing")]
     out: list = []
-    fig = forest_figure(rows)
-    if fig is not None:
+    for key, scale in FOREST_SCALES.items():
+        part = rows.loc[rows["scale"] == scale]
+        if key == "ratio":  # a CI reaching 0 (separation) has no place on a log axis
+            part = part.loc[part["ci_low"] > 0]
+        fig = forest_figure(part)
+        if fig is None:
+            continue
+        name = f"models_forest_{key}"
         out.append(
             to_plot(
                 fig,
-                "models_forest",
-                alt="Forest plot of the exposure terms across models with 95% CIs",
+                name,
+                alt=f"Forest plot with 95% CIs: {_FOREST_CAPTIONS[key]}",
                 caption=(
-                    "The exposure term of every model with 95% CIs, grouped by scale: "
-                    "regression coefficients (null at 0) and odds or hazard ratios (log axis, "
-                    "null at 1). Sensitivity analyses sit next to the models they check."
+                    f"Exposure terms with their 95% CIs: {_FOREST_CAPTIONS[key]}. The primary "
+                    "estimate is drawn in orange; sensitivity analyses sit next to the models "
+                    f"they check. Data: figures/{name}.csv."
                 ),
+                data=part[["label", "term", "estimate", "ci_low", "ci_high", "p", "primary"]],
             )
         )
-    out.append(
-        table(
-            "models_exposure_effects",
-            "Exposure terms across models",
-            ["Model", "Role", "Term", "Estimate", "95% CI", "p", "p (FDR)"],
+    out.append(_forest_table(rows))
+    return out
+
+
+def _forest_table(rows: pd.DataFrame) -> Table:
+    return table(
+        "models_exposure_effects",
+        "Exposure terms across models",
+        ["Model", "Role", "Term", "Estimate", "95% CI", "p", "p (FDR)", "N"],
+        [
             [
-                [
-                    r["label"],
-                    r["role"],
-                    r["term"],
-                    num(r["estimate"], 3),
-                    interval(r["ci_low"], r["ci_high"], 3),
-                    p_value(r["p"], floor=r.get("p_floor")),
-                    p_value(r["p_fdr"]),
-                ]
-                for _, r in rows.iterrows()
-            ],
-            text_columns=frozenset({0, 1, 2}),
-            highlight=frozenset(i for i, p in enumerate(rows["primary"]) if p),
-            note=ROLE_NOTE,
-            data=exposure_data(rows),
-        )
+                r["label"],
+                r["role"],
+                r["term"],
+                num(r["estimate"], r["digits"]),
+                interval(r["ci_low"], r["ci_high"], r["digits"]),
+                p_value(r["p"], floor=r.get("p_floor")),
+                p_value(r["p_fdr"]),
+                r["n_clients"],
+            ]
+            for _, r in rows.iterrows()
+        ],
+        text_columns=frozenset({0, 1, 2}),
+        note=ROLE_NOTE + " N: clients in the model.",
+        data=exposure_data(rows),
     )
+
+
+def exposure_data(rows: pd.DataFrame) -> pd.DataFrame:
+    """The forest rows as numbers for the tidy CSV: estimates and CIs on their scale."""
+    out = rows[["label", "role", "term", "scale"]].copy()
+    for name in ("estimate", "ci_low", "ci_high", "p", "p_fdr"):
+        out[name] = significant(rows[name], P_DIGITS if name.startswith("p") else DIGITS)
+    out["primary"] = rows["primary"].astype(int)
     return out
 
 
 def _model(
     model_id: str, part: pd.DataFrame, diag: Mapping[str, Any], ctx: ReportContext, every: list
 ) -> list:
-    min_cell = ctx.min_cell
+    """One model: its heading and description, its estimates (or test), the standardized
+    effect, random effects, numbers analysed and convergence, and the fit's warnings."""
     first = part.iloc[0]
-    enough = enough_clients(part, min_cell)
-    hide = suppressed_label(min_cell)
-    extras = diag.get("extras") or {}
-    out: list = [
-        Heading(f"{model_id}: {first['outcome']} on {first['exposure']}", f"model-{model_id}")
+    enough = enough_clients(part, ctx.min_cell)
+    if str(first["term"]).startswith(LRT_TERM_PREFIX):
+        estimates = _test_table(model_id, part, diag, enough, ctx.min_cell)
+    else:
+        estimates = _estimates_table(model_id, part, diag, enough, ctx)
+    every.append((model_id, estimates))
+    blocks = [
+        Heading(model_heading(model_id, first), f"model-{model_id}"),
+        _description(part, diag),
+        estimates,
+        _standardized(diag) if enough else None,
+        _random_effects(model_id, diag, enough, ctx.min_cell),
+        _fit_text(model_id, part, diag, ctx),
+        _warnings(diag, ctx.min_cell),
     ]
+    return [b for b in blocks if b is not None]
+
+
+def model_heading(model_id: str, first: Mapping[str, Any]) -> str:
+    """ "Growth: PHQ-9 on Joint goal-setting share"."""
+    return (
+        f"{label(model_id)}: {outcome_label(str(first['outcome']))} on {label(first['exposure'])}"
+    )
+
+
+def _description(part: pd.DataFrame, diag: Mapping[str, Any]) -> Text | None:
+    """The model's formula, random effects, time coding, estimation and role."""
+    extras = diag.get("extras") or {}
     described = []
     if diag.get("formula"):
-        described.append(f"Model {diag['formula']}")
+        described.append(f"Model {in_words(diag['formula'])}")
     if extras.get("structure"):
         described.append(f"random effects: {extras['structure']}")
     if extras.get("time_coding"):
@@ -324,108 +437,168 @@ def _model(
     if diag.get("method"):
         described.append(f"estimation: {diag['method']}")
     if "role" in part.columns:
-        role = _role(first)
+        role = _role(part.iloc[0])
         outside = role not in ("primary", "secondary")
         described.append(f"role: {role}" + (" (outside the secondary family)" if outside else ""))
-    if described:
-        out.append(Text("; ".join(described) + "."))
-    rows, highlight, labels = [], set(), []
-    ratio_name = "HR" if "partial likelihood" in str(diag.get("method", "")) else "OR"
+    return Text("; ".join(described) + ".") if described else None
+
+
+def _estimates_table(
+    model_id: str,
+    part: pd.DataFrame,
+    diag: Mapping[str, Any],
+    enough: bool,
+    ctx: ReportContext,
+) -> Table:
+    """b, SE, CI, p and p (FDR) per term (and the ratio for a logistic or Cox model); only the
+    report's one primary estimate is highlighted and marked."""
+    chosen = primary_row(ctx)
+    floor = (diag.get("extras") or {}).get("p_value_resolution")
     has_ratio = part["ratio"].map(finite).any() if "ratio" in part.columns else False
     has_df = part["df"].map(finite).any() if "df" in part.columns else False
+    rows, highlight, labels = [], set(), []
     for i, (_, r) in enumerate(part.iterrows()):
-        digits = digits_for(r["std_error"])
-        primary = truthy(r.get("primary"))
+        primary = chosen is not None and _same_row(r, chosen)
         if primary:
             highlight.add(i)
-        label = term_label(str(r["term"])) + (" (primary)" if primary else "")
-        labels.append(term_label(str(r["term"])))
-        cells = [
-            num(r["estimate"], digits),
-            num(r["std_error"], digits),
-            interval(r["ci_low"], r["ci_high"], digits) if finite(r["ci_low"]) else NOT_AVAILABLE,
-            p_value(r["p_value"], floor=extras.get("p_value_resolution")),
-            p_value(r.get("p_fdr")),
-        ]
-        if has_ratio:
-            cells.append(
-                f"{num(r['ratio'], 2)} {interval(r['ratio_ci_low'], r['ratio_ci_high'], 2)}"
-                if finite(r.get("ratio"))
-                else NOT_AVAILABLE
-            )
-        if has_df:
-            cells += [
-                num(r["df"], 1) if finite(r.get("df")) else NOT_AVAILABLE,
-                p_value(r.get("p_satterthwaite")),
-            ]
+        cells = _estimate_cells(r, floor, has_ratio, has_df)
         if not enough:
-            cells = [hide] * len(cells)
-        rows.append([label, *cells])
+            cells = [suppressed_label(ctx.min_cell)] * len(cells)
+        labels.append(term_label(str(r["term"])))
+        rows.append([labels[-1] + (" (primary)" if primary else ""), *cells])
     columns = [
         *COLUMNS,
-        *([f"{ratio_name} [95% CI]"] if has_ratio else []),
+        *([f"{ratio_kind(diag)} [95% CI]"] if has_ratio else []),
         *(SATTERTHWAITE_COLUMNS if has_df else []),
     ]
-    fixed = table(
+    return table(
         f"models_{model_id}",
-        f"{model_id}: estimates ({diag.get('method') or 'as fitted'})",
+        f"{label(model_id)}: estimates ({diag.get('method') or 'as fitted'})",
         columns,
         rows,
         highlight=frozenset(highlight),
         data=coefficient_data(part, labels, withheld=not enough, ratio=has_ratio),
     )
-    every.append(fixed)
-    out.append(fixed)
-    standardized = extras.get("standardized_effect") or {}
-    if (
-        enough
-        and finite(standardized.get("estimate"))
-        and finite(standardized.get("planned_sessions"))
-    ):
-        out.append(
-            Text(
-                "Standardized effect (Feingold 2009: the time \u00d7 exposure coefficient "
-                f"times the planned duration of {int(standardized['planned_sessions'])} "
-                f"sessions, {standardized.get('contrast', '')}, in intake SDs of the outcome): "
-                f"d = {num(standardized['estimate'], 2)} "
-                f"{interval(standardized['ci_low'], standardized['ci_high'], 2)}."
-            )
+
+
+def _estimate_cells(r: pd.Series, floor: Any, has_ratio: bool, has_df: bool) -> list[str]:
+    digits = estimate_digits(r["std_error"])
+    cells = [
+        num(r["estimate"], digits),
+        num(r["std_error"], digits),
+        interval(r["ci_low"], r["ci_high"], digits) if finite(r["ci_low"]) else NOT_AVAILABLE,
+        p_value(r["p_value"], floor=floor),
+        p_value(r.get("p_fdr")),
+    ]
+    if has_ratio:
+        cells.append(
+            f"{num(r['ratio'], 2)} {interval(r['ratio_ci_low'], r['ratio_ci_high'], 2)}"
+            if finite(r.get("ratio"))
+            else NOT_AVAILABLE
         )
-    random = _random_effects(model_id, diag, enough, min_cell)
-    if random is not None:
-        out.append(random)
+    if has_df:
+        cells += [
+            num(r["df"], 1) if finite(r.get("df")) else NOT_AVAILABLE,
+            p_value(r.get("p_satterthwaite")),
+        ]
+    return cells
+
+
+def _test_table(
+    model_id: str, part: pd.DataFrame, diag: Mapping[str, Any], enough: bool, min_cell: int
+) -> Table:
+    """A likelihood-ratio test: the terms it drops, chi-square(df) and p."""
+    df = (diag.get("extras") or {}).get("df")
+    hide = suppressed_label(min_cell)
+    rows = [
+        [
+            term_label(str(r["term"])),
+            chi_square(r["estimate"], df) if enough else hide,
+            p_value(r["p_value"]) if enough else hide,
+        ]
+        for _, r in part.iterrows()
+    ]
+    return table(
+        f"models_{model_id}",
+        f"{label(model_id)}: likelihood-ratio test ({diag.get('method') or 'as fitted'})",
+        ["Test", "\u03c7\u00b2(df)", "p"],
+        rows,
+    )
+
+
+def _standardized(diag: Mapping[str, Any]) -> Text | None:
+    standardized = (diag.get("extras") or {}).get("standardized_effect") or {}
+    if not (finite(standardized.get("estimate")) and finite(standardized.get("planned_sessions"))):
+        return None
+    return Text(
+        "Standardized effect (Feingold 2009: the time \u00d7 exposure coefficient "
+        f"times the planned duration of {int(standardized['planned_sessions'])} "
+        f"sessions, {standardized.get('contrast', '')}, in intake SDs of the outcome): "
+        f"d = {num(standardized['estimate'], 2)} "
+        f"{interval(standardized['ci_low'], standardized['ci_high'], 2)}."
+    )
+
+
+def _fit_text(
+    model_id: str, part: pd.DataFrame, diag: Mapping[str, Any], ctx: ReportContext
+) -> Text:
+    """Numbers analysed, convergence and variances on the boundary."""
+    first = part.iloc[0]
     n_clients = int(part["n_clients"].max()) if part["n_clients"].notna().any() else None
     converged = diag.get("converged", truthy(first["converged"]))
-    boundary = (
-        "yes: " + ", ".join(diag.get("boundary_components") or []) if diag.get("boundary") else "no"
-    )
+    components = [RANDOM_LABELS.get(c, label(c)) for c in diag.get("boundary_components") or []]
+    boundary = "yes: " + ", ".join(components) if diag.get("boundary") else "no"
     optimizer = f" (optimizer {diag['optimizer']})" if diag.get("optimizer") else ""
     observations = ctx.ledger.model_observations(model_id, int_or_none(first["n_obs"]), n_clients)
-    out.append(
-        Text(
-            f"Observations: {observations}; clients: "
-            f"{ctx.ledger.model_clients(model_id, n_clients)}; therapists: "
-            f"{structural_count(diag.get('n_therapists'))}. Converged: "
-            f"{'yes' if converged else 'no'}{optimizer}. Variance on the boundary: {boundary}."
-        )
+    return Text(
+        f"Observations: {observations}; clients: "
+        f"{ctx.ledger.model_clients(model_id, n_clients)}; therapists: "
+        f"{structural_count(diag.get('n_therapists'))}. Converged: "
+        f"{'yes' if converged else 'no'}{optimizer}. Variance on the boundary: {boundary}."
     )
-    warnings = [suppress_counts_in(w, min_cell) for w in diag.get("warnings") or []]
-    if warnings:
-        out.append(Text("Warnings from the fit: " + "; ".join(warnings) + ".", "warning"))
-    return out
+
+
+def _warnings(diag: Mapping[str, Any], min_cell: int) -> Text | None:
+    warnings = [in_words(suppress_counts_in(w, min_cell)) for w in diag.get("warnings") or []]
+    if not warnings:
+        return None
+    return Text("Warnings from the fit: " + "; ".join(warnings) + ".", "warning")
 
 
 def _random_effects(model_id: str, diag: Mapping[str, Any], enough: bool, min_cell: int):
+    """Variance components with their SDs (and profile intervals where fitted), the ICCs and
+    the marginal and conditional R\u00b2."""
     variances = diag.get("random_effects") or {}
     if not variances:
         return None
     hide = suppressed_label(min_cell)
+    intervals = {str(row.get("term")): row for row in diag.get("variance_parameters") or []}
+    rows = _variance_rows(variances, intervals, enough, hide)
+    filler = [""] if intervals else []
+    icc = intercept_iccs(variances)
+    for name, value in icc.items():
+        rows.append([name, coef(value) if enough else hide, "", *filler])
+    r_squared = diag.get("r_squared") or {}
+    for key, name in (("marginal", "R\u00b2 marginal"), ("conditional", "R\u00b2 conditional")):
+        if finite(r_squared.get(key)):
+            rows.append([name, coef(r_squared[key]) if enough else hide, "", *filler])
+    return table(
+        f"models_{model_id}_random_effects",
+        f"{label(model_id)}: random effects",
+        ["Component", "Variance", "SD", *(["SD 95% CI"] if intervals else [])],
+        rows,
+        note=" ".join(_random_effect_notes(bool(icc), bool(intervals), bool(r_squared))),
+    )
+
+
+def _variance_rows(
+    variances: Mapping[str, Any], intervals: Mapping[str, Any], enough: bool, hide: str
+) -> list[list[str]]:
     order = list(RANDOM_LABELS)
     items = sorted(
         variances.items(),
         key=lambda item: (order.index(item[0]) if item[0] in order else len(order), item[0]),
     )
-    intervals = {str(row.get("term")): row for row in diag.get("variance_parameters") or []}
     rows = []
     for name, value in items:
         sd = (
@@ -446,14 +619,10 @@ def _random_effects(model_id: str, diag: Mapping[str, Any], enough: bool, min_ce
                 _profile_interval(correlation),
             ]
             rows.append(row if enough else [row[0], "", hide, hide])
-    filler = [""] if intervals else []
-    icc = intercept_iccs(variances)
-    for name, value in icc.items():
-        rows.append([name, coef(value) if enough else hide, "", *filler])
-    r_squared = diag.get("r_squared") or {}
-    for key, label in (("marginal", "R\u00b2 marginal"), ("conditional", "R\u00b2 conditional")):
-        if finite(r_squared.get(key)):
-            rows.append([label, coef(r_squared[key]) if enough else hide, "", *filler])
+    return rows
+
+
+def _random_effect_notes(icc: bool, intervals: bool, r_squared: bool) -> list[str]:
     notes = []
     if icc:
         notes.append(
@@ -471,13 +640,7 @@ def _random_effects(model_id: str, diag: Mapping[str, Any], enough: bool, min_ce
             "R\u00b2: Nakagawa & Schielzeth's marginal (fixed effects) and conditional (fixed "
             "and random effects) share of variance, random slopes as in Johnson (2014)."
         )
-    return table(
-        f"models_{model_id}_random_effects",
-        f"{model_id}: random effects",
-        ["Component", "Variance", "SD", *(["SD 95% CI"] if intervals else [])],
-        rows,
-        note=" ".join(notes),
-    )
+    return notes
 
 
 def _profile_interval(row: Mapping[str, Any] | None) -> str:
@@ -503,23 +666,26 @@ def intercept_iccs(variances: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
-def _all_coefficients(every: list[Table]) -> Table:
+def _all_coefficients(every: list[tuple[str, Table]]) -> Table:
     """Every model's estimates in one table for a manuscript's supplement (CSV only: the same
-    values as the per-model tables above)."""
+    values as the per-model tables above; a likelihood-ratio test's chi-square under Test)."""
     rows, data = [], []
-    for t in every:
-        model = t.name.removeprefix("models_")
+    for model_id, t in every:
         ratio = next((i for i, c in enumerate(t.columns) if c.endswith(" [95% CI]")), None)
         df = t.columns.index("df") if "df" in t.columns else None
         for r in t.rows:
+            if len(r) == 3:  # a test: term, chi-square(df), p
+                rows.append([label(model_id), r[0], *[""] * 3, r[2], *[""] * 4, r[1]])
+                continue
             extra = [r[ratio] if ratio is not None else ""]
             extra += [r[df], r[df + 1]] if df is not None else ["", ""]
-            rows.append([model, *r[: len(COLUMNS)], *extra])
-        data.append(t.data.assign(model=model))
+            rows.append([label(model_id), *r[: len(COLUMNS)], *extra, ""])
+        if t.data is not None:
+            data.append(t.data.assign(model=model_id))
     return table(
         "models_coefficients",
         "Every model's estimates",
-        ["Model", *COLUMNS, "Ratio [95% CI]", *SATTERTHWAITE_COLUMNS],
+        ["Model", *COLUMNS, "Ratio [95% CI]", *SATTERTHWAITE_COLUMNS, "Test"],
         rows,
         in_html=False,
         data=_with_model_first(data),

@@ -23,6 +23,7 @@ from accord.core.disclosure import (
 from accord.models.dropout import exposure_tertiles
 from accord.report.aggregate import group_key
 from accord.report.context import ReportContext
+from accord.report.labels import label as name_label
 from accord.report.ledger import SIZE, Ledger
 from accord.report.parts import Section, Text, table
 from accord.report.text import MINUS, num
@@ -93,7 +94,7 @@ def _grouping(clients: pd.DataFrame, exposure: str) -> tuple[list[str], pd.Serie
     elif exposure in clients.columns and clients[exposure].notna().any():
         labels, _ = exposure_tertiles(clients[exposure])
         by = labels.astype(object).fillna("(no exposure)").astype(str)
-        by.name = f"{exposure} tertile"
+        by.name = f"{name_label(exposure)} tertile"
     else:
         by = pd.Series("All clients", index=clients.index)
     return sorted(by.unique()), by

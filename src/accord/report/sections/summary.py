@@ -1,5 +1,14 @@
-"""Summary: the primary question, the primary estimate with its CI, and the main findings in
-plain words, written from the model results."""
+"""Summary: the question, then one short paragraph per part of it (the outcome; the alliance;
+engagement and dropout; goal agreement when the congruence models ran), each with the estimate,
+its 95% CI, the number of clients it rests on and a plain-words reading, written from the
+model results.
+
+The readings are observational ("is associated with") unless the exposure is a randomised arm.
+An estimate that cannot be read as it stands (a ratio whose CI spans more than a factor of 10,
+separation, a variance on the boundary, a fit that did not converge) is said to be imprecise
+rather than shown bare. Numbers go through `accord.report.numbers`, so the Summary and the
+model tables show the same decimals.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +18,22 @@ from typing import Any
 import pandas as pd
 
 from accord.core.disclosure import structural_count
-from accord.core.errors import AccordError
 from accord.models.plan import FITTED, NOT_APPLICABLE, NOT_ESTIMABLE, STATUS_LABELS
-from accord.models.spec import model_specs
+from accord.report import aggregate as agg
 from accord.report.context import ReportContext
+from accord.report.labels import in_words, label
 from accord.report.ledger import SIZE
+from accord.report.numbers import estimate_ci, estimate_digits, ratio_imprecise
 from accord.report.parts import Bullets, Section, Text, table
-from accord.report.sections.models import model_statuses, status_counts
+from accord.report.sections.engagement import alliance_label
+from accord.report.sections.goals import models_of_kind
+from accord.report.sections.models import (
+    model_statuses,
+    primary_row,
+    ratio_kind,
+    status_counts,
+)
 from accord.report.text import (
-    TIMES,
     coef,
     finite,
     int_or_none,
@@ -25,8 +41,11 @@ from accord.report.text import (
     num,
     outcome_label,
     p_phrase,
+    term_label,
     truthy,
 )
+
+__all__ = ["build", "primary_row"]
 
 _EXPOSURE_WORDS = {
     "joint_goal_share": "setting goals jointly (client and therapist together)",
@@ -35,22 +54,29 @@ _EXPOSURE_WORDS = {
     "goal_agreement": "client-therapist agreement on goal importance",
     "smart_quality": "the SMART quality of goals",
 }
+_DROPOUT_OUTCOMES = ("dropout", "sessions_to_dropout")
 
 
 def build(ctx: ReportContext) -> Section:
     """The Summary section."""
     section = Section("summary", "Summary")
-    exposure = _EXPOSURE_WORDS.get(ctx.exposure, ctx.exposure)
     section.add(
         Text(
-            f"Primary question: does {exposure} go with a faster improvement in "
-            f"{ctx.outcome_label} over the course of therapy?",
+            f"Primary question: is {exposure_words(ctx.exposure)} associated with a faster "
+            f"improvement in {ctx.outcome_label} over the course of therapy, and with the "
+            "alliance and engagement?",
             "lead",
         )
     )
-    sentences, primary_table = _primary(ctx)
-    section.add(*(Text(sentence) for sentence in sentences))
-    section.add(primary_table)
+    sample = _sample(ctx)
+    if sample:
+        section.add(Text(sample))
+    primary = primary_row(ctx)
+    outcome, primary_table = _outcome(ctx, primary)
+    section.add(Text(outcome), primary_table)
+    for paragraph in (_alliance(ctx), _engagement(ctx), _goal_agreement(ctx)):
+        if paragraph:
+            section.add(Text(paragraph))
     findings = _findings(ctx)
     if findings:
         section.add(Bullets(tuple(("", f) for f in findings)))
@@ -58,6 +84,24 @@ def build(ctx: ReportContext) -> Section:
     if plan_note:
         section.add(Text(plan_note, "note"))
     return section
+
+
+def exposure_words(exposure: str) -> str:
+    """The exposure in words for a sentence ("setting goals jointly ...")."""
+    return _EXPOSURE_WORDS.get(exposure, label(exposure).lower())
+
+
+def _sample(ctx: ReportContext) -> str:
+    if ctx.clients is None or "client_id" not in ctx.clients.columns:
+        return ""
+    n_clients = ctx.ledger.count("clients", ctx.clients["client_id"].nunique(), role=SIZE)
+    therapists = ""
+    for frame in (ctx.panel, ctx.clients):
+        if frame is not None and "therapist_id" in frame.columns:
+            n = structural_count(frame["therapist_id"].dropna().nunique())
+            therapists = f" seen by {n} therapists"
+            break
+    return f"The analysed sample holds {n_clients} clients{therapists}."
 
 
 def _plan_note(ctx: ReportContext) -> str:
@@ -70,133 +114,262 @@ def _plan_note(ctx: ReportContext) -> str:
     for status in (NOT_ESTIMABLE, NOT_APPLICABLE):
         ids = by_status.get(status, [])
         if ids:
-            parts.append(f"{len(ids)} {STATUS_LABELS[status]} ({', '.join(ids)})")
+            names = ", ".join(label(i) for i in ids)
+            parts.append(f"{len(ids)} {STATUS_LABELS[status]} ({names})")
     return (
         f"Of the {total} models of the analysis plan: {'; '.join(parts)}. The Models section "
         "gives each one's reason."
     )
 
 
-def primary_row(ctx: ReportContext) -> pd.Series | None:
-    """The primary estimate: of the rows flagged primary (the primary outcome and exposure,
-    with their sensitivity analyses), the one of the model declared primary in the config,
-    else of a growth model (a time-by-exposure term), else the first."""
-    coefficients = ctx.coefficients
-    if coefficients is None or "primary" not in coefficients.columns:
-        return None
-    flagged = coefficients.loc[coefficients["primary"].map(truthy)]
-    if flagged.empty:
-        return None
-    try:
-        declared = [spec.id for spec in model_specs(ctx.config) if spec.primary]
-    except AccordError:
-        declared = []
-    for picked in (
-        flagged.loc[flagged["model"].astype(str).isin(declared)],
-        flagged.loc[flagged["term"].astype(str).str.startswith("time:")],
-        flagged,
-    ):
-        if len(picked):
-            return picked.iloc[0]
-    return None
+# -- the outcome -----------------------------------------------------------------------------
 
 
-def _primary(ctx: ReportContext) -> tuple[list[str], Any]:
-    sentences = []
-    min_cell = ctx.min_cell
-    if ctx.clients is not None and "client_id" in ctx.clients.columns:
-        n_clients = ctx.ledger.count("clients", ctx.clients["client_id"].nunique(), role=SIZE)
-        therapists = ""
-        for frame in (ctx.panel, ctx.clients):
-            if frame is not None and "therapist_id" in frame.columns:
-                n = structural_count(frame["therapist_id"].dropna().nunique())
-                therapists = f" seen by {n} therapists"
-                break
-        sentences.append(f"The analysed sample holds {n_clients} clients{therapists}.")
-    primary = primary_row(ctx)
+def _outcome(ctx: ReportContext, primary: pd.Series | None) -> tuple[str, Any]:
+    """The outcome paragraph and the primary estimate's table (None when withheld)."""
     if primary is None:
-        sentences.append("No primary model estimate was found in the results.")
-        return sentences, None
-    diag = ctx.diagnostics.get(str(primary["model"]), {})
-    extras = diag.get("extras") or {}
+        return "Outcome: No primary model estimate was found in the results.", None
     n_clients = int_or_none(primary["n_clients"]) or 0
-    if n_clients < min_cell:
-        sentences.append(
-            f"The primary estimate is withheld: fewer than {min_cell} clients entered the model."
+    if n_clients < ctx.min_cell:
+        return (
+            "Outcome: The primary estimate is withheld: fewer than "
+            f"{ctx.min_cell} clients entered the model.",
+            None,
         )
-        return sentences, None
-    est, low, high = primary["estimate"], primary["ci_low"], primary["ci_high"]
-    shown_clients = ctx.ledger.model_clients(str(primary["model"]), n_clients)
-    shown_observations = ctx.ledger.model_observations(
-        str(primary["model"]), int_or_none(primary["n_obs"]), n_clients
+    model = str(primary["model"])
+    diag = ctx.diagnostics.get(model, {})
+    clients = ctx.ledger.model_clients(model, n_clients)
+    observations = ctx.ledger.model_observations(model, int_or_none(primary["n_obs"]), n_clients)
+    digits = estimate_digits(primary["std_error"])
+    sentences = [
+        _outcome_estimate(
+            ctx, primary, diag, digits, f"{clients} clients, {observations} assessments"
+        ),
+        _outcome_reading(ctx, primary),
+        _standardized(diag),
+        _caution(diag, truthy(primary["converged"])),
+    ]
+    text = " ".join(s for s in sentences if s)
+    return text, _primary_table(primary, digits, clients, observations)
+
+
+def _outcome_estimate(
+    ctx: ReportContext, primary: pd.Series, diag: Mapping[str, Any], digits: int, n_text: str
+) -> str:
+    """ "Outcome (Growth; 150 clients, 1248 assessments): ... (b = ..., 95% CI [...], p ...)"."""
+    extras = diag.get("extras") or {}
+    est = primary["estimate"]
+    stats = (
+        f"b = {num(est, digits)}, 95% CI {interval(primary['ci_low'], primary['ci_high'], digits)}"
+        f", p {p_phrase(primary['p_value'])}"
     )
-    exposure = str(primary["exposure"])
-    term = str(primary["term"])
-    label = ctx.outcome_label
-    if term.startswith("time:"):
-        unit = (
-            "per unit of log(session + 1)" if extras.get("time_coding") == "log" else "per session"
+    model = label(primary["model"])
+    if not str(primary["term"]).startswith("time:"):
+        return (
+            f"Outcome ({model}; {n_text}): {term_label(primary['term'])} in "
+            f"{outcome_label(str(primary['outcome']))}, {stats}."
         )
-        direction = "falls" if est < 0 else "rises"
-        coding = str(extras.get("exposure_coding", "as given"))
-        if coding.startswith("1 = ") and ", 0 = " in coding:
-            one, zero = coding.removeprefix("1 = ").split(", 0 = ", 1)
-            contrast = f"with {exposure} {one} rather than {zero}"
-        else:
-            contrast = f"for each unit of {exposure}"
-        sentences.append(
-            f"Primary analysis ({primary['model']} model): {contrast}, {label} {direction} by "
-            f"{num(abs(est), 3)} points more {unit} (time {TIMES} {exposure}: b = "
-            f"{num(est, 3)}, 95% CI {num(low, 3)} to {num(high, 3)}, p "
-            f"{p_phrase(primary['p_value'])}; {shown_clients} clients, "
-            f"{shown_observations} assessments)."
-        )
+    unit = "per unit of log(session + 1)" if extras.get("time_coding") == "log" else "per session"
+    coding = str(extras.get("exposure_coding", "as given"))
+    exposure = label(primary["exposure"])
+    if coding.startswith("1 = ") and ", 0 = " in coding:
+        one, zero = coding.removeprefix("1 = ").split(", 0 = ", 1)
+        contrast = f"with {exposure} {one} rather than {zero}"
     else:
-        sentences.append(
-            f"Primary analysis ({primary['model']} model, {term}): b = {num(est, 3)}, 95% CI "
-            f"{num(low, 3)} to {num(high, 3)}, p {p_phrase(primary['p_value'])} "
-            f"({shown_clients} clients)."
-        )
-    standardized = extras.get("standardized_effect") or {}
-    if finite(standardized.get("estimate")) and finite(standardized.get("planned_sessions")):
-        sentences.append(
-            "Over the planned duration of "
-            f"{int(standardized['planned_sessions'])} sessions, the model-implied difference in "
-            f"change ({standardized.get('contrast', '')}) is "
-            f"{num(standardized['estimate'], 2)} intake standard deviations (Feingold d, 95% CI "
-            f"{num(standardized['ci_low'], 2)} to {num(standardized['ci_high'], 2)})."
-        )
-    if not truthy(primary["converged"]):
-        sentences.append("The model did not converge: read its estimates with caution.")
-    if diag.get("boundary"):
-        sentences.append(
-            "A random-effect variance is on the boundary (estimated as zero): see Models."
-        )
-    verdict = (
-        "The confidence interval excludes zero."
-        if finite(low) and finite(high) and (low > 0 or high < 0)
-        else "The confidence interval includes zero: the data are compatible with no effect."
+        contrast = f"for each unit of {exposure}"
+    direction = "fell" if est < 0 else "rose"
+    return (
+        f"Outcome ({model}; {n_text}): {contrast}, {ctx.outcome_label} scores {direction} by "
+        f"{num(abs(est), digits)} points more {unit} ({stats})."
     )
-    sentences.append(verdict)
+
+
+def _outcome_reading(ctx: ReportContext, primary: pd.Series) -> str:
+    """The estimate in plain words, in observational language unless the exposure is an arm."""
+    low, high = primary["ci_low"], primary["ci_high"]
+    exposure = exposure_words(str(primary["exposure"]))
+    if not (finite(low) and finite(high)) or low <= 0 <= high:
+        return (
+            f"The confidence interval includes zero: the data are compatible with "
+            f"{exposure} having no association with the course of {ctx.outcome_label}."
+        )
+    key = str(ctx.analysis.get("primary_outcome", "phq9")).partition(".")[0]
+    instrument = ctx.registry().get(key)
+    worse = instrument is None or instrument.higher_is == "worse"
+    better = (primary["estimate"] < 0) == worse
+    pace = "faster" if better else "slower"
+    verb = "leads to" if str(primary["exposure"]) == "arm" else "is associated with"
+    return (
+        f"The confidence interval excludes zero: {exposure} {verb} {pace} improvement in "
+        f"{ctx.outcome_label}."
+    )
+
+
+def _standardized(diag: Mapping[str, Any]) -> str:
+    standardized = (diag.get("extras") or {}).get("standardized_effect") or {}
+    if not (finite(standardized.get("estimate")) and finite(standardized.get("planned_sessions"))):
+        return ""
+    return (
+        f"Over the planned duration of {int(standardized['planned_sessions'])} sessions, the "
+        f"model-implied difference in change ({standardized.get('contrast', '')}) is "
+        f"{num(standardized['estimate'], 2)} intake standard deviations (Feingold d, 95% CI "
+        f"{interval(standardized['ci_low'], standardized['ci_high'], 2)})."
+    )
+
+
+def _caution(diag: Mapping[str, Any], converged: bool) -> str:
+    """Why an estimate is imprecise or unstable: no convergence, a variance on the boundary."""
+    if not converged:
+        return "The model did not converge: the estimate is unstable and not to be relied on."
+    if diag.get("boundary"):
+        return (
+            "The estimate is imprecise: a random-effect variance is on the boundary "
+            "(estimated as zero), so the model is simpler than planned (see Models)."
+        )
+    return ""
+
+
+def _primary_table(primary: pd.Series, digits: int, clients: str, observations: str) -> Any:
     rows = [
         [
-            str(primary["model"]),
-            str(primary["outcome"]),
-            str(primary["term"]).replace(":", f" {TIMES} "),
-            num(est, 3),
-            interval(low, high, 3),
+            label(primary["model"]),
+            outcome_label(str(primary["outcome"])),
+            term_label(str(primary["term"])),
+            num(primary["estimate"], digits),
+            interval(primary["ci_low"], primary["ci_high"], digits),
             p_phrase(primary["p_value"]).removeprefix("= "),
-            shown_clients,
-            shown_observations,
+            clients,
+            observations,
         ]
     ]
-    return sentences, table(
+    return table(
         "summary_primary_estimate",
         "Primary estimate",
-        ["Model", "Outcome", "Term", "b", "95% CI", "p", "Clients", "Observations"],
+        ["Model", "Outcome", "Term", "b", "95% CI", "p", "N (clients)", "Observations"],
         rows,
-        highlight=frozenset({0}),
+        text_columns=frozenset({0, 1, 2}),
     )
+
+
+# -- alliance, engagement and dropout, goal agreement ----------------------------------------
+
+
+def _association(ctx: ReportContext, y: str, what: str) -> str:
+    """ "is associated with a higher early alliance (r = .68, 95% CI [.60, .75], 150 clients)",
+    from the Pearson r of the exposure and client measure `y`; "" when there is none to show."""
+    if ctx.clients is None:
+        return ""
+    r, low, high, n = agg.correlation_values(ctx.clients, ctx.exposure, y)
+    if n == 0 or not finite(r):
+        return ""
+    if n < ctx.min_cell:
+        return f"its correlation with {what} is withheld (fewer than {ctx.min_cell} clients)"
+    clients = ctx.ledger.count(f"clients_with[{ctx.exposure},{y}]", n)
+    stats = f"r = {coef(r)}, 95% CI [{coef(low)}, {coef(high)}], {clients} clients"
+    if finite(low) and low <= 0 <= high:
+        return f"the data are compatible with no correlation with {what} ({stats})"
+    side = "higher" if r > 0 else "lower"
+    return f"it is associated with {side} {what} ({stats})"
+
+
+def _alliance(ctx: ReportContext) -> str:
+    """The exposure and the early alliance (a correlation across clients)."""
+    found = _association(ctx, "early_alliance", f"early alliance ({alliance_label(ctx.settings)})")
+    if not found:
+        return ""
+    return f"Alliance: for {exposure_words(ctx.exposure)}, {found}."
+
+
+def _engagement(ctx: ReportContext) -> str:
+    """The exposure with attendance, and the dropout models' odds or hazard ratios."""
+    parts = []
+    found = _association(ctx, "attendance_rate", "attendance (attended / scheduled sessions)")
+    if found:
+        parts.append(f"For {exposure_words(ctx.exposure)}, {found}.")
+    for _, r in _dropout_rows(ctx).iterrows():
+        parts.append(_dropout_sentence(ctx, r))
+    return "Engagement and dropout: " + " ".join(parts) if parts else ""
+
+
+def _dropout_rows(ctx: ReportContext) -> pd.DataFrame:
+    """The dropout models' exposure terms (not their sensitivity analyses), from enough
+    clients."""
+    c = ctx.coefficients
+    if c is None or c.empty or not {"exposure_effect", "ratio"} <= set(c.columns):
+        return pd.DataFrame()
+    enough = c.groupby("model")["n_clients"].transform("max").fillna(0) >= ctx.min_cell
+    role = c["role"] if "role" in c.columns else pd.Series("", index=c.index)
+    return c.loc[
+        c["exposure_effect"].map(truthy)
+        & c["ratio"].map(finite)
+        & enough
+        & c["outcome"].astype(str).isin(_DROPOUT_OUTCOMES)
+        & ~role.isin(["sensitivity"])
+    ]
+
+
+def _dropout_sentence(ctx: ReportContext, r: pd.Series) -> str:
+    """One dropout model: its ratio and CI, the clients, and a reading; an imprecise ratio
+    (CI upper over lower limit above 10, or separation) is said to be imprecise."""
+    model = str(r["model"])
+    kind = ratio_kind(ctx.diagnostics.get(model, {}))
+    name = "hazard ratio" if kind == "HR" else "odds ratio"
+    clients = ctx.ledger.model_clients(model, _model_clients(ctx.coefficients, model))
+    low, high = r["ratio_ci_low"], r["ratio_ci_high"]
+    stats = (
+        f"{kind} = {num(r['ratio'], 2)} per unit of {label(r['exposure'])}, 95% CI "
+        f"{interval(low, high, 2)}, p {p_phrase(r['p_value'])}, {clients} clients"
+    )
+    if ratio_imprecise(low, high):
+        return (
+            f"The {name} of dropout ({label(model)}) is too imprecise to read: its 95% CI "
+            f"spans more than a factor of 10 or is unbounded, so the data cannot tell the size "
+            f"or direction of the association ({stats})."
+        )
+    if low <= 1 <= high:
+        reading = "the data are compatible with no association with dropout"
+    else:
+        side = "higher" if r["ratio"] > 1 else "lower"
+        risk = "hazard" if kind == "HR" else "odds"
+        reading = f"it is associated with {'a ' if kind == 'HR' else ''}{side} {risk} of dropout"
+    return f"In the {label(model)} model, {reading} ({stats})."
+
+
+def _model_clients(c: pd.DataFrame, model: Any) -> int | None:
+    """The clients a model analysed: the most of any of its rows."""
+    return int_or_none(c.loc[c["model"] == model, "n_clients"].max())
+
+
+def _goal_agreement(ctx: ReportContext) -> str:
+    """The congruence models' reading of client-therapist agreement, when they ran."""
+    sentences = []
+    for model in models_of_kind(ctx, "congruence", "goal_congruence"):
+        part = ctx.coefficients.loc[ctx.coefficients["model"].astype(str) == model]
+        n = int_or_none(part["n_clients"].max()) or 0
+        if n < ctx.min_cell:
+            continue
+        terms = part.set_index("term")
+        stats = [
+            f"{term} = {estimate_ci(r['estimate'], r['ci_low'], r['ci_high'], digits)}"
+            for term in ("a3", "a4")
+            if term in terms.index
+            for r in [terms.loc[term]]
+            for digits in [estimate_digits(r["std_error"])]
+        ]
+        reading = in_words(str((ctx.diagnostics[model].get("extras") or {}).get("reading", "")))
+        clients = ctx.ledger.model_clients(model, n)
+        sentences.append(
+            f"{label(model)} ({clients} clients; {', '.join(stats)}): {reading}".strip()
+        )
+    if not sentences:
+        return ""
+    return (
+        "Goal agreement (a3, a4: slope and curvature of the response surface along the line "
+        "of disagreement, 95% CIs): " + " ".join(sentences)
+    )
+
+
+# -- further findings ------------------------------------------------------------------------
 
 
 def _findings(ctx: ReportContext) -> list[str]:
@@ -215,28 +388,10 @@ def _findings(ctx: ReportContext) -> list[str]:
         if len(secondary):
             k = int((secondary["p_fdr"] < 0.05).sum())
             out.append(
-                f"Of {len(secondary)} secondary exposure effects, {k} "
+                f"Of {len(secondary)} secondary exposure associations, {k} "
                 f"{'has' if k == 1 else 'have'} a Benjamini\u2013Hochberg adjusted p below .05 "
                 "(Models)."
             )
-    dropout = (
-        c.loc[
-            c["exposure_effect"].map(truthy)
-            & c["ratio"].map(finite)
-            & enough
-            & c["outcome"].astype(str).isin(["dropout", "sessions_to_dropout"])
-            & ~c.get("role", pd.Series("", index=c.index)).isin(["sensitivity"])
-        ]
-        if {"exposure_effect", "ratio"} <= set(c.columns)
-        else c.iloc[0:0]
-    )
-    for _, r in dropout.iterrows():
-        kind = "hazard" if r["outcome"] == "sessions_to_dropout" else "odds"
-        out.append(
-            f"Dropout ({r['model']}): {kind} ratio {num(r['ratio'], 2)} per unit of "
-            f"{r['exposure']} (95% CI {num(r['ratio_ci_low'], 2)} to "
-            f"{num(r['ratio_ci_high'], 2)}, p {p_phrase(r['p_value'])})."
-        )
     # The published "about 5%" is the share of post scores adjusted for intake; the null
     # model over all assessments is descriptive and not compared with it.
     icc = c.loc[
@@ -247,9 +402,11 @@ def _findings(ctx: ReportContext) -> list[str]:
     for _, r in icc.head(1).iterrows():
         out.append(
             f"Therapists account for {num(100 * r['estimate'], 1)}% of the variance in "
-            f"{str(r['outcome']).removesuffix('_post')} at the end of treatment adjusted for "
-            f"intake (ICC {coef(r['estimate'])}, 95% CI {coef(r['ci_low'])} to "
-            f"{coef(r['ci_high'])}); published estimates of this share are about 5%."
+            f"{label(str(r['outcome']))} adjusted for intake (ICC {coef(r['estimate'])}, 95% CI "
+            f"[{coef(r['ci_low'])}, {coef(r['ci_high'])}], "
+            f"{ctx.ledger.model_clients(str(r['model']), _model_clients(c, r['model']))} "
+            "clients); "
+            "published estimates of this share are about 5%."
         )
     acme = c.loc[(c["term"].astype(str) == "acme") & enough]
     for _, r in acme.iterrows():
@@ -261,21 +418,22 @@ def _findings(ctx: ReportContext) -> list[str]:
 
 def _mediation_sentence(r: Mapping[str, Any], mediator: str) -> str:
     """Causal wording only for a randomised arm; an observed exposure is "associated"."""
-    interval = f"{num(r['estimate'], 2)}, 95% CI {num(r['ci_low'], 2)} to {num(r['ci_high'], 2)}"
+    digits = estimate_digits(r.get("std_error"))
+    shown = f"{num(r['estimate'], digits)}, 95% CI {interval(r['ci_low'], r['ci_high'], digits)}"
     outcome = outcome_label(str(r["outcome"]))
     if str(r["exposure"]) == "arm":
         return (
-            f"Part of the effect of the randomised arm on the {outcome} post score is mediated "
-            f"by {mediator} (indirect effect {interval}), if nothing unmeasured confounds "
+            f"Part of the effect of the randomised arm on {outcome} is mediated by "
+            f"{mediator} (indirect effect {shown}), if nothing unmeasured confounds "
             f"{mediator} and the outcome, which randomisation does not ensure."
         )
-    exposure = str(r["exposure"]).replace("_", " ")
+    exposure = label(r["exposure"]).lower()
     return (
-        f"Part of the association between {exposure} and the {outcome} post score is "
-        f"accounted for by {mediator} (indirect association {interval}); this decomposition "
-        f"assumes no unmeasured confounding of {exposure}, {mediator} and the outcome."
+        f"Part of the association between {exposure} and {outcome} is accounted for by "
+        f"{mediator} (indirect association {shown}); this decomposition assumes no unmeasured "
+        f"confounding of {exposure}, {mediator} and the outcome."
     )
 
 
 def _mediator(diag: Mapping[str, Any], model: str) -> str:
-    return str((diag.get("extras") or {}).get("mediator", model)).replace("_", " ")
+    return label(str((diag.get("extras") or {}).get("mediator", model))).lower()

@@ -8,6 +8,8 @@ import pandas as pd
 from accord.core.disclosure import structural_count, suppressed_label
 from accord.report.context import ReportContext
 from accord.report.figures import caterpillar_figure, to_plot
+from accord.report.labels import label
+from accord.report.numbers import estimate_digits
 from accord.report.parts import Heading, Section, Text, table
 from accord.report.text import coef, finite, instrument_label, interval, num, p_value
 
@@ -73,7 +75,7 @@ def _therapist(ctx: ReportContext) -> list:
         n_clients = int(part["n_clients"].max()) if part["n_clients"].notna().any() else 0
         enough = n_clients >= min_cell
         boot = (diag.get("extras") or {}).get("bootstrap") or {}
-        for term, label in (("icc_therapist", "Therapist ICC"), ("icc_client", "Client ICC")):
+        for term, name in (("icc_therapist", "Therapist ICC"), ("icc_client", "Client ICC")):
             r = part.loc[part["term"] == term]
             if r.empty:
                 continue
@@ -85,10 +87,10 @@ def _therapist(ctx: ReportContext) -> list:
             )
             rows.append(
                 [
-                    model,
+                    label(model),
                     _design_label(ctx, model),
                     instrument_label(str(r["outcome"]).removesuffix("_post")),
-                    label,
+                    name,
                     coef(r["estimate"]) if enough else hide,
                     ci if enough else hide,
                     ctx.ledger.model_clients(model, n_clients),
@@ -211,28 +213,29 @@ def _mediation(ctx: ReportContext) -> list:
     if not models:
         return [Text("No mediation model was found in the model results.", "missing")]
     hide = suppressed_label(ctx.min_cell)
-    rows, highlight = [], set()
+    rows = []
     for model in models:
         part = c.loc[c["model"].astype(str) == model].set_index("term")
         extras = ctx.diagnostics.get(model, {}).get("extras") or {}
-        mediator = str(extras.get("mediator", model))
+        mediator = label(str(extras.get("mediator", model)))
         n_clients = int(part["n_clients"].max()) if part["n_clients"].notna().any() else 0
         enough = n_clients >= ctx.min_cell
-        for term, label in _MEDIATION_TERMS.items():
+        for term, name in _MEDIATION_TERMS.items():
             if term not in part.index:
                 continue
             r = part.loc[term]
             rho = ""
             if term == "acme":
-                highlight.add(len(rows))
                 zero = (extras.get("sensitivity") or {}).get("rho_at_zero_acme")
                 rho = num(zero, 2) if enough and finite(zero) else ""
             rows.append(
                 [
                     mediator,
-                    label,
-                    num(r["estimate"], 3) if enough else hide,
-                    interval(r["ci_low"], r["ci_high"], 3) if enough else hide,
+                    name,
+                    num(r["estimate"], estimate_digits(r["std_error"])) if enough else hide,
+                    interval(r["ci_low"], r["ci_high"], estimate_digits(r["std_error"]))
+                    if enough
+                    else hide,
                     p_value(r["p_value"], floor=extras.get("p_value_resolution"))
                     if enough
                     else hide,
@@ -248,7 +251,7 @@ def _mediation(ctx: ReportContext) -> list:
     caption = (
         f"Mediation of the effect of the randomised arm on {outcome}"
         if exposure == "arm"
-        else f"Decomposition of the association between {exposure.replace('_', ' ')} and {outcome}"
+        else f"Decomposition of the association between {label(exposure).lower()} and {outcome}"
     )
     return [
         table(
@@ -256,7 +259,6 @@ def _mediation(ctx: ReportContext) -> list:
             caption,
             _MEDIATION_COLUMNS,
             rows,
-            highlight=frozenset(highlight),
             note=(
                 "Mediation analysis (Imai, Keele & Tingley 2010, as R\u2019s mediation) with "
                 "linear models for the mediator (measured in the early sessions) and the post "

@@ -529,3 +529,37 @@ def test_conditional_modes_match_lme4_ranef(name: str) -> None:
     assert_close(fit.client_effects[:, 0], clients["intercept"], scale=sd)
     assert_close(fit.client_effects[:, 1], clients["slope"], scale=0.1 * sd)
     assert_close(fit.therapist_effects, therapists["intercept"], scale=sd)
+
+
+class _QuadraticDeviance:
+    """A stand-in for `ProfiledDeviance` with a given gradient and Hessian at theta."""
+
+    def __init__(self, grad, hessian, lower):
+        self.grad, self.h, self.lower = np.asarray(grad), np.asarray(hessian), np.asarray(lower)
+
+    def gradient(self, theta):
+        return self.grad
+
+    def hessian(self, theta, free):
+        return self.h[np.ix_(free, free)]
+
+    def lower_bounds(self):
+        return self.lower
+
+
+def test_convergence_gradient_is_lme4s_smaller_of_raw_and_scaled():
+    """lme4's check.conv.grad: each element is min(|g|, |solve(chol(H), g)|).
+
+    H = [[4, 2], [2, 5]] has chol R = [[2, 1], [0, 2]]; R x = g for g = (0.01, 0.004) gives
+    x2 = 0.004 / 2 = 0.002 and x1 = (0.01 - 0.002) / 2 = 0.004, so the measure is
+    max(min(0.01, 0.004), min(0.004, 0.002)) = 0.004 (the raw gradient alone would say 0.01).
+    """
+    from accord.models.engine.lmm import _convergence_gradient
+
+    model = _QuadraticDeviance([0.01, 0.004], [[4.0, 2.0], [2.0, 5.0]], [-np.inf, -np.inf])
+    assert _convergence_gradient(model, np.array([0.5, 0.5])) == pytest.approx(0.004)
+    # An element at its lower bound counts only when the deviance falls into the interior,
+    # and is not scaled: g = (0.003, -0.002) with theta[1] on its bound of 0 gives
+    # max(min(0.003, 0.003 / 2), 0.002) = 0.002 (H in the free element: 4, R = 2).
+    model = _QuadraticDeviance([0.003, -0.002], [[4.0, 2.0], [2.0, 5.0]], [-np.inf, 0.0])
+    assert _convergence_gradient(model, np.array([0.5, 0.0])) == pytest.approx(0.002)

@@ -103,7 +103,8 @@ THETA_TOLERANCE = 1e-9
 MAX_NEWTON_STEPS = 8
 MAX_ITERATIONS = 2000
 # A fit is converged when no element of the deviance's gradient in theta that could lower it
-# within the bounds exceeds this (lme4 warns above 2e-3 for its Hessian-scaled gradient).
+# within the bounds exceeds this, each element taken as the smaller of the raw and the
+# Hessian-scaled gradient, as lme4's check.conv.grad does (it warns above 2e-3).
 GRADIENT_TOLERANCE = 2e-3
 # Values tried for an element of theta that ends at its bound (see `fit_lmm`), and how many
 # times the optimizer may restart from a better point found there.
@@ -646,6 +647,7 @@ def _optimum(model: ProfiledDeviance, theta0: np.ndarray) -> tuple[np.ndarray, d
         "checks": checks,
         "certified": certificate["certified"],
         "gradient_norm": certificate["gradient_norm"],
+        "scaled_gradient_norm": certificate["scaled_gradient_norm"],
         "min_curvature": certificate["min_curvature"],
         "n_starts": len(runs),
         "start_log_likelihoods": [-0.5 * run.deviance for run in runs],
@@ -689,7 +691,7 @@ def _optimize(model: ProfiledDeviance, theta0: np.ndarray) -> _Run:
         theta0, restarts = escape, restarts + 1
     theta, deviance = np.asarray(result.x, dtype=float), float(result.fun)
     message = str(result.message)
-    if _projected_gradient(model, theta) > GRADIENT_TOLERANCE:
+    if _convergence_gradient(model, theta) > GRADIENT_TOLERANCE:
         # L-BFGS-B can stop on a stalled line search (its finite-difference gradient is
         # noisy on a flat deviance) away from the optimum.
         better, f = _derivative_free(model, theta, method="Powell")
@@ -765,7 +767,10 @@ def certify_optimum(model: ProfiledDeviance, theta: np.ndarray) -> dict:
 
     * projected gradient: no element of the central-difference gradient that could lower the
       deviance within the bounds exceeds `GRADIENT_TOLERANCE` (at a lower bound only a
-      negative derivative counts);
+      negative derivative counts), an element away from its bound taken as the smaller of its
+      raw and its Hessian-scaled value, as lme4 does: the raw gradient's rounding noise grows
+      with the deviance, so with hundreds of thousands of clients a raw check would fail at
+      the optimum (the scaled value is the gradient in units of the curvature there);
     * curvature: the central-difference Hessian in the elements away from their bounds has no
       eigenvalue below -tolerance (the finite-difference noise of the deviance, plus 1e-6 of
       the largest eigenvalue); lme4 skips its checks for a fit on the boundary, here the
@@ -783,16 +788,19 @@ def certify_optimum(model: ProfiledDeviance, theta: np.ndarray) -> dict:
     free = theta > lower + 1e-6
     min_curvature: float | None = None
     tolerance = 0.0
+    convergence_gradient = gradient_norm
     if free.any() and np.isfinite(deviance):
-        eigenvalues = np.linalg.eigvalsh(model.hessian(theta, free))
+        hessian = model.hessian(theta, free)
+        convergence_gradient = _convergence_gradient(model, theta, grad, hessian)
+        eigenvalues = np.linalg.eigvalsh(hessian)
         noise = 4 * DEVIANCE_PRECISION * max(1.0, abs(deviance)) / HESSIAN_STEP**2
         tolerance = noise + 1e-6 * float(np.max(np.abs(eigenvalues)))
         min_curvature = float(eigenvalues.min())
     reasons = []
     if not np.isfinite(deviance):
         reasons.append("the deviance is not finite")
-    if not gradient_norm <= GRADIENT_TOLERANCE:
-        reasons.append(f"projected gradient {gradient_norm:.3g}")
+    if not convergence_gradient <= GRADIENT_TOLERANCE:
+        reasons.append(f"projected gradient {convergence_gradient:.3g}")
     if min_curvature is not None and min_curvature < -tolerance:
         reasons.append(f"negative curvature {min_curvature:.3g} (not a minimum)")
     if _off_bound(model, theta, deviance) is not None:
@@ -801,6 +809,7 @@ def certify_optimum(model: ProfiledDeviance, theta: np.ndarray) -> dict:
         "deviance": float(deviance),
         "gradient": grad.tolist(),
         "gradient_norm": gradient_norm,
+        "scaled_gradient_norm": convergence_gradient,
         "min_curvature": min_curvature,
         "curvature_tolerance": tolerance,
         "on_bound": np.flatnonzero(~free & np.isfinite(lower)).tolist(),
@@ -821,6 +830,32 @@ def _off_bound(model: ProfiledDeviance, theta: np.ndarray, deviance: float) -> n
             if f < best_f:
                 best, best_f = trial, f
     return best
+
+
+def _convergence_gradient(
+    model: ProfiledDeviance,
+    theta: np.ndarray,
+    grad: np.ndarray | None = None,
+    hessian: np.ndarray | None = None,
+) -> float:
+    """lme4's convergence measure: the projected gradient (`_projected_gradient`), each element
+    away from its bound replaced by the smaller of it and the Hessian-scaled gradient
+    R^-1 g (R'R = H, the Hessian in those elements; R upper triangular, lme4's
+    ``solve(chol(H), g)``), when that Hessian is positive definite."""
+    grad = model.gradient(theta) if grad is None else grad
+    lower = model.lower_bounds()
+    at_bound = theta <= lower + 1e-12
+    measure = np.abs(np.where(at_bound, np.minimum(grad, 0.0), grad))
+    free = theta > lower + 1e-6
+    if free.any():
+        hessian = model.hessian(theta, free) if hessian is None else hessian
+        try:
+            factor = np.linalg.cholesky(hessian)
+        except np.linalg.LinAlgError:
+            return float(np.max(measure))
+        scaled = np.abs(solve_triangular(factor, grad[free], lower=True, trans="T"))
+        measure[free] = np.minimum(measure[free], scaled)
+    return float(np.max(measure))
 
 
 def _projected_gradient(

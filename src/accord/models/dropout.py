@@ -702,6 +702,124 @@ def _median(sf: SurvfuncRight) -> tuple[float, float, float]:
     return median, low, high
 
 
+def _km_analysis_set(
+    client_measures: pd.DataFrame,
+    labels: pd.Series,
+    time: str,
+    event: str,
+    what: str,
+    warn: list[str],
+) -> tuple[pd.DataFrame, int]:
+    """Group, time and status of every client with all three known, and how many were left
+    out for a missing one (with a warning)."""
+    durations = pd.to_numeric(
+        client_level_column(client_measures, time, what), errors="coerce"
+    ).astype(float)
+    status = binary_values(client_level_column(client_measures, event, what), event, what)
+    frame = pd.DataFrame({"group": labels, "time": durations, "event": status})
+    complete = frame.notna().all(axis=1)
+    excluded = int((~complete).sum())
+    if excluded:
+        warn.append(f"{excluded} row(s) left out for a missing group, time or event")
+    return frame.loc[complete], excluded
+
+
+def _groups_of_min_cell(
+    data: pd.DataFrame, min_cell: int, what: str, warn: list[str]
+) -> tuple[pd.Series, list[str], list[str]]:
+    """Clients per group, the groups with at least `min_cell` clients (kept) and those with
+    fewer (left out, with a warning). Raises NotEstimableError when no group is kept."""
+    sizes = data["group"].value_counts().sort_index()
+    small = [str(g) for g, n in sizes.items() if n < min_cell]
+    if small:
+        warn.append(
+            f"{len(small)} group(s) with fewer than {min_cell} clients left out of the curves, "
+            "medians and log-rank test"
+        )
+    keep = [str(g) for g, n in sizes.items() if n >= min_cell]
+    if not keep:
+        raise NotEstimableError(f"{what}: no group has at least {min_cell} clients")
+    return sizes, keep, small
+
+
+def _product_limit_by_group(
+    data: pd.DataFrame, keep: list[str]
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, tuple[float, float, float]]]:
+    """Each kept group's product-limit curve (step points) and median time with its 95% CI."""
+    curves: dict[str, list[dict[str, Any]]] = {}
+    medians: dict[str, tuple[float, float, float]] = {}
+    for name in keep:
+        part = data.loc[data["group"] == name]
+        sf = SurvfuncRight(part["time"].to_numpy(), part["event"].to_numpy())
+        curves[name] = _km_points(sf, len(part))
+        medians[name] = _median(sf)
+    return curves, medians
+
+
+def _numbers_at_risk(
+    data: pd.DataFrame, keep: list[str], risk_times: Sequence[float] | None
+) -> list[dict[str, Any]]:
+    """Clients at risk (time >= t) per kept group at each of `risk_times`, by default every
+    second session from 0 to the last time."""
+    if risk_times is None:
+        last = float(data["time"].max())
+        risk_times = [float(t) for t in np.arange(0.0, last + 1.0, 2.0)]
+    return [
+        {"group": name, "time": float(t), "n_at_risk": int((part["time"] >= t).sum())}
+        for name in keep
+        for part in [data.loc[data["group"] == name]]
+        for t in risk_times
+    ]
+
+
+def _logrank(data: pd.DataFrame, keep: list[str], warn: list[str]) -> tuple[float, float]:
+    """The log-rank chi-square and its p-value over the kept groups; both missing (with a
+    warning) for one group only or when the event times have no variance."""
+    if len(keep) < 2:
+        warn.append("one group only: no log-rank test")
+        return math.nan, math.nan
+    try:
+        chi2, p_value = survdiff(
+            data["time"].to_numpy(), data["event"].to_numpy(), data["group"].to_numpy()
+        )
+        return float(chi2), float(p_value)
+    except np.linalg.LinAlgError:
+        # Every client has the event at one and the same time: the test has no variance.
+        warn.append("no log-rank test: the groups' event times have no variance")
+        return math.nan, math.nan
+
+
+def _km_rows(
+    common: dict[str, Any],
+    logrank: tuple[float, float],
+    data: pd.DataFrame,
+    medians: dict[str, tuple[float, float, float]],
+    warn: list[str],
+) -> list[dict[str, Any]]:
+    """Coefficient rows: the log-rank statistic, then each group's median time with its CI
+    and the group's size (a warning when some group's median is not reached)."""
+    chi2, p_value = logrank
+    rows: list[dict[str, Any]] = [
+        {**common, "term": "logrank_chi2", "estimate": chi2, "p_value": p_value}
+    ]
+    for name, (median, low, high) in medians.items():
+        part_n = int((data["group"] == name).sum())
+        rows.append(
+            {
+                **common,
+                "term": f"median:{name}",
+                "estimate": median,
+                "ci_low": low,
+                "ci_high": high,
+                "n_obs": part_n,
+                "n_clients": part_n,
+            }
+        )
+    if any(math.isnan(m[0]) for m in medians.values()):
+        warn.append("the median is not reached (survival stays above 0.5) in some group(s)")
+    return rows
+
+
 def fit_kaplan_meier(
     client_measures: pd.DataFrame,
     *,
@@ -729,62 +847,13 @@ def fit_kaplan_meier(
     # Every row names what the curves are grouped by: the column, or the exposure whose
     # tertiles form the groups.
     named = exposure if group == "exposure_tertile" else group
-    durations = pd.to_numeric(
-        client_level_column(client_measures, time, what), errors="coerce"
-    ).astype(float)
-    status = binary_values(client_level_column(client_measures, event, what), event, what)
-    frame = pd.DataFrame({"group": labels, "time": durations, "event": status})
-    complete = frame.notna().all(axis=1)
-    excluded = int((~complete).sum())
-    data = frame.loc[complete]
     warn: list[str] = []
-    if excluded:
-        warn.append(f"{excluded} row(s) left out for a missing group, time or event")
-
-    sizes = data["group"].value_counts().sort_index()
-    small = [str(g) for g, n in sizes.items() if n < min_cell]
-    if small:
-        warn.append(
-            f"{len(small)} group(s) with fewer than {min_cell} clients left out of the curves, "
-            "medians and log-rank test"
-        )
-    keep = [str(g) for g, n in sizes.items() if n >= min_cell]
+    data, excluded = _km_analysis_set(client_measures, labels, time, event, what, warn)
+    sizes, keep, small = _groups_of_min_cell(data, min_cell, what, warn)
     data = data.loc[data["group"].isin(keep)]
-    if not keep:
-        raise NotEstimableError(f"{what}: no group has at least {min_cell} clients")
-
-    curves: dict[str, list[dict[str, Any]]] = {}
-    medians: dict[str, tuple[float, float, float]] = {}
-    for name in keep:
-        part = data.loc[data["group"] == name]
-        sf = SurvfuncRight(part["time"].to_numpy(), part["event"].to_numpy())
-        curves[name] = _km_points(sf, len(part))
-        medians[name] = _median(sf)
-
-    last = float(data["time"].max())
-    if risk_times is None:
-        risk_times = [float(t) for t in np.arange(0.0, last + 1.0, 2.0)]
-    risk_table = [
-        {"group": name, "time": float(t), "n_at_risk": int((part["time"] >= t).sum())}
-        for name in keep
-        for part in [data.loc[data["group"] == name]]
-        for t in risk_times
-    ]
-
-    if len(keep) >= 2:
-        try:
-            chi2, p_value = survdiff(
-                data["time"].to_numpy(), data["event"].to_numpy(), data["group"].to_numpy()
-            )
-            chi2, p_value = float(chi2), float(p_value)
-        except np.linalg.LinAlgError:
-            # Every client has the event at one and the same time: the test has no variance.
-            chi2, p_value = math.nan, math.nan
-            warn.append("no log-rank test: the groups' event times have no variance")
-    else:
-        chi2, p_value = math.nan, math.nan
-        warn.append("one group only: no log-rank test")
-
+    curves, medians = _product_limit_by_group(data, keep)
+    risk_table = _numbers_at_risk(data, keep, risk_times)
+    logrank = _logrank(data, keep, warn)
     n_obs = len(data)
     n_clients = _client_count(client_measures.loc[data.index])
     common = {
@@ -796,25 +865,7 @@ def fit_kaplan_meier(
         "converged": True,
         "primary": False,
     }
-    rows: list[dict[str, Any]] = [
-        {**common, "term": "logrank_chi2", "estimate": chi2, "p_value": p_value}
-    ]
-    for name in keep:
-        median, low, high = medians[name]
-        part_n = int((data["group"] == name).sum())
-        rows.append(
-            {
-                **common,
-                "term": f"median:{name}",
-                "estimate": median,
-                "ci_low": low,
-                "ci_high": high,
-                "n_obs": part_n,
-                "n_clients": part_n,
-            }
-        )
-    if any(math.isnan(m[0]) for m in medians.values()):
-        warn.append("the median is not reached (survival stays above 0.5) in some group(s)")
+    rows = _km_rows(common, logrank, data, medians, warn)
     diagnostics = model_diagnostics(
         model_id=model_id,
         outcome=time,

@@ -169,22 +169,9 @@ def _one_stage_row(one_stage: pd.DataFrame | None, model: str, term: str) -> dic
     return None if found.empty else found.iloc[0].to_dict()
 
 
-def pooled_context(
-    name: str,
-    pooled: pd.DataFrame,
-    sites: pd.DataFrame,
-    one_stage: pd.DataFrame | None,
-    *,
-    notes: list[str] | None = None,
-    min_cell: int = 11,
-    forest_svg: bytes = b"",
-    simulated: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The values the template shows, formatted for display (counts suppressed).
-
-    `simulated` is the consortium's ``simulate`` settings when its sites were drawn by the
-    simulator: the report then states the effect the pooled estimate should recover.
-    """
+def _site_rows(sites: pd.DataFrame, min_cell: int) -> list[dict[str, Any]]:
+    """One display row per site and term: its estimate, interval and random-effects weight
+    when it entered the pooling, why it was left out otherwise (counts suppressed)."""
     site_rows = []
     for site in sites.itertuples(index=False):
         shown = bool(site.included)
@@ -202,6 +189,15 @@ def pooled_context(
                 "status": "included" if shown else f"excluded: {site.reason}",
             }
         )
+    return site_rows
+
+
+def _pooled_rows(
+    pooled: pd.DataFrame, one_stage: pd.DataFrame | None, min_cell: int
+) -> list[dict[str, Any]]:
+    """One display row per pooled term: the random-effects estimate with its Hartung-Knapp
+    and prediction intervals, heterogeneity, the common-effect estimate and, when fitted, the
+    one-stage model's estimate of the same term (counts suppressed)."""
     pooled_rows = []
     for row in pooled.itertuples(index=False):
         match = _one_stage_row(one_stage, row.model, row.term)
@@ -235,22 +231,45 @@ def pooled_context(
                 "one_stage_n_clients": _count(match["n_clients"], min_cell) if match else None,
             }
         )
+    return pooled_rows
+
+
+def _simulated_truth(simulated: Mapping[str, Any] | None) -> dict[str, str] | None:
+    """The mean effect and between-site spread the simulator drew the sites with, formatted;
+    None when the sites are not simulated."""
+    if not simulated:
+        return None
+    return {
+        "mean_effect": _fmt(simulated["mean_effect"]),
+        "between_site_sd": _fmt(simulated["between_site_sd"]),
+        "tau2": _fmt(float(simulated["between_site_sd"]) ** 2, 4),
+    }
+
+
+def pooled_context(
+    name: str,
+    pooled: pd.DataFrame,
+    sites: pd.DataFrame,
+    one_stage: pd.DataFrame | None,
+    *,
+    notes: list[str] | None = None,
+    min_cell: int = 11,
+    forest_svg: bytes = b"",
+    simulated: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The values the template shows, formatted for display (counts suppressed).
+
+    `simulated` is the consortium's ``simulate`` settings when its sites were drawn by the
+    simulator: the report then states the effect the pooled estimate should recover.
+    """
     return {
         "name": name,
-        "pooled": pooled_rows,
-        "sites": site_rows,
+        "pooled": _pooled_rows(pooled, one_stage, min_cell),
+        "sites": _site_rows(sites, min_cell),
         "notes": list(notes or []),
         "one_stage": one_stage is not None,
         "min_cell": min_cell,
-        "simulated": (
-            {
-                "mean_effect": _fmt(simulated["mean_effect"]),
-                "between_site_sd": _fmt(simulated["between_site_sd"]),
-                "tau2": _fmt(float(simulated["between_site_sd"]) ** 2, 4),
-            }
-            if simulated
-            else None
-        ),
+        "simulated": _simulated_truth(simulated),
         "forest_src": (
             "data:image/svg+xml;base64," + base64.b64encode(forest_svg).decode("ascii")
             if forest_svg

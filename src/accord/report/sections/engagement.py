@@ -12,7 +12,7 @@ from accord.report import aggregate as agg
 from accord.report.context import ReportContext
 from accord.report.figures import share_histogram, to_plot, trajectory_figure, trajectory_summary
 from accord.report.ledger import Ledger
-from accord.report.parts import Heading, Section, Text, table
+from accord.report.parts import Heading, Plot, Section, Table, Text, table
 from accord.report.text import instrument_label, num, scale_label
 
 #: The goal-setting measures shown in the report, with their labels and display formats: the
@@ -235,12 +235,25 @@ def _ruptures(clients: pd.DataFrame, settings, min_cell: int, ledger: Ledger):
 
 
 def _goalsetting(ctx: ReportContext) -> list:
-    clients, min_cell = ctx.clients, ctx.min_cell
+    """Goal-setting: the exposures by arm, the joint goal share's distribution and how the
+    exposures correlate with alliance, engagement and change."""
+    clients = ctx.clients
     exposures = [c for c in EXPOSURES if clients is not None and c in clients.columns]
     if not exposures:
         return [Text("No goal-setting measures were found in the client measures.", "missing")]
-    out: list = []
     grouped = agg.groups(clients)
+    out: list = [_goalsetting_exposures(ctx, exposures, grouped)]
+    if "joint_goal_share" in clients.columns:
+        out.append(_joint_goal_share_plot(ctx, grouped))
+    correlations = _goalsetting_correlations(ctx)
+    if correlations is not None:
+        out.append(correlations)
+    return out
+
+
+def _goalsetting_exposures(ctx: ReportContext, exposures: list[str], grouped: list) -> Table:
+    """The table of each goal-setting measure's mean (SD) and n by arm (cells suppressed)."""
+    clients, min_cell = ctx.clients, ctx.min_cell
     names = [name for name, _ in grouped]
     rows = []
     for column in exposures:
@@ -254,53 +267,57 @@ def _goalsetting(ctx: ReportContext) -> list:
         rows.append(
             [label, *(c for m, n in zip(means, counts, strict=True) for c in (m["value"], n))]
         )
-    out.append(
-        table(
-            "goalsetting_exposures",
-            f"Collaborative goal-setting measures{agg.by_arm(clients)}",
-            ["Measure", *(c for _ in names for c in ("Mean (SD)", "n"))],
-            rows,
-            spans=(("", 1), *((name, 2) for name in names)),
-            note=(
-                "Exposures use the goals set in the early window; late goal share: share of "
-                "the client\u2019s goals set after it. Joint goal share: share of the early goals "
-                "set jointly. Goal alliance (client): WAI-SR Goal subscale (1\u20135), "
-                "client-rated, early sessions. Goal consensus: mean |client \u2212 therapist| on "
-                "the WAI-SR Goal subscale in the early sessions both rated (0 = agreement). Goal "
-                "agreement: 1 \u2212 mean client\u2013therapist importance gap / 4. SMART "
-                "quality: mean share of SMART criteria met. GAS T-score at the last rated "
-                "session (50 = expected attainment), an outcome of treatment, not an exposure. "
-                "n: clients with a value."
-            ),
-        )
+    return table(
+        "goalsetting_exposures",
+        f"Collaborative goal-setting measures{agg.by_arm(clients)}",
+        ["Measure", *(c for _ in names for c in ("Mean (SD)", "n"))],
+        rows,
+        spans=(("", 1), *((name, 2) for name in names)),
+        note=(
+            "Exposures use the goals set in the early window; late goal share: share of "
+            "the client\u2019s goals set after it. Joint goal share: share of the early goals "
+            "set jointly. Goal alliance (client): WAI-SR Goal subscale (1\u20135), "
+            "client-rated, early sessions. Goal consensus: mean |client \u2212 therapist| on "
+            "the WAI-SR Goal subscale in the early sessions both rated (0 = agreement). Goal "
+            "agreement: 1 \u2212 mean client\u2013therapist importance gap / 4. SMART "
+            "quality: mean share of SMART criteria met. GAS T-score at the last rated "
+            "session (50 = expected attainment), an outcome of treatment, not an exposure. "
+            "n: clients with a value."
+        ),
     )
-    if "joint_goal_share" in clients.columns:
-        arms = grouped[:-1] or grouped
-        shares = [(name, part["joint_goal_share"]) for name, part in arms]
-        whose = "each arm\u2019s" if agg.has_arms(clients) else "all"
-        fig = share_histogram(shares, xlabel="Joint goal share", min_cell=min_cell)
-        if fig is not None:
-            out.append(
-                to_plot(
-                    fig,
-                    "goalsetting_joint_goal_share",
-                    alt=f"Distribution of the joint goal share{agg.by_arm(clients)}",
-                    caption=(
-                        f"Joint goal share{agg.by_arm(clients)}, as % of {whose} clients. "
-                        "A bin with "
-                        f"fewer than {min_cell} clients, and a bin withheld so that it cannot be "
-                        "worked out from the others, is not drawn and is marked "
-                        f"\u201c{suppressed_label(min_cell)}\u201d."
-                    ),
-                )
-            )
-        else:
-            out.append(
-                Text(
-                    f"The joint goal share is not drawn: an arm has fewer than {min_cell} "
-                    "clients with a value, or every bin would be withheld."
-                )
-            )
+
+
+def _joint_goal_share_plot(ctx: ReportContext, grouped: list) -> Plot | Text:
+    """The histogram of the joint goal share by arm, or a line saying why it is not drawn."""
+    clients, min_cell = ctx.clients, ctx.min_cell
+    arms = grouped[:-1] or grouped
+    shares = [(name, part["joint_goal_share"]) for name, part in arms]
+    whose = "each arm\u2019s" if agg.has_arms(clients) else "all"
+    fig = share_histogram(shares, xlabel="Joint goal share", min_cell=min_cell)
+    if fig is None:
+        return Text(
+            f"The joint goal share is not drawn: an arm has fewer than {min_cell} "
+            "clients with a value, or every bin would be withheld."
+        )
+    return to_plot(
+        fig,
+        "goalsetting_joint_goal_share",
+        alt=f"Distribution of the joint goal share{agg.by_arm(clients)}",
+        caption=(
+            f"Joint goal share{agg.by_arm(clients)}, as % of {whose} clients. "
+            "A bin with "
+            f"fewer than {min_cell} clients, and a bin withheld so that it cannot be "
+            "worked out from the others, is not drawn and is marked "
+            f"\u201c{suppressed_label(min_cell)}\u201d."
+        ),
+    )
+
+
+def _goalsetting_correlations(ctx: ReportContext) -> Table | None:
+    """Pearson r [95% CI] of each goal-setting exposure with alliance, engagement and change
+    over all clients (a correlation from fewer than min_cell clients withheld); None when no
+    pair is present."""
+    clients, min_cell = ctx.clients, ctx.min_cell
     correlates = [
         ("early_alliance", "Early alliance"),
         ("mean_alliance", "Mean alliance"),
@@ -323,6 +340,8 @@ def _goalsetting(ctx: ReportContext) -> list:
         cells = [agg.correlation(clients, column, y, min_cell) for y, _ in correlates]
         sizes += [int(c["n"]) for c in cells if c["n"]]
         rows.append([EXPOSURES[column][0], *(_r_cell(c) for c in cells)])
+    if not (rows and correlates):
+        return None
     n_text = (
         f"n = {min(sizes)}"
         if sizes and min(sizes) == max(sizes)
@@ -330,24 +349,20 @@ def _goalsetting(ctx: ReportContext) -> list:
         if sizes
         else ""
     )
-    if rows and correlates:
-        out.append(
-            table(
-                "goalsetting_correlations",
-                "How the goal-setting exposures relate to alliance and engagement: Pearson r "
-                "[95% CI], all clients",
-                ["Exposure", *(label for _, label in correlates)],
-                rows,
-                note=(
-                    f"Over the clients with both values ({n_text}); a correlation from fewer "
-                    f"than {min_cell} "
-                    "clients is withheld. Goal alliance (client) shares its items with the WAI-SR "
-                    "total, so its correlation with alliance is partly one of a scale with itself. "
-                    "Change is last minus first assessment."
-                ),
-            )
-        )
-    return out
+    return table(
+        "goalsetting_correlations",
+        "How the goal-setting exposures relate to alliance and engagement: Pearson r "
+        "[95% CI], all clients",
+        ["Exposure", *(label for _, label in correlates)],
+        rows,
+        note=(
+            f"Over the clients with both values ({n_text}); a correlation from fewer "
+            f"than {min_cell} "
+            "clients is withheld. Goal alliance (client) shares its items with the WAI-SR "
+            "total, so its correlation with alliance is partly one of a scale with itself. "
+            "Change is last minus first assessment."
+        ),
+    )
 
 
 def _r_cell(cell: dict[str, str]) -> str:

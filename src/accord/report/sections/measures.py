@@ -221,11 +221,20 @@ def _choices(
     min_cell: int,
 ) -> list[dict[str, str]]:
     """The scoring and measure choices behind the results, as (label, text) items."""
-    choices: list[dict[str, str]] = []
+    items = [
+        *_scoring_choices(scoring, registry, min_cell),
+        *_outcome_choices(metadata, settings),
+        *_process_choices(settings),
+    ]
+    return [{"label": label, "text": text} for label, text in items]
 
-    def add(label: str, text: str) -> None:
-        choices.append({"label": label, "text": text})
 
+def _scoring_choices(
+    scoring: Mapping[str, Any], registry: Mapping[str, Instrument], min_cell: int
+) -> list[tuple[str, str]]:
+    """How each instrument was scored (prorating, with the scored counts), how supplied
+    totals were treated and the GAS T-score's settings."""
+    items: list[tuple[str, str]] = []
     summary = scoring.get("summary") or []
     scored = sorted({str(r.get("instrument")) for r in summary if isinstance(r, dict)})
     for key in scored:
@@ -234,26 +243,39 @@ def _choices(
             continue
         text = _prorating_text(inst)
         counts = _scored_counts(summary, key, min_cell)
-        add(f"Scoring, {instrument_label(key)}", f"{text}{counts}")
+        items.append((f"Scoring, {instrument_label(key)}", f"{text}{counts}"))
     rules = scoring.get("scoring") or {}
     if rules.get("supplied_total"):
         text = str(rules["supplied_total"])
-        add("Supplied totals", f"{text[:1].upper()}{text[1:]}.")
+        items.append(("Supplied totals", f"{text[:1].upper()}{text[1:]}."))
     if "gas_rho" in rules:
         weights = {
             "equal": "equal goal weights",
             "importance": "the client's importance ratings as goal weights",
         }.get(str(rules.get("gas_weights")), f"goal weights: {rules.get('gas_weights')}")
-        add(
-            "GAS T-score",
-            f"Kiresuk-Sherman T-score with \u03c1 = {num(rules['gas_rho'], 2)} and {weights}; "
-            "goals without a rating are left out.",
+        items.append(
+            (
+                "GAS T-score",
+                f"Kiresuk-Sherman T-score with \u03c1 = {num(rules['gas_rho'], 2)} and "
+                f"{weights}; goals without a rating are left out.",
+            )
         )
+    return items
+
+
+def _outcome_choices(
+    metadata: Mapping[str, Any], settings: Mapping[str, Any]
+) -> list[tuple[str, str]]:
+    """The dropout definition, and the reliable change thresholds and clinical cut-offs of
+    each outcome instrument."""
+    items: list[tuple[str, str]] = []
     if settings.get("dropout_definition"):
-        add(
-            "Dropout",
-            f"{dropout_text(settings).capitalize()} "
-            f"(dropout_definition = {settings['dropout_definition']}).",
+        items.append(
+            (
+                "Dropout",
+                f"{dropout_text(settings).capitalize()} "
+                f"(dropout_definition = {settings['dropout_definition']}).",
+            )
         )
     thresholds = metadata.get("change_thresholds") or {}
     if isinstance(thresholds, dict) and thresholds:
@@ -262,55 +284,75 @@ def _choices(
         keys = listed + sorted(k for k in thresholds if k not in listed)
         method = settings.get("change_method", "published")
         parts = [_reliable_change_text(k, thresholds[k]) for k in keys]
-        add(f"Reliable change (change_method = {method})", "; ".join(parts) + ".")
+        items.append((f"Reliable change (change_method = {method})", "; ".join(parts) + "."))
         cutoff = str(settings.get("clinical_cutoff", "registry"))
         parts = [_cutoff_text(k, thresholds[k], cutoff) for k in keys]
-        add(f"Clinical cut-offs (clinical_cutoff = {cutoff})", "; ".join(parts) + ".")
+        items.append((f"Clinical cut-offs (clinical_cutoff = {cutoff})", "; ".join(parts) + "."))
+    return items
+
+
+def _process_choices(settings: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """How the process measures were formed: alliance, goal alliance and consensus, the early
+    goals, ruptures, SRS alerts and the primary exposure."""
+    items: list[tuple[str, str]] = []
+    early = settings.get("early_sessions", 3)
     if settings.get("alliance_instrument"):
-        early = settings.get("early_sessions", 3)
-        add(
-            "Alliance",
-            f"{alliance_label(settings)}; early alliance is the mean of the first {early} "
-            "assessed sessions.",
+        items.append(
+            (
+                "Alliance",
+                f"{alliance_label(settings)}; early alliance is the mean of the first {early} "
+                "assessed sessions.",
+            )
         )
     if settings.get("goal_alliance_instrument"):
-        scale = str(settings.get("goal_alliance_scale", "goal"))
-        label = scale_label(str(settings["goal_alliance_instrument"]), scale)
-        early = settings.get("early_sessions", 3)
-        add(
-            "Goal alliance (client)",
-            f"{label}, client-rated, mean of the first {early} assessed sessions: the "
-            "client's view of the goal bond, not a consensus.",
-        )
-        add(
-            "Goal consensus",
-            f"Client-therapist divergence on the {label}: mean |client \u2212 therapist| over "
-            f"the sessions both rated within the client's first {early} assessed sessions.",
-        )
-        add(
-            "Early goals",
-            f"Goal-setting exposures use the goals set by session {early}; goals set later "
-            "are counted in the late goal share.",
-        )
+        items.extend(_goal_alliance_choices(settings, early))
     if settings.get("rupture_sds"):
         sds = " and ".join(f"{num(k, 1).removesuffix('.0')}" for k in settings["rupture_sds"])
         window = settings.get("rupture_repair_window", 3)
-        add(
-            "Ruptures",
-            f"An assessed session whose alliance falls at least k of the client's own SDs below "
-            f"the previous assessed session, k = {sds}; repaired when the alliance is back to "
-            f"its pre-rupture level within {window} assessed sessions.",
+        items.append(
+            (
+                "Ruptures",
+                f"An assessed session whose alliance falls at least k of the client's own SDs "
+                f"below the previous assessed session, k = {sds}; repaired when the alliance is "
+                f"back to its pre-rupture level within {window} assessed sessions.",
+            )
         )
     if "srs_alert_threshold" in settings:
-        add(
-            "SRS alerts",
-            f"SRS below {num(settings['srs_alert_threshold'], 0)}, or a drop of "
-            f"{num(settings.get('srs_alert_drop', 1), 0)} point or more from the previous "
-            "session.",
+        items.append(
+            (
+                "SRS alerts",
+                f"SRS below {num(settings['srs_alert_threshold'], 0)}, or a drop of "
+                f"{num(settings.get('srs_alert_drop', 1), 0)} point or more from the previous "
+                "session.",
+            )
         )
     if settings.get("primary_exposure"):
-        add("Primary exposure", f"{in_words(settings['primary_exposure'])}.")
-    return choices
+        items.append(("Primary exposure", f"{in_words(settings['primary_exposure'])}."))
+    return items
+
+
+def _goal_alliance_choices(settings: Mapping[str, Any], early: Any) -> list[tuple[str, str]]:
+    """The client-rated goal alliance, the client-therapist goal consensus and the window of
+    early goals."""
+    scale = str(settings.get("goal_alliance_scale", "goal"))
+    label = scale_label(str(settings["goal_alliance_instrument"]), scale)
+    return [
+        (
+            "Goal alliance (client)",
+            f"{label}, client-rated, mean of the first {early} assessed sessions: the "
+            "client's view of the goal bond, not a consensus.",
+        ),
+        (
+            "Goal consensus",
+            f"Client-therapist divergence on the {label}: mean |client \u2212 therapist| over "
+            f"the sessions both rated within the client's first {early} assessed sessions.",
+        ),
+        (
+            "Early goals",
+            f"Goal-setting exposures use the goals set by session {early}; goals set later "
+            "are counted in the late goal share.",
+        ),
+    ]
 
 
 def _prorating_text(inst: Instrument) -> str:

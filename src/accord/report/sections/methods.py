@@ -6,6 +6,9 @@ from __future__ import annotations
 import platform
 import re
 from importlib import metadata
+from typing import Any
+
+import pandas as pd
 
 import accord
 from accord.report import aggregate as agg
@@ -150,11 +153,28 @@ def _mixed_model_extras(diags: dict, models: list[str]) -> list[str]:
 
 
 def _models(ctx: ReportContext) -> str:
+    """The models fitted, one family at a time: growth, lagged, therapist, dropout, ANCOVA
+    and mediation models, each named with how it was estimated."""
     if ctx.coefficients is None or ctx.coefficients.empty:
         return ""
     c, diags = ctx.coefficients, ctx.diagnostics
-    sentences: list[str] = []
     models = list(dict.fromkeys(c["model"].astype(str)))
+    methods = {m: str(diags.get(m, {}).get("method", "")) for m in models}
+    sentences = [
+        *_growth_sentences(ctx, models),
+        *_lagged_sentences(c, models),
+        *_therapist_sentences(c, diags, models),
+        *_dropout_sentences(methods),
+        *_ancova_sentences(methods),
+        *_mediation_sentences(c, diags, models),
+    ]
+    return " ".join(sentences)
+
+
+def _growth_sentences(ctx: ReportContext, models: list[str]) -> list[str]:
+    """The linear mixed-effects growth models (REML models with time in the formula): their
+    formulas, random-effects structure, engine and the primary model."""
+    diags = ctx.diagnostics
     primary = primary_row(ctx)
     primary_id = str(primary["model"]) if primary is not None else None
     statsmodels_version = _version("statsmodels")
@@ -164,27 +184,39 @@ def _models(ctx: ReportContext) -> str:
         if str(diags.get(m, {}).get("method")) == "REML"
         and "time" in str(diags.get(m, {}).get("formula", ""))
     ]
-    if growth:
-        d = diags[growth[0]]
-        extras = d.get("extras") or {}
-        structure = extras.get("structure", "random intercepts and slopes")
-        sentences.append(
-            f"Change in the outcomes over sessions was analysed with linear mixed-effects growth "
-            f"models ({_join(_formulas(diags, growth))}) with {structure}, estimated by "
-            f"restricted maximum likelihood (REML), {_engine(d, statsmodels_version)}"
-            + (f"; the primary model was {primary_id}" if primary_id else "")
-            + "."
-        )
-        sentences.extend(_mixed_model_extras(diags, growth))
+    if not growth:
+        return []
+    d = diags[growth[0]]
+    extras = d.get("extras") or {}
+    structure = extras.get("structure", "random intercepts and slopes")
+    return [
+        f"Change in the outcomes over sessions was analysed with linear mixed-effects growth "
+        f"models ({_join(_formulas(diags, growth))}) with {structure}, estimated by "
+        f"restricted maximum likelihood (REML), {_engine(d, statsmodels_version)}"
+        + (f"; the primary model was {primary_id}" if primary_id else "")
+        + ".",
+        *_mixed_model_extras(diags, growth),
+    ]
+
+
+def _lagged_sentences(c: pd.DataFrame, models: list[str]) -> list[str]:
+    """The lagged mixed models, recognised by their within-client terms."""
     lagged = [
         m for m in models if "_within" in " ".join(c.loc[c["model"] == m, "term"].astype(str))
     ]
-    if lagged:
-        sentences.append(
-            "Session-to-session associations were estimated with lagged mixed models that "
-            "separate within-client from between-client variation (person-mean centring; "
-            f"{_join(lagged)})."
-        )
+    if not lagged:
+        return []
+    return [
+        "Session-to-session associations were estimated with lagged mixed models that "
+        "separate within-client from between-client variation (person-mean centring; "
+        f"{_join(lagged)})."
+    ]
+
+
+def _therapist_sentences(c: pd.DataFrame, diags: dict[str, Any], models: list[str]) -> list[str]:
+    """The therapist-effect models: on end-of-treatment scores adjusted for intake, and the
+    descriptive null three-level model, each with its bootstrap replicates."""
+    sentences: list[str] = []
     therapist = [m for m in models if "icc_therapist" in set(c.loc[c["model"] == m, "term"])]
     post = [
         m
@@ -209,56 +241,70 @@ def _models(ctx: ReportContext) -> str:
             f"with a 95% percentile interval from {boot.get('replicates', 'a')} cluster-bootstrap "
             "replicates resampling therapists."
         )
-    methods = {m: str(diags.get(m, {}).get("method", "")) for m in models}
+    return sentences
+
+
+def _dropout_sentences(methods: dict[str, str]) -> list[str]:
+    """The dropout models by estimation method: logistic, cause-specific Cox, cumulative
+    incidence with completion competing, and Kaplan-Meier curves."""
     logistic = [m for m, x in methods.items() if x.startswith("ML (GLM binomial")]
     cox = [m for m, x in methods.items() if "partial likelihood" in x]
     km = [m for m, x in methods.items() if x.startswith("Kaplan-Meier")]
     cif = [m for m, x in methods.items() if x.startswith("Aalen-Johansen")]
-    if logistic or cox or km or cif:
-        parts = []
-        if logistic:
-            parts.append(f"logistic regression ({_join(logistic)}; odds ratios)")
-        if cox:
-            parts.append(
-                "cause-specific Cox proportional hazards regression with Efron ties, completers "
-                f"censored ({_join(cox)}; hazard ratios)"
-            )
-        if cif:
-            parts.append(
-                "the cumulative incidence of dropout with completion as a competing event "
-                f"(Aalen\u2013Johansen; {_join(cif)}), groups compared by the log-rank test "
-                "of cause-specific hazards"
-            )
-        if km:
-            parts.append("Kaplan\u2013Meier curves compared with the log-rank test")
-        sentences.append(f"Dropout was analysed with {_join(parts)}; Wald 95% CIs.")
+    if not (logistic or cox or km or cif):
+        return []
+    parts = []
+    if logistic:
+        parts.append(f"logistic regression ({_join(logistic)}; odds ratios)")
+    if cox:
+        parts.append(
+            "cause-specific Cox proportional hazards regression with Efron ties, completers "
+            f"censored ({_join(cox)}; hazard ratios)"
+        )
+    if cif:
+        parts.append(
+            "the cumulative incidence of dropout with completion as a competing event "
+            f"(Aalen\u2013Johansen; {_join(cif)}), groups compared by the log-rank test "
+            "of cause-specific hazards"
+        )
+    if km:
+        parts.append("Kaplan\u2013Meier curves compared with the log-rank test")
+    return [f"Dropout was analysed with {_join(parts)}; Wald 95% CIs."]
+
+
+def _ancova_sentences(methods: dict[str, str]) -> list[str]:
+    """The ANCOVA models of end-of-treatment scores (OLS on complete cases)."""
     ancova = [m for m, x in methods.items() if x == "OLS, complete cases"]
-    if ancova:
-        sentences.append(
-            "End-of-treatment scores were compared by ANCOVA: the post score (at the planned "
-            "end-of-treatment assessment) on the exposure, adjusted for the intake score, in "
-            f"clients with an observed post score ({_join(ancova)})."
-        )
+    if not ancova:
+        return []
+    return [
+        "End-of-treatment scores were compared by ANCOVA: the post score (at the planned "
+        "end-of-treatment assessment) on the exposure, adjusted for the intake score, in "
+        f"clients with an observed post score ({_join(ancova)})."
+    ]
+
+
+def _mediation_sentences(c: pd.DataFrame, diags: dict[str, Any], models: list[str]) -> list[str]:
+    """The causal mediation analyses (models with an ACME term), with the assumptions their
+    causal reading rests on."""
     mediation = [m for m in models if "acme" in set(c.loc[c["model"] == m, "term"])]
-    if mediation:
-        extras = diags.get(mediation[0], {}).get("extras") or {}
-        mediators = [
-            str((diags.get(m, {}).get("extras") or {}).get("mediator", m)) for m in mediation
-        ]
-        sentences.append(
-            "Mediation through " + _join([m.replace("_", " ") for m in mediators]) + " (each "
-            "measured in the early sessions, before the outcome) was estimated as average "
-            "causal mediation and direct effects on the post score adjusted for intake (Imai, "
-            "Keele & Tingley 2010, as R’s mediation package): point estimates from the "
-            f"sample, percentile 95% CIs from {extras.get('n_boot', 'bootstrap')} nonparametric "
-            "bootstrap replicates that refit both models on the same resample, and the error "
-            "correlation between the mediator and outcome models at which the indirect effect "
-            "would vanish (medsens; Imai, Keele & Yamamoto 2010). These effects have a causal "
-            "reading only if there is no unmeasured confounding of the exposure and the "
-            "mediator, of the exposure and the outcome, or of the mediator and the outcome; "
-            "the data cannot check this."
-        )
-    return " ".join(sentences)
+    if not mediation:
+        return []
+    extras = diags.get(mediation[0], {}).get("extras") or {}
+    mediators = [str((diags.get(m, {}).get("extras") or {}).get("mediator", m)) for m in mediation]
+    return [
+        "Mediation through " + _join([m.replace("_", " ") for m in mediators]) + " (each "
+        "measured in the early sessions, before the outcome) was estimated as average "
+        "causal mediation and direct effects on the post score adjusted for intake (Imai, "
+        "Keele & Tingley 2010, as R’s mediation package): point estimates from the "
+        f"sample, percentile 95% CIs from {extras.get('n_boot', 'bootstrap')} nonparametric "
+        "bootstrap replicates that refit both models on the same resample, and the error "
+        "correlation between the mediator and outcome models at which the indirect effect "
+        "would vanish (medsens; Imai, Keele & Yamamoto 2010). These effects have a causal "
+        "reading only if there is no unmeasured confounding of the exposure and the "
+        "mediator, of the exposure and the outcome, or of the mediator and the outcome; "
+        "the data cannot check this."
+    ]
 
 
 def _missing(ctx: ReportContext) -> str:

@@ -565,7 +565,7 @@ def test_report_shows_df_r_squared_and_profile_intervals(tmp_path) -> None:
     assert "Satterthwaite degrees of freedom" in methods
     assert "profile-likelihood intervals" in methods
     supplement = pd.read_csv(out.parent / "tables" / "models_coefficients.csv")
-    assert list(supplement.columns[-2:]) == ["df", "p (Satterthwaite)"]
+    assert list(supplement.columns[-3:]) == ["df", "p (Satterthwaite)", "Test"]
 
 
 def test_dropout_groups_say_when_tied_exposure_values_form_fewer_tertiles(tmp_path) -> None:
@@ -583,15 +583,18 @@ def test_dropout_groups_say_when_tied_exposure_values_form_fewer_tertiles(tmp_pa
             "dropout_event": r.random(60) < 0.3,
         }
     )
-    ctx = ReportContext(
-        study="s",
-        config={"analysis": {"primary_exposure": "joint_goal_share"}},
-        min_cell=11,
-        run_date="",
-        inputs=Inputs(tmp_path),
-        clients=clients,
-    )
-    parts = _cumulative_incidence(ctx)
+
+    def context(frame: pd.DataFrame) -> ReportContext:
+        return ReportContext(
+            study="s",
+            config={"analysis": {"primary_exposure": "joint_goal_share"}},
+            min_cell=11,
+            run_date="",
+            inputs=Inputs(tmp_path),
+            clients=frame,
+        )
+
+    parts = _cumulative_incidence(context(clients))
     sentence = "tertile cut points coincide: 2 groups instead of three"
     at_risk = parts[-1]
     assert at_risk.caption.endswith("by tertile of joint_goal_share")
@@ -599,4 +602,4 @@ def test_dropout_groups_say_when_tied_exposure_values_form_fewer_tertiles(tmp_pa
     assert sentence in parts[0].caption
     # Three distinct tertiles: no such sentence.
     clients["joint_goal_share"] = np.linspace(0, 1, 60)
-    assert _cumulative_incidence(ctx)[-1].note == ""
+    assert sentence not in _cumulative_incidence(context(clients))[-1].note

@@ -402,7 +402,7 @@ def test_no_raw_variable_name_reaches_the_report_text_or_tables(hand_report):
     shown = html_lib.unescape(re.sub(r"<[^>]+>", " ", shown))
     for name in ("joint_goal_share", "phq9_", "acme", "ade", "growth (", "mediation_alliance"):
         assert not re.search(rf"(?<![\w-]){re.escape(name)}", shown), name
-    assert "Indirect effect (ACME)" in shown and "Joint goal-setting share" in shown
+    assert "Indirect association (ACME)" in shown and "Joint goal-setting share" in shown
 
 
 def test_prepost_grid_draws_no_cell_under_min_cell():

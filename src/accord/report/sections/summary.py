@@ -351,7 +351,7 @@ def _goal_agreement(ctx: ReportContext) -> str:
         terms = part.set_index("term")
         stats = [
             f"{term} = {estimate_ci(r['estimate'], r['ci_low'], r['ci_high'], digits)}"
-            for term in ("a3", "a4")
+            for term in ("a1", "a2", "a3", "a4")
             if term in terms.index
             for r in [terms.loc[term]]
             for digits in [estimate_digits(r["std_error"])]
@@ -364,8 +364,9 @@ def _goal_agreement(ctx: ReportContext) -> str:
     if not sentences:
         return ""
     return (
-        "Goal agreement (a3, a4: slope and curvature of the response surface along the line "
-        "of disagreement, 95% CIs): " + " ".join(sentences)
+        "Goal agreement (response surface, 95% CIs; a1, a2: slope and curvature along the line "
+        "of agreement, where client and therapist give the same rating; a3, a4: along the "
+        "line of disagreement): " + " ".join(sentences)
     )
 
 

@@ -23,9 +23,9 @@ _MEDIATION_COLUMNS = (
     "Clients",
 )
 _MEDIATION_TERMS = {
-    "acme": "Indirect effect (ACME)",
-    "ade": "Direct effect (ADE)",
-    "total_effect": "Total effect",
+    "acme": "Indirect association (ACME)",
+    "ade": "Direct association (ADE)",
+    "total_effect": "Total association",
     "proportion_mediated": "Proportion mediated",
 }
 

@@ -13,7 +13,7 @@ from accord.core.partitions import auto_partitions, count_rows, partition_of
 from accord.measures.instruments import load_registry
 from accord.simulate import simulate_study, write_study
 from accord.validate import StudyInput, validate_study, write_validation
-from accord.validate.gather import gather_parts, read_part, write_part
+from accord.validate.gather import gather_parts, read_part, write_gathered, write_part
 from accord.validate.split import read_partition, split_study, validate_partition
 
 REGISTRY = load_registry()
@@ -116,15 +116,17 @@ def dirty(tmp_path_factory: pytest.TempPathFactory) -> tuple[StudyInput, dict[st
 def test_partitions_give_the_bytes_of_one_job(dirty, partitions: int, tmp_path: Path) -> None:
     study, expected = dirty
     split_study(study, partitions, tmp_path / "split")
-    parts = []
-    for part in range(partitions):
+    folders = [tmp_path / f"part_{part}" for part in range(partitions)]
+    for part, folder in enumerate(folders):
         # through the files the workflow's jobs pass on
-        write_part(
-            validate_partition(study, REGISTRY, tmp_path / "split", part), tmp_path / f"{part}"
-        )
-        parts.append(read_part(tmp_path / f"{part}"))
-    got = _written(gather_parts(study, parts[::-1]), tmp_path / "out")
+        write_part(validate_partition(study, REGISTRY, tmp_path / "split", part), folder)
+    paths = {name: tmp_path / "out" / name for name in OUTPUTS}
+    paths |= {t: tmp_path / "out" / f"{t}.parquet" for t in OUTPUTS[:4]}
+    write_gathered(study, folders[::-1], paths)
+    got = {name: paths[name].read_bytes() for name in OUTPUTS}
     assert [name for name in OUTPUTS if got[name] != expected[name]] == []
+    in_memory = _written(gather_parts(study, [read_part(f) for f in folders]), tmp_path / "mem")
+    assert in_memory == expected
 
 
 def test_every_row_of_a_client_is_in_its_partition(dirty, tmp_path: Path) -> None:

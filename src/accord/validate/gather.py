@@ -12,19 +12,21 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
+from accord.core import contract
 from accord.core.identifiers import GuardReport, withhold_text
-from accord.core.io import write_json, write_parquet
+from accord.core.io import write_csv, write_json, write_parquet
 from accord.validate.categories import CategoryChange
 from accord.validate.checks import emptied_notes
 from accord.validate.guard import quasi_identifier_warning
 from accord.validate.parsing import convention_notes_from, missing_like_notes
-from accord.validate.quarantine import validation_summary
+from accord.validate.quarantine import empty_table, validation_summary
 from accord.validate.tables import PartResult, StudyInput, ValidationResult
 
 log = logging.getLogger(__name__)
@@ -35,9 +37,35 @@ ROW = "__row_number__"
 
 def gather_parts(study: StudyInput, parts: Sequence[PartResult]) -> ValidationResult:
     """One study's ValidationResult from the results of its partitions (in any order)."""
+    tables = {table: gather_table(table, parts) for table in parts[0].tally["table_order"]}
+    result = gather_summary(study, parts)
+    result.tables = tables
+    return result
+
+
+def write_gathered(
+    study: StudyInput, folders: Sequence[str | Path], paths: Mapping[str, str | Path]
+) -> ValidationResult:
+    """Gather the partitions written under `folders` into the files `write_validation` writes,
+    holding one gathered table at a time; returns the result without its tables."""
+    parts = [read_part(folder) for folder in folders]
+    result = gather_summary(study, parts)
+    for table in contract.TABLES:
+        if table in parts[0].tally["table_order"]:
+            frame = gather_table(table, parts)
+        else:
+            frame = empty_table(table)
+        write_parquet(paths[table], frame, metadata={"contract_version": contract.CONTRACT_VERSION})
+        del frame
+    write_csv(paths["quarantine"], result.quarantine)
+    write_json(paths["summary"], result.summary)
+    return result
+
+
+def gather_summary(study: StudyInput, parts: Sequence[PartResult]) -> ValidationResult:
+    """The quarantine, summary and guard report of the study from its partitions; no tables."""
     first = parts[0].tally
     order = first["table_order"]
-    tables = {table: _gather_table(table, parts) for table in order}
     quarantine = pd.concat([part.quarantine for part in parts], ignore_index=True)
     quarantine = quarantine.sort_values(QUARANTINE_ORDER, kind="stable").reset_index(drop=True)
 
@@ -61,10 +89,10 @@ def gather_parts(study: StudyInput, parts: Sequence[PartResult]) -> ValidationRe
     for table, entries in emptied.items():
         summary["tables"][table]["cells_emptied"] = entries
     summary.update(first["extra_summary"])
-    return ValidationResult(tables, quarantine, summary, guard)
+    return ValidationResult({}, quarantine, summary, guard)
 
 
-def _gather_table(table: str, parts: Sequence[PartResult]) -> pd.DataFrame:
+def gather_table(table: str, parts: Sequence[PartResult]) -> pd.DataFrame:
     """The accepted rows of every partition in source order, with the labels of the whole."""
     if len(parts) == 1:
         return parts[0].tables[table]
@@ -81,6 +109,7 @@ def _gather_table(table: str, parts: Sequence[PartResult]) -> pd.DataFrame:
     rows = np.concatenate([part.row_numbers[table] for part in parts])
     order = np.argsort(rows, kind="stable")
     gathered = pd.concat(frames, ignore_index=True)
+    del frames
     return gathered.take(order).reset_index(drop=True)
 
 
@@ -187,16 +216,42 @@ def write_part(part: PartResult, folder: str | Path) -> None:
     write_json(folder / "tally.json", tally)
 
 
+class _PartTables(Mapping):
+    """A written partition's accepted tables, each read from its file when asked for (and not
+    kept), so a gather holds one table at a time."""
+
+    def __init__(self, folder: Path, tally: dict) -> None:
+        self.folder, self.tally = folder, tally
+
+    def __getitem__(self, table: str) -> pd.DataFrame:
+        if table not in self.tally["table_order"]:
+            raise KeyError(table)
+        frame = pd.read_parquet(self.folder / f"{table}.parquet")
+        frame.pop(ROW)
+        for name, labels in self.tally["empty_categories"].get(table, {}).items():
+            frame[name] = frame[name].astype(pd.CategoricalDtype(pd.Index(labels, dtype=object)))
+        return frame
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.tally["table_order"])
+
+    def __len__(self) -> int:
+        return len(self.tally["table_order"])
+
+
+class _PartRows(_PartTables):
+    """A written partition's source row numbers of the accepted rows, per table."""
+
+    def __getitem__(self, table: str) -> np.ndarray:
+        if table not in self.tally["table_order"]:
+            raise KeyError(table)
+        rows = pq.read_table(self.folder / f"{table}.parquet", columns=[ROW]).column(ROW)
+        return rows.to_numpy().astype(np.int64, copy=False)
+
+
 def read_part(folder: str | Path) -> PartResult:
-    """A partition's result written by `write_part`."""
+    """A partition's result written by `write_part`; its tables are read when used."""
     folder = Path(folder)
     tally = json.loads((folder / "tally.json").read_text(encoding="utf-8"))
-    tables, row_numbers = {}, {}
-    for table in tally["table_order"]:
-        frame = pd.read_parquet(folder / f"{table}.parquet")
-        row_numbers[table] = frame.pop(ROW).to_numpy(dtype=np.int64)
-        for name, labels in tally["empty_categories"].get(table, {}).items():
-            frame[name] = frame[name].astype(pd.CategoricalDtype(pd.Index(labels, dtype=object)))
-        tables[table] = frame
     quarantine = pd.read_parquet(folder / "quarantine.parquet")
-    return PartResult(tables, row_numbers, quarantine, tally)
+    return PartResult(_PartTables(folder, tally), _PartRows(folder, tally), quarantine, tally)

@@ -64,10 +64,11 @@ def split_study(study: StudyInput, partitions: int, folder: str | Path) -> dict[
     folder = Path(folder)
     manifest: dict[str, Any] = {"partitions": partitions, "tables": {}, "notes": []}
     manifest["checksums"] = {}
+    known: dict[str, int] = {}  # client_id -> partition, shared by the tables
     for table, path in locate_tables(study.path).items():
         batches, notes = stream_table(path)
         manifest["notes"].extend(notes)
-        header, rows = _split_table(table, batches, partitions, folder)
+        header, rows = _split_table(table, batches, partitions, folder, known)
         manifest["tables"][table] = {"file": path.name, "rows": rows, "columns": header}
         manifest["checksums"][path.name] = sha256(path)
     write_json(folder / MANIFEST, manifest)
@@ -75,7 +76,11 @@ def split_study(study: StudyInput, partitions: int, folder: str | Path) -> dict[
 
 
 def _split_table(
-    table: str, batches: Iterable[pa.RecordBatch], partitions: int, folder: Path
+    table: str,
+    batches: Iterable[pa.RecordBatch],
+    partitions: int,
+    folder: Path,
+    known: dict[str, int],
 ) -> tuple[list[str], int]:
     """Write one table's partitions; returns its column names and its number of rows."""
     writers: dict[int, pq.ParquetWriter] = {}
@@ -97,8 +102,9 @@ def _split_table(
             rows += batch.num_rows
             part = np.zeros(batch.num_rows, dtype=np.int32)
             if "client_id" in labels:
-                ids = labels["client_id"].labels
-                new = partition_of(ids[len(part_of_client) :], partitions)
+                new = _partitions_of(
+                    labels["client_id"].labels[len(part_of_client) :], partitions, known
+                )
                 part_of_client = np.concatenate([part_of_client, new])
                 # an empty client_id (code -1) takes the last slot: partition 0
                 part = np.append(part_of_client, 0)[codes[header.index("client_id")]]
@@ -108,7 +114,8 @@ def _split_table(
                     continue
                 if p not in writers:
                     paths[p].parent.mkdir(parents=True, exist_ok=True)
-                    writers[p] = pq.ParquetWriter(paths[p], schema, compression="zstd")
+                    # a job's intermediate file: fast to write beats small
+                    writers[p] = pq.ParquetWriter(paths[p], schema, compression="lz4")
                 arrays = [pa.array(c[mask]) for c in codes] + [pa.array(numbers[mask])]
                 writers[p].write_table(pa.table(arrays, schema=schema))
     finally:
@@ -122,6 +129,13 @@ def _split_table(
             pq.write_table(schema.empty_table(), path)
     _write_labels(folder / "labels" / f"{table}.json", {n: lab.labels for n, lab in labels.items()})
     return header, rows
+
+
+def _partitions_of(ids: list[str], partitions: int, known: dict[str, int]) -> np.ndarray:
+    """The partition of each client_id, hashing only those no earlier table had."""
+    new = [label for label in ids if label not in known]
+    known.update(zip(new, partition_of(new, partitions).tolist(), strict=True))
+    return np.asarray([known[label] for label in ids], dtype=np.int32)
 
 
 def _write_labels(path: Path, labels: dict[str, list[str]]) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from accord.core.partitions import auto_partitions, count_rows, partition_of
+from accord.core.partitions import auto_partitions, count_rows, partition_of, study_partitions
 from accord.measures.instruments import load_registry
 from accord.simulate import simulate_study, write_study
 from accord.validate import StudyInput, validate_study, write_validation
@@ -48,6 +48,18 @@ def test_count_rows(tmp_path: Path) -> None:
     assert count_rows(tmp_path / "a.csv") == 3
     assert count_rows(tmp_path / "b.csv") == 2
     assert count_rows(tmp_path / "none.csv") == 0
+    pd.DataFrame({"client_id": ["A", "B", "C", "D"]}).to_parquet(tmp_path / "c.parquet")
+    assert count_rows(tmp_path / "c.parquet") == 4
+
+
+def test_auto_counts_the_clients_of_a_study_folder(tmp_path: Path) -> None:
+    rows = "".join(f"C{i}\n" for i in range(200_000))
+    (tmp_path / "clients.csv").write_text("client_id\n" + rows)
+    config = {"studies": {"big": {"path": str(tmp_path)}, "other": {"path": str(tmp_path)}}}
+    config["studies"]["other"]["format"] = "mapped"
+    assert study_partitions(config, "big") == 2
+    assert study_partitions({**config, "performance": {"partitions": 5}}, "big") == 5
+    assert study_partitions(config, "other") == 1  # a mapped study is one job
 
 
 def _edit(path: Path, edit) -> None:

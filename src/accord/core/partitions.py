@@ -58,13 +58,18 @@ def study_partitions(config: Mapping[str, Any], study: str) -> int:
         return int(setting)
     if "simulate" in entry:
         return auto_partitions(int(entry["simulate"].get("n_clients", 0)))
-    return auto_partitions(count_rows(Path(entry["path"]) / "clients.csv"))
+    folder = Path(entry["path"])
+    return auto_partitions(max(count_rows(folder / f"clients{s}") for s in (".csv", ".parquet")))
 
 
 def count_rows(path: Path) -> int:
-    """Data rows of a CSV (lines after the header); 0 when the file does not exist."""
+    """Data rows of a CSV (lines after the header) or a Parquet file; 0 when there is none."""
     if not path.is_file():
         return 0
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(path).metadata.num_rows
     lines, last = 0, b"\n"
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

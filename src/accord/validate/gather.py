@@ -96,7 +96,7 @@ def gather_table(table: str, parts: Sequence[PartResult]) -> pd.DataFrame:
     """The accepted rows of every partition in source order, with the labels of the whole."""
     if len(parts) == 1:
         return parts[0].tables[table]
-    frames = [part.tables[table] for part in parts]
+    frames = [part.tables[table].copy(deep=False) for part in parts]
     # A filled column keeps the labels used in some partition (as the whole study would).
     for column in parts[0].tally["used_labels"].get(table, {}):
         used = {label for part in parts for label in part.tally["used_labels"][table][column]}
@@ -108,9 +108,13 @@ def gather_table(table: str, parts: Sequence[PartResult]) -> pd.DataFrame:
             raise AssertionError(f"{table}.{column}: partitions differ in labels ({dtypes})")
     rows = np.concatenate([part.row_numbers[table] for part in parts])
     order = np.argsort(rows, kind="stable")
-    gathered = pd.concat(frames, ignore_index=True)
-    del frames
-    return gathered.take(order).reset_index(drop=True)
+    # column by column, each partition's column let go once gathered: one table held, not three
+    gathered = {}
+    for column in list(frames[0].columns):
+        values = pd.concat([frame.pop(column) for frame in frames], ignore_index=True)
+        gathered[column] = values.take(order).reset_index(drop=True)
+        del values
+    return pd.DataFrame(gathered)
 
 
 def _keep_labels(frame: pd.DataFrame, column: str, used: set[str]) -> pd.DataFrame:

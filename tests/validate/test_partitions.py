@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from accord.core.errors import IdentifierError
 from accord.core.partitions import auto_partitions, count_rows, partition_of, study_partitions
 from accord.measures.instruments import load_registry
 from accord.simulate import simulate_study, write_study
@@ -152,3 +153,26 @@ def test_every_row_of_a_client_is_in_its_partition(dirty, tmp_path: Path) -> Non
                 seen.setdefault(client, set()).add(part)
     assert all(len(parts) == 1 for parts in seen.values())
     assert rows["clients"] == count_rows(study.path / "clients.csv")
+
+
+def test_an_identifier_stops_the_gather_with_the_whole_study_counts(tmp_path: Path) -> None:
+    folder = tmp_path / "study"
+    write_study(simulate_study(n_clients=30, n_therapists=4, n_sites=2, seed=8), folder)
+
+    def emails(frame: pd.DataFrame) -> None:
+        frame.loc[frame.index[::4], "modality"] = "someone@example.org"
+
+    _edit(folder / "sessions.csv", emails)
+    study = StudyInput("leaky", folder)
+    with pytest.raises(IdentifierError) as whole:
+        validate_study(study, REGISTRY)
+    split_study(study, 3, tmp_path / "split")
+    folders = [tmp_path / f"part_{part}" for part in range(3)]
+    for part, out in enumerate(folders):
+        write_part(validate_partition(study, REGISTRY, tmp_path / "split", part), out)
+    paths = {name: tmp_path / "out" / name for name in OUTPUTS}
+    paths |= {t: tmp_path / "out" / f"{t}.parquet" for t in OUTPUTS[:4]}
+    with pytest.raises(IdentifierError) as gathered:
+        write_gathered(study, folders, paths)
+    assert str(gathered.value) == str(whole.value)
+    assert not any(path.exists() for path in paths.values())

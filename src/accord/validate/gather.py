@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from accord.core import contract
-from accord.core.identifiers import GuardReport, withhold_text
+from accord.core.errors import IdentifierError
+from accord.core.identifiers import Finding, GuardReport, withhold_text
 from accord.core.io import write_csv, write_json, write_parquet
 from accord.validate.categories import CategoryChange
 from accord.validate.checks import emptied_notes
@@ -37,9 +39,8 @@ ROW = "__row_number__"
 
 def gather_parts(study: StudyInput, parts: Sequence[PartResult]) -> ValidationResult:
     """One study's ValidationResult from the results of its partitions (in any order)."""
-    tables = {table: gather_table(table, parts) for table in parts[0].tally["table_order"]}
     result = gather_summary(study, parts)
-    result.tables = tables
+    result.tables = {table: gather_table(table, parts) for table in parts[0].tally["table_order"]}
     return result
 
 
@@ -63,7 +64,12 @@ def write_gathered(
 
 
 def gather_summary(study: StudyInput, parts: Sequence[PartResult]) -> ValidationResult:
-    """The quarantine, summary and guard report of the study from its partitions; no tables."""
+    """The quarantine, summary and guard report of the study from its partitions; no tables.
+
+    Raises IdentifierError, as the guard does for a whole study, when a partition has a
+    finding: with every partition's findings and their rows added up.
+    """
+    _raise_findings(parts)
     first = parts[0].tally
     order = first["table_order"]
     quarantine = pd.concat([part.quarantine for part in parts], ignore_index=True)
@@ -90,6 +96,23 @@ def gather_summary(study: StudyInput, parts: Sequence[PartResult]) -> Validation
         summary["tables"][table]["cells_emptied"] = entries
     summary.update(first["extra_summary"])
     return ValidationResult({}, quarantine, summary, guard)
+
+
+def _raise_findings(parts: Sequence[PartResult]) -> None:
+    found: dict[tuple, Finding] = {}
+    for part in parts:
+        for entry in part.tally.get("findings", []):
+            finding = Finding(**entry)
+            key = (finding.table, finding.file, finding.column, finding.kind, finding.detail)
+            if key in found:
+                finding = replace(finding, rows=found[key].rows + finding.rows)
+            found[key] = finding
+    if found:
+        report = GuardReport(findings=list(found.values()))
+        first = report.findings[0]
+        err = IdentifierError(report.message(), file=first.file, column=first.column)
+        err.report = report  # type: ignore[attr-defined]
+        raise err
 
 
 def gather_table(table: str, parts: Sequence[PartResult]) -> pd.DataFrame:

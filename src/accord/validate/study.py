@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +45,7 @@ from accord.validate.checks import (
     schema_issues,
 )
 from accord.validate.gather import gather_parts
-from accord.validate.guard import check_identifiers, quasi_identifier_sizes
+from accord.validate.guard import check_identifiers, quasi_identifier_sizes, scan_identifiers
 from accord.validate.parsing import (
     apply_defaults,
     coerce,
@@ -52,7 +53,7 @@ from accord.validate.parsing import (
     missing_like_ids,
     replace_missing_codes,
 )
-from accord.validate.quarantine import cascade, quarantine_rows
+from accord.validate.quarantine import QUARANTINE_COLUMNS, cascade, quarantine_rows
 from accord.validate.tables import Inputs, PartResult, StudyInput, ValidationResult
 
 log = logging.getLogger(__name__)
@@ -147,7 +148,14 @@ def validate_inputs(
             merged[column] = merged.get(column, 0) + n
         tally["missing_like"][table] = id_counts
 
-    check_identifiers(raw, names, acknowledged=study.acknowledged_columns, k=1)
+    if partition:
+        # a partition's findings stop the run at the gather, with the whole study's counts
+        report = scan_identifiers(raw, names, acknowledged=study.acknowledged_columns, k=1)
+        tally["findings"] = [asdict(finding) for finding in report.findings]
+        if report.findings:
+            return PartResult({}, {}, pd.DataFrame(columns=QUARANTINE_COLUMNS), tally)
+    else:
+        check_identifiers(raw, names, acknowledged=study.acknowledged_columns, k=1)
     columns, sizes = quasi_identifier_sizes(raw, study.acknowledged_columns)
     tally["quasi"] = {"columns": columns, "sizes": [[*key, n] for key, n in sizes.items()]}
 

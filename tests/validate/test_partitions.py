@@ -24,9 +24,9 @@ OUTPUTS = ("clients", "sessions", "measures", "goals", "quarantine", "summary")
 def test_auto_partitions_keep_small_studies_in_one_job() -> None:
     assert auto_partitions(0) == 1
     assert auto_partitions(199_999) == 1
-    assert auto_partitions(200_000) == 2
-    assert auto_partitions(1_000_000) == 10
-    assert auto_partitions(1_000_001) == 11
+    assert auto_partitions(200_000) == 4
+    assert auto_partitions(1_000_000) == 20
+    assert auto_partitions(1_000_001) == 21
 
 
 def test_partition_is_a_stable_hash_of_the_trimmed_client_id() -> None:
@@ -58,7 +58,7 @@ def test_auto_counts_the_clients_of_a_study_folder(tmp_path: Path) -> None:
     (tmp_path / "clients.csv").write_text("client_id\n" + rows)
     config = {"studies": {"big": {"path": str(tmp_path)}, "other": {"path": str(tmp_path)}}}
     config["studies"]["other"]["format"] = "mapped"
-    assert study_partitions(config, "big") == 2
+    assert study_partitions(config, "big") == 4
     assert study_partitions({**config, "performance": {"partitions": 5}}, "big") == 5
     assert study_partitions(config, "other") == 1  # a mapped study is one job
 

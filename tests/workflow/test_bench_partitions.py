@@ -19,7 +19,7 @@ def test_validation_in_partitions_is_split_parts_and_gather() -> None:
         "validate:gather",
     ]
     assert _partitions("auto", 100_000) == 1
-    assert _partitions("auto", 1_000_000) == 10
+    assert _partitions("auto", 1_000_000) == 20
     assert _partitions("4", 1_000) == 4
 
 

@@ -108,15 +108,20 @@ def _split_table(
                 part_of_client = np.concatenate([part_of_client, new])
                 # an empty client_id (code -1) takes the last slot: partition 0
                 part = np.append(part_of_client, 0)[codes[header.index("client_id")]]
+            # the batch's rows grouped by partition, in file order within each (one sort,
+            # not one pass per partition)
+            order = np.argsort(part, kind="stable")
+            bounds = np.searchsorted(part[order], np.arange(partitions + 1))
+            grouped = [c[order] for c in codes] + [numbers[order]]
             for p in range(partitions):
-                mask = part == p
-                if not mask.any():
+                start, stop = bounds[p], bounds[p + 1]
+                if start == stop:
                     continue
                 if p not in writers:
                     paths[p].parent.mkdir(parents=True, exist_ok=True)
                     # a job's intermediate file: fast to write beats small
                     writers[p] = pq.ParquetWriter(paths[p], schema, compression="lz4")
-                arrays = [pa.array(c[mask]) for c in codes] + [pa.array(numbers[mask])]
+                arrays = [pa.array(column[start:stop]) for column in grouped]
                 writers[p].write_table(pa.table(arrays, schema=schema))
     finally:
         for writer in writers.values():

@@ -35,8 +35,9 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests workflow/scripts
 	$(BIN)/snakemake --lint
 
+# `make bench SIZES=1000000` benchmarks the sizes given (a million clients: opt-in, about an hour).
 bench: $(STAMP)
-	$(BIN)/python -m accord.bench
+	$(BIN)/python -m accord.bench $(if $(SIZES),--clients $(SIZES))
 
 # Update the pinned versions on purpose: resolve the ranges in pyproject.toml afresh.
 lock:

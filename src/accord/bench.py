@@ -68,6 +68,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--summary", type=Path, default=Path("benchmarks/summary.csv"))
     parser.add_argument("--no-lme4", action="store_true", help="skip the lme4 comparison")
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 1, help="for workflow")
+    parser.add_argument(
+        "--partitions",
+        default="auto",
+        help="partitions of clients validation runs in: a number, or auto (the default: "
+        "1 below 200,000 clients)",
+    )
     parser.add_argument("--stage", help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -83,19 +89,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         folder = args.out / f"clients_{n}_seed_{args.seed}"
         rows.append({"size": n, **_run_child("simulate", folder, seed=args.seed)})
         print(_line(rows[-1]), flush=True)
+        partitions = _partitions(args.partitions, n)
         stages = [
             stage
             for name in args.stages
             if name != "workflow"
-            for stage in ([f"model:{m}" for m in models] if name == "models" else [name])
+            for stage in _stage_names(name, models, partitions)
         ]
         for stage in stages:
             row = {"size": n, **_run_child(stage, folder)}
             rows.append(row)
             print(_line(row), flush=True)
-            if row["note"].startswith("failed") and stage in DATA_STAGES:
+            if row["note"].startswith("failed") and stage.split(":")[0] in DATA_STAGES:
                 status = 1
                 break
+            if stage == "validate:gather":
+                rows.append(_partitioned_total(rows, n, partitions))
+                print(_line(rows[-1]), flush=True)
         growth = next(
             (r for r in rows if r["size"] == n and r["stage"] == f"model:{PRIMARY_GROWTH}"), None
         )
@@ -111,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         flush=True,
                     )
         if "workflow" in args.stages and status == 0:
-            row = {"size": n, **run_workflow(folder, n, cores=args.cores)}
+            row = {"size": n, **run_workflow(folder, n, cores=args.cores, partitions=partitions)}
             rows.append(row)
             print(_line(row), flush=True)
             status = 1 if row["note"].startswith("failed") else status
@@ -150,6 +160,37 @@ def _cell(value: Any, digits: int = 3) -> str:
     if isinstance(value, float):
         return f"{value:.{digits}f}" if math.isfinite(value) else ""
     return str(value)
+
+
+def _partitions(setting: str, n: int) -> int:
+    from accord.core.partitions import auto_partitions
+
+    return auto_partitions(n) if setting == "auto" else int(setting)
+
+
+def _stage_names(name: str, models: Sequence[str], partitions: int) -> list[str]:
+    """The child stages of one stage: validation in partitions is split, each partition and
+    the gather."""
+    if name == "models":
+        return [f"model:{m}" for m in models]
+    if name == "validate" and partitions > 1:
+        split = [f"validate:split:{partitions}"]
+        return [*split, *(f"validate:part:{k}" for k in range(partitions)), "validate:gather"]
+    return [name]
+
+
+def _partitioned_total(rows: Sequence[dict[str, Any]], n: int, partitions: int) -> dict[str, Any]:
+    """Validation in partitions as one row: the jobs' seconds added up (one job at a time)
+    and the largest peak of any of them."""
+    jobs = [r for r in rows if r["size"] == n and r["stage"].startswith("validate:")]
+    return {
+        "size": n,
+        "stage": "validate",
+        "seconds": sum(r["seconds"] for r in jobs),
+        "peak_mb": max(r["peak_mb"] for r in jobs),
+        "rows": jobs[-1]["rows"],
+        "note": f"{partitions} partitions, one job at a time; peak of the largest job",
+    }
 
 
 def _default_model_ids() -> list[str]:
@@ -194,7 +235,7 @@ def _measured(command: list[str]) -> tuple[int, float, str, str]:
         return process.returncode, usage.ru_maxrss / 1024, out.read(), err.read()
 
 
-def run_workflow(folder: Path, n: int, *, cores: int) -> dict[str, Any]:
+def run_workflow(folder: Path, n: int, *, cores: int, partitions: int = 1) -> dict[str, Any]:
     """The whole workflow on the study in `folder` (see the module docstring); its working
     folder is `folder`/workflow, rebuilt each time, with Snakemake's log in it."""
     import psutil
@@ -203,7 +244,11 @@ def run_workflow(folder: Path, n: int, *, cores: int) -> dict[str, Any]:
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     config = workdir / "config.yaml"
-    config.write_text(json.dumps({"studies": {"bench": {"path": str(folder.resolve())}}}))
+    settings = {
+        "studies": {"bench": {"path": str(folder.resolve())}},
+        "performance": {"partitions": partitions},
+    }
+    config.write_text(json.dumps(settings))
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE)]
     command += ["--directory", str(workdir), "--configfile", str(config), "--cores", str(cores)]
     log_path = workdir / "snakemake.log"
@@ -217,7 +262,7 @@ def run_workflow(folder: Path, n: int, *, cores: int) -> dict[str, Any]:
     seconds = time.perf_counter() - start
     text = log_path.read_text()
     jobs = text.count("Finished jobid")
-    note = f"{jobs} jobs, --cores {cores}; peak: all processes together"
+    note = f"{jobs} jobs, --cores {cores}, {partitions} partition(s); peak: all processes together"
     if process.returncode != 0:
         note = f"failed (exit {process.returncode}); see {log_path}"
     return {
@@ -244,6 +289,10 @@ def _tree_rss(process: Any) -> int:
     return total
 
 
+# Studies larger than this are copies of a simulated study of this size (see `_replicate`).
+REPLICATED_FROM = 100_000
+
+
 def _simulate(folder: Path, seed: int) -> dict[str, Any]:
     """Simulate the study of `folder` (named clients_<n>_seed_<seed>) unless it is cached."""
     from accord.simulate import simulate_study, write_study
@@ -251,13 +300,46 @@ def _simulate(folder: Path, seed: int) -> dict[str, Any]:
     n = int(folder.name.split("_")[1])
     cached = (folder / "truth.json").exists()
     start = time.perf_counter()
-    if not cached:
+    note = "cached" if cached else ""
+    if not cached and n > REPLICATED_FROM and n % REPLICATED_FROM == 0:
+        base = folder.parent / f"clients_{REPLICATED_FROM}_seed_{seed}"
+        if not (base / "truth.json").exists():
+            study = simulate_study(
+                n_clients=REPLICATED_FROM, n_therapists=REPLICATED_FROM // 16, seed=seed
+            )
+            write_study(study, base)
+        _replicate(base, n // REPLICATED_FROM, folder)
+        note = f"{n // REPLICATED_FROM} copies of {REPLICATED_FROM:,} simulated clients"
+    elif not cached:
         write_study(simulate_study(n_clients=n, n_therapists=max(5, n // 16), seed=seed), folder)
-    return {
-        "seconds": time.perf_counter() - start,
-        "rows": n,
-        "note": "cached" if cached else "",
-    }
+    return {"seconds": time.perf_counter() - start, "rows": n, "note": note}
+
+
+def _replicate(base: Path, copies: int, folder: Path) -> None:
+    """`copies` copies of the study in `base` as one study: copy k's client IDs end in -k.
+
+    The simulator holds a whole study in memory (about 3 GB per 100,000 clients), so a
+    million clients are drawn as copies of 100,000; each table's first column is client_id,
+    rewritten by sed as the files stream through (a copy's therapists are the base's).
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    for table in ("clients", "sessions", "measures", "goals"):
+        source = base / f"{table}.csv"
+        target = folder / f".{table}.csv.tmp"
+        with target.open("wb") as out:
+            with source.open("rb") as handle:
+                out.write(handle.readline())
+            out.flush()
+            for k in range(copies):
+                subprocess.run(
+                    ["sed", "-e", "1d", "-e", f"s/^\\([^,]*\\),/\\1-{k},/", str(source)],
+                    stdout=out,
+                    check=True,
+                )
+        target.replace(folder / f"{table}.csv")
+    truth = json.loads((base / "truth.json").read_text())
+    truth["replicated"] = {"copies": copies, "base": base.name}
+    (folder / "truth.json").write_text(json.dumps(truth, indent=2, sort_keys=True) + "\n")
 
 
 def _config(folder: Path) -> dict[str, Any]:
@@ -295,6 +377,8 @@ def _run_stage(stage: str, folder: Path, *, seed: int) -> dict[str, Any]:
         result = validate_study(StudyInput("bench", folder), registry)
         write_validation(result, paths)
         rows = result.summary["tables"]["measures"]["rows_in"]
+    elif stage.startswith("validate:"):
+        rows = _partitioned_validation(stage, folder, registry)
     elif stage == "score":
         from accord.measures.reliability import reliability_table
         from accord.measures.scoring import score_measures_with_summary
@@ -373,6 +457,36 @@ def _fit_model_stage(model_id: str, out: Path, config: dict[str, Any]) -> dict[s
         "rows": result.diagnostics.get("n_obs", ""),
         "note": "" if converged else "did not converge",
     }
+
+
+def _partitioned_validation(stage: str, folder: Path, registry: Any) -> int:
+    """One job of validation in partitions: the split, a partition or the gather; returns the
+    rows it handled."""
+    from accord.validate import StudyInput
+    from accord.validate.gather import write_gathered, write_part
+    from accord.validate.split import split_study, validate_partition
+
+    study = StudyInput("bench", folder)
+    out = folder / "results"
+    work = out / "partitions"
+    step, _, number = stage.removeprefix("validate:").partition(":")
+    if step == "split":
+        shutil.rmtree(work, ignore_errors=True)
+        manifest = split_study(study, int(number), work / "split")
+        return manifest["tables"]["measures"]["rows"]
+    if step == "part":
+        part = validate_partition(study, registry, work / "split", int(number))
+        write_part(part, work / f"validated_{number}")
+        return part.tally["tables"]["measures"]["rows_in"]
+    parts = sorted(work.glob("validated_*"), key=lambda p: int(p.name.split("_")[1]))
+    tables = ("clients", "sessions", "measures", "goals")
+    paths = {t: out / "validated" / f"{t}.parquet" for t in tables}
+    paths |= {
+        "quarantine": out / "validation" / "quarantine.csv",
+        "summary": out / "validation" / "summary.json",
+    }
+    result = write_gathered(study, parts, paths)
+    return result.summary["tables"]["measures"]["rows_in"]
 
 
 def _report(folder: Path, config: dict[str, Any]) -> int:

@@ -7,6 +7,7 @@ from snakemake.utils import validate
 
 from accord.config import validate_config
 from accord.core.contract import TABLES
+from accord.core.partitions import study_partitions
 from accord.ingest import source_files
 from accord.core.instruments import load_registry
 from accord.core.io import TABLE_SUFFIXES
@@ -25,6 +26,8 @@ load_registry(config["instruments"])
 STUDIES = sorted(config["studies"])
 # Jobs each model's bootstrap is drawn in, per study (analysis.bootstrap_chunks).
 BOOTSTRAP_CHUNKS = {study: study_bootstrap_chunks(config, study) for study in STUDIES}
+# Partitions of clients each study is validated in (performance.partitions).
+PARTITIONS = {study: study_partitions(config, study) for study in STUDIES}
 MODELS = {spec.id: spec for spec in model_specs(config)}
 SIMULATED = {
     study: entry for study, entry in config["studies"].items() if "simulate" in entry
@@ -35,6 +38,7 @@ SIMULATED_DIRS = sorted({entry["path"].rstrip("/") for entry in SIMULATED.values
 wildcard_constraints:
     study="|".join(re.escape(study) for study in STUDIES),
     model="|".join(MODELS),
+    part=r"\d+",
 
 
 def study_path(study):
@@ -61,6 +65,15 @@ def study_tables(wildcards):
             if path.exists():
                 found[table] = str(path)
     return found
+
+
+def validation_inputs(wildcards):
+    """The study's input files; for a study in partitions, the validated partitions."""
+    partitions = PARTITIONS[wildcards.study]
+    if partitions == 1:
+        return study_tables(wildcards)
+    folder = f"results/{wildcards.study}/partitions"
+    return {"parts": [f"{folder}/validated_{part}" for part in range(partitions)]}
 
 
 def study_settings(wildcards):

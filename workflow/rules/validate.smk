@@ -1,9 +1,10 @@
-# Ingest, identifier guard and validation with quarantine.
+# Ingest, identifier guard and validation with quarantine; a large study in partitions of
+# clients (performance.partitions): split, one job per partition, gathered by validate_study.
 
 
 rule validate_study:
     input:
-        unpack(study_tables),
+        unpack(validation_inputs),
     output:
         clients="results/{study}/validated/clients.parquet",
         sessions="results/{study}/validated/sessions.parquet",
@@ -18,5 +19,40 @@ rule validate_study:
     params:
         study="{study}",
         settings=study_settings,
+        partitions=lambda wildcards: PARTITIONS[wildcards.study],
     script:
         "../scripts/validate_study.py"
+
+
+rule split_study:
+    input:
+        unpack(study_tables),
+    output:
+        split=temp(directory("results/{study}/partitions/split")),
+    conda:
+        "../envs/accord.yaml"
+    log:
+        "logs/{study}/split_study.log",
+    params:
+        study="{study}",
+        settings=study_settings,
+        partitions=lambda wildcards: PARTITIONS[wildcards.study],
+    script:
+        "../scripts/split_study.py"
+
+
+rule validate_partition:
+    input:
+        split="results/{study}/partitions/split",
+    output:
+        part=temp(directory("results/{study}/partitions/validated_{part}")),
+    conda:
+        "../envs/accord.yaml"
+    log:
+        "logs/{study}/validate_partition_{part}.log",
+    params:
+        study="{study}",
+        settings=study_settings,
+        part="{part}",
+    script:
+        "../scripts/validate_partition.py"

@@ -117,6 +117,62 @@ def compressed_error(path: Path, head: bytes) -> StudyError | None:
 
 
 def _read_csv(path: Path) -> tuple[pd.DataFrame, list[str]]:
+    options, notes = _csv_options(path)
+    try:
+        table = pacsv.read_csv(path, **options)
+    except pa.ArrowInvalid as exc:
+        raise _parse_error(path, exc) from None
+    return _to_categorical_frame(table), notes
+
+
+def stream_table(path: str | Path) -> tuple[Iterator[pa.RecordBatch], list[str]]:
+    """Read a CSV or Parquet table in batches of text columns, never the whole file at once.
+
+    The values are exactly those `read_table` gives (the same parsing options); returns the
+    batches and the notes about how the file was read. Raises StudyError as `read_table` does.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise file_fault(path, IsADirectoryError(errno.EISDIR, "Is a directory", str(path)))
+    if path.suffix == ".parquet":
+        return _parquet_batches(path), []
+    options, notes = _csv_options(path)
+    return _csv_batches(path, options), notes
+
+
+def _csv_batches(path: Path, options: dict[str, Any]) -> Iterator[pa.RecordBatch]:
+    try:
+        reader = pacsv.open_csv(path, **options)
+        empty = True
+        for batch in reader:
+            empty = False
+            yield batch
+        if empty:  # a header without rows: its columns still count
+            yield pa.RecordBatch.from_pylist([], schema=reader.schema)
+    except pa.ArrowInvalid as exc:
+        raise _parse_error(path, exc) from None
+
+
+def _parquet_batches(path: Path) -> Iterator[pa.RecordBatch]:
+    try:
+        handle = pq.ParquetFile(path)
+        names = handle.schema_arrow.names
+        empty = True
+        for batch in handle.iter_batches(batch_size=1 << 20):
+            empty = False
+            yield pa.record_batch([_as_string(column) for column in batch.columns], names=names)
+        if empty:
+            text = pa.schema([(name, pa.string()) for name in names])
+            yield pa.RecordBatch.from_pylist([], schema=text)
+    except (pa.ArrowInvalid, OSError):
+        raise StudyError(
+            f"{path.name}: the file cannot be read as Parquet.", file=path.name
+        ) from None
+
+
+def _csv_options(path: Path) -> tuple[dict[str, Any], list[str]]:
+    """pyarrow's read, parse and convert options for a study CSV (every column as text),
+    after the checks that need only the file's first bytes; and the notes on its reading."""
     notes: list[str] = []
     try:
         with path.open("rb") as handle:
@@ -157,16 +213,12 @@ def _read_csv(path: Path) -> tuple[pd.DataFrame, list[str]]:
         null_values=[""],
         quoted_strings_can_be_null=True,
     )
-    try:
-        table = pacsv.read_csv(
-            path,
-            read_options=pacsv.ReadOptions(encoding="utf8", block_size=1 << 24),
-            parse_options=pacsv.ParseOptions(delimiter=delimiter),
-            convert_options=convert,
-        )
-    except pa.ArrowInvalid as exc:
-        raise _parse_error(path, exc) from None
-    return _to_categorical_frame(table), notes
+    options = {
+        "read_options": pacsv.ReadOptions(encoding="utf8", block_size=1 << 24),
+        "parse_options": pacsv.ParseOptions(delimiter=delimiter),
+        "convert_options": convert,
+    }
+    return options, notes
 
 
 def _sniff_delimiter(header_line: str) -> str:
@@ -212,12 +264,15 @@ def _read_parquet(path: Path) -> pd.DataFrame:
         raise StudyError(
             f"{shown_name(path)}: the file cannot be read as Parquet.", file=shown_name(path)
         ) from None
-    columns = []
-    for column in table.columns:
-        if pa.types.is_dictionary(column.type):
-            column = column.cast(column.type.value_type)
-        columns.append(column.cast(pa.string()))
+    columns = [_as_string(column) for column in table.columns]
     return _to_categorical_frame(pa.table(columns, names=table.column_names))
+
+
+def _as_string(column: Any) -> Any:
+    """A Parquet column as text, as `read_table` reads it."""
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    return column.cast(pa.string())
 
 
 def _to_categorical_frame(table: pa.Table) -> pd.DataFrame:

@@ -77,10 +77,13 @@ def empty_optional_cells(
     return [found.loc[~soft].reset_index(drop=True)], cells
 
 
-def emptied_notes(names: Mapping[str, str], emptied: Mapping[str, pd.DataFrame]) -> list[str]:
+def emptied_notes(
+    names: Mapping[str, str], emptied: Mapping[str, Sequence[Mapping[str, object]]]
+) -> list[str]:
+    """A note per optional column with emptied cells, from each table's `emptied_summary`."""
     notes = []
-    for table, cells in emptied.items():
-        for entry in emptied_summary(cells):
+    for table, entries in emptied.items():
+        for entry in entries:
             notes.append(
                 f"{names[table]}: {entry['cells']} cell(s) of the optional column "
                 f"{entry['column']} broke {entry['rule']} and were emptied; their rows stay"

@@ -504,3 +504,50 @@ def check_identifiers(
         err.report = report  # type: ignore[attr-defined]
         raise err
     return report
+
+
+def quasi_identifier_sizes(
+    tables: Mapping[str, pd.DataFrame],
+    acknowledged: Collection[str] = (),
+    quasi_identifiers: Sequence[str] = DEFAULT_QUASI_IDENTIFIERS,
+) -> tuple[list[str], dict[tuple[int, ...], int]]:
+    """The clients table's quasi-identifiers and how many clients share each combination.
+
+    Combinations are keyed by their category codes (-1 for missing), so the counts of
+    partitions of clients read with the same labels add up to the whole study's. Acknowledged
+    columns are left out, and ``age`` when ``age_band`` is there (as `scan_identifiers`).
+    """
+    df = tables.get("clients")
+    if df is None or df.empty:
+        return [], {}
+    ack = _acknowledged(acknowledged)
+    cols = [c for c in df.columns if str(c).casefold() not in ack]
+    cols = [c for c in cols if f"clients.{c}".casefold() not in ack]
+    quasi = [q for q in quasi_identifiers if q in cols]
+    if "age_band" in quasi and "age" in quasi:
+        quasi.remove("age")
+    if not quasi:
+        return [], {}
+    data = df.drop_duplicates("client_id") if "client_id" in df.columns else df
+    codes = np.column_stack([_group_codes(data[q]) for q in quasi])
+    combos, counts = np.unique(codes, axis=0, return_counts=True)
+    pairs = zip(combos, counts, strict=True)
+    return quasi, {tuple(int(c) for c in combo): int(n) for combo, n in pairs}
+
+
+def _group_codes(s: pd.Series) -> np.ndarray:
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        return s.cat.codes.to_numpy().astype(np.int64)
+    return pd.factorize(s, use_na_sentinel=True)[0].astype(np.int64)
+
+
+def quasi_identifier_warning(
+    columns: Sequence[str], sizes: Mapping[tuple[int, ...], int], k: int
+) -> QuasiIdentifierWarning | None:
+    """The warning for combinations shared by fewer than `k` clients, from their sizes."""
+    if not columns or k <= 1 or not sizes:
+        return None
+    small = [n for n in sizes.values() if n < k]
+    if not small:
+        return None
+    return QuasiIdentifierWarning("clients", tuple(columns), len(small), int(sum(small)), k)

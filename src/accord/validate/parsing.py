@@ -28,8 +28,14 @@ _FALSE = {"false", "f", "no", "n", "0", "0.0"}
 _MISSING_LIKE = frozenset({"na", "n/a", "nan", "null", "none", "missing", "#n/a", ".", "-", "--"})
 
 
-def missing_like_ids(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
-    """In ID columns, ``NA``, ``NULL``, ``.``... are missing, not a therapist called NA."""
+def missing_like_ids(
+    frame: pd.DataFrame, *, partition: bool = False
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """In ID columns, ``NA``, ``NULL``, ``.``... are missing, not a therapist called NA.
+
+    In a `partition` (see `coerce`) such a label is removed even where no row here holds it,
+    as it is from the whole study, where some row does.
+    """
     counts: dict[str, int] = {}
     frame = frame.copy(deep=False)  # columns are replaced, never changed in place
     for name in contract.ID_COLUMNS & set(frame.columns):
@@ -41,6 +47,7 @@ def missing_like_ids(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]
         n = int(np.isin(column.cat.codes.to_numpy(), np.flatnonzero(hit)).sum())
         if n:
             counts[name] = n
+        if n or partition:
             frame[name] = column.cat.remove_categories(labels[hit])
     return frame, counts
 
@@ -56,14 +63,12 @@ def missing_like_notes(file: str, counts: Mapping[str, int]) -> list[str]:
 _DECIMAL_COMMA = re.compile(r"\s*[+-]?\d+,\d+\s*")
 
 
-def convention_notes(
-    raw: Mapping[str, pd.DataFrame], names: Mapping[str, str], study: StudyInput
-) -> list[str]:
-    """Whole-export conventions that break many rows at once, and what to set for them."""
-    notes = []
-    codes = {str(code).strip() for code in study.missing_codes}
-    na_cells, na_columns = 0, 0
-    comma_cells = 0
+def convention_counts(
+    raw: Mapping[str, pd.DataFrame], study: StudyInput
+) -> dict[str, dict[str, int]]:
+    """Per ``table.column``: cells reading ``NA`` and numbers with a decimal comma (counts
+    that add up over partitions of clients); columns with neither are left out."""
+    counts: dict[str, dict[str, int]] = {}
     for table, frame in raw.items():
         specs = contract.columns(table)
         for name in frame.columns:
@@ -77,10 +82,25 @@ def convention_notes(
             if not (is_na.any() or is_comma.any()):
                 continue
             codes_of = column.cat.codes.to_numpy()
-            na = int(np.isin(codes_of, np.flatnonzero(is_na)).sum())
-            if na and "NA" not in codes:
-                na_cells, na_columns = na_cells + na, na_columns + 1
-            comma_cells += int(np.isin(codes_of, np.flatnonzero(is_comma)).sum())
+            counts[f"{table}.{name}"] = {
+                "na": int(np.isin(codes_of, np.flatnonzero(is_na)).sum()),
+                "comma": int(np.isin(codes_of, np.flatnonzero(is_comma)).sum()),
+            }
+    return counts
+
+
+def convention_notes_from(counts: Mapping[str, Mapping[str, int]], study: StudyInput) -> list[str]:
+    """Whole-export conventions that break many rows at once, and what to set for them, from
+    `convention_counts` (summed over partitions)."""
+    notes = []
+    codes = {str(code).strip() for code in study.missing_codes}
+    na_cells, na_columns = 0, 0
+    comma_cells = 0
+    for column in counts.values():
+        na = column["na"]
+        if na and "NA" not in codes:
+            na_cells, na_columns = na_cells + na, na_columns + 1
+        comma_cells += column["comma"]
     if na_cells:
         notes.append(
             f"{na_cells} cell(s) in {na_columns} column(s) read NA, R's marker for a missing "
@@ -95,9 +115,12 @@ def convention_notes(
 
 
 def replace_missing_codes(
-    frame: pd.DataFrame, codes: Collection
+    frame: pd.DataFrame, codes: Collection, *, partition: bool = False
 ) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Turn declared missing-value codes into missing cells; count them per column."""
+    """Turn declared missing-value codes into missing cells; count them per column.
+
+    In a `partition` (see `coerce`) a code's label is removed even where no row here holds it.
+    """
     counts: dict[str, int] = {}
     if not codes:
         return frame, counts
@@ -117,6 +140,7 @@ def replace_missing_codes(
         n = int(np.isin(column.cat.codes.to_numpy(), hit_codes).sum())
         if n:
             counts[name] = n
+        if n or partition:
             frame[name] = column.cat.remove_categories(labels[is_code])
     return frame, counts
 
@@ -130,9 +154,13 @@ def _is_number(value) -> bool:
 
 
 def coerce(
-    table: str, frame: pd.DataFrame, decimal: str = "."
+    table: str, frame: pd.DataFrame, decimal: str = ".", *, partition: bool = False
 ) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
-    """Give each contract column its type; a cell that does not parse is a row issue."""
+    """Give each contract column its type; a cell that does not parse is a row issue.
+
+    `partition`: the frame is one partition of a study read with the whole study's labels as
+    its categories, so a text column's labels are those of every category, used here or not.
+    """
     specs = contract.columns(table)
     out = {}
     issues = []
@@ -140,7 +168,7 @@ def coerce(
         column = frame[name]
         spec = specs.get(name)
         kind = spec.kind if spec else _guess_kind(column)
-        values, unparsed = _parse(column, kind, decimal)
+        values, unparsed = _parse(column, kind, decimal, partition=partition)
         out[name] = values
         if unparsed.any():
             issues.append(issue_frame(np.flatnonzero(unparsed), f"type:{kind}", name))
@@ -154,7 +182,9 @@ def _guess_kind(column: pd.Series) -> str:
     return "number" if len(labels) and numbers.notna().all() else "string"
 
 
-def _parse(column: pd.Series, kind: str, decimal: str = ".") -> tuple[pd.Series, np.ndarray]:
+def _parse(
+    column: pd.Series, kind: str, decimal: str = ".", *, partition: bool = False
+) -> tuple[pd.Series, np.ndarray]:
     """Parse a categorical column of text labels; parse each distinct label once."""
     codes = column.cat.codes.to_numpy()
     labels = pd.Series(column.cat.categories, dtype=object).str.strip()
@@ -166,6 +196,11 @@ def _parse(column: pd.Series, kind: str, decimal: str = ".") -> tuple[pd.Series,
         # Surrounding spaces are an export artefact, not a different label.
         cleaned = labels.where(labels != "").to_numpy(dtype=object)
         values = pd.Series(np.where(codes >= 0, cleaned[np.maximum(codes, 0)], None), dtype=object)
+        if partition:
+            # the study's labels, as the whole study's distinct values would give them
+            whole = pd.Series(cleaned, dtype=object).astype("category").cat.categories
+            values = values.astype(pd.CategoricalDtype(whole))
+            return values.set_axis(column.index), np.zeros(len(column), dtype=bool)
         return values.astype("category").set_axis(column.index), np.zeros(len(column), dtype=bool)
     if kind == "boolean":
         lowered = labels.str.lower()
@@ -192,22 +227,41 @@ def _parse(column: pd.Series, kind: str, decimal: str = ".") -> tuple[pd.Series,
     return values, unparsed
 
 
-def apply_defaults(table: str, frame: pd.DataFrame) -> None:
-    """Measures: rater defaults to client; phase to intake at session 0, else treatment."""
+def apply_defaults(
+    table: str, frame: pd.DataFrame, *, partition: bool = False
+) -> dict[str, list[str]]:
+    """Measures: rater defaults to client; phase to intake at session 0, else treatment.
+
+    Returns the labels each filled column uses. A column keeps only its used labels, except
+    in a `partition` (see `coerce`), whose unused labels may be used in another partition:
+    they are kept, and the partitions' used labels decide when they are gathered.
+    """
     if table != "measures":
-        return
+        return {}
     at_intake = (frame["session_number"] == 0).fillna(False).to_numpy(dtype=bool)
     rater = frame["rater"] if "rater" in frame else _empty_category(len(frame), frame.index)
-    frame["rater"] = _fill_category(rater, {"client": np.ones(len(frame), dtype=bool)})
+    frame["rater"] = _fill_category(
+        rater, {"client": np.ones(len(frame), dtype=bool)}, keep_unused=partition
+    )
     phase = frame["phase"] if "phase" in frame else _empty_category(len(frame), frame.index)
-    frame["phase"] = _fill_category(phase, {"intake": at_intake, "treatment": ~at_intake})
+    frame["phase"] = _fill_category(
+        phase, {"intake": at_intake, "treatment": ~at_intake}, keep_unused=partition
+    )
+    return {name: _used_labels(frame[name]) for name in ("rater", "phase")}
+
+
+def _used_labels(values: pd.Series) -> list[str]:
+    codes = np.unique(values.cat.codes.to_numpy())
+    return [str(values.cat.categories[code]) for code in codes[codes >= 0]]
 
 
 def _empty_category(n: int, index: pd.Index) -> pd.Series:
     return pd.Series(pd.Categorical.from_codes(np.full(n, -1), categories=[]), index=index)
 
 
-def _fill_category(values: pd.Series, defaults: Mapping[str, np.ndarray]) -> pd.Series:
+def _fill_category(
+    values: pd.Series, defaults: Mapping[str, np.ndarray], *, keep_unused: bool = False
+) -> pd.Series:
     """Fill missing cells of a categorical with a default label chosen per row by a mask."""
     missing = values.isna().to_numpy()
     new = [label for label in defaults if label not in values.cat.categories]
@@ -215,6 +269,5 @@ def _fill_category(values: pd.Series, defaults: Mapping[str, np.ndarray]) -> pd.
     categories = values.cat.categories.append(pd.Index(new, dtype=object))
     for label, mask in defaults.items():
         codes[missing & mask] = categories.get_loc(label)
-    return pd.Series(
-        pd.Categorical.from_codes(codes, categories=categories), index=values.index
-    ).cat.remove_unused_categories()
+    filled = pd.Series(pd.Categorical.from_codes(codes, categories=categories), index=values.index)
+    return filled if keep_unused else filled.cat.remove_unused_categories()

@@ -16,7 +16,8 @@ dictionary) join the quarantine, and whose row numbers point at the source rows.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,6 @@ from accord.core.identifiers import (
     column_phrase,
     shown_column,
     shown_file,
-    withhold_text,
 )
 from accord.core.instruments import Registry
 from accord.core.io import find_table, read_table, sha256
@@ -36,7 +36,6 @@ from accord.validate.categories import CategoryChange, normalise_categories
 from accord.validate.checks import (
     collect_issues,
     day_order_issues,
-    emptied_notes,
     emptied_summary,
     empty_optional_cells,
     gas_goal_issues,
@@ -45,23 +44,23 @@ from accord.validate.checks import (
     revision_issues,
     schema_issues,
 )
-from accord.validate.guard import check_identifiers
+from accord.validate.gather import gather_parts
+from accord.validate.guard import check_identifiers, quasi_identifier_sizes, scan_identifiers
 from accord.validate.parsing import (
     apply_defaults,
     coerce,
-    convention_notes,
+    convention_counts,
     missing_like_ids,
-    missing_like_notes,
     replace_missing_codes,
 )
-from accord.validate.quarantine import cascade, quarantine_rows, validation_summary
-from accord.validate.tables import Inputs, StudyInput, ValidationResult
+from accord.validate.quarantine import QUARANTINE_COLUMNS, cascade, quarantine_rows
+from accord.validate.tables import Inputs, PartResult, StudyInput, ValidationResult
 
 log = logging.getLogger(__name__)
 
 
 def _read_contract_study(study: StudyInput) -> Inputs:
-    files = _locate(study.path)
+    files = locate_tables(study.path)
     raw: dict[str, pd.DataFrame] = {}
     notes: list[str] = []
     checksums: dict[str, str] = {}
@@ -112,58 +111,105 @@ def validate_study(study: StudyInput, registry: Registry) -> ValidationResult:
     inputs = (
         _read_contract_study(study) if study.format == "contract" else _read_mapped_study(study)
     )
-    _withhold_file_names(inputs)
-    raw, names, notes = inputs.raw, inputs.names, inputs.notes
-    issues, replaced = inputs.issues, inputs.replaced
+    return gather_parts(study, [validate_inputs(study, inputs, registry)])
 
+
+def validate_inputs(
+    study: StudyInput,
+    inputs: Inputs,
+    registry: Registry,
+    *,
+    rows: Mapping[str, int] | None = None,
+) -> PartResult:
+    """Guard and validate tables read: a whole study, or one partition of its clients.
+
+    A partition (`rows` given: the whole study's row count of each table) is read with the
+    whole study's labels as its categories (`accord.validate.split`); its counts add up with
+    the other partitions' in `gather_parts`. Raises StudyError on a table-level fault and
+    IdentifierError when the guard finds an identifier.
+    """
+    partition = rows is not None
+    _withhold_file_names(inputs)
+    raw, names = inputs.raw, inputs.names
+    tally: dict = {
+        "table_order": list(raw),
+        "names": dict(names),
+        "read_notes": list(inputs.notes),
+        "checksums": dict(inputs.checksums),
+        "extra_summary": dict(inputs.summary),
+        "missing_like": {},
+    }
     # Declared missing codes are not data: a 999 meaning "not asked" is not an age of 999.
     for table, frame in raw.items():
-        raw[table], counts = replace_missing_codes(frame, study.missing_codes)
-        raw[table], id_counts = missing_like_ids(raw[table])
-        merged = replaced.setdefault(table, {})
+        raw[table], counts = replace_missing_codes(frame, study.missing_codes, partition=partition)
+        raw[table], id_counts = missing_like_ids(raw[table], partition=partition)
+        merged = inputs.replaced.setdefault(table, {})
         for column, n in (counts | id_counts).items():
             merged[column] = merged.get(column, 0) + n
-        notes.extend(missing_like_notes(names[table], id_counts))
+        tally["missing_like"][table] = id_counts
 
-    guard = check_identifiers(
-        raw, names, acknowledged=study.acknowledged_columns, k=study.quasi_identifier_k
-    )
+    if partition:
+        # a partition's findings stop the run at the gather, with the whole study's counts
+        report = scan_identifiers(raw, names, acknowledged=study.acknowledged_columns, k=1)
+        tally["findings"] = [asdict(finding) for finding in report.findings]
+        if report.findings:
+            return PartResult({}, {}, pd.DataFrame(columns=QUARANTINE_COLUMNS), tally)
+    else:
+        check_identifiers(raw, names, acknowledged=study.acknowledged_columns, k=1)
+    columns, sizes = quasi_identifier_sizes(raw, study.acknowledged_columns)
+    tally["quasi"] = {"columns": columns, "sizes": [[*key, n] for key, n in sizes.items()]}
 
     for table, frame in raw.items():
-        _check_table_shape(table, frame, names[table], study.extra_columns.get(table, ()))
-    notes.extend(convention_notes(raw, names, study))
+        n_rows = len(frame) if rows is None else rows[table]
+        _check_table_shape(
+            table, frame, names[table], study.extra_columns.get(table, ()), n_rows=n_rows
+        )
+    tally["conventions"] = convention_counts(raw, study)
+    typed = _typed_tables(study, inputs, registry, tally, partition=partition)
+    return _accepted_part(typed, inputs, tally)
 
-    for table in raw:
+
+def _typed_tables(
+    study: StudyInput, inputs: Inputs, registry: Registry, tally: dict, *, partition: bool
+) -> dict[str, pd.DataFrame]:
+    """The tables with the contract's types and labels; every row issue in `inputs.issues`."""
+    issues = inputs.issues
+    for table in inputs.raw:
         issues.setdefault(table, [])
     typed: dict[str, pd.DataFrame] = {}
     changes: list[CategoryChange] = []
     emptied: dict[str, pd.DataFrame] = {}
-    for table, frame in raw.items():
-        frame, type_issues = coerce(table, frame, study.decimal)
+    used: dict[str, dict[str, list[str]]] = {}
+    for table, frame in inputs.raw.items():
+        frame, type_issues = coerce(table, frame, study.decimal, partition=partition)
         text_columns = [c for c in study.extra_columns.get(table, ()) if c in frame]
         frame, found = normalise_categories(table, frame, study.categories, text_columns)
         changes.extend(found)
-        apply_defaults(table, frame)
-        cell_issues = [*type_issues, schema_issues(table, frame, names[table])]
+        used[table] = apply_defaults(table, frame, partition=partition)
+        cell_issues = [*type_issues, schema_issues(table, frame, inputs.names[table])]
         cell_issues, emptied[table] = empty_optional_cells(table, frame, cell_issues)
         issues[table].extend(cell_issues)
         issues[table].append(key_issues(table, frame))
         typed[table] = frame
-    notes.extend(change.describe() for change in changes)
-    notes.extend(emptied_notes(names, emptied))
-    for note in notes:
-        log.warning("%s: %s", study.name, withhold_text(note))
+    tally["changes"] = [
+        {k: v for k, v in change.to_dict().items() if k != "message"} for change in changes
+    ]
+    tally["emptied"] = {table: emptied_summary(cells) for table, cells in emptied.items()}
+    tally["used_labels"] = used
 
     issues["sessions"].append(day_order_issues(typed["sessions"]))
     issues["measures"].append(instrument_issues(typed["measures"], registry))
     if "goals" in typed:
         issues["goals"].append(revision_issues(typed["goals"]))
         issues["measures"].append(gas_goal_issues(typed["measures"], typed["goals"]))
+    return typed
 
-    bad = {table: collect_issues(issues[table]) for table in typed}
+
+def _accepted_part(typed: dict[str, pd.DataFrame], inputs: Inputs, tally: dict) -> PartResult:
+    """Cascade the refusals to children; split each table into accepted and quarantined."""
+    bad = {table: collect_issues(inputs.issues[table]) for table in typed}
     cascade(typed, bad)
-
-    accepted = {}
+    accepted, row_numbers, counts = {}, {}, {}
     quarantine_parts = []
     for table, frame in typed.items():
         rows = bad[table]
@@ -171,18 +217,16 @@ def validate_study(study: StudyInput, registry: Registry) -> ValidationResult:
         keep = np.ones(len(frame), dtype=bool)
         keep[rejected] = False
         accepted[table] = frame.loc[keep].reset_index(drop=True)
+        row_numbers[table] = np.asarray(inputs.row_number[table])[keep]
         quarantine_parts.append(quarantine_rows(table, frame, rows, inputs))
-
+        counts[table] = {
+            "rows_in": len(frame),
+            "rows_accepted": int(keep.sum()),
+            "replaced": dict(inputs.replaced[table]),
+        }
+    tally["tables"] = counts
     quarantine = pd.concat(quarantine_parts, ignore_index=True)
-    quarantine = quarantine.sort_values(
-        ["table", "source", "row_number", "rule", "column"], kind="stable"
-    ).reset_index(drop=True)
-    summary = validation_summary(study, typed, accepted, quarantine, replaced, inputs, guard)
-    summary["categories"] = [change.to_dict() for change in changes]
-    for table, cells in emptied.items():
-        summary["tables"][table]["cells_emptied"] = emptied_summary(cells)
-    summary.update(inputs.summary)
-    return ValidationResult(accepted, quarantine, summary, guard)
+    return PartResult(accepted, row_numbers, quarantine, tally)
 
 
 def _withhold_file_names(inputs: Inputs) -> None:
@@ -217,7 +261,8 @@ def _withhold_file_names(inputs: Inputs) -> None:
         inputs.notes = [note.replace(name, alias) for note in inputs.notes]
 
 
-def _locate(folder: Path) -> dict[str, Path]:
+def locate_tables(folder: Path) -> dict[str, Path]:
+    """The file of each of the study's tables (StudyError when a required one is missing)."""
     if not folder.is_dir():
         raise StudyError(f"The study folder {folder} does not exist.", file=str(folder))
     files = {}
@@ -234,7 +279,9 @@ def _locate(folder: Path) -> dict[str, Path]:
     return files
 
 
-def _check_table_shape(table: str, frame: pd.DataFrame, file: str, extra: Sequence[str]) -> None:
+def _check_table_shape(
+    table: str, frame: pd.DataFrame, file: str, extra: Sequence[str], *, n_rows: int
+) -> None:
     specs = contract.columns(table)
     missing = [name for name, spec in specs.items() if spec.required and name not in frame]
     if missing:
@@ -259,5 +306,5 @@ def _check_table_shape(table: str, frame: pd.DataFrame, file: str, extra: Sequen
             file=file,
             column=unknown[0],
         )
-    if len(frame) == 0:
+    if n_rows == 0:
         raise StudyError(f"{file}: the table has a header but no rows.", file=file)

@@ -69,3 +69,19 @@ class Inputs:
         if table in self.ingested:
             return self.ingested[table].origin(rows, columns)
         return np.asarray(columns, dtype=object)
+
+
+@dataclass
+class PartResult:
+    """The validation of one partition of clients (or of a whole study, as one partition).
+
+    `tables` are the accepted rows, `row_numbers` each accepted row's data row in its source
+    file, `quarantine` the refused rows, and `tally` (JSON-ready) the counts and labels the
+    study's summary and notes are made of: counts that add up over partitions, labels that
+    are the same in each.
+    """
+
+    tables: dict[str, pd.DataFrame]
+    row_numbers: dict[str, np.ndarray]
+    quarantine: pd.DataFrame
+    tally: dict[str, Any]

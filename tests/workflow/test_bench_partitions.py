@@ -1,0 +1,52 @@
+"""The benchmark's validation in partitions and its studies made of copies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from accord.bench import _partitioned_total, _partitions, _replicate, _stage_names
+
+
+def test_validation_in_partitions_is_split_parts_and_gather() -> None:
+    assert _stage_names("validate", [], 1) == ["validate"]
+    assert _stage_names("validate", [], 3) == [
+        "validate:split:3",
+        "validate:part:0",
+        "validate:part:1",
+        "validate:part:2",
+        "validate:gather",
+    ]
+    assert _partitions("auto", 100_000) == 1
+    assert _partitions("auto", 1_000_000) == 20
+    assert _partitions("4", 1_000) == 4
+
+
+def test_partitioned_total_adds_seconds_and_keeps_the_largest_peak() -> None:
+    rows = [
+        {"size": 10, "stage": "simulate", "seconds": 9.0, "peak_mb": 900.0, "rows": 10},
+        {"size": 10, "stage": "validate:split:2", "seconds": 1.0, "peak_mb": 100.0, "rows": 50},
+        {"size": 10, "stage": "validate:part:0", "seconds": 2.0, "peak_mb": 300.0, "rows": 20},
+        {"size": 10, "stage": "validate:part:1", "seconds": 2.5, "peak_mb": 250.0, "rows": 30},
+        {"size": 10, "stage": "validate:gather", "seconds": 0.5, "peak_mb": 200.0, "rows": 50},
+    ]
+    total = _partitioned_total(rows, 10, 2)
+    assert (total["stage"], total["seconds"], total["peak_mb"]) == ("validate", 6.0, 300.0)
+    assert total["rows"] == 50
+
+
+def test_copies_of_a_study_have_their_own_client_ids(tmp_path: Path) -> None:
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "clients.csv").write_text("client_id,therapist_id\nCA,T1\nCB,T1\n")
+    for table in ("sessions", "measures", "goals"):
+        (base / f"{table}.csv").write_text("client_id,session_number\nCA,1\nCB,2\n")
+    (base / "truth.json").write_text("{}")
+    _replicate(base, 3, tmp_path / "copies")
+    clients = pd.read_csv(tmp_path / "copies" / "clients.csv")
+    expected = ["CA-0", "CB-0", "CA-1", "CB-1", "CA-2", "CB-2"]
+    assert clients["client_id"].tolist() == expected
+    assert clients["therapist_id"].tolist() == ["T1"] * 6
+    sessions = pd.read_csv(tmp_path / "copies" / "sessions.csv")
+    assert sessions["session_number"].tolist() == [1, 2] * 3

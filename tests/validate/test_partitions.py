@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from accord.measures.instruments import load_registry
 
 from accord.core.errors import IdentifierError
+from accord.core.instruments import load_registry
 from accord.core.partitions import auto_partitions, count_rows, partition_of, study_partitions
 from accord.simulate import simulate_study, write_study
 from accord.validate import StudyInput, validate_study, write_validation

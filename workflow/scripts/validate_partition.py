@@ -1,6 +1,5 @@
-from accord.measures.instruments import load_registry
-
 from accord.config import study_input
+from accord.core.instruments import load_registry
 from accord.core.logs import run_step
 from accord.validate.gather import write_part
 from accord.validate.split import validate_partition

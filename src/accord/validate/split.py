@@ -25,9 +25,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from accord.core.instruments import Registry
 from accord.core.io import atomic_path, sha256, stream_table, write_json
 from accord.core.partitions import partition_of
-from accord.measures.instruments import Registry
 from accord.validate.tables import Inputs, PartResult, StudyInput
 
 ROW = "__row_number__"

@@ -222,6 +222,7 @@ def run_in_process(workdir: Path, study: str, folder: Path, extra: dict | None =
         logs / "validate.log",
         study=study,
         settings=config["studies"][study],
+        partitions=1,
     )
     scored = {
         "scores": str(res / "scores.parquet"),

@@ -33,6 +33,7 @@ from accord.models.plan import (
     plan_yaml,
 )
 from accord.models.spec import DEFAULT_MODELS, ModelContext, ModelSpec, model_specs
+from accord.report.labels import label
 
 ROOT = Path(__file__).resolve().parents[2]
 STATUSES = {"fitted", NOT_ESTIMABLE, NOT_APPLICABLE}
@@ -120,7 +121,7 @@ def test_every_shape_reaches_its_report(shape: str, tmp_path: Path) -> None:
     text = _text(report)
     plan_table = text[text.index("The analysis plan: every configured model") :]
     for model, record in not_fitted.items():
-        assert f"{model} " in plan_table and record["reason"] in plan_table, model
+        assert f"{label(model)} " in plan_table and record["reason"] in plan_table, model
     if not_fitted:
         assert f"Of the {len(DEFAULT_MODELS)} models of the analysis plan" in text
     arms = pd.read_parquet(tmp_path / "results" / shape / "client_measures.parquet")

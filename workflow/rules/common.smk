@@ -81,6 +81,11 @@ def study_settings(wildcards):
     return config["studies"][wildcards.study]
 
 
+def partition_count(wildcards):
+    """How many partitions of clients the study is validated in (`performance.partitions`)."""
+    return PARTITIONS[wildcards.study]
+
+
 def simulation_settings(wildcards):
     matches = [e for e in SIMULATED.values() if e["path"].rstrip("/") == wildcards.simdir]
     return matches[0]["simulate"]

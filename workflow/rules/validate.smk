@@ -19,7 +19,7 @@ rule validate_study:
     params:
         study="{study}",
         settings=study_settings,
-        partitions=lambda wildcards: PARTITIONS[wildcards.study],
+        partitions=partition_count,
     script:
         "../scripts/validate_study.py"
 
@@ -36,7 +36,7 @@ rule split_study:
     params:
         study="{study}",
         settings=study_settings,
-        partitions=lambda wildcards: PARTITIONS[wildcards.study],
+        partitions=partition_count,
     script:
         "../scripts/split_study.py"
 

@@ -30,7 +30,7 @@ def test_three_partitions_give_the_one_job_validation(workflow_run: Path, tmp_pa
     config = {**SMALL_STUDY_CONFIG, "performance": {"partitions": 3}}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     targets = [f"results/small/{name}" for name in VALIDATION]
-    done = snakemake(tmp_path, "--configfile", "config.yaml", *targets)
+    done = snakemake(tmp_path, "--configfile=config.yaml", *targets)
     assert done.returncode == 0, done.stderr[-4000:]
     log = done.stdout + done.stderr
     assert log.count("rule validate_partition:") == 3

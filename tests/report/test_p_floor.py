@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from accord.report.text import p_value
+from accord.report.numbers import p_value
 
 
 def test_a_p_at_the_bootstrap_floor_reads_at_most_the_floor():

@@ -21,7 +21,7 @@ from accord.core.disclosure import (
     suppression_mask,
 )
 from accord.report.ledger import Ledger
-from accord.report.text import MINUS, coef
+from accord.report.numbers import MINUS, coef
 
 ALL_CLIENTS = "All clients"
 NO_ARM = "(no arm)"

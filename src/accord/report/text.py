@@ -1,4 +1,6 @@
-"""How the report writes numbers and names: APA-style estimates and p-values, field labels."""
+"""Small readers and names the report shares: flags and counts read from CSV and JSON, an
+instrument's, scale's and outcome's label, and config as plain YAML types. Numbers are
+formatted by `accord.report.numbers`, names by `accord.report.labels`."""
 
 from __future__ import annotations
 
@@ -9,18 +11,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from accord.core.disclosure import NOT_AVAILABLE, suppress_count, suppress_counts_in  # noqa: F401
-from accord.report.labels import TIMES, label, term_label  # noqa: F401
-from accord.report.numbers import (  # noqa: F401 (the report's formatters, imported from here)
-    MINUS,
-    coef,
-    estimate_digits,
-    finite,
-    interval,
-    num,
-    p_phrase,
-    p_value,
-)
+from accord.report.labels import label
+from accord.report.numbers import finite
 
 
 def truthy(value: Any) -> bool:

@@ -25,9 +25,10 @@ from accord.report import aggregate as agg
 from accord.report.context import ReportContext
 from accord.report.labels import label
 from accord.report.ledger import SIZE, Ledger
+from accord.report.numbers import interval, num, p_phrase, p_value
 from accord.report.parts import Bullets, Heading, Section, Text, table
 from accord.report.sections.summary import primary_row
-from accord.report.text import instrument_label, interval, num, p_phrase, p_value
+from accord.report.text import instrument_label
 
 NOT_GIVEN = "not given"
 

@@ -13,10 +13,10 @@ from accord.models.dropout import exposure_tertiles
 from accord.report.aggregate import ALL_CLIENTS, group_key, has_arms
 from accord.report.context import ReportContext
 from accord.report.figures import km_figure, to_plot
-from accord.report.labels import label
+from accord.report.labels import label, term_label
+from accord.report.numbers import finite, interval, num, p_phrase, p_value
 from accord.report.parts import Section, Text, table
 from accord.report.sections.sample import fewer_tertiles
-from accord.report.text import finite, interval, num, p_phrase, p_value, term_label
 
 TIME, EVENT = "sessions_to_dropout", "dropout_event"
 

@@ -12,8 +12,9 @@ from accord.report import aggregate as agg
 from accord.report.context import ReportContext
 from accord.report.figures import share_histogram, to_plot, trajectory_figure, trajectory_summary
 from accord.report.ledger import Ledger
+from accord.report.numbers import num
 from accord.report.parts import Heading, Plot, Section, Table, Text, table
-from accord.report.text import instrument_label, num, scale_label
+from accord.report.text import instrument_label, scale_label
 
 #: The goal-setting measures shown in the report, with their labels and display formats: the
 #: exposures, then goal attainment (an outcome of treatment, shown alongside, never an exposure).

@@ -25,10 +25,10 @@ from accord.core.disclosure import suppress_count, suppressed_label
 from accord.report.context import ReportContext
 from accord.report.figures import to_plot
 from accord.report.labels import in_words, label
-from accord.report.numbers import estimate_digits
+from accord.report.numbers import estimate_digits, finite, interval, num, p_value
 from accord.report.parts import Heading, Section, Text, table
 from accord.report.surface import congruence_surface_figure, not_on_track_figure
-from accord.report.text import finite, instrument_label, interval, num, p_value, scale_label
+from accord.report.text import instrument_label, scale_label
 
 SURFACE_TERMS = {
     "a1": "a1: slope along agreement (C = T)",

@@ -20,15 +20,9 @@ from accord.core.instruments import Instrument
 from accord.report.context import ReportContext, dropout_text
 from accord.report.figures import score_distributions, to_plot
 from accord.report.labels import in_words
+from accord.report.numbers import coef, finite, num
 from accord.report.parts import Bullets, Heading, Section, Text, table
-from accord.report.text import (
-    coef,
-    finite,
-    instrument_label,
-    int_or_none,
-    num,
-    scale_label,
-)
+from accord.report.text import instrument_label, int_or_none, scale_label
 
 
 def build(ctx: ReportContext) -> Section:

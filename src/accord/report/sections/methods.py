@@ -14,9 +14,10 @@ import accord
 from accord.report import aggregate as agg
 from accord.report.context import ReportContext
 from accord.report.labels import in_words
+from accord.report.numbers import finite, num
 from accord.report.parts import Section, Text
 from accord.report.sections.summary import primary_row
-from accord.report.text import finite, instrument_label, num
+from accord.report.text import instrument_label
 
 
 def build(ctx: ReportContext) -> Section:

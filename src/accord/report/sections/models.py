@@ -22,20 +22,10 @@ from accord.models.plan import FITTED, STATUS_LABELS
 from accord.models.spec import model_specs
 from accord.report.context import ReportContext
 from accord.report.figures import FOREST_SCALES, forest_figure, forest_scale, to_plot
-from accord.report.labels import in_words, label
-from accord.report.numbers import chi_square, estimate_digits
+from accord.report.labels import in_words, label, term_label
+from accord.report.numbers import chi_square, coef, estimate_digits, finite, interval, num, p_value
 from accord.report.parts import Heading, Section, Table, Text, table
-from accord.report.text import (
-    coef,
-    finite,
-    int_or_none,
-    interval,
-    num,
-    outcome_label,
-    p_value,
-    term_label,
-    truthy,
-)
+from accord.report.text import int_or_none, outcome_label, truthy
 from accord.report.tidy import DIGITS, P_DIGITS, coefficient_data, significant
 
 RANDOM_LABELS = {

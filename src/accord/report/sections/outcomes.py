@@ -10,8 +10,9 @@ from accord.report import aggregate as agg
 from accord.report.context import ReportContext
 from accord.report.figures import prepost_figure, to_plot, trajectory_figure, trajectory_summary
 from accord.report.ledger import Ledger
+from accord.report.numbers import finite, num
 from accord.report.parts import Heading, Section, Text, table
-from accord.report.text import finite, instrument_label, num
+from accord.report.text import instrument_label
 
 CATEGORY_LABELS = {
     "recovered": "Recovered",

@@ -25,8 +25,8 @@ from accord.report.aggregate import group_key
 from accord.report.context import ReportContext
 from accord.report.labels import label as name_label
 from accord.report.ledger import SIZE, Ledger
+from accord.report.numbers import MINUS, num
 from accord.report.parts import Section, Text, table
-from accord.report.text import MINUS, num
 
 TOTAL = "Total"
 #: Continuous baseline characteristics: column, label, summary ("mean" or "median"), format.

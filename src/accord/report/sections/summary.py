@@ -21,9 +21,18 @@ from accord.core.disclosure import structural_count
 from accord.models.plan import FITTED, NOT_APPLICABLE, NOT_ESTIMABLE, STATUS_LABELS
 from accord.report import aggregate as agg
 from accord.report.context import ReportContext
-from accord.report.labels import in_words, label
+from accord.report.labels import in_words, label, term_label
 from accord.report.ledger import SIZE
-from accord.report.numbers import estimate_ci, estimate_digits, ratio_imprecise
+from accord.report.numbers import (
+    coef,
+    estimate_ci,
+    estimate_digits,
+    finite,
+    interval,
+    num,
+    p_phrase,
+    ratio_imprecise,
+)
 from accord.report.parts import Bullets, Section, Text, table
 from accord.report.sections.engagement import alliance_label
 from accord.report.sections.goals import models_of_kind
@@ -33,17 +42,7 @@ from accord.report.sections.models import (
     ratio_kind,
     status_counts,
 )
-from accord.report.text import (
-    coef,
-    finite,
-    int_or_none,
-    interval,
-    num,
-    outcome_label,
-    p_phrase,
-    term_label,
-    truthy,
-)
+from accord.report.text import int_or_none, outcome_label, truthy
 
 __all__ = ["build", "primary_row"]
 

@@ -9,9 +9,9 @@ from accord.core.disclosure import structural_count, suppressed_label
 from accord.report.context import ReportContext
 from accord.report.figures import caterpillar_figure, to_plot
 from accord.report.labels import label
-from accord.report.numbers import estimate_digits
+from accord.report.numbers import coef, estimate_digits, finite, interval, num, p_value
 from accord.report.parts import Heading, Section, Text, table
-from accord.report.text import coef, finite, instrument_label, interval, num, p_value
+from accord.report.text import instrument_label
 
 _MEDIATION_COLUMNS = (
     "Mediator",

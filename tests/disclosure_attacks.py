@@ -13,6 +13,10 @@ counts from 1 to ``min_cell - 1`` it recovers, described; an empty list means th
   rounding; then d - k (the rest of the denominator) and the group's size minus d (the clients
   outside the denominator) must not be small counts. This reaches Table 1's categories, the
   change categories and every rate table;
+* row totals: a row's printed total ("n", "Total" or "Clients") minus its printed counts is the
+  sum of its withheld cells, each 1 to ``min_cell - 1``; one withheld cell is then exact, and so
+  are several at their smallest or largest possible sum. (A percentage whose denominator the
+  row prints as its total gives nothing beyond this.)
 * numbers at risk: two successive printed numbers at risk of a group (a Kaplan-Meier or
   cumulative-incidence table) differ by the clients who left the risk set in between, and the
   first differs from the group's size (Table 1) by its clients without a time.
@@ -31,6 +35,7 @@ from pathlib import Path
 import pandas as pd
 
 GROUP_TOTALS = ("All clients", "Total")
+TOTAL_COLUMNS = ("n", "Total", "Clients")
 PERCENT_CELL = re.compile(r"^(\d+) \((\d+(?:\.(\d+))?)%\)$")
 
 
@@ -162,13 +167,49 @@ def percentage_attack(folder: Path, min_cell: int) -> list[str]:
                 if d is None:
                     continue
                 where = f"{name}, {label}, {column}: {row[column]} gives {d}"
-                if _small(d - k, min_cell):
+                # A denominator the row prints itself adds nothing: what its total gives away
+                # is the row attack's question.
+                printed = any(_exact(row[c]) == d for c in table.columns if c in TOTAL_COLUMNS)
+                if _small(d - k, min_cell) and not printed:
                     found.append(f"{where}; the rest of it is {d - k}")
                 for size_group in (group, column):
                     size = sizes.get(size_group)
                     if size is not None and _small(size - d, min_cell):
                         found.append(f"{where}; {size_group} has {size} so {size - d} are outside")
     return found
+
+
+def row_subtraction(folder: Path, min_cell: int) -> list[str]:
+    """A row's printed total minus its printed counts: the sum of its withheld cells, each 1 to
+    ``min_cell - 1``. One withheld cell is then known exactly, and so are several whose sum is
+    their smallest or their largest possible sum."""
+    found = []
+    for name, table in _tables(folder).items():
+        totals = [c for c in table.columns[1:] if c in TOTAL_COLUMNS]
+        if len(totals) != 1 or name == "table1_sample":
+            continue
+        parts = [c for c in table.columns[1:] if c != totals[0]]
+        for _, row in table.iterrows():
+            total = _exact(row[totals[0]])
+            cells = [str(row[c]).strip() for c in parts]
+            if total is None or not cells:
+                continue
+            shown = [_count(cell) for cell in cells]
+            if any(
+                n is None and cell != f"<{min_cell}" for n, cell in zip(shown, cells, strict=True)
+            ):
+                continue  # not a row of counts
+            hidden = sum(n is None for n in shown)
+            rest = total - sum(n for n in shown if n is not None)
+            if hidden == 1 or (hidden and rest in (hidden, hidden * (min_cell - 1))):
+                found.append(f"{name}, {row.iloc[0]}: {total} - shown = {rest} in {hidden} cell(s)")
+    return found
+
+
+def _count(cell: str) -> int | None:
+    """The count of a cell "k" or "k (p%)"."""
+    match = PERCENT_CELL.match(cell)
+    return int(match.group(1)) if match else _exact(cell)
 
 
 def at_risk_subtraction(folder: Path, min_cell: int) -> list[str]:
@@ -198,6 +239,7 @@ def every_attack(folder: Path, min_cell: int) -> list[str]:
         *model_subtraction(folder, min_cell),
         *group_subtraction(folder, min_cell),
         *percentage_attack(folder, min_cell),
+        *row_subtraction(folder, min_cell),
         *at_risk_subtraction(folder, min_cell),
     ]
 

@@ -335,10 +335,9 @@ class _Profile:
 
             H = _central_hessian(sub, p[index], steps)
             try:
-                cov = 2 * np.linalg.inv(H)
-                wald = np.sqrt(np.diag(cov))
-                good = np.isfinite(wald) & (np.diag(cov) > 0)
-                se[index[good]] = wald[good]
+                variance = np.diag(2 * np.linalg.inv(H))
+                good = np.isfinite(variance) & (variance > 0)
+                se[index[good]] = np.sqrt(variance[good])
             except np.linalg.LinAlgError:
                 pass
         return se

@@ -45,6 +45,21 @@ def test_a_model_n_beside_the_clients_validated_gives_the_left_out_count_away():
     assert ledger.exposures() == []
 
 
+def test_the_observations_of_a_model_of_clients_are_audited_as_clients():
+    # Clinical change: a row per client and outcome, 36 rows against up to 39 clients of 40
+    # validated. 36 printed as observations gives 40 - 36 = 4 clients left out, so it is
+    # withheld; a reader still knows it is 40 minus 1..10: 30..39.
+    printed = {}
+
+    def build(ledger: Ledger) -> None:
+        ledger.count("clients", 40, role=SIZE)
+        printed["observations"] = ledger.model_observations("clinical_change", 36, 39)
+
+    ledger = _build_until_protected(build)
+    assert printed == {"observations": "30\u201339"}
+    assert ledger.exposures() == []
+
+
 def test_clients_with_a_measure_beside_the_arm_sizes_give_the_missing_away():
     # Arms of 50 and 50; GAS for 48 and 47: 2 and 3 clients without it, counts of people
     # withheld when small. Both arms' n and the total's are withheld. What a reader can still

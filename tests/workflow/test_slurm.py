@@ -1,6 +1,7 @@
 """The workflow on a real SLURM cluster: a single-node cluster on this machine
-(tools/slurm/start-cluster.sh, as root), the shipped profile (profiles/slurm), and outputs
-byte-identical to the local run.
+(tools/slurm/start-cluster.sh, as root), the shipped profile (profiles/slurm), the study
+validated in three partitions of clients, each its own SLURM job, and outputs byte-identical to
+the local run in one job.
 
 Opt-in: set ACCORD_TEST_SLURM=1 (CI does). The cluster has no accounting database, so job
 states come from squeue (the script sets MinJobAge to a day so finished jobs stay listed).
@@ -24,6 +25,7 @@ pytestmark = pytest.mark.skipif(
 
 START_CLUSTER = ROOT / "tools" / "slurm" / "start-cluster.sh"
 PARTITION = "main"
+PARTITIONS = 3  # partitions of clients the study is validated in on the cluster
 
 
 def run(*command: str, timeout: float = 120) -> str:
@@ -73,10 +75,11 @@ def test_profile_runs_the_workflow_through_slurm_byte_identical_to_local(
     cluster: int, workflow_run: Path, tmp_path: Path
 ) -> None:
     write_test_profile(tmp_path / "profile", node_memory_mb=cluster)
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(SMALL_STUDY_CONFIG))
+    config = {**SMALL_STUDY_CONFIG, "performance": {"partitions": PARTITIONS}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     before = set(run("squeue", "--noheader", "--states=all", "--format=%i").split())
     done = subprocess.run(
-        [*SNAKEMAKE, "--configfile", "config.yaml", "--profile", str(tmp_path / "profile")],
+        [*SNAKEMAKE, "--configfile=config.yaml", "--profile", str(tmp_path / "profile")],
         capture_output=True,
         text=True,
         timeout=3600,
@@ -102,14 +105,23 @@ def write_test_profile(folder: Path, node_memory_mb: int) -> None:
 
 
 def check_ran_through_slurm(workdir: Path, before: set[str]) -> None:
-    """Every job of the run was a SLURM job that completed, with its SLURM log kept."""
+    """Every job of the run was a SLURM job that completed, with its SLURM log kept; each
+    partition of clients was validated in a job of its own."""
     listed = run("squeue", "--noheader", "--states=all", "--format=%i %T").splitlines()
     states = {job: state for job, state in (line.split() for line in listed) if job not in before}
     assert len(states) >= 30
     assert set(states.values()) == {"COMPLETED"}
     slurm_logs = workdir / ".snakemake" / "slurm_logs"
-    for rule in ("rule_validate_study", "rule_bootstrap_model", "rule_fit_model"):
+    for rule in (
+        "rule_split_study",
+        "rule_validate_study",
+        "rule_bootstrap_model",
+        "rule_fit_model",
+    ):
         assert any((slurm_logs / rule).rglob("*.log")), rule
+    # one SLURM job per partition of clients
+    partitions = {p.parent.name for p in (slurm_logs / "rule_validate_partition").rglob("*.log")}
+    assert len(partitions) == PARTITIONS, sorted(partitions)
 
 
 def check_same_bytes(workdir: Path, local_run: Path) -> None:

@@ -162,11 +162,16 @@ class Ledger:
         return self.count(f"model[{model}].clients", n)
 
     def model_observations(self, model: str, n_obs: int | None, n_clients: int | None) -> str:
-        """A model's observations; in a model of one row per client they are its clients."""
+        """A model's observations; in a model of one row per client they are its clients, and
+        in one with no more rows than clients (a row per client and outcome, say) they count
+        clients too: audited as part of the clients validated."""
         if n_obs is None:
             return NOT_AVAILABLE
         if n_clients is not None and int(n_obs) == int(n_clients):
             return self.model_clients(model, n_obs)
+        if n_clients is not None and int(n_obs) < int(n_clients):
+            key = f"model[{model}].observations"
+            return self.subset(key, n_obs, of="clients", rest=f"{key}.left")
         return suppress_count(n_obs, self.min_cell)
 
     def is_withheld(self, key: str) -> bool:

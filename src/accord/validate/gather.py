@@ -386,7 +386,9 @@ def _gathered_dtypes(
 class _PartStream:
     """One partition's accepted rows of a table, read from its file `batch_rows` at a time."""
 
-    def __init__(self, path: Path, empty_categories: Mapping[str, list[str]], batch_rows: int):
+    def __init__(
+        self, path: Path, empty_categories: Mapping[str, list[str]], batch_rows: int
+    ) -> None:
         handle = pq.ParquetFile(path)
         self._batches = handle.iter_batches(batch_size=batch_rows, use_threads=False)
         # the dtypes pandas reads the file with; a categorical's labels are its dictionary
@@ -477,7 +479,7 @@ def write_part(part: PartResult, folder: str | Path) -> None:
 
 class _PartTables(Mapping):
     """A written partition's accepted tables, each read from its file when asked for (and not
-    kept), so a gather holds one table at a time."""
+    kept), so `gather_parts` holds one table at a time (`write_gathered` not even one)."""
 
     def __init__(self, folder: Path, tally: dict) -> None:
         self.folder, self.tally = folder, tally

@@ -353,22 +353,129 @@ def write_csv(path: str | Path, frame: pd.DataFrame) -> None:
         frame.to_csv(tmp, index=False, lineterminator="\n", float_format="%.10g")
 
 
-def write_parquet(path: str | Path, frame: pd.DataFrame, metadata: dict | None = None) -> None:
+#: Rows per row group of every Parquet output: pyarrow's default for `pq.write_table` (1024 *
+#: 1024 rows in pyarrow 26), named here so a file written in chunks (`ParquetChunks`) has the
+#: row groups of the same file written whole, whatever a later pyarrow's default.
+PARQUET_ROW_GROUP = 1024 * 1024
+#: The writer settings of every Parquet output, whole or in chunks.
+_PARQUET_SETTINGS: dict[str, Any] = {
+    "compression": "zstd",
+    "use_dictionary": True,
+    "write_statistics": True,
+}
+
+
+def parquet_table(frame: pd.DataFrame, metadata: dict | None = None) -> pa.Table:
+    """The Arrow table `write_parquet` writes for `frame`: no index, and `metadata` stored as
+    JSON under the key ``accord`` of the schema metadata."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    extra = {b"accord": json.dumps(metadata, sort_keys=True).encode()} if metadata else {}
+    return table.replace_schema_metadata({**(table.schema.metadata or {}), **extra})
+
+
+def write_parquet(
+    path: str | Path,
+    frame: pd.DataFrame,
+    metadata: dict | None = None,
+    *,
+    row_group_size: int = PARQUET_ROW_GROUP,
+) -> None:
     """Parquet without pandas' index and with fixed writer settings, plus optional metadata.
 
     `metadata` is stored as JSON under the key ``accord`` in the file's schema metadata.
+    `row_group_size` is for tests of `ParquetChunks` that span row groups in few rows.
     """
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    extra = {b"accord": json.dumps(metadata, sort_keys=True).encode()} if metadata else {}
-    table = table.replace_schema_metadata({**(table.schema.metadata or {}), **extra})
+    table = parquet_table(frame, metadata)
     with atomic_path(path) as tmp:
-        pq.write_table(
-            table,
-            tmp,
-            compression="zstd",
-            use_dictionary=True,
-            write_statistics=True,
-        )
+        pq.write_table(table, tmp, row_group_size=row_group_size, **_PARQUET_SETTINGS)
+
+
+class ParquetChunks:
+    """A Parquet file written from a frame's rows given in order, in chunks of any size: the
+    bytes `write_parquet` writes for the whole frame, holding one row group at a time.
+
+    Every chunk has the dtypes of the whole frame (a categorical its categories); rows are
+    held until a row group of `row_group_size` is full, then written as `write_parquet` would
+    write it. The first chunk (it may have no rows) fixes the schema. Use `parquet_chunks`,
+    which writes atomically.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        metadata: dict | None = None,
+        *,
+        row_group_size: int = PARQUET_ROW_GROUP,
+    ) -> None:
+        self.path, self.metadata = Path(path), metadata
+        self.row_group_size = row_group_size
+        self.rows_written = 0
+        self._held: list[pd.DataFrame] = []
+        self._held_rows = 0
+        self._first: pd.DataFrame | None = None
+        self._writer: pq.ParquetWriter | None = None
+
+    def append(self, frame: pd.DataFrame) -> None:
+        """Add the next rows; write every row group they fill."""
+        if self._first is None:
+            self._first = frame.iloc[:0]
+            schema = parquet_table(self._first, self.metadata).schema
+            self._writer = pq.ParquetWriter(self.path, schema, **_PARQUET_SETTINGS)
+        if len(frame):
+            self._held.append(frame)
+            self._held_rows += len(frame)
+        while self._held_rows >= self.row_group_size:
+            rows = (
+                pd.concat(self._held, ignore_index=True) if len(self._held) > 1 else self._held[0]
+            )
+            self._write(rows.iloc[: self.row_group_size])
+            rest = rows.iloc[self.row_group_size :]
+            self._held = [rest] if len(rest) else []
+            self._held_rows = len(rest)
+
+    def close(self) -> None:
+        """Write the last, partial row group (or the empty table of a frame without rows)."""
+        if self._first is None:
+            raise ValueError("no chunk was given: the file's columns are not known")
+        if self._held_rows:
+            self._write(pd.concat(self._held, ignore_index=True))
+        elif not self.rows_written:  # one row group without rows, as pyarrow writes it
+            self._write(self._first)
+        self._held, self._held_rows = [], 0
+        self.abort()
+
+    def abort(self) -> None:
+        """Close the file without writing the rows held."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def _write(self, rows: pd.DataFrame) -> None:
+        table = parquet_table(rows, self.metadata)
+        assert self._writer is not None
+        if not table.schema.equals(self._writer.schema, check_metadata=True):
+            raise ValueError(
+                f"a chunk's columns differ from the first chunk's:\n{table.schema}\n"
+                f"vs\n{self._writer.schema}"
+            )
+        self._writer.write_table(table, row_group_size=self.row_group_size)
+        self.rows_written += len(rows)
+
+
+@contextmanager
+def parquet_chunks(
+    path: str | Path, metadata: dict | None = None, *, row_group_size: int = PARQUET_ROW_GROUP
+) -> Iterator[ParquetChunks]:
+    """Yield a `ParquetChunks` writing `path`; the file is moved into place (closed, its last
+    row group written) only if the block succeeds."""
+    with atomic_path(path) as tmp:
+        chunks = ParquetChunks(tmp, metadata, row_group_size=row_group_size)
+        try:
+            yield chunks
+        except BaseException:
+            chunks.abort()
+            raise
+        chunks.close()
 
 
 def read_parquet_metadata(path: str | Path) -> dict:

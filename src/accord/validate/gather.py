@@ -6,6 +6,11 @@ source row numbers, its quarantine rows and a tally of counts and labels. Here t
 rows are put back in source order, the quarantine is sorted as one, the counts are added up
 and the notes are written from the sums, so a study validated in 7 partitions has the outputs
 it has in one. A whole study is gathered as its one partition.
+
+`write_gathered` never holds a whole table: each partition's accepted rows are already in
+source order, so the study's are a merge of the partitions' files by row number, read a batch
+at a time and written a row group at a time (`accord.core.io.ParquetChunks`) in the bytes
+`gather_table` and `write_parquet` give.
 """
 
 from __future__ import annotations
@@ -15,15 +20,25 @@ import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from pandas.api.extensions import ExtensionDtype
 
 from accord.core import contract
 from accord.core.errors import IdentifierError
 from accord.core.identifiers import Finding, GuardReport, withhold_text
-from accord.core.io import write_csv, write_json, write_parquet
+from accord.core.io import (
+    PARQUET_ROW_GROUP,
+    parquet_chunks,
+    write_csv,
+    write_json,
+    write_parquet,
+)
 from accord.validate.categories import CategoryChange
 from accord.validate.checks import emptied_notes
 from accord.validate.guard import quasi_identifier_warning
@@ -35,6 +50,11 @@ log = logging.getLogger(__name__)
 
 QUARANTINE_ORDER = ["table", "source", "row_number", "rule", "column"]
 ROW = "__row_number__"
+#: Rows read at a time from each partition's file when its tables are gathered: the memory of
+#: a gather is about this many rows of every partition plus a row group of the output.
+GATHER_BATCH = 1 << 16
+_BEFORE_FIRST = -1  # below every source row number
+_METADATA = {"contract_version": contract.CONTRACT_VERSION}
 
 
 def gather_parts(study: StudyInput, parts: Sequence[PartResult]) -> ValidationResult:
@@ -45,22 +65,59 @@ def gather_parts(study: StudyInput, parts: Sequence[PartResult]) -> ValidationRe
 
 
 def write_gathered(
-    study: StudyInput, folders: Sequence[str | Path], paths: Mapping[str, str | Path]
+    study: StudyInput,
+    folders: Sequence[str | Path],
+    paths: Mapping[str, str | Path],
+    *,
+    batch_rows: int = GATHER_BATCH,
+    row_group_size: int = PARQUET_ROW_GROUP,
 ) -> ValidationResult:
-    """Gather the partitions written under `folders` into the files `write_validation` writes,
-    holding one gathered table at a time; returns the result without its tables."""
+    """Gather the partitions written under `folders` into the files `write_validation` writes;
+    returns the result without its tables.
+
+    No table is held whole: each is merged from the partitions' files `batch_rows` rows of
+    each at a time and written a row group at a time (`gathered_chunks`), in the bytes
+    `write_parquet` gives the table `gather_table` gathers. `row_group_size` is for tests.
+    """
+    folders = [Path(folder) for folder in folders]
     parts = [read_part(folder) for folder in folders]
     result = gather_summary(study, parts)
+    tallies = [part.tally for part in parts]
     for table in contract.TABLES:
-        if table in parts[0].tally["table_order"]:
-            frame = gather_table(table, parts)
-        else:
-            frame = empty_table(table)
-        write_parquet(paths[table], frame, metadata={"contract_version": contract.CONTRACT_VERSION})
-        del frame
+        if table not in tallies[0]["table_order"]:
+            write_parquet(paths[table], empty_table(table), metadata=_METADATA)
+            continue
+        files = [folder / f"{table}.parquet" for folder in folders]
+        write_gathered_table(
+            paths[table],
+            table,
+            files,
+            tallies,
+            batch_rows=batch_rows,
+            row_group_size=row_group_size,
+        )
     write_csv(paths["quarantine"], result.quarantine)
     write_json(paths["summary"], result.summary)
     return result
+
+
+def write_gathered_table(
+    path: str | Path,
+    table: str,
+    files: Sequence[Path],
+    tallies: Sequence[dict],
+    *,
+    batch_rows: int = GATHER_BATCH,
+    row_group_size: int = PARQUET_ROW_GROUP,
+) -> None:
+    """Write `table` gathered from the partitions' files (`write_part`) and tallies to `path`,
+    a row group at a time: the bytes of `write_parquet(path, gather_table(table, parts))`."""
+    chunks = gathered_chunks(
+        table, files, tallies, batch_rows=batch_rows, chunk_rows=row_group_size
+    )
+    with parquet_chunks(path, _METADATA, row_group_size=row_group_size) as out:
+        for chunk in chunks:
+            out.append(chunk)
 
 
 def gather_summary(study: StudyInput, parts: Sequence[PartResult]) -> ValidationResult:
@@ -117,13 +174,14 @@ def _raise_findings(parts: Sequence[PartResult]) -> None:
 
 def gather_table(table: str, parts: Sequence[PartResult]) -> pd.DataFrame:
     """The accepted rows of every partition in source order, with the labels of the whole."""
-    if len(parts) == 1:
-        return parts[0].tables[table]
     frames = [part.tables[table].copy(deep=False) for part in parts]
-    # A filled column keeps the labels used in some partition (as the whole study would).
+    # A filled column keeps the labels used in some partition (as the whole study would),
+    # also in a study of one partition: a default label no row took is not the study's.
     for column in parts[0].tally["used_labels"].get(table, {}):
         used = {label for part in parts for label in part.tally["used_labels"][table][column]}
         frames = [_keep_labels(frame, column, used) for frame in frames]
+    if len(frames) == 1:
+        return frames[0]
     for column in frames[0].columns:
         dtypes = {str(frame[column].dtype) for frame in frames}
         kinds = [frame[column].dtype for frame in frames]
@@ -225,6 +283,182 @@ def _quasi_warnings(study: StudyInput, parts: Sequence[PartResult]) -> list:
     return [] if warning is None else [warning]
 
 
+def gathered_chunks(
+    table: str,
+    files: Sequence[Path],
+    tallies: Sequence[dict],
+    *,
+    batch_rows: int = GATHER_BATCH,
+    chunk_rows: int = PARQUET_ROW_GROUP,
+) -> Iterator[pd.DataFrame]:
+    """The accepted rows of a table in source order, from the partitions' files (`write_part`)
+    in chunks of `chunk_rows` rows: the rows of `gather_table`, with its dtypes and labels.
+
+    Each partition's rows are in ascending source order, so the whole is a k-way merge by row
+    number: each file is read `batch_rows` rows at a time, and every row at or below the
+    smallest row number last read from a partition not yet finished is merged. The first
+    chunk has no rows: it gives the dtypes even of a table without rows.
+    """
+    streams = [
+        _PartStream(path, tally["empty_categories"].get(table, {}), batch_rows)
+        for path, tally in zip(files, tallies, strict=True)
+    ]
+    used = {
+        column: {label for tally in tallies for label in tally["used_labels"][table][column]}
+        for column in tallies[0]["used_labels"].get(table, {})
+    }
+    dtypes = _gathered_dtypes(table, streams, used)
+    for stream in streams:
+        stream.recode_to(dtypes)
+    yield _frame(dtypes, {name: _empty(dtype) for name, dtype in dtypes.items()})
+    held: list[dict[str, Any]] = []
+    held_rows, last = 0, _BEFORE_FIRST
+    while live := [stream for stream in streams if stream.batch is not None]:
+        bound = min(stream.last_read for stream in live)
+        pieces, numbers = zip(*(stream.take_through(bound) for stream in live), strict=True)
+        rows = np.concatenate(numbers)
+        order = np.argsort(rows, kind="stable")
+        rows = rows[order]
+        if rows[0] <= last or np.any(np.diff(rows) <= 0):
+            raise AssertionError(f"{table}: partitions share a source row number")
+        last = int(rows[-1])
+        held.append({name: _concat([p[name] for p in pieces])[order] for name in dtypes})
+        held_rows += len(rows)
+        while held_rows >= chunk_rows:
+            columns = {name: _concat([h[name] for h in held]) for name in dtypes}
+            yield _frame(dtypes, {name: values[:chunk_rows] for name, values in columns.items()})
+            held_rows -= chunk_rows
+            held = [{name: values[chunk_rows:] for name, values in columns.items()}]
+    if held_rows:
+        yield _frame(dtypes, {name: _concat([h[name] for h in held]) for name in dtypes})
+
+
+def _empty(dtype: Any) -> Any:
+    """A column of `dtype` without rows, as `_PartStream` gives columns (codes for a
+    categorical)."""
+    if isinstance(dtype, pd.CategoricalDtype):
+        return np.zeros(0, dtype=np.int32)
+    return pd.array([], dtype=dtype) if isinstance(dtype, ExtensionDtype) else np.zeros(0, dtype)
+
+
+def _concat(arrays: Sequence[Any]) -> Any:
+    """One column's pieces end to end (codes, NumPy or pandas extension arrays)."""
+    if len(arrays) == 1:
+        return arrays[0]
+    if isinstance(arrays[0], np.ndarray):
+        return np.concatenate(arrays)
+    return type(arrays[0])._concat_same_type(arrays)
+
+
+def _frame(dtypes: Mapping[str, Any], columns: Mapping[str, Any]) -> pd.DataFrame:
+    """A frame of the gathered dtypes from its columns (a categorical's as codes)."""
+    data = {
+        name: pd.Categorical.from_codes(values, dtype=dtypes[name], validate=False)
+        if isinstance(dtypes[name], pd.CategoricalDtype)
+        else values
+        for name, values in columns.items()
+    }
+    n = len(next(iter(columns.values()))) if columns else 0
+    return pd.DataFrame(data, index=pd.RangeIndex(n))
+
+
+def _gathered_dtypes(
+    table: str, streams: Sequence[_PartStream], used: Mapping[str, set[str]]
+) -> dict[str, object]:
+    """Each column's dtype in the gathered table: a categorical keeps the labels of the
+    partitions (the study's), less a filled column's labels no partition used."""
+    dtypes: dict[str, object] = {}
+    for name in streams[0].dtypes:
+        kinds = []
+        for stream in streams:
+            dtype = stream.dtypes[name]
+            if isinstance(dtype, pd.CategoricalDtype) and name in used:
+                kept = [label for label in dtype.categories if label in used[name]]
+                dtype = pd.CategoricalDtype(pd.Index(kept, dtype=object), ordered=dtype.ordered)
+            kinds.append(dtype)
+        if any(kind != kinds[0] for kind in kinds):
+            found = sorted({str(kind) for kind in kinds})
+            raise AssertionError(f"{table}.{name}: partitions differ in dtype or labels ({found})")
+        dtypes[name] = kinds[0]
+    return dtypes
+
+
+class _PartStream:
+    """One partition's accepted rows of a table, read from its file `batch_rows` at a time."""
+
+    def __init__(
+        self, path: Path, empty_categories: Mapping[str, list[str]], batch_rows: int
+    ) -> None:
+        handle = pq.ParquetFile(path)
+        self._batches = handle.iter_batches(batch_size=batch_rows, use_threads=False)
+        # the dtypes pandas reads the file with; a categorical's labels are its dictionary
+        dtypes = handle.schema_arrow.empty_table().to_pandas().dtypes.to_dict()
+        dtypes.pop(ROW)
+        self.batch: pa.RecordBatch | None = None
+        self.numbers = np.zeros(0, dtype=np.int64)
+        self.start = 0
+        self.last_read = _BEFORE_FIRST
+        self.labels: dict[str, pa.Array] = {}  # each categorical's dictionary
+        self._next_batch()
+        for name, dtype in dtypes.items():
+            if not isinstance(dtype, pd.CategoricalDtype):
+                continue
+            if self.batch is not None:
+                self.labels[name] = self.batch.column(name).dictionary
+            else:  # an empty Parquet column forgets its labels: `write_part` kept them
+                self.labels[name] = pa.array(empty_categories.get(name, []), pa.string())
+            categories = pd.Index(self.labels[name].to_pylist(), dtype=object)
+            dtypes[name] = pd.CategoricalDtype(categories, ordered=dtype.ordered)
+        self.dtypes: dict[str, object] = dtypes
+        self._recode: dict[str, np.ndarray] = {}
+        self._out: dict[str, Any] = {}
+
+    def recode_to(self, dtypes: Mapping[str, object]) -> None:
+        """Give the rows taken the gathered `dtypes`: a categorical's codes map to its labels."""
+        self._out = dict(dtypes)
+        for name in self.labels:
+            own = self.dtypes[name].categories  # type: ignore[attr-defined]
+            codes = dtypes[name].categories.get_indexer(own)  # type: ignore[attr-defined]
+            self._recode[name] = np.append(codes, -1).astype(np.int32)  # code -1 stays empty
+
+    def take_through(self, bound: int) -> tuple[dict[str, Any], np.ndarray]:
+        """The columns of the rows not yet taken whose row numbers are at most `bound` (a
+        categorical's as codes of the gathered labels), and their row numbers."""
+        assert self.batch is not None
+        stop = int(np.searchsorted(self.numbers, bound, side="right"))
+        rows = self.batch.slice(self.start, stop - self.start)
+        numbers = self.numbers[self.start : stop]
+        self.start = stop
+        if stop == len(self.numbers):
+            self._next_batch()
+        return {name: self._column(rows.column(name), name) for name in self._out}, numbers
+
+    def _column(self, column: pa.Array, name: str) -> Any:
+        dtype = self._out[name]
+        if name in self._recode:
+            codes = pc.fill_null(column.indices, -1).to_numpy(zero_copy_only=False)
+            return self._recode[name][codes]
+        if isinstance(dtype, ExtensionDtype):
+            return dtype.__from_arrow__(column)
+        return column.to_numpy(zero_copy_only=False).astype(dtype, copy=False)
+
+    def _next_batch(self) -> None:
+        """Read the next batch with rows, checking its rows continue the source order and its
+        labels are the partition's."""
+        self.batch, self.start = None, 0
+        for batch in self._batches:
+            if batch.num_rows == 0:
+                continue
+            numbers = batch.column(ROW).to_numpy().astype(np.int64, copy=False)
+            if numbers[0] <= self.last_read or np.any(np.diff(numbers) <= 0):
+                raise AssertionError("a partition's rows are not in ascending source order")
+            for name, labels in self.labels.items():
+                if not batch.column(name).dictionary.equals(labels):
+                    raise AssertionError(f"{name}: a partition's labels differ between batches")
+            self.batch, self.numbers, self.last_read = batch, numbers, int(numbers[-1])
+            return
+
+
 def write_part(part: PartResult, folder: str | Path) -> None:
     """Write a partition's result under `folder` (read back by `read_part`)."""
     folder = Path(folder)
@@ -245,7 +479,7 @@ def write_part(part: PartResult, folder: str | Path) -> None:
 
 class _PartTables(Mapping):
     """A written partition's accepted tables, each read from its file when asked for (and not
-    kept), so a gather holds one table at a time."""
+    kept), so `gather_parts` holds one table at a time (`write_gathered` not even one)."""
 
     def __init__(self, folder: Path, tally: dict) -> None:
         self.folder, self.tally = folder, tally

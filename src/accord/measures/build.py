@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,9 +38,11 @@ from accord.measures.panel import (
     client_codes,
     client_index,
     flag,
+    panel_series,
     require_columns,
     session_panel,
 )
+from accord.measures.statistics import MeasureStatistics, combine_statistics, measure_statistics
 
 RATERS = ("client", "therapist", "observer")
 #: ``end_of_treatment``: the last attended session of a treatment that ended as planned.
@@ -209,17 +211,14 @@ def _json_ready(value: Any) -> Any:
 
 
 def _outcome_keys(
-    registry: Any,
-    settings: MeasureSettings,
-    scores: pd.DataFrame | ScoreTable | None,
-    client_ids: pd.Index,
+    registry: Any, settings: MeasureSettings, study: MeasureStatistics
 ) -> tuple[str, ...]:
     """The outcome instruments: those the settings name, or else every registry instrument with
     a cut-off that has outcome-rater totals in this study, leaving out the process measures
     (the alliance, goal-consensus and SRS instruments: the SRS cut-off is an alert threshold)."""
     if settings.outcome_instruments is not None:
         return settings.outcome_instruments
-    table = ScoreTable.of(scores, client_ids)
+    scored = set(study.score_groups)
     process = {
         settings.alliance_instrument,
         settings.goal_alliance_instrument,
@@ -230,7 +229,7 @@ def _outcome_keys(
         for key in registry
         if key not in process
         and getattr(_instrument(registry, key), "cutoff", None) is not None
-        and len(table.rows(key, "total", settings.outcome_rater)) > 0
+        and (key, "total", settings.outcome_rater) in scored
     )
 
 
@@ -267,6 +266,7 @@ def _outcomes(
     registry: Any,
     settings: MeasureSettings,
     end_session: np.ndarray,
+    study: MeasureStatistics,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, pd.DataFrame]]:
     """`<key>_<measure>` columns for every outcome instrument and PHQ-9 response/remission; also
     the change thresholds and each instrument's unprefixed frame."""
@@ -280,7 +280,7 @@ def _outcomes(
         "z": settings.rci_z,
         "end_session": end_session,
     }
-    for key in _outcome_keys(registry, settings, scores, client_ids):
+    for key in _outcome_keys(registry, settings, study):
         instrument = _instrument(registry, key)
         if instrument is None:
             raise ConfigError(
@@ -288,7 +288,12 @@ def _outcomes(
             )
         try:
             frame, info = outcome_change(
-                scores, client_ids, instrument, method=settings.change_method, **options
+                scores,
+                client_ids,
+                instrument,
+                method=settings.change_method,
+                baseline=study.baseline(key),
+                **options,
             )
         except ValueError as error:
             raise ConfigError(f"measures: {error}") from error
@@ -312,6 +317,7 @@ def _nhs(
     frames: dict[str, pd.DataFrame],
     sessions_attended: pd.Series,
     end_reason: pd.Series | None,
+    study: MeasureStatistics,
 ) -> pd.DataFrame:
     """NHS Talking Therapies indicators, always on the published reliable-change values."""
     phq9, gad7 = _instrument(registry, "phq9"), _instrument(registry, "gad7")
@@ -334,6 +340,7 @@ def _nhs(
                 sd_source=settings.rci_sd_source,
                 rater=settings.outcome_rater,
                 z=settings.rci_z,
+                baseline=study.baseline(key),
             )[0]
         )
 
@@ -372,6 +379,7 @@ def _client_measures(
     scores: pd.DataFrame | ScoreTable | None,
     registry: Any,
     settings: MeasureSettings,
+    study: MeasureStatistics,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     require_columns(clients, ["client_id", "therapist_id"], "clients")
     client_ids = client_index(clients)
@@ -407,12 +415,14 @@ def _client_measures(
         goal_scale=settings.goal_alliance_scale,
         early_sessions=settings.early_sessions,
         gas_rater=settings.gas_rater,
+        study_has_goals=study.has_goals,
     )
     end_session = end_sessions(sessions, client_ids, end_reason, settings.end_of_treatment)
-    outcomes, thresholds, frames = _outcomes(scores, client_ids, registry, settings, end_session)
-    nhs = _nhs(
-        scores, client_ids, registry, settings, frames, engagement["sessions_attended"], end_reason
+    outcomes, thresholds, frames = _outcomes(
+        scores, client_ids, registry, settings, end_session, study
     )
+    attended = engagement["sessions_attended"]
+    nhs = _nhs(scores, client_ids, registry, settings, frames, attended, end_reason, study)
     table = pd.concat(
         [
             _client_columns(clients, client_ids),
@@ -439,7 +449,8 @@ def build_client_measures(
     change measures, named as in measures.md and the data contract."""
     settings = settings or MeasureSettings()
     scores = ScoreTable.of(scores, client_index(clients))
-    table, _ = _client_measures(clients, sessions, goals, scores, registry, settings)
+    study = study_statistics([(clients, goals, scores)], settings)
+    table, _ = _client_measures(clients, sessions, goals, scores, registry, settings, study)
     return table
 
 
@@ -456,8 +467,16 @@ def build_session_panel(
     instrument facts beyond the scores themselves.
     """
     settings = settings or MeasureSettings()
-    panel, _ = _panel(clients, sessions, scores, settings)
-    return panel
+    scores = ScoreTable.of(scores, client_index(clients))
+    study = study_statistics([(clients, None, scores)], settings)
+    return _panel(clients, sessions, scores, settings, study)
+
+
+def _centred(settings: MeasureSettings) -> dict[str, tuple[str, str, str]]:
+    return panel_series(
+        (settings.alliance_instrument, settings.alliance_scale, settings.alliance_rater),
+        (settings.goal_alliance_instrument, settings.goal_alliance_scale, "client"),
+    )
 
 
 def _panel(
@@ -465,18 +484,144 @@ def _panel(
     sessions: pd.DataFrame,
     scores: pd.DataFrame | ScoreTable | None,
     settings: MeasureSettings,
-) -> tuple[pd.DataFrame, dict[str, float]]:
-    return session_panel(
+    study: MeasureStatistics,
+) -> pd.DataFrame:
+    centred = _centred(settings)
+    panel, _ = session_panel(
         clients,
         sessions,
         scores,
-        alliance=(settings.alliance_instrument, settings.alliance_scale, settings.alliance_rater),
-        goal_alliance_client=(
-            settings.goal_alliance_instrument,
-            settings.goal_alliance_scale,
-            "client",
-        ),
+        alliance=centred["alliance"],
+        goal_alliance_client=centred["goal_alliance_client"],
+        score_groups=study.score_groups,
+        grand_means=study.grand_means(),
     )
+    return panel
+
+
+def partition_statistics(
+    clients: pd.DataFrame,
+    goals: pd.DataFrame | None,
+    scores: pd.DataFrame | ScoreTable | None,
+    settings: MeasureSettings | None = None,
+) -> MeasureStatistics:
+    """Pass 1 on a partition of the study's clients (or all of them): the counts and exact sums
+    behind the study-wide scalars (`accord.measures.statistics`)."""
+    settings = settings or MeasureSettings()
+    return measure_statistics(
+        clients,
+        goals,
+        scores,
+        outcome_rater=settings.outcome_rater,
+        centred=_centred(settings),
+    )
+
+
+def study_statistics(
+    parts: Sequence[tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame | ScoreTable | None]],
+    settings: MeasureSettings,
+) -> MeasureStatistics:
+    """The study's statistics from its partitions' (clients, goals, scores)."""
+    return combine_statistics(
+        [partition_statistics(clients, goals, scores, settings) for clients, goals, scores in parts]
+    )
+
+
+def build_partition(
+    clients: pd.DataFrame,
+    sessions: pd.DataFrame,
+    goals: pd.DataFrame | None,
+    scores: pd.DataFrame | ScoreTable | None,
+    registry: Any,
+    settings: MeasureSettings,
+    study: MeasureStatistics,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Pass 2 on a partition of the study's clients: its client measures and session panel,
+    with the study's scalars `study` (`combine_statistics` of every partition's)."""
+    scores = ScoreTable.of(scores, client_index(clients))
+    client_measures, _ = _client_measures(
+        clients, sessions, goals, scores, registry, settings, study
+    )
+    return client_measures, _panel(clients, sessions, scores, settings, study)
+
+
+def gather_client_measures(parts: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """The partitions' client measures as one table sorted by client_id (the one-job order)."""
+    if len(parts) == 1:
+        return parts[0]
+    _same_columns(parts, "client measures")
+    table = pd.concat(parts, ignore_index=True)
+    order = np.argsort(table["client_id"].to_numpy(dtype=object), kind="stable")
+    return table.take(order).reset_index(drop=True)
+
+
+def gather_panel(parts: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """The partitions' session panels as one, sorted by client_id, then session_number (the
+    one-job order)."""
+    if len(parts) == 1:
+        return parts[0]
+    _same_columns(parts, "session panel")
+    panel = pd.concat(parts, ignore_index=True)
+    codes, labels = pd.factorize(panel["client_id"], sort=False)
+    rank = np.empty(len(labels), dtype=np.int64)
+    rank[np.argsort(np.asarray(labels, dtype=object), kind="stable")] = np.arange(len(labels))
+    session = panel["session_number"].to_numpy(dtype=np.int64)
+    low = int(session.min(initial=0))
+    top = int(session.max(initial=0)) - low + 1
+    keys = rank[codes] * top + (session - low)
+    return panel.take(np.argsort(keys, kind="stable")).reset_index(drop=True)
+
+
+def _same_columns(parts: Sequence[pd.DataFrame], name: str) -> None:
+    first = parts[0].dtypes
+    for part in parts[1:]:
+        if list(part.columns) != list(first.index) or not part.dtypes.equals(first):
+            raise AssertionError(f"{name}: partitions differ in columns or dtypes")
+
+
+def study_thresholds(
+    registry: Any, settings: MeasureSettings, study: MeasureStatistics
+) -> pd.DataFrame:
+    """The change thresholds of the study's outcome instruments, from its statistics alone."""
+    none = pd.Index([], name="client_id", dtype=object)
+    _, thresholds, _ = _outcomes(None, none, registry, settings, np.zeros(0), study)
+    return thresholds
+
+
+def measures_metadata(
+    settings: MeasureSettings,
+    thresholds: pd.DataFrame,
+    study: MeasureStatistics,
+    n_panel_rows: int,
+) -> dict[str, Any]:
+    """The choices, counts, change thresholds and grand means recorded next to the outputs."""
+    metadata = {
+        "settings": settings.to_metadata(),
+        "dropout_definition": settings.dropout_definition,
+        "outcome_instruments": list(thresholds["instrument"]),
+        "n_clients": study.n_clients,
+        "n_panel_rows": n_panel_rows,
+        "change_thresholds": {
+            row["instrument"]: {k: v for k, v in row.items() if k != "instrument"}
+            for row in thresholds.to_dict("records")
+        },
+        "grand_means": study.grand_means(),
+    }
+    return _json_ready(metadata)
+
+
+def gather_measures(
+    parts: Sequence[tuple[pd.DataFrame, pd.DataFrame]],
+    registry: Any,
+    settings: MeasureSettings,
+    study: MeasureStatistics,
+) -> MeasuresResult:
+    """The study's outputs from its partitions' `build_partition` results."""
+    client_measures = gather_client_measures([part[0] for part in parts])
+    panel = gather_panel([part[1] for part in parts])
+    thresholds = study_thresholds(registry, settings, study)
+    metadata = measures_metadata(settings, thresholds, study, len(panel))
+    return MeasuresResult(client_measures, panel, thresholds, metadata)
 
 
 def build_measures(
@@ -487,23 +632,13 @@ def build_measures(
     registry: Any,
     settings: MeasureSettings | None = None,
 ) -> MeasuresResult:
-    """Client measures, session panel, change thresholds and the metadata recording the choices."""
+    """Client measures, session panel, change thresholds and the metadata recording the choices.
+
+    The whole study as its one partition: statistics (pass 1), the study's scalars, the build
+    with them (pass 2) and the gather, the functions a study in partitions runs per partition.
+    """
     settings = settings or MeasureSettings()
     scores = ScoreTable.of(scores, client_index(clients))
-    client_measures, thresholds = _client_measures(
-        clients, sessions, goals, scores, registry, settings
-    )
-    panel, grand_means = _panel(clients, sessions, scores, settings)
-    metadata = {
-        "settings": settings.to_metadata(),
-        "dropout_definition": settings.dropout_definition,
-        "outcome_instruments": list(thresholds["instrument"]),
-        "n_clients": len(client_measures),
-        "n_panel_rows": len(panel),
-        "change_thresholds": {
-            row["instrument"]: {k: v for k, v in row.items() if k != "instrument"}
-            for row in thresholds.to_dict("records")
-        },
-        "grand_means": grand_means,
-    }
-    return MeasuresResult(client_measures, panel, thresholds, _json_ready(metadata))
+    study = study_statistics([(clients, goals, scores)], settings)
+    part = build_partition(clients, sessions, goals, scores, registry, settings, study)
+    return gather_measures([part], registry, settings, study)

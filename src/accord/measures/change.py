@@ -23,7 +23,8 @@ Instruments with a published reliable-change value (PHQ-9 6, GAD-7 4, ORS 5, COR
 directly (|change| >= value) by default, as NHS Talking Therapies do; the RCI is used where the
 settings ask for it or no published value exists (and the published value where the RCI cannot be
 computed). SD_pre defaults to the study's own intake SD: the sample SD (ddof = 1) of the clients'
-first assessments.
+first assessments, from their exact sum and sum of squares rounded once, so a study built in
+partitions of clients has the one-job SD to the bit.
 
 "Clinical" means at or beyond the instrument's cut-off: score >= cut-off where higher is worse,
 score < cut-off where higher is better (ORS below 25), unless the registry gives the instrument an
@@ -59,6 +60,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from accord.measures.exact import Moments
 from accord.measures.panel import ClientSeries, ScoreTable, nullable_bool, nullable_int
 
 CHANGE_METHODS = ("published", "rci")
@@ -152,14 +154,18 @@ def jacobson_truax_cutoffs(norms: dict | None, higher_is: str = "worse") -> dict
     }
 
 
-def _sd_pre(first: np.ndarray, instrument: Any, sd_source: str) -> tuple[float, int]:
-    baseline = first[~np.isnan(first)]
+def baseline_moments(first: np.ndarray) -> Moments:
+    """Exact moments of the clients' first scores (`accord.measures.exact`): a partition's add
+    up to the study's, whose sample SD is SD_pre."""
+    return Moments.of(first)
+
+
+def _sd_pre(baseline: Moments, instrument: Any, sd_source: str) -> tuple[float, int]:
     if sd_source == "norms":
         norms = getattr(instrument, "norms", None) or {}
         clinical = norms.get("clinical") or {}
-        return _number(clinical.get("sd")), len(baseline)
-    sd = float(np.std(baseline, ddof=1)) if len(baseline) >= 2 else math.nan
-    return sd, len(baseline)
+        return _number(clinical.get("sd")), baseline.n
+    return baseline.sd(), baseline.n
 
 
 def outcome_change(
@@ -173,6 +179,7 @@ def outcome_change(
     sd_source: str = "intake",
     rater: str = "client",
     z: float = RCI_Z,
+    baseline: Moments | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Change on one instrument's total, one row per client in `client_ids` (index: client_id).
 
@@ -180,6 +187,8 @@ def outcome_change(
     `end_session` gives each client's end-of-treatment session (NaN: none planned or known);
     post is the score at exactly that session, missing when there is none. None takes each
     client's last assessment as the end assessment (post = last), for tables of finished pairs.
+    `baseline` gives the moments of the whole study's first scores when `client_ids` are a
+    partition of its clients (`baseline_moments`); None takes them from these clients.
     Returns the per-client frame (columns `CHANGE_COLUMNS`, unprefixed) and the thresholds used
     (sd_pre, reliability, s_diff, rci_threshold_points, reliable_change, cutoff, a, b, c, ...).
     """
@@ -204,7 +213,8 @@ def outcome_change(
     change_post = np.where(paired_post, post - first, np.nan)
     change_last = np.where(paired_last, last - first, np.nan)
 
-    rules = _ChangeRules.build(first, instrument, method, clinical_cutoff, sd_source, z)
+    baseline = baseline_moments(first) if baseline is None else baseline
+    rules = _ChangeRules.build(baseline, instrument, method, clinical_cutoff, sd_source, z)
     clin_first, known_first = rules.clinical(first)
     at_post = rules.judge(change_post, paired_post, post, clin_first, known_first)
     at_last = rules.judge(change_last, paired_last, last, clin_first, known_first)
@@ -283,7 +293,7 @@ class _ChangeRules:
     @classmethod
     def build(
         cls,
-        first: np.ndarray,
+        baseline: Moments,
         instrument: Any,
         method: str,
         clinical_cutoff: str,
@@ -291,7 +301,7 @@ class _ChangeRules:
         z: float,
     ) -> _ChangeRules:
         worse = _is_worse(instrument)
-        sd_pre, n_pre = _sd_pre(first, instrument, sd_source)
+        sd_pre, n_pre = _sd_pre(baseline, instrument, sd_source)
         reliability = _number(getattr(instrument, "reliability", None))
         se = sd_pre * math.sqrt(1.0 - reliability) if reliability <= 1.0 else math.nan
         s_diff = math.sqrt(2.0 * se**2)

@@ -73,14 +73,23 @@ def _mean_by(code: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
 
 
 def goal_table_measures(
-    goals: pd.DataFrame | None, client_ids: pd.Index, early_sessions: int = 3
+    goals: pd.DataFrame | None,
+    client_ids: pd.Index,
+    early_sessions: int = 3,
+    study_has_goals: bool | None = None,
 ) -> pd.DataFrame:
     """n_goals, late_goal_share and, from the goals set by session `early_sessions`,
-    joint_goal_share, goal_agreement, smart_quality, goal_revisions per client."""
+    joint_goal_share, goal_agreement, smart_quality, goal_revisions per client.
+
+    `study_has_goals` says whether the study's goals table has rows when `client_ids` are a
+    partition of its clients (a partition without goals then has n_goals 0); None: whether
+    `goals` has rows."""
     n = len(client_ids)
     out = pd.DataFrame(index=client_ids)
     columns = ["n_goals", "late_goal_share", *EARLY_GOAL_COLUMNS]
-    if goals is None or goals.empty:
+    if study_has_goals is None:
+        study_has_goals = goals is not None and not goals.empty
+    if goals is None or not study_has_goals:
         for column in columns:
             out[column] = np.nan
         out["n_goals"] = nullable_int(np.full(n, np.nan))
@@ -143,13 +152,14 @@ def goal_measures(
     early_sessions: int = 3,
     gas_instrument: str = "gas",
     gas_rater: str = "client",
+    study_has_goals: bool | None = None,
 ) -> pd.DataFrame:
     """Goal-setting measures, one row per client in `client_ids` (index: client_id).
 
     `goal_instrument` / `goal_scale` give the goal-alliance scale rated by client and therapist
     (WAI-SR Goal subscale). Columns in `GOAL_COLUMNS` order.
     """
-    out = goal_table_measures(goals, client_ids, early_sessions)
+    out = goal_table_measures(goals, client_ids, early_sessions, study_has_goals)
     scores = ScoreTable.of(scores, client_ids)
     client = ClientSeries.from_scores(scores, client_ids, goal_instrument, goal_scale, "client")
     early = client.pos < early_sessions

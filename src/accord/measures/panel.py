@@ -8,13 +8,14 @@ keeps 100,000 clients and a few million score rows to seconds.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from accord.core.errors import StudyError
+from accord.measures.exact import Moments
 
 #: How a scale is named in a panel column: the total is the bare instrument key, the GAS T-score
 #: is `gas_t`, any other subscale is appended (`wai_sr_goal`).
@@ -232,24 +233,36 @@ class ClientSeries:
         return out
 
 
-def within_between(
-    values: np.ndarray, code: np.ndarray, n_clients: int
-) -> tuple[np.ndarray, np.ndarray, float]:
-    """Person-mean centring of a time-varying predictor.
-
-    within = value - the client's mean; between = the client's mean - the grand mean of client
-    means (each client counts once). Returns (within, between, grand_mean); within + between +
-    grand_mean is the observed value.
-    """
+def client_means(values: np.ndarray, code: np.ndarray, n_clients: int) -> np.ndarray:
+    """Each client's mean of its present values (NaN for a client without one)."""
     present = ~np.isnan(values)
     count = np.bincount(code[present], minlength=n_clients)
     sums = np.bincount(code[present], weights=values[present], minlength=n_clients)
     with np.errstate(invalid="ignore", divide="ignore"):
-        client_mean = np.where(count > 0, sums / count, np.nan)
-    grand_mean = float(np.nanmean(client_mean)) if (count > 0).any() else float("nan")
-    between = client_mean[code] - grand_mean
+        return np.where(count > 0, sums / count, np.nan)
+
+
+def grand_mean(means: np.ndarray) -> float:
+    """The mean of the client means (each client counts once), an exact sum rounded once:
+    the same for any order and any partition of the clients (`accord.measures.exact`)."""
+    return Moments.of(means).mean()
+
+
+def within_between(
+    values: np.ndarray, code: np.ndarray, n_clients: int, grand: float | None = None
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Person-mean centring of a time-varying predictor.
+
+    within = value - the client's mean; between = the client's mean - the grand mean of client
+    means (each client counts once; `grand` is the whole study's when these are a partition of
+    its clients). Returns (within, between, grand_mean); within + between + grand_mean is the
+    observed value.
+    """
+    client_mean = client_means(values, code, n_clients)
+    grand = grand_mean(client_mean) if grand is None else grand
+    between = client_mean[code] - grand
     within = values - client_mean[code]
-    return within, between, grand_mean
+    return within, between, grand
 
 
 def session_panel(
@@ -259,6 +272,8 @@ def session_panel(
     *,
     alliance: tuple[str, str, str] = ("wai_sr", "total", "client"),
     goal_alliance_client: tuple[str, str, str] = ("wai_sr", "goal", "client"),
+    score_groups: Sequence[tuple[str, str, str]] | None = None,
+    grand_means: Mapping[str, float] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, float]]:
     """One row per client and session: every scheduled session, plus any scored session not in
     the schedule (session 0, the intake assessment, in validated data).
@@ -269,6 +284,11 @@ def session_panel(
     `alliance_within` and `goal_alliance_client`, `goal_alliance_client_between`,
     `goal_alliance_client_within` (`alliance` and `goal_alliance_client` are the (instrument,
     scale, rater) given: by default the client-rated WAI-SR total and Goal subscale).
+
+    For a partition of a study's clients, `score_groups` gives the study's scored (instrument,
+    scale, rater) (a scale no client of the partition has is a column of NaN) and `grand_means`
+    the study's grand means of `alliance` and `goal_alliance_client` (`panel_series`); None
+    takes both from these clients.
 
     Returns the panel and the grand means used for centring.
     """
@@ -286,17 +306,27 @@ def session_panel(
     )
     _add_session_columns(panel, sessions.loc[s_keep], rows.of_sessions)
     _add_client_columns(panel, clients, client_ids, rows.client)
-    score_columns = _score_columns(table, rows.of_scores, len(panel))
+    groups = table.groups if score_groups is None else score_groups
+    score_columns = _score_columns(table, groups, rows.of_scores, len(panel))
     panel = pd.concat([panel, pd.DataFrame(score_columns, index=panel.index)], axis=1)
 
-    grand_means: dict[str, float] = {}
-    for name, combo in (("alliance", alliance), ("goal_alliance_client", goal_alliance_client)):
+    used: dict[str, float] = {}
+    series = panel_series(alliance, goal_alliance_client)
+    for name, combo in series.items():
         values = score_columns.get(scale_column(*combo), np.full(len(panel), np.nan))
-        within, between, grand_means[name] = within_between(values, rows.client, len(client_ids))
+        given = None if grand_means is None else grand_means[name]
+        within, between, used[name] = within_between(values, rows.client, len(client_ids), given)
         panel[name] = values
         panel[f"{name}_between"] = between
         panel[f"{name}_within"] = within
-    return panel, grand_means
+    return panel, used
+
+
+def panel_series(
+    alliance: tuple[str, str, str], goal_alliance_client: tuple[str, str, str]
+) -> dict[str, tuple[str, str, str]]:
+    """The panel's person-mean centred series and the scored scale each one is."""
+    return {"alliance": alliance, "goal_alliance_client": goal_alliance_client}
 
 
 @dataclass(frozen=True)
@@ -351,7 +381,9 @@ def _add_client_columns(
             panel[column] = pd.Series(pd.NA, index=panel.index, dtype="string")
 
 
-def _score_columns(table: ScoreTable, rows: np.ndarray, n_rows: int) -> dict[str, np.ndarray]:
+def _score_columns(
+    table: ScoreTable, groups: Iterable[tuple[str, str, str]], rows: np.ndarray, n_rows: int
+) -> dict[str, np.ndarray]:
     """One column per scored (instrument, scale, rater): client-rated first, then therapist-
     and observer-rated; totals before subscales."""
 
@@ -361,8 +393,8 @@ def _score_columns(table: ScoreTable, rows: np.ndarray, n_rows: int) -> dict[str
         return (rank, rater, instrument, scale != "total", scale)
 
     columns: dict[str, np.ndarray] = {}
-    for combo in sorted(table.groups, key=column_order):
-        members = table.groups[combo]
+    for combo in sorted(groups, key=column_order):
+        members = table.groups.get(combo, np.array([], dtype=np.int64))
         column = np.full(n_rows, np.nan)
         column[rows[members]] = table.value[members]
         columns[scale_column(*combo)] = column

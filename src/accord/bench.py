@@ -103,8 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if row["note"].startswith("failed") and stage.split(":")[0] in DATA_STAGES:
                 status = 1
                 break
-            if stage == "validate:gather":
-                rows.append(_partitioned_total(rows, n, partitions))
+            if stage in ("validate:gather", "measures:gather"):
+                rows.append(_partitioned_total(rows, n, partitions, stage.split(":")[0]))
                 print(_line(rows[-1]), flush=True)
         growth = next(
             (r for r in rows if r["size"] == n and r["stage"] == f"model:{PRIMARY_GROWTH}"), None
@@ -170,22 +170,30 @@ def _partitions(setting: str, n: int) -> int:
 
 def _stage_names(name: str, models: Sequence[str], partitions: int) -> list[str]:
     """The child stages of one stage: validation in partitions is split, each partition and
-    the gather."""
+    the gather; measures in partitions are each partition's scores, statistics and build, and
+    the gather (they read the partitions validation left)."""
+    parts = range(partitions)
     if name == "models":
         return [f"model:{m}" for m in models]
     if name == "validate" and partitions > 1:
         split = [f"validate:split:{partitions}"]
-        return [*split, *(f"validate:part:{k}" for k in range(partitions)), "validate:gather"]
+        return [*split, *(f"validate:part:{k}" for k in parts), "validate:gather"]
+    if name == "measures" and partitions > 1:
+        steps = ("scores", "statistics", "part")
+        jobs = [f"measures:{step}:{k}" for step in steps for k in parts]
+        return [*jobs, "measures:gather"]
     return [name]
 
 
-def _partitioned_total(rows: Sequence[dict[str, Any]], n: int, partitions: int) -> dict[str, Any]:
-    """Validation in partitions as one row: the jobs' seconds added up (one job at a time)
-    and the largest peak of any of them."""
-    jobs = [r for r in rows if r["size"] == n and r["stage"].startswith("validate:")]
+def _partitioned_total(
+    rows: Sequence[dict[str, Any]], n: int, partitions: int, stage: str = "validate"
+) -> dict[str, Any]:
+    """A stage in partitions (validation, measures) as one row: the jobs' seconds added up
+    (one job at a time) and the largest peak of any of them."""
+    jobs = [r for r in rows if r["size"] == n and r["stage"].startswith(f"{stage}:")]
     return {
         "size": n,
-        "stage": "validate",
+        "stage": stage,
         "seconds": sum(r["seconds"] for r in jobs),
         "peak_mb": max(r["peak_mb"] for r in jobs),
         "rows": jobs[-1]["rows"],
@@ -379,6 +387,8 @@ def _run_stage(stage: str, folder: Path, *, seed: int) -> dict[str, Any]:
         rows = result.summary["tables"]["measures"]["rows_in"]
     elif stage.startswith("validate:"):
         rows = _partitioned_validation(stage, folder, registry)
+    elif stage.startswith("measures:"):
+        rows = _partitioned_measures(stage, folder, registry, config)
     elif stage == "score":
         from accord.measures.reliability import reliability_table
         from accord.measures.scoring import score_measures_with_summary
@@ -487,6 +497,43 @@ def _partitioned_validation(stage: str, folder: Path, registry: Any) -> int:
     }
     result = write_gathered(study, parts, paths)
     return result.summary["tables"]["measures"]["rows_in"]
+
+
+def _partitioned_measures(stage: str, folder: Path, registry: Any, config: dict) -> int:
+    """One job of the measures in partitions: a partition's scores, statistics or build, or
+    the gather; returns the rows it wrote (score rows, clients, panel rows)."""
+    from types import SimpleNamespace
+
+    from accord.measures import partitions as parts
+    from accord.settings import measure_settings
+
+    out = folder / "results"
+    work = out / "partitions"
+    settings = measure_settings(config)
+    step, _, number = stage.removeprefix("measures:").partition(":")
+    n_parts = len(list(work.glob("validated_*")))
+    validated, scores = work / f"validated_{number}", work / f"scores_{number}.parquet"
+    statistics = [work / f"measures_statistics_{k}.json" for k in range(n_parts)]
+    if step == "scores":
+        return parts.write_partition_scores(out / "scores.parquet", scores, int(number), n_parts)
+    if step == "statistics":
+        found = parts.measure_statistics_file(validated, scores, statistics[int(number)], settings)
+        return found.n_clients
+    if step == "part":
+        folder_out = work / f"measures_{number}"
+        built = parts.build_partition_folder(
+            validated, scores, statistics, folder_out, registry, settings
+        )
+        return built[1]
+    paths = SimpleNamespace(
+        client_measures=out / "client_measures.parquet",
+        session_panel=out / "session_panel.parquet",
+        metadata=out / "measures_metadata.json",
+    )
+    folders = [work / f"measures_{k}" for k in range(n_parts)]
+    return parts.write_gathered_measures(folders, statistics, paths, registry, settings)[
+        "n_panel_rows"
+    ]
 
 
 def _report(folder: Path, config: dict[str, Any]) -> int:

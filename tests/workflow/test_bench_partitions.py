@@ -50,3 +50,23 @@ def test_copies_of_a_study_have_their_own_client_ids(tmp_path: Path) -> None:
     assert clients["therapist_id"].tolist() == ["T1"] * 6
     sessions = pd.read_csv(tmp_path / "copies" / "sessions.csv")
     assert sessions["session_number"].tolist() == [1, 2] * 3
+
+
+def test_measures_in_partitions_are_scores_statistics_builds_and_gather() -> None:
+    assert _stage_names("measures", [], 1) == ["measures"]
+    assert _stage_names("measures", [], 2) == [
+        "measures:scores:0",
+        "measures:scores:1",
+        "measures:statistics:0",
+        "measures:statistics:1",
+        "measures:part:0",
+        "measures:part:1",
+        "measures:gather",
+    ]
+    rows = [
+        {"size": 10, "stage": "validate:gather", "seconds": 5.0, "peak_mb": 900.0, "rows": 50},
+        {"size": 10, "stage": "measures:part:0", "seconds": 2.0, "peak_mb": 300.0, "rows": 20},
+        {"size": 10, "stage": "measures:gather", "seconds": 1.0, "peak_mb": 400.0, "rows": 40},
+    ]
+    total = _partitioned_total(rows, 10, 2, "measures")
+    assert (total["stage"], total["seconds"], total["peak_mb"]) == ("measures", 3.0, 400.0)

@@ -40,3 +40,27 @@ def test_three_partitions_give_the_one_job_validation(workflow_run: Path, tmp_pa
     assert [n for n in VALIDATION if _digest(partitioned / n) != _digest(one_job / n)] == []
     # the partitions' copies of the input are removed once gathered
     assert not (partitioned / "partitions" / "split").exists()
+
+
+MEASURES = ["client_measures.parquet", "session_panel.parquet", "measures_metadata.json"]
+
+
+def test_measures_built_in_partitions_give_the_one_job_bytes(
+    workflow_run: Path, tmp_path: Path
+) -> None:
+    """Each partition's statistics and measures are jobs of their own; the gathered files are
+    the one-job run's, byte for byte."""
+    config = {**SMALL_STUDY_CONFIG, "performance": {"partitions": 3}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    targets = [f"results/small/{name}" for name in MEASURES]
+    done = snakemake(tmp_path, "--configfile=config.yaml", *targets)
+    assert done.returncode == 0, done.stderr[-4000:]
+    log = done.stdout + done.stderr
+    for rule in ("partition_scores", "measures_statistics", "build_partition"):
+        assert log.count(f"rule {rule}:") == 3, rule
+    one_job = workflow_run / "results" / "small"
+    partitioned = tmp_path / "results" / "small"
+    assert [n for n in MEASURES if _digest(partitioned / n) != _digest(one_job / n)] == []
+    # every partition's files are removed once gathered
+    work = partitioned / "partitions"
+    assert not work.exists() or sorted(p.name for p in work.iterdir()) == []

@@ -76,6 +76,29 @@ def validation_inputs(wildcards):
     return {"parts": [f"{folder}/validated_{part}" for part in range(partitions)]}
 
 
+def measures_inputs(wildcards):
+    """The validated tables and scores; for a study in partitions, each partition's measures
+    and statistics."""
+    folder = f"results/{wildcards.study}"
+    if PARTITIONS[wildcards.study] == 1:
+        names = ("clients", "sessions", "goals")
+        tables = {name: f"{folder}/validated/{name}.parquet" for name in names}
+        return {**tables, "scores": f"{folder}/scores.parquet"}
+    parts = range(PARTITIONS[wildcards.study])
+    return {
+        "parts": [f"{folder}/partitions/measures_{part}" for part in parts],
+        "statistics": measures_statistics(wildcards),
+    }
+
+
+def measures_statistics(wildcards):
+    """Every partition's measure statistics: the study's scalars are their sum."""
+    folder = f"results/{wildcards.study}/partitions"
+    return [
+        f"{folder}/measures_statistics_{part}.json" for part in range(PARTITIONS[wildcards.study])
+    ]
+
+
 def study_settings(wildcards):
     """A study's config entry: a change to its mapping or missing codes reruns validation."""
     return config["studies"][wildcards.study]

@@ -545,31 +545,44 @@ def build_partition(
     return client_measures, _panel(clients, sessions, scores, settings, study)
 
 
-def gather_client_measures(parts: Sequence[pd.DataFrame]) -> pd.DataFrame:
-    """The partitions' client measures as one table sorted by client_id (the one-job order)."""
+def gather_client_measures(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """The partitions' client measures as one table sorted by client_id (the one-job order).
+
+    The parts are emptied as they are gathered, a column at a time (`_gathered`)."""
     if len(parts) == 1:
         return parts[0]
     _same_columns(parts, "client measures")
-    table = pd.concat(parts, ignore_index=True)
-    order = np.argsort(table["client_id"].to_numpy(dtype=object), kind="stable")
-    return table.take(order).reset_index(drop=True)
+    ids = np.concatenate([part["client_id"].to_numpy(dtype=object) for part in parts])
+    return _gathered(parts, np.argsort(ids, kind="stable"))
 
 
-def gather_panel(parts: Sequence[pd.DataFrame]) -> pd.DataFrame:
+def gather_panel(parts: list[pd.DataFrame]) -> pd.DataFrame:
     """The partitions' session panels as one, sorted by client_id, then session_number (the
-    one-job order)."""
+    one-job order). The parts are emptied as they are gathered, a column at a time."""
     if len(parts) == 1:
         return parts[0]
     _same_columns(parts, "session panel")
-    panel = pd.concat(parts, ignore_index=True)
-    codes, labels = pd.factorize(panel["client_id"], sort=False)
+    ids = pd.concat([part["client_id"] for part in parts], ignore_index=True)
+    codes, labels = pd.factorize(ids, sort=False)
+    del ids
     rank = np.empty(len(labels), dtype=np.int64)
     rank[np.argsort(np.asarray(labels, dtype=object), kind="stable")] = np.arange(len(labels))
-    session = panel["session_number"].to_numpy(dtype=np.int64)
+    session = np.concatenate([part["session_number"].to_numpy(dtype=np.int64) for part in parts])
     low = int(session.min(initial=0))
     top = int(session.max(initial=0)) - low + 1
     keys = rank[codes] * top + (session - low)
-    return panel.take(np.argsort(keys, kind="stable")).reset_index(drop=True)
+    return _gathered(parts, np.argsort(keys, kind="stable"))
+
+
+def _gathered(parts: list[pd.DataFrame], order: np.ndarray) -> pd.DataFrame:
+    """The parts end to end in `order`, a column at a time, each part's column let go once
+    gathered: about one table held, not three."""
+    columns = {}
+    for name in list(parts[0].columns):
+        values = pd.concat([part.pop(name) for part in parts], ignore_index=True)
+        columns[name] = values.take(order).reset_index(drop=True)
+        del values
+    return pd.DataFrame(columns)
 
 
 def _same_columns(parts: Sequence[pd.DataFrame], name: str) -> None:

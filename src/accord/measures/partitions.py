@@ -68,14 +68,14 @@ def write_partition_scores(
     return kept
 
 
-def read_partition_tables(folder: str | Path, scores: str | Path) -> dict[str, Any]:
-    """A validated partition's clients, sessions and goals (`accord.validate.gather.write_part`;
-    goals None when the study has none) and its scores, read as `read_validated` reads the
-    study's tables."""
+def read_partition_tables(
+    folder: str | Path, scores: str | Path, names: Sequence[str] = ("clients", "sessions", "goals")
+) -> dict[str, Any]:
+    """A validated partition's tables `names` (`accord.validate.gather.write_part`; None for
+    a table the study has not) and its scores, read as `read_validated` reads the study's."""
     part = read_part(folder)
     tables: dict[str, Any] = {
-        name: plain_text(part.tables[name]) if name in part.tables else None
-        for name in ("clients", "sessions", "goals")
+        name: plain_text(part.tables[name]) if name in part.tables else None for name in names
     }
     tables["scores"] = read_validated(scores)
     return tables
@@ -85,7 +85,7 @@ def measure_statistics_file(
     folder: str | Path, scores: str | Path, out: str | Path, settings: MeasureSettings
 ) -> MeasureStatistics:
     """Pass 1: write a partition's statistics (`accord.measures.statistics`) as JSON."""
-    tables = read_partition_tables(folder, scores)
+    tables = read_partition_tables(folder, scores, ("clients", "goals"))
     statistics = partition_statistics(
         tables["clients"], tables["goals"], tables["scores"], settings
     )

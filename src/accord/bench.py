@@ -71,8 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--partitions",
         default="auto",
-        help="partitions of clients validation runs in: a number, or auto (the default: "
-        "1 below 200,000 clients)",
+        help="partitions of clients validation and measures run in: a number, or auto (the "
+        "default: 1 below 200,000 clients)",
     )
     parser.add_argument("--stage", help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)

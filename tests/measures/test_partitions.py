@@ -189,3 +189,23 @@ def read_validated_like(frame: pd.DataFrame) -> pd.DataFrame:
     from accord.core.stages import plain_text
 
     return plain_text(frame.copy())
+
+
+def test_empty_partitions_change_nothing() -> None:
+    """12 clients in 30 partitions: most partitions have no clients at all."""
+    simulated = simulate_study(n_clients=12, n_therapists=3, n_sites=1, seed=2)
+    scores, _ = score_measures(simulated.measures, REGISTRY)
+    tables = {
+        "clients": simulated.clients,
+        "sessions": simulated.sessions,
+        "goals": simulated.goals,
+        "scores": scores,
+    }
+    assert min(len(part["clients"]) for part in _split(tables, 30)) == 0
+    one_job = build_measures(
+        simulated.clients, simulated.sessions, simulated.goals, scores, REGISTRY
+    )
+    result = _in_partitions(tables, 30, MeasureSettings())
+    pd.testing.assert_frame_equal(result.client_measures, one_job.client_measures)
+    pd.testing.assert_frame_equal(result.session_panel, one_job.session_panel)
+    assert result.metadata == one_job.metadata

@@ -88,6 +88,8 @@ def measures_inputs(wildcards):
     return {
         "parts": [f"{folder}/partitions/measures_{part}" for part in parts],
         "statistics": measures_statistics(wildcards),
+        # not read: new scores rebuild the measures although the partitions' files are gone
+        "scores": f"{folder}/scores.parquet",
     }
 
 

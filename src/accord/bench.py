@@ -504,7 +504,7 @@ def _partitioned_measures(stage: str, folder: Path, registry: Any, config: dict)
     the gather; returns the rows it wrote (score rows, clients, panel rows)."""
     from types import SimpleNamespace
 
-    from accord.measures import partitions as parts
+    from accord.measures import build_parts as parts
     from accord.settings import measure_settings
 
     out = folder / "results"

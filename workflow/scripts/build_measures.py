@@ -2,7 +2,7 @@ from accord.core.instruments import load_registry
 from accord.core.logs import run_step
 from accord.core.stages import read_validated
 from accord.measures.build import build_measures
-from accord.measures.partitions import write_gathered_measures, write_measures
+from accord.measures.build_parts import write_gathered_measures, write_measures
 from accord.settings import measure_settings
 
 with run_step(snakemake.log[0]) as log:

@@ -1,6 +1,6 @@
 from accord.core.instruments import load_registry
 from accord.core.logs import run_step
-from accord.measures.partitions import build_partition_folder
+from accord.measures.build_parts import build_partition_folder
 from accord.settings import measure_settings
 
 with run_step(snakemake.log[0]) as log:

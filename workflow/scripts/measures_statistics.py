@@ -1,5 +1,5 @@
 from accord.core.logs import run_step
-from accord.measures.partitions import measure_statistics_file
+from accord.measures.build_parts import measure_statistics_file
 from accord.settings import measure_settings
 
 with run_step(snakemake.log[0]) as log:

@@ -1,5 +1,5 @@
 from accord.core.logs import run_step
-from accord.measures.partitions import write_partition_scores
+from accord.measures.build_parts import write_partition_scores
 
 with run_step(snakemake.log[0]) as log:
     rows = write_partition_scores(

@@ -170,7 +170,7 @@ def test_statistics_survive_json(study) -> None:
 
 def test_a_partitions_scores_are_its_clients_rows_in_order(study, tmp_path: Path) -> None:
     from accord.core.stages import read_validated
-    from accord.measures.partitions import write_partition_scores
+    from accord.measures.build_parts import write_partition_scores
 
     scores = study["scores"].astype({"client_id": "category"})
     write_parquet(tmp_path / "scores.parquet", scores)

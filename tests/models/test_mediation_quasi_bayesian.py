@@ -283,3 +283,18 @@ def test_the_report_names_the_method_and_why():
     assert "60 nonparametric bootstrap replicates" in boot
     # results written before the choice existed read as the bootstrap they were
     assert "500 nonparametric bootstrap" in mediation_inference({"n_boot": 500})
+
+
+def test_the_report_says_which_model_used_which_method():
+    from accord.report.sections.therapist import mediation_inference, mediation_inferences
+
+    qb = {"extras": fit().diagnostics["extras"]}  # mediator m
+    boot = {"extras": {"mediator": "early_alliance", "n_boot": 500}}
+    both = mediation_inferences({"a": qb, "b": boot, "c": boot}, ["a", "b", "c"])
+    # named by mediator; by model where two models share one
+    assert both == (
+        f"for m, {mediation_inference(qb['extras'])}; for b and c, "
+        f"{mediation_inference(boot['extras'])}"
+    )
+    same = mediation_inferences({"b": boot, "c": boot}, ["b", "c"])
+    assert same == mediation_inference(boot["extras"])

@@ -17,7 +17,7 @@ from accord.report.labels import in_words
 from accord.report.numbers import finite, num
 from accord.report.parts import Section, Text
 from accord.report.sections.summary import primary_row
-from accord.report.sections.therapist import mediation_inference
+from accord.report.sections.therapist import mediation_inferences
 from accord.report.text import instrument_label
 
 
@@ -292,9 +292,7 @@ def _mediation_sentences(c: pd.DataFrame, diags: dict[str, Any], models: list[st
     mediation = [m for m in models if "acme" in set(c.loc[c["model"] == m, "term"])]
     if not mediation:
         return []
-    inference = "; ".join(
-        dict.fromkeys(mediation_inference(diags.get(m, {}).get("extras") or {}) for m in mediation)
-    )
+    inference = mediation_inferences(diags, mediation)
     mediators = [str((diags.get(m, {}).get("extras") or {}).get("mediator", m)) for m in mediation]
     return [
         "Mediation through " + _join([m.replace("_", " ") for m in mediators]) + " (each "

@@ -271,11 +271,7 @@ def _mediation_note(ctx: ReportContext, models: list[str]) -> str:
     """The mediation table's note: the models, how each model's uncertainty was computed, the
     assumptions and how to read rho at ACME = 0."""
     first = ctx.diagnostics.get(models[0], {}).get("extras") or {}
-    inference = "; ".join(
-        dict.fromkeys(
-            mediation_inference(ctx.diagnostics.get(m, {}).get("extras") or {}) for m in models
-        )
-    )
+    inference = mediation_inferences(ctx.diagnostics, models)
     return (
         "Mediation analysis (Imai, Keele & Tingley 2010, as R\u2019s mediation) with "
         "linear models for the mediator (measured in the early sessions) and the post "
@@ -291,6 +287,25 @@ def _mediation_note(ctx: ReportContext, models: list[str]) -> str:
         "outcome models (e.g. from an unmeasured mediator\u2013outcome confounder) at "
         "which the indirect effect would vanish (Imai, Keele & Yamamoto 2010). "
         "Decompositions are outside the secondary family (no adjusted p-value)."
+    )
+
+
+def mediation_inferences(diagnostics: Mapping[str, Any], models: list[str]) -> str:
+    """`mediation_inference` of the mediation `models`: once when they share it, else per
+    mediator (per model when two models have the same mediator)."""
+    extras = {m: (diagnostics.get(m, {}) or {}).get("extras") or {} for m in models}
+    groups: dict[str, list[str]] = {}
+    for model in models:
+        groups.setdefault(mediation_inference(extras[model]), []).append(model)
+    if len(groups) == 1:
+        return next(iter(groups))
+    mediators = [str(extras[m].get("mediator", m)) for m in models]
+    names = {
+        m: m if mediators.count(mediator) > 1 else label(mediator).lower()
+        for m, mediator in zip(models, mediators, strict=True)
+    }
+    return "; ".join(
+        f"for {' and '.join(names[m] for m in group)}, {text}" for text, group in groups.items()
     )
 
 

@@ -1,4 +1,4 @@
-"""The benchmark's validation in partitions and its studies made of copies."""
+"""The benchmark's validation and scoring in partitions and its studies made of copies."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ def test_validation_in_partitions_is_split_parts_and_gather() -> None:
         "validate:part:2",
         "validate:gather",
     ]
+    assert _stage_names("score", [], 1) == ["score"]
+    assert _stage_names("score", [], 2) == ["score:part:0", "score:part:1", "score:gather"]
     assert _partitions("auto", 100_000) == 1
     assert _partitions("auto", 1_000_000) == 20
     assert _partitions("4", 1_000) == 4
@@ -34,6 +36,13 @@ def test_partitioned_total_adds_seconds_and_keeps_the_largest_peak() -> None:
     total = _partitioned_total(rows, 10, 2)
     assert (total["stage"], total["seconds"], total["peak_mb"]) == ("validate", 6.0, 300.0)
     assert total["rows"] == 50
+    scoring = [
+        {"size": 10, "stage": "score:part:0", "seconds": 1.5, "peak_mb": 120.0, "rows": 7},
+        {"size": 10, "stage": "score:part:1", "seconds": 1.0, "peak_mb": 140.0, "rows": 9},
+        {"size": 10, "stage": "score:gather", "seconds": 0.5, "peak_mb": 130.0, "rows": 16},
+    ]
+    total = _partitioned_total(rows + scoring, 10, 2, "score")
+    assert (total["stage"], total["seconds"], total["peak_mb"]) == ("score", 3.0, 140.0)
 
 
 def test_copies_of_a_study_have_their_own_client_ids(tmp_path: Path) -> None:

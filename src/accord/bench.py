@@ -507,7 +507,6 @@ def _partitioned_scoring(stage: str, out: Path, registry: Any, config: dict[str,
     gather; returns the score rows it wrote."""
     from accord.measures.partitions import (
         gather_scored,
-        read_scored_part,
         score_validated_part,
         write_scored_part,
         write_scoring,
@@ -522,7 +521,7 @@ def _partitioned_scoring(stage: str, out: Path, registry: Any, config: dict[str,
         write_scored_part(scored, work / f"scored_{number}")
         return len(scored.result.scores)
     parts = sorted(work.glob("scored_*"), key=lambda p: int(p.name.split("_")[1]))
-    scored = gather_scored([read_scored_part(part, settings) for part in parts])
+    scored = gather_scored(parts, settings)
     write_scoring(scored, registry, _scoring_paths(out))
     return len(scored.result.scores)
 

@@ -13,7 +13,6 @@ from accord.core.instruments import load_registry
 from accord.core.stages import read_validated
 from accord.measures.partitions import (
     gather_scored,
-    read_scored_part,
     score_study,
     score_validated_part,
     write_scored_part,
@@ -211,7 +210,7 @@ def test_partitions_give_the_bytes_of_one_job(study, partitions: int, tmp_path: 
         write_part(validate_partition(study_input, REGISTRY, tmp_path / "split", part), validated)
         scored.append(tmp_path / f"scored_{part}")
         write_scored_part(score_validated_part(validated, REGISTRY, SETTINGS), scored[-1])
-    gathered = gather_scored([read_scored_part(folder, SETTINGS) for folder in scored[::-1]])
+    gathered = gather_scored(scored[::-1], SETTINGS)
     out = _outputs(tmp_path / "out")
     write_scoring(gathered, REGISTRY, out)
     got = {name: out[name].read_bytes() for name in OUTPUTS}

@@ -6,9 +6,10 @@ with their items, the scoring summary's counts and the reliability cells' suffic
 statistics (`accord.measures.reliability.CellSums`). Every form belongs to one client and every
 client to one partition, so a form is scored the same in its partition as in the whole study.
 The gather puts the rows back in the one-job order (each partition's rows are already in key
-order, and the clients of different partitions do not interleave within a client), adds the
-counts and the exact reliability sums, and computes the reliability table from the sums, as a
-whole study does: both routes go through `write_scoring`.
+order, client first, and all of a client's rows are in one partition, so a stable sort on the
+client label restores the whole order), adds the counts and the exact reliability sums, and
+computes the reliability table from the sums, as a whole study does: both routes go through
+`write_scoring`.
 
 A partition's folder holds ``scores.parquet``, ``total_disagreements.parquet`` and
 ``counts.json`` (the summary rows and the reliability cells, integers kept exact).
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from accord.core.instruments import Registry
 from accord.core.io import write_csv, write_json, write_parquet
@@ -48,7 +50,6 @@ from accord.validate.quarantine import empty_table
 __all__ = [
     "Scored",
     "gather_scored",
-    "read_scored_part",
     "score_study",
     "score_validated_part",
     "write_scored_part",
@@ -101,7 +102,7 @@ def score_validated_part(
 
 
 def write_scored_part(scored: Scored, folder: str | Path) -> None:
-    """Write a partition's scoring under `folder` (read back by `read_scored_part`)."""
+    """Write a partition's scoring under `folder` (gathered by `gather_scored`)."""
     folder = Path(folder)
     write_parquet(folder / SCORES, scored.result.scores)
     write_parquet(folder / DISAGREEMENTS, scored.result.total_disagreements)
@@ -112,43 +113,45 @@ def write_scored_part(scored: Scored, folder: str | Path) -> None:
     write_json(folder / COUNTS, counts)
 
 
-def read_scored_part(folder: str | Path, settings: ScoringSettings) -> Scored:
-    """A partition's scoring written by `write_scored_part`."""
-    folder = Path(folder)
-    counts = json.loads((folder / COUNTS).read_text(encoding="utf-8"))
+def gather_scored(folders: Sequence[str | Path], settings: ScoringSettings) -> Scored:
+    """The study's scoring from its partitions written under `folders` (in any order): rows
+    in the one-job order, counts and reliability sums added up."""
+    if not folders:
+        raise ValueError("there are no partitions to gather")
+    folders = [Path(folder) for folder in folders]
+    counts = [json.loads((f / COUNTS).read_text(encoding="utf-8")) for f in folders]
     result = ScoringResult(
-        scores=pd.read_parquet(folder / SCORES),
-        total_disagreements=pd.read_parquet(folder / DISAGREEMENTS),
-        summary=summary_table(counts["summary"]),
+        scores=_gather_rows([folder / SCORES for folder in folders]),
+        total_disagreements=_gather_rows([folder / DISAGREEMENTS for folder in folders]),
+        summary=_add_summaries([summary_table(c["summary"]) for c in counts]),
         settings=settings,
     )
-    return Scored(result, sums_from_records(counts["reliability"]))
+    cells = add_reliability_sums(sums_from_records(c["reliability"]) for c in counts)
+    return Scored(result, cells)
 
 
-def gather_scored(parts: Sequence[Scored]) -> Scored:
-    """The study's scoring from its partitions' (in any order): rows in the one-job order,
-    counts and reliability sums added up."""
-    if not parts:
-        raise ValueError("there are no partitions to gather")
-    results = [part.result for part in parts]
-    result = ScoringResult(
-        scores=_gather_rows([r.scores for r in results]),
-        total_disagreements=_gather_rows([r.total_disagreements for r in results]),
-        summary=_add_summaries([r.summary for r in results]),
-        settings=results[0].settings,
-    )
-    return Scored(result, add_reliability_sums(part.reliability for part in parts))
+def _gather_rows(paths: Sequence[Path]) -> pd.DataFrame:
+    """The partitions' rows, each file sorted by client first, in the order of the whole: by
+    client label, and within a client as its partition has them (a client is in one partition).
 
-
-def _gather_rows(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
-    """Partitions' rows, each sorted by client first, in the order of the whole: by client
-    label, and within a client as its partition has them (a client is in one partition)."""
-    filled = [frame for frame in frames if len(frame)]
+    Read column by column, each partition's column let go once gathered: the gathered table
+    and one column are held, not every partition's table besides."""
+    filled = [path for path in paths if pq.ParquetFile(path).metadata.num_rows]
     if len(filled) <= 1:
-        return (filled or list(frames))[0].reset_index(drop=True)
-    rows = pd.concat(filled, ignore_index=True)
-    codes, _ = pd.factorize(rows["client_id"], sort=True)
-    return rows.take(np.argsort(codes, kind="stable")).reset_index(drop=True)
+        return pd.read_parquet((filled or list(paths))[0])
+    clients = pd.concat([_column(path, "client_id") for path in filled], ignore_index=True)
+    order = np.argsort(pd.factorize(clients, sort=True)[0], kind="stable")
+    del clients
+    gathered = {}
+    for name in pq.read_schema(filled[0]).names:
+        values = pd.concat([_column(path, name) for path in filled], ignore_index=True)
+        gathered[name] = values.take(order).reset_index(drop=True)
+        del values
+    return pd.DataFrame(gathered, copy=False)
+
+
+def _column(path: Path, name: str) -> pd.Series:
+    return pd.read_parquet(path, columns=[name])[name]
 
 
 def _add_summaries(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:

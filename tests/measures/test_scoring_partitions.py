@@ -37,7 +37,6 @@ from accord.validate.gather import write_part
 from accord.validate.split import split_study, validate_partition
 
 REGISTRY = load_registry()
-SETTINGS = ScoringSettings()
 OUTPUTS = ("scores", "disagreements", "reliability")
 
 # Four people answering three items (the matrix of test_reliability.py):
@@ -178,30 +177,40 @@ def _outputs(folder: Path) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[StudyInput, dict[str, bytes]]:
+def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[StudyInput, dict[str, Path]]:
+    """A study with VAS decimals and supplied totals, and its validation in one job."""
     folder = tmp_path_factory.mktemp("scored") / "study"
     write_study(simulate_study(n_clients=60, n_therapists=6, n_sites=2, seed=21), folder)
     _edit_measures(folder / "measures.csv")
     study = StudyInput("scored", folder)
-    whole = validate_study(study, REGISTRY)
     validated = folder.parent / "validated"
     paths = {t: validated / f"{t}.parquet" for t in ("clients", "sessions", "measures", "goals")}
     paths |= {"quarantine": validated / "quarantine.csv", "summary": validated / "summary.json"}
-    write_validation(whole, paths)
+    write_validation(validate_study(study, REGISTRY), paths)
+    return study, paths
+
+
+def _one_job(paths: dict[str, Path], settings: ScoringSettings, folder: Path) -> dict[str, bytes]:
     measures = read_validated(paths["measures"], categorical=True)
     goals = read_validated(paths["goals"])
-    scored = score_study(measures, REGISTRY, settings=SETTINGS, goals=goals)
+    scored = score_study(measures, REGISTRY, settings=settings, goals=goals)
     assert len(scored.result.total_disagreements) >= 2  # supplied totals that differ
     assert (scored.result.scores["source"] == "supplied_total").sum() == 1
     assert (scored.result.scores["score"] % 1 != 0).any()  # SRS scores with decimals
-    out = _outputs(folder.parent / "one_job")
+    out = _outputs(folder)
     write_scoring(scored, REGISTRY, out)
-    return study, {name: out[name].read_bytes() for name in OUTPUTS}
+    return {name: out[name].read_bytes() for name in OUTPUTS}
 
 
-@pytest.mark.parametrize("partitions", [1, 3, 7])
-def test_partitions_give_the_bytes_of_one_job(study, partitions: int, tmp_path: Path) -> None:
-    study_input, expected = study
+@pytest.mark.parametrize(
+    ("partitions", "weights"), [(1, "equal"), (3, "equal"), (7, "equal"), (3, "importance")]
+)
+def test_partitions_give_the_bytes_of_one_job(
+    study, partitions: int, weights: str, tmp_path: Path
+) -> None:
+    study_input, validated_paths = study
+    settings = ScoringSettings(gas_weights=weights)
+    expected = _one_job(validated_paths, settings, tmp_path / "one_job")
     split_study(study_input, partitions, tmp_path / "split")
     scored = []
     for part in range(partitions):
@@ -209,8 +218,8 @@ def test_partitions_give_the_bytes_of_one_job(study, partitions: int, tmp_path: 
         validated = tmp_path / f"validated_{part}"
         write_part(validate_partition(study_input, REGISTRY, tmp_path / "split", part), validated)
         scored.append(tmp_path / f"scored_{part}")
-        write_scored_part(score_validated_part(validated, REGISTRY, SETTINGS), scored[-1])
-    gathered = gather_scored(scored[::-1], SETTINGS)
+        write_scored_part(score_validated_part(validated, REGISTRY, settings), scored[-1])
+    gathered = gather_scored(scored[::-1], settings)
     out = _outputs(tmp_path / "out")
     write_scoring(gathered, REGISTRY, out)
     got = {name: out[name].read_bytes() for name in OUTPUTS}

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from accord.bench import _partitioned_total, _partitions, _replicate, _stage_names
+from accord.bench import _partitioned_total, _partitions, _replicate, _run_stage, _stage_names
+from accord.simulate import simulate_study, write_study
 
 
 def test_validation_in_partitions_is_split_parts_and_gather() -> None:
@@ -59,3 +60,24 @@ def test_copies_of_a_study_have_their_own_client_ids(tmp_path: Path) -> None:
     assert clients["therapist_id"].tolist() == ["T1"] * 6
     sessions = pd.read_csv(tmp_path / "copies" / "sessions.csv")
     assert sessions["session_number"].tolist() == [1, 2] * 3
+
+
+def test_scoring_stages_in_partitions_write_the_one_job_files(tmp_path: Path) -> None:
+    folder = tmp_path / "clients_80_seed_3"
+    write_study(simulate_study(n_clients=80, n_therapists=5, seed=3), folder)
+    out = folder / "results"
+    files = ["scores.parquet", "reliability.csv", "validation/total_disagreements.csv"]
+    for stage in ("validate", "score"):
+        _run_stage(stage, folder, seed=3)
+    one_job = {name: (out / name).read_bytes() for name in files}
+    for name in files:
+        (out / name).unlink()
+    for stage in _stage_names("validate", [], 3) + _stage_names("score", [], 3):
+        row = _run_stage(stage, folder, seed=3)
+        assert row["note"] == "", stage
+    assert sorted(p.name for p in (out / "partitions").glob("scored_*")) == [
+        "scored_0",
+        "scored_1",
+        "scored_2",
+    ]
+    assert [name for name in files if (out / name).read_bytes() != one_job[name]] == []

@@ -98,7 +98,8 @@ def study_settings(wildcards):
 
 
 def partition_count(wildcards):
-    """How many partitions of clients the study is validated in (`performance.partitions`)."""
+    """How many partitions of clients the study is validated and scored in
+    (`performance.partitions`)."""
     return PARTITIONS[wildcards.study]
 
 

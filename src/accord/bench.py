@@ -6,7 +6,9 @@ sizes given with ``--clients``; ``--quick`` is 1,000 only) it simulates a study 
 the workflow's jobs run:
 
 * ``validate``: validation of the four tables and the identifier guard, written as parquet;
-* ``score``: questionnaire scores and the reliability table;
+* ``score``: questionnaire scores and the reliability table (in a study validated in
+  partitions, one ``score:part:<k>`` job per partition and ``score:gather``, as the workflow
+  runs them);
 * ``measures``: per-client measures and the session panel;
 * ``model:<id>``: each model of the analysis plan (`accord.models.spec.DEFAULT_MODELS`, or
   ``--models``), the goal models (congruence, goal attainment, not on track) among them,
@@ -71,7 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--partitions",
         default="auto",
-        help="partitions of clients validation runs in: a number, or auto (the default: "
+        help="partitions of clients validation and scoring run in: a number, or auto (the "
+        "default: "
         "1 below 200,000 clients)",
     )
     parser.add_argument("--stage", help=argparse.SUPPRESS)
@@ -103,8 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if row["note"].startswith("failed") and stage.split(":")[0] in DATA_STAGES:
                 status = 1
                 break
-            if stage == "validate:gather":
-                rows.append(_partitioned_total(rows, n, partitions))
+            if stage in ("validate:gather", "score:gather"):
+                rows.append(_partitioned_total(rows, n, partitions, stage.split(":")[0]))
                 print(_line(rows[-1]), flush=True)
         growth = next(
             (r for r in rows if r["size"] == n and r["stage"] == f"model:{PRIMARY_GROWTH}"), None
@@ -170,22 +173,26 @@ def _partitions(setting: str, n: int) -> int:
 
 def _stage_names(name: str, models: Sequence[str], partitions: int) -> list[str]:
     """The child stages of one stage: validation in partitions is split, each partition and
-    the gather."""
+    the gather; scoring in partitions is each partition and the gather."""
     if name == "models":
         return [f"model:{m}" for m in models]
     if name == "validate" and partitions > 1:
         split = [f"validate:split:{partitions}"]
         return [*split, *(f"validate:part:{k}" for k in range(partitions)), "validate:gather"]
+    if name == "score" and partitions > 1:
+        return [*(f"score:part:{k}" for k in range(partitions)), "score:gather"]
     return [name]
 
 
-def _partitioned_total(rows: Sequence[dict[str, Any]], n: int, partitions: int) -> dict[str, Any]:
-    """Validation in partitions as one row: the jobs' seconds added up (one job at a time)
+def _partitioned_total(
+    rows: Sequence[dict[str, Any]], n: int, partitions: int, stage: str = "validate"
+) -> dict[str, Any]:
+    """A stage run in partitions as one row: the jobs' seconds added up (one job at a time)
     and the largest peak of any of them."""
-    jobs = [r for r in rows if r["size"] == n and r["stage"].startswith("validate:")]
+    jobs = [r for r in rows if r["size"] == n and r["stage"].startswith(f"{stage}:")]
     return {
         "size": n,
-        "stage": "validate",
+        "stage": stage,
         "seconds": sum(r["seconds"] for r in jobs),
         "peak_mb": max(r["peak_mb"] for r in jobs),
         "rows": jobs[-1]["rows"],
@@ -355,7 +362,7 @@ def _run_stage(stage: str, folder: Path, *, seed: int) -> dict[str, Any]:
     if stage == "lme4_rows":
         return _lme4_rows(folder)
     from accord.core.instruments import load_registry
-    from accord.core.io import write_csv, write_json, write_parquet
+    from accord.core.io import write_json, write_parquet
     from accord.core.stages import read_validated
 
     config = _config(folder)
@@ -380,19 +387,17 @@ def _run_stage(stage: str, folder: Path, *, seed: int) -> dict[str, Any]:
     elif stage.startswith("validate:"):
         rows = _partitioned_validation(stage, folder, registry)
     elif stage == "score":
-        from accord.measures.reliability import reliability_table
-        from accord.measures.scoring import score_measures_with_summary
+        from accord.measures.partitions import score_study, write_scoring
         from accord.settings import scoring_settings
 
         measures = read_validated(validated / "measures.parquet", categorical=True)
         goals = read_validated(validated / "goals.parquet")
         settings = scoring_settings(config)
-        result = score_measures_with_summary(measures, registry, settings=settings, goals=goals)
-        metadata = {"scoring": settings.as_dict(), "summary": result.summary.to_dict("records")}
-        write_parquet(out / "scores.parquet", result.scores, metadata=metadata)
-        write_csv(out / "validation" / "total_disagreements.csv", result.total_disagreements)
-        write_csv(out / "reliability.csv", reliability_table(measures, registry))
+        scored = score_study(measures, registry, settings=settings, goals=goals)
+        write_scoring(scored, registry, _scoring_paths(out))
         rows = len(measures)
+    elif stage.startswith("score:"):
+        rows = _partitioned_scoring(stage, out, registry, config)
     elif stage == "measures":
         from accord.measures.build import build_measures
         from accord.settings import measure_settings
@@ -487,6 +492,38 @@ def _partitioned_validation(stage: str, folder: Path, registry: Any) -> int:
     }
     result = write_gathered(study, parts, paths)
     return result.summary["tables"]["measures"]["rows_in"]
+
+
+def _scoring_paths(out: Path) -> dict[str, Path]:
+    return {
+        "scores": out / "scores.parquet",
+        "disagreements": out / "validation" / "total_disagreements.csv",
+        "reliability": out / "reliability.csv",
+    }
+
+
+def _partitioned_scoring(stage: str, out: Path, registry: Any, config: dict[str, Any]) -> int:
+    """One job of scoring in partitions (of a study validated in them): a partition or the
+    gather; returns the score rows it wrote."""
+    from accord.measures.partitions import (
+        gather_scored,
+        score_validated_part,
+        write_scored_part,
+        write_scoring,
+    )
+    from accord.settings import scoring_settings
+
+    work = out / "partitions"
+    settings = scoring_settings(config)
+    step, _, number = stage.removeprefix("score:").partition(":")
+    if step == "part":
+        scored = score_validated_part(work / f"validated_{number}", registry, settings)
+        write_scored_part(scored, work / f"scored_{number}")
+        return len(scored.result.scores)
+    parts = sorted(work.glob("scored_*"), key=lambda p: int(p.name.split("_")[1]))
+    scored = gather_scored(parts, settings)
+    write_scoring(scored, registry, _scoring_paths(out))
+    return len(scored.result.scores)
 
 
 def _report(folder: Path, config: dict[str, Any]) -> int:

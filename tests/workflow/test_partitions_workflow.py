@@ -1,5 +1,5 @@
-"""The workflow validates a study in partitions of clients as jobs of their own, with the
-bytes of the one-job run."""
+"""The workflow validates and scores a study in partitions of clients as jobs of their own, with
+the bytes of the one-job run."""
 
 from __future__ import annotations
 
@@ -20,23 +20,29 @@ VALIDATION = [
     "validation/quarantine.csv",
     "validation/summary.json",
 ]
+SCORING = ["scores.parquet", "reliability.csv", "validation/total_disagreements.csv"]
 
 
 def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_three_partitions_give_the_one_job_validation(workflow_run: Path, tmp_path: Path) -> None:
+def test_three_partitions_give_the_one_job_validation_and_scores(
+    workflow_run: Path, tmp_path: Path
+) -> None:
     config = {**SMALL_STUDY_CONFIG, "performance": {"partitions": 3}}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    targets = [f"results/small/{name}" for name in VALIDATION]
+    outputs = VALIDATION + SCORING
+    targets = [f"results/small/{name}" for name in outputs]
     done = snakemake(tmp_path, "--configfile=config.yaml", *targets)
     assert done.returncode == 0, done.stderr[-4000:]
     log = done.stdout + done.stderr
     assert log.count("rule validate_partition:") == 3
+    assert log.count("rule score_partition:") == 3
     assert "rule split_study:" in log
     one_job = workflow_run / "results" / "small"
     partitioned = tmp_path / "results" / "small"
-    assert [n for n in VALIDATION if _digest(partitioned / n) != _digest(one_job / n)] == []
-    # the partitions' copies of the input are removed once gathered
-    assert not (partitioned / "partitions" / "split").exists()
+    assert [n for n in outputs if _digest(partitioned / n) != _digest(one_job / n)] == []
+    # the partitions' files (the split, each partition validated and scored) are removed
+    folder = partitioned / "partitions"
+    assert not folder.exists() or [path.name for path in folder.iterdir()] == []

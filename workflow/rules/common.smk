@@ -79,13 +79,30 @@ def validation_inputs(wildcards):
     return {"parts": [f"{folder}/validated_{part}" for part in range(partitions)]}
 
 
+def scoring_inputs(wildcards):
+    """The validated measures and goals; for a study in partitions, the scored partitions and
+    the validation summary (a study whose gathered validation stops is not scored)."""
+    partitions = PARTITIONS[wildcards.study]
+    folder = f"results/{wildcards.study}"
+    if partitions == 1:
+        return {
+            "measures": f"{folder}/validated/measures.parquet",
+            "goals": f"{folder}/validated/goals.parquet",
+        }
+    return {
+        "parts": [f"{folder}/partitions/scored_{part}" for part in range(partitions)],
+        "validation": f"{folder}/validation/summary.json",
+    }
+
+
 def study_settings(wildcards):
     """A study's config entry: a change to its mapping or missing codes reruns validation."""
     return config["studies"][wildcards.study]
 
 
 def partition_count(wildcards):
-    """How many partitions of clients the study is validated in (`performance.partitions`)."""
+    """How many partitions of clients the study is validated and scored in
+    (`performance.partitions`)."""
     return PARTITIONS[wildcards.study]
 
 

@@ -1,10 +1,11 @@
-# Scores, reliability, per-client measures and the session panel.
+# Scores, reliability, per-client measures and the session panel. A study validated in
+# partitions of clients is scored in them too: score_partition per partition, gathered by
+# score_measures (the rows in one-job order, the counts and reliability sums added).
 
 
 rule score_measures:
     input:
-        measures="results/{study}/validated/measures.parquet",
-        goals="results/{study}/validated/goals.parquet",
+        unpack(scoring_inputs),
     output:
         scores="results/{study}/scores.parquet",
         reliability="results/{study}/reliability.csv",
@@ -13,8 +14,23 @@ rule score_measures:
         "../envs/accord.yaml"
     log:
         "logs/{study}/score_measures.log",
+    params:
+        partitions=partition_count,
     script:
         "../scripts/score_measures.py"
+
+
+rule score_partition:
+    input:
+        part="results/{study}/partitions/validated_{part}",
+    output:
+        scored=temp(directory("results/{study}/partitions/scored_{part}")),
+    conda:
+        "../envs/accord.yaml"
+    log:
+        "logs/{study}/score_partition_{part}.log",
+    script:
+        "../scripts/score_partition.py"
 
 
 rule build_measures:

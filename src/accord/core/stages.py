@@ -16,8 +16,11 @@ def read_validated(path: str | Path, *, categorical: bool = False) -> pd.DataFra
     of item rows).
     """
     frame = pd.read_parquet(path)
-    if categorical:
-        return frame
+    return frame if categorical else plain_text(frame)
+
+
+def plain_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with its category columns as plain strings (None where empty), in place."""
     for name in frame.columns:
         if isinstance(frame[name].dtype, pd.CategoricalDtype):
             frame[name] = frame[name].astype(object).where(frame[name].notna(), None)

@@ -295,9 +295,10 @@ def _mediation_sentences(c: pd.DataFrame, diags: dict[str, Any], models: list[st
     inference = mediation_inferences(diags, mediation)
     mediators = [str((diags.get(m, {}).get("extras") or {}).get("mediator", m)) for m in mediation]
     return [
-        "Mediation through " + _join([m.replace("_", " ") for m in mediators]) + " (each "
-        "measured in the early sessions, before the outcome) was estimated as average "
-        "causal mediation and direct effects on the post score adjusted for intake (Imai, "
+        "Indirect associations of the exposure with the outcome via "
+        + _join([in_words(m).lower() for m in mediators])
+        + " (each measured in the early sessions, before the outcome) were estimated as "
+        "average causal mediation and direct effects on the post score adjusted for intake (Imai, "
         f"Keele & Tingley 2010, as R’s mediation package): {inference}; and the error "
         "correlation between the mediator and outcome models at which the indirect effect "
         "would vanish (medsens; Imai, Keele & Yamamoto 2010). These effects have a causal "

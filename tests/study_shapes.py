@@ -229,7 +229,7 @@ def run_in_process(workdir: Path, study: str, folder: Path, extra: dict | None =
         "reliability": str(res / "reliability.csv"),
         "disagreements": str(res / "validation" / "total_disagreements.csv"),
     }
-    _step("score_measures.py", config, validated, scored, logs / "score.log")
+    _step("score_measures.py", config, validated, scored, logs / "score.log", partitions=1)
     built = {
         "client_measures": str(res / "client_measures.parquet"),
         "session_panel": str(res / "session_panel.parquet"),

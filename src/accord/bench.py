@@ -6,7 +6,9 @@ sizes given with ``--clients``; ``--quick`` is 1,000 only) it simulates a study 
 the workflow's jobs run:
 
 * ``validate``: validation of the four tables and the identifier guard, written as parquet;
-* ``score``: questionnaire scores and the reliability table;
+* ``score``: questionnaire scores and the reliability table (in a study validated in
+  partitions, one ``score:part:<k>`` job per partition and ``score:gather``, as the workflow
+  runs them);
 * ``measures``: per-client measures and the session panel;
 * ``model:<id>``: each model of the analysis plan (`accord.models.spec.DEFAULT_MODELS`, or
   ``--models``), the goal models (congruence, goal attainment, not on track) among them,
@@ -71,8 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--partitions",
         default="auto",
-        help="partitions of clients validation and measures run in: a number, or auto (the "
-        "default: 1 below 200,000 clients)",
+        help="partitions of clients validation, scoring and measures run in: a number, or auto "
+        "(the default: 1 below 200,000 clients)",
     )
     parser.add_argument("--stage", help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
@@ -103,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if row["note"].startswith("failed") and stage.split(":")[0] in DATA_STAGES:
                 status = 1
                 break
-            if stage in ("validate:gather", "measures:gather"):
+            if stage in ("validate:gather", "score:gather", "measures:gather"):
                 rows.append(_partitioned_total(rows, n, partitions, stage.split(":")[0]))
                 print(_line(rows[-1]), flush=True)
         growth = next(
@@ -170,16 +172,19 @@ def _partitions(setting: str, n: int) -> int:
 
 def _stage_names(name: str, models: Sequence[str], partitions: int) -> list[str]:
     """The child stages of one stage: validation in partitions is split, each partition and
-    the gather; measures in partitions are each partition's scores, statistics and build, and
-    the gather (they read the partitions validation left)."""
+    the gather; scoring in partitions is each partition and the gather; measures in partitions
+    are each partition's statistics and build, and the gather (they read the partitions
+    validation and scoring left)."""
     parts = range(partitions)
     if name == "models":
         return [f"model:{m}" for m in models]
     if name == "validate" and partitions > 1:
         split = [f"validate:split:{partitions}"]
         return [*split, *(f"validate:part:{k}" for k in parts), "validate:gather"]
+    if name == "score" and partitions > 1:
+        return [*(f"score:part:{k}" for k in parts), "score:gather"]
     if name == "measures" and partitions > 1:
-        steps = ("scores", "statistics", "part")
+        steps = ("statistics", "part")
         jobs = [f"measures:{step}:{k}" for step in steps for k in parts]
         return [*jobs, "measures:gather"]
     return [name]
@@ -188,8 +193,8 @@ def _stage_names(name: str, models: Sequence[str], partitions: int) -> list[str]
 def _partitioned_total(
     rows: Sequence[dict[str, Any]], n: int, partitions: int, stage: str = "validate"
 ) -> dict[str, Any]:
-    """A stage in partitions (validation, measures) as one row: the jobs' seconds added up
-    (one job at a time) and the largest peak of any of them."""
+    """A stage run in partitions as one row: the jobs' seconds added up (one job at a time)
+    and the largest peak of any of them."""
     jobs = [r for r in rows if r["size"] == n and r["stage"].startswith(f"{stage}:")]
     return {
         "size": n,
@@ -363,7 +368,7 @@ def _run_stage(stage: str, folder: Path, *, seed: int) -> dict[str, Any]:
     if stage == "lme4_rows":
         return _lme4_rows(folder)
     from accord.core.instruments import load_registry
-    from accord.core.io import write_csv, write_json, write_parquet
+    from accord.core.io import write_json, write_parquet
     from accord.core.stages import read_validated
 
     config = _config(folder)
@@ -390,19 +395,17 @@ def _run_stage(stage: str, folder: Path, *, seed: int) -> dict[str, Any]:
     elif stage.startswith("measures:"):
         rows = _partitioned_measures(stage, folder, registry, config)
     elif stage == "score":
-        from accord.measures.reliability import reliability_table
-        from accord.measures.scoring import score_measures_with_summary
+        from accord.measures.partitions import score_study, write_scoring
         from accord.settings import scoring_settings
 
         measures = read_validated(validated / "measures.parquet", categorical=True)
         goals = read_validated(validated / "goals.parquet")
         settings = scoring_settings(config)
-        result = score_measures_with_summary(measures, registry, settings=settings, goals=goals)
-        metadata = {"scoring": settings.as_dict(), "summary": result.summary.to_dict("records")}
-        write_parquet(out / "scores.parquet", result.scores, metadata=metadata)
-        write_csv(out / "validation" / "total_disagreements.csv", result.total_disagreements)
-        write_csv(out / "reliability.csv", reliability_table(measures, registry))
+        scored = score_study(measures, registry, settings=settings, goals=goals)
+        write_scoring(scored, registry, _scoring_paths(out))
         rows = len(measures)
+    elif stage.startswith("score:"):
+        rows = _partitioned_scoring(stage, out, registry, config)
     elif stage == "measures":
         from accord.measures.build import build_measures
         from accord.settings import measure_settings
@@ -499,9 +502,42 @@ def _partitioned_validation(stage: str, folder: Path, registry: Any) -> int:
     return result.summary["tables"]["measures"]["rows_in"]
 
 
+def _scoring_paths(out: Path) -> dict[str, Path]:
+    return {
+        "scores": out / "scores.parquet",
+        "disagreements": out / "validation" / "total_disagreements.csv",
+        "reliability": out / "reliability.csv",
+    }
+
+
+def _partitioned_scoring(stage: str, out: Path, registry: Any, config: dict[str, Any]) -> int:
+    """One job of scoring in partitions (of a study validated in them): a partition or the
+    gather; returns the score rows it wrote."""
+    from accord.measures.partitions import (
+        gather_scored,
+        score_validated_part,
+        write_scored_part,
+        write_scoring,
+    )
+    from accord.settings import scoring_settings
+
+    work = out / "partitions"
+    settings = scoring_settings(config)
+    step, _, number = stage.removeprefix("score:").partition(":")
+    if step == "part":
+        scored = score_validated_part(work / f"validated_{number}", registry, settings)
+        write_scored_part(scored, work / f"scored_{number}")
+        return len(scored.result.scores)
+    parts = sorted(work.glob("scored_*"), key=lambda p: int(p.name.split("_")[1]))
+    scored = gather_scored(parts, settings)
+    write_scoring(scored, registry, _scoring_paths(out))
+    return len(scored.result.scores)
+
+
 def _partitioned_measures(stage: str, folder: Path, registry: Any, config: dict) -> int:
-    """One job of the measures in partitions: a partition's scores, statistics or build, or
-    the gather; returns the rows it wrote (score rows, clients, panel rows)."""
+    """One job of the measures in partitions (of a study validated and scored in them): a
+    partition's statistics or build, or the gather; returns the rows it wrote (clients, panel
+    rows)."""
     from types import SimpleNamespace
 
     from accord.measures import build_parts as parts
@@ -512,17 +548,15 @@ def _partitioned_measures(stage: str, folder: Path, registry: Any, config: dict)
     settings = measure_settings(config)
     step, _, number = stage.removeprefix("measures:").partition(":")
     n_parts = len(list(work.glob("validated_*")))
-    validated, scores = work / f"validated_{number}", work / f"scores_{number}.parquet"
+    validated, scored = work / f"validated_{number}", work / f"scored_{number}"
     statistics = [work / f"measures_statistics_{k}.json" for k in range(n_parts)]
-    if step == "scores":
-        return parts.write_partition_scores(out / "scores.parquet", scores, int(number), n_parts)
     if step == "statistics":
-        found = parts.measure_statistics_file(validated, scores, statistics[int(number)], settings)
+        found = parts.measure_statistics_file(validated, scored, statistics[int(number)], settings)
         return found.n_clients
     if step == "part":
         folder_out = work / f"measures_{number}"
         built = parts.build_partition_folder(
-            validated, scores, statistics, folder_out, registry, settings
+            validated, scored, statistics, folder_out, registry, settings
         )
         return built[1]
     paths = SimpleNamespace(

@@ -72,6 +72,7 @@ def validate_config(config: Mapping[str, Any]) -> dict:
         )
     _check_study_formats(config["studies"])
     _check_outcomes(config)
+    _check_mediation_methods(config)
     _check_simulation_effects(config)
     _add_simulated_sites(config)
     _fill_defaults(config, spec)
@@ -161,6 +162,20 @@ def _check_outcomes(config: Mapping[str, Any]) -> None:
                     f"config key 'models[{i}].covariates[{j}]': {covariate!r} names no "
                     f"instrument score (instruments: {', '.join(known)})"
                 )
+
+
+def _check_mediation_methods(config: Mapping[str, Any]) -> None:
+    """A mediation model's option ``method`` is one the fit knows, so a typo stops the run
+    before any job."""
+    from accord.models.spec import MEDIATION_METHODS
+
+    for i, entry in enumerate(config.get("models") or []):
+        method = (entry.get("options") or {}).get("method", "auto")
+        if entry.get("kind") == "mediation" and method not in MEDIATION_METHODS:
+            raise ConfigError(
+                f"config key 'models[{i}].options.method': {method!r} is not a mediation "
+                f"method (one of {', '.join(MEDIATION_METHODS)})"
+            )
 
 
 def _check_simulation_effects(config: Mapping[str, Any]) -> None:

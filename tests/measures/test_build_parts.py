@@ -168,29 +168,6 @@ def test_statistics_survive_json(study) -> None:
     assert again == stats
 
 
-def test_a_partitions_scores_are_its_clients_rows_in_order(study, tmp_path: Path) -> None:
-    from accord.core.stages import read_validated
-    from accord.measures.build_parts import write_partition_scores
-
-    scores = study["scores"].astype({"client_id": "category"})
-    write_parquet(tmp_path / "scores.parquet", scores)
-    of_row = partition_of(scores["client_id"].astype(str), 3)
-    for part in range(3):
-        out = tmp_path / f"scores_{part}.parquet"
-        # small batches: the rows of a partition span many of them
-        rows = write_partition_scores(tmp_path / "scores.parquet", out, part, 3, batch_rows=999)
-        expected = scores.loc[of_row == part].reset_index(drop=True)
-        got = read_validated(out)
-        assert rows == len(expected) > 0
-        pd.testing.assert_frame_equal(got, read_validated_like(expected))
-
-
-def read_validated_like(frame: pd.DataFrame) -> pd.DataFrame:
-    from accord.core.stages import plain_text
-
-    return plain_text(frame.copy())
-
-
 def test_empty_partitions_change_nothing() -> None:
     """12 clients in 30 partitions: most partitions have no clients at all."""
     simulated = simulate_study(n_clients=12, n_therapists=3, n_sites=1, seed=2)

@@ -135,14 +135,15 @@ def planned_jobs(workdir: Path, *targets: str) -> dict[str, int]:
 
 @pytest.mark.parametrize(
     ("n_clients", "setting", "chunk_jobs"),
-    [(400, None, 0), (400, 3, 15), (12_000, None, 15)],
+    [(400, None, 0), (400, 3, 6), (12_000, None, 6)],
 )
 def test_bootstrap_jobs_follow_the_chunk_setting(
     tmp_path: Path, n_clients: int, setting: int | None, chunk_jobs: int
 ) -> None:
-    # Five models have a bootstrap (the post-adjusted and the null therapist models, three
-    # mediation models). A small study draws them in the model's own job; "auto" gives 12,000
-    # clients three chunks each.
+    # Two therapist models (post-adjusted and null) have a bootstrap. A small study draws it
+    # in the model's own job; "auto" gives 12,000 clients three chunks each. The three
+    # mediation models (method auto) bootstrap or draw quasi-Bayesian by the study's clients,
+    # counted once plan_models has run, so a dry run plans no chunks for them yet.
     config: dict = {
         "studies": {"s": {"path": "data/s", "simulate": {"n_clients": n_clients, "seed": 3}}}
     }
@@ -151,9 +152,11 @@ def test_bootstrap_jobs_follow_the_chunk_setting(
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     # The models of a study's plan are known once plan_models has read its data; a dry run
     # plans the bootstrapped models' own outputs, and the plan for the gathered table.
-    bootstrapped = ["therapist", "therapist_null", *(f"mediation_{m}" for m in MEDIATORS)]
-    targets = [f"results/s/models/{model}/coefficients.csv" for model in bootstrapped]
-    jobs = planned_jobs(tmp_path, *targets)
+    therapist = ["therapist", "therapist_null"]
+    targets = [f"results/s/models/{model}/coefficients.csv" for model in therapist]
+    assert planned_jobs(tmp_path, *targets).get("bootstrap_model", 0) == chunk_jobs
+    mediation = [f"results/s/models/mediation_{m}/coefficients.csv" for m in MEDIATORS]
+    jobs = planned_jobs(tmp_path, *targets, *mediation)
     assert jobs.get("bootstrap_model", 0) == chunk_jobs
     assert jobs["fit_model"] == 5 and jobs["plan_models"] == 1
     gathered = planned_jobs(tmp_path, "results/s/models/coefficients.csv")

@@ -11,9 +11,10 @@ from accord.core.partitions import study_partitions
 from accord.ingest import source_files
 from accord.core.instruments import load_registry
 from accord.core.io import TABLE_SUFFIXES
-from accord.models.bootstrap import scattered_chunks, study_bootstrap_chunks
+from accord.core.stages import table_rows
+from accord.models.bootstrap import needs_client_count, scattered_chunks, study_bootstrap_chunks
 from accord.models.plan import fitted_ids
-from accord.models.spec import KIND_TABLES, model_specs
+from accord.models.spec import KIND_TABLES, model_context, model_specs
 from accord.multisite.consortium import consortia
 from accord.multisite.one_stage import one_stage_specs
 
@@ -29,6 +30,8 @@ BOOTSTRAP_CHUNKS = {study: study_bootstrap_chunks(config, study) for study in ST
 # Partitions of clients each study is validated in (performance.partitions).
 PARTITIONS = {study: study_partitions(config, study) for study in STUDIES}
 MODELS = {spec.id: spec for spec in model_specs(config)}
+# Study-wide model settings (seed, the mediation bootstrap's size limit).
+CONTEXT = model_context(config)
 SIMULATED = {
     study: entry for study, entry in config["studies"].items() if "simulate" in entry
 }
@@ -76,6 +79,22 @@ def validation_inputs(wildcards):
     return {"parts": [f"{folder}/validated_{part}" for part in range(partitions)]}
 
 
+def scoring_inputs(wildcards):
+    """The validated measures and goals; for a study in partitions, the scored partitions and
+    the validation summary (a study whose gathered validation stops is not scored)."""
+    partitions = PARTITIONS[wildcards.study]
+    folder = f"results/{wildcards.study}"
+    if partitions == 1:
+        return {
+            "measures": f"{folder}/validated/measures.parquet",
+            "goals": f"{folder}/validated/goals.parquet",
+        }
+    return {
+        "parts": [f"{folder}/partitions/scored_{part}" for part in range(partitions)],
+        "validation": f"{folder}/validation/summary.json",
+    }
+
+
 def measures_inputs(wildcards):
     """The validated tables and scores; for a study in partitions, each partition's measures
     and statistics."""
@@ -107,7 +126,8 @@ def study_settings(wildcards):
 
 
 def partition_count(wildcards):
-    """How many partitions of clients the study is validated in (`performance.partitions`)."""
+    """How many partitions of clients the study is validated, scored and measured in
+    (`performance.partitions`)."""
     return PARTITIONS[wildcards.study]
 
 
@@ -117,8 +137,14 @@ def simulation_settings(wildcards):
 
 
 def model_settings(wildcards):
-    """A model's config entry: a change to it reruns that model's job and no other."""
-    return spec_settings(MODELS[wildcards.model])
+    """A model's config entry: a change to it reruns that model's job and no other (for a
+    mediation model with method auto, also a change to the study size its method switches
+    at)."""
+    spec = MODELS[wildcards.model]
+    settings = spec_settings(spec)
+    if needs_client_count(spec):
+        settings["bootstrap_max_clients"] = CONTEXT.mediation_bootstrap_max_clients
+    return settings
 
 
 def spec_settings(spec):
@@ -167,10 +193,20 @@ def model_tables(wildcards):
 
 
 def bootstrap_replicates(wildcards):
-    """The replicate tables of a model's bootstrap jobs; none for a model without a bootstrap
-    or whose bootstrap is one chunk, drawn in the model's own job."""
+    """The replicate tables of a model's bootstrap jobs; none for a model without a bootstrap,
+    whose bootstrap is one chunk, drawn in the model's own job, or a mediation fitted
+    quasi-Bayesian: with method auto that depends on the study's clients, counted in its
+    client measures once plan_models has run (the count the model's job decides on)."""
     spec = MODELS[wildcards.model]
     chunks = scattered_chunks(spec, BOOTSTRAP_CHUNKS[wildcards.study])
+    if chunks and needs_client_count(spec):
+        checkpoints.plan_models.get(study=wildcards.study)
+        chunks = scattered_chunks(
+            spec,
+            BOOTSTRAP_CHUNKS[wildcards.study],
+            n_clients=table_rows(f"results/{wildcards.study}/client_measures.parquet"),
+            max_clients=CONTEXT.mediation_bootstrap_max_clients,
+        )
     return [
         f"results/{wildcards.study}/models/{wildcards.model}/bootstrap/chunk_{chunk}.parquet"
         for chunk in range(len(chunks))

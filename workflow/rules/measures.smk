@@ -1,13 +1,13 @@
-# Scores, reliability, per-client measures and the session panel; a study validated in
-# partitions of clients (performance.partitions) builds its measures in the same partitions:
-# each partition's statistics, each partition built with the study's scalars, gathered by
-# build_measures.
+# Scores, reliability, per-client measures and the session panel. A study validated in
+# partitions of clients is scored in them too: score_partition per partition, gathered by
+# score_measures (the rows in one-job order, the counts and reliability sums added). Its
+# measures are built in the same partitions: each partition's statistics, each partition built
+# with the study's scalars, gathered by build_measures.
 
 
 rule score_measures:
     input:
-        measures="results/{study}/validated/measures.parquet",
-        goals="results/{study}/validated/goals.parquet",
+        unpack(scoring_inputs),
     output:
         scores="results/{study}/scores.parquet",
         reliability="results/{study}/reliability.csv",
@@ -16,8 +16,23 @@ rule score_measures:
         "../envs/accord.yaml"
     log:
         "logs/{study}/score_measures.log",
+    params:
+        partitions=partition_count,
     script:
         "../scripts/score_measures.py"
+
+
+rule score_partition:
+    input:
+        part="results/{study}/partitions/validated_{part}",
+    output:
+        scored=temp(directory("results/{study}/partitions/scored_{part}")),
+    conda:
+        "../envs/accord.yaml"
+    log:
+        "logs/{study}/score_partition_{part}.log",
+    script:
+        "../scripts/score_partition.py"
 
 
 rule build_measures:
@@ -35,27 +50,10 @@ rule build_measures:
         "../scripts/build_measures.py"
 
 
-# A partition's scores: the study's scores of its clients (until scoring runs in partitions).
-rule partition_scores:
-    input:
-        scores="results/{study}/scores.parquet",
-    output:
-        scores=temp("results/{study}/partitions/scores_{part}.parquet"),
-    conda:
-        "../envs/accord.yaml"
-    log:
-        "logs/{study}/partition_scores_{part}.log",
-    params:
-        part="{part}",
-        partitions=partition_count,
-    script:
-        "../scripts/partition_scores.py"
-
-
 rule measures_statistics:
     input:
         part="results/{study}/partitions/validated_{part}",
-        scores="results/{study}/partitions/scores_{part}.parquet",
+        scored="results/{study}/partitions/scored_{part}",
     output:
         statistics=temp("results/{study}/partitions/measures_statistics_{part}.json"),
     conda:
@@ -69,7 +67,7 @@ rule measures_statistics:
 rule build_partition:
     input:
         part="results/{study}/partitions/validated_{part}",
-        scores="results/{study}/partitions/scores_{part}.parquet",
+        scored="results/{study}/partitions/scored_{part}",
         statistics=measures_statistics,
     output:
         part=temp(directory("results/{study}/partitions/measures_{part}")),

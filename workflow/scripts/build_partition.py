@@ -6,7 +6,7 @@ from accord.settings import measure_settings
 with run_step(snakemake.log[0]) as log:
     n_clients, n_rows = build_partition_folder(
         snakemake.input.part,
-        snakemake.input.scores,
+        snakemake.input.scored,
         snakemake.input.statistics,
         snakemake.output.part,
         load_registry(snakemake.config["instruments"]),

@@ -5,7 +5,7 @@ from accord.settings import measure_settings
 with run_step(snakemake.log[0]) as log:
     statistics = measure_statistics_file(
         snakemake.input.part,
-        snakemake.input.scores,
+        snakemake.input.scored,
         snakemake.output.statistics,
         measure_settings(snakemake.config),
     )

@@ -20,8 +20,16 @@ def read_validated(path: str | Path, *, categorical: bool = False) -> pd.DataFra
 
 
 def plain_text(frame: pd.DataFrame) -> pd.DataFrame:
-    """`frame` with its categorical columns as plain strings (None for missing), in place."""
+    """The frame with its category columns as plain strings (None where empty), in place."""
     for name in frame.columns:
         if isinstance(frame[name].dtype, pd.CategoricalDtype):
             frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
     return frame
+
+
+def table_rows(path: str | Path) -> int:
+    """The number of rows of a table an earlier stage wrote, from its Parquet footer (the
+    table itself is not read)."""
+    import pyarrow.parquet as pq
+
+    return int(pq.read_metadata(path).num_rows)

@@ -2,8 +2,10 @@
 
 ``score_measures`` reads ``validated/measures.parquet`` and ``goals.parquet`` and writes
 ``scores.parquet`` (one row per client, session and instrument, scored by the `instruments`
-registry through `scoring`) and ``reliability.csv`` (`reliability`). ``build_measures`` adds the
-validated clients and sessions and writes ``client_measures.parquet`` and
-``session_panel.parquet`` (`build`, from `panel`, `engagement`, `alliance`, `goalsetting` and
-`change`) with ``measures_metadata.json`` recording every scoring choice.
+registry through `scoring`) and ``reliability.csv`` (`reliability`); a study validated in
+partitions of clients is scored in them (``score_partition``, `partitions`) and gathered to the
+same bytes. ``build_measures`` adds the validated clients and sessions and writes
+``client_measures.parquet`` and ``session_panel.parquet`` (`build`, from `panel`, `engagement`,
+`alliance`, `goalsetting` and `change`) with ``measures_metadata.json`` recording every scoring
+choice.
 """

@@ -6,8 +6,8 @@ each partition's client measures and panel with the study's scalars (`build_part
 then the gather (`write_gathered_measures`), which writes the files the one-job build writes,
 byte for byte (`accord.measures.build`).
 
-A partition's scores are, for now, the gathered scores of its clients (`write_partition_scores`,
-by `accord.core.partitions.partition_of`), read a batch at a time.
+A partition's scores are those its scoring job wrote (`accord.measures.partitions`): the
+gathered scores of its clients, in their order.
 """
 
 from __future__ import annotations
@@ -17,13 +17,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from accord.core.io import write_json, write_parquet
-from accord.core.partitions import partition_of
 from accord.core.stages import plain_text, read_validated
 from accord.measures.build import (
     MeasureSettings,
@@ -35,57 +32,33 @@ from accord.measures.build import (
     partition_statistics,
     study_thresholds,
 )
+from accord.measures.partitions import SCORES
 from accord.measures.statistics import MeasureStatistics, combine_statistics
 from accord.validate.gather import read_part
 
-#: Score rows read at a time when a partition's scores are taken from the study's.
-SCORE_BATCH = 1 << 18
 CLIENT_MEASURES = "client_measures.parquet"
 SESSION_PANEL = "session_panel.parquet"
 
 
-def write_partition_scores(
-    scores: str | Path,
-    out: str | Path,
-    part: int,
-    partitions: int,
-    *,
-    batch_rows: int = SCORE_BATCH,
-) -> int:
-    """Write the score rows of partition `part`'s clients, in the study's order and with its
-    schema, to `out`; returns their number."""
-    source = pq.ParquetFile(scores)
-    kept = 0
-    with pq.ParquetWriter(out, source.schema_arrow, compression="zstd") as writer:
-        for batch in source.iter_batches(batch_size=batch_rows, use_threads=False):
-            codes, labels = pd.factorize(batch.column("client_id").to_pandas())
-            # a missing client_id (code -1) is in partition 0, as `partition_of` puts it
-            of_label = np.append(partition_of(labels, partitions), 0)
-            mine = of_label[codes] == part
-            if mine.any():
-                writer.write_batch(batch.filter(pa.array(mine, type=pa.bool_())))
-                kept += int(mine.sum())
-    return kept
-
-
 def read_partition_tables(
-    folder: str | Path, scores: str | Path, names: Sequence[str] = ("clients", "sessions", "goals")
+    folder: str | Path, scored: str | Path, names: Sequence[str] = ("clients", "sessions", "goals")
 ) -> dict[str, Any]:
     """A validated partition's tables `names` (`accord.validate.gather.write_part`; None for
-    a table the study has not) and its scores, read as `read_validated` reads the study's."""
+    a table the study has not) and its scores (the folder `scored` its scoring job wrote),
+    read as `read_validated` reads the study's."""
     part = read_part(folder)
     tables: dict[str, Any] = {
         name: plain_text(part.tables[name]) if name in part.tables else None for name in names
     }
-    tables["scores"] = read_validated(scores)
+    tables["scores"] = read_validated(Path(scored) / SCORES)
     return tables
 
 
 def measure_statistics_file(
-    folder: str | Path, scores: str | Path, out: str | Path, settings: MeasureSettings
+    folder: str | Path, scored: str | Path, out: str | Path, settings: MeasureSettings
 ) -> MeasureStatistics:
     """Pass 1: write a partition's statistics (`accord.measures.statistics`) as JSON."""
-    tables = read_partition_tables(folder, scores, ("clients", "goals"))
+    tables = read_partition_tables(folder, scored, ("clients", "goals"))
     statistics = partition_statistics(
         tables["clients"], tables["goals"], tables["scores"], settings
     )
@@ -101,7 +74,7 @@ def read_study_statistics(paths: Sequence[str | Path]) -> MeasureStatistics:
 
 def build_partition_folder(
     folder: str | Path,
-    scores: str | Path,
+    scored: str | Path,
     statistics: Sequence[str | Path],
     out: str | Path,
     registry: Any,
@@ -109,7 +82,7 @@ def build_partition_folder(
 ) -> tuple[int, int]:
     """Pass 2: write a partition's client measures and panel, built with the study's scalars,
     under `out`; returns their rows."""
-    tables = read_partition_tables(folder, scores)
+    tables = read_partition_tables(folder, scored)
     study = read_study_statistics(statistics)
     client_measures, panel = build_partition(
         tables["clients"],

@@ -23,12 +23,22 @@ Reverse-keyed items are reversed first. A cell with fewer than `min_n` complete 
 items do not vary, gets NaN statistics and a `reason`; so does omega where the factor model
 fails, and an omega whose model has a uniqueness at its lower bound (a Heywood case) is kept
 but flagged in `reason`.
+
+The table is computed from each cell's sufficient statistics (`CellSums`: the number of complete
+cases, the item sums and the item cross-products), so a study scored in partitions of clients
+adds its partitions' statistics and gets the one-job table to the last bit. The statistics are
+exact: responses enter reliability on a grid of 1/1000 of a point (round(x * 1000); whole-number
+items are unchanged, a visual-analogue rating such as 7.25 becomes 7250), their sums and
+cross-products are integers, and the covariance (n S_jk - S_j S_k) / (n (n - 1)) is formed once
+from them with a single rounding. Floating-point sums would depend on the order the cases were
+added in; these do not.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -38,13 +48,24 @@ from accord.core.instruments import Registry
 from accord.measures.scoring import prepare_forms, scale_columns
 
 __all__ = [
+    "GRID",
     "RELIABILITY_COLUMNS",
+    "CellSums",
+    "ReliabilitySums",
+    "add_reliability_sums",
     "alpha_ci",
+    "cell_sums",
+    "covariance_from_sums",
     "cronbach_alpha",
+    "grid_responses",
     "omega_correlated_factors",
     "omega_total",
     "one_factor_ml",
+    "reliability_from_sums",
+    "reliability_sums",
     "reliability_table",
+    "sums_from_records",
+    "sums_to_records",
 ]
 
 RELIABILITY_COLUMNS = (
@@ -60,6 +81,8 @@ RELIABILITY_COLUMNS = (
     "omega",
     "reason",
 )
+# Responses enter reliability as whole numbers of 1/GRID point.
+GRID = 1000
 # factanal's lower bound on uniquenesses (of standardised items).
 _PSI_LOWER = 0.005
 
@@ -190,24 +213,117 @@ def _subscale_parts(inst) -> list[list[int]] | None:
     return parts if len(parts) >= 2 and covered == list(range(inst.items)) else None
 
 
-def reliability_table(
-    measures: pd.DataFrame,
-    registry: Registry,
-    *,
-    raters: Sequence[str] | None = ("client",),
-    min_n: int = 10,
-    level: float = 0.95,
-) -> pd.DataFrame:
-    """Alpha (with its Feldt interval) and omega per instrument, scale, rater and wave.
+# ---------------------------------------------------------------------------------------------
+# Sufficient statistics: the table from exact sums, the same for any partition of the clients
 
-    `raters` limits the raters (None: every rater in the data). One row per cell in which some
-    form has at least one answered item; `n` counts the complete cases on that scale. Sorted by
-    instrument, scale, rater, wave.
+
+@dataclass(frozen=True)
+class CellSums:
+    """The sufficient statistics of one reliability cell on the response grid (`GRID`).
+
+    n: complete cases; sums: each item's sum; products: the item cross-products
+    (products[j][k] = sum of x_j * x_k). All are exact integers in grid units, so cells from
+    partitions of the clients add up to the whole study's cell whatever the order.
     """
-    if isinstance(min_n, bool) or not isinstance(min_n, int) or min_n < 2:
-        raise ValueError("min_n must be a whole number of at least 2")
+
+    n: int
+    sums: tuple[int, ...]
+    products: tuple[tuple[int, ...], ...]
+
+    @property
+    def k_items(self) -> int:
+        return len(self.sums)
+
+    def __add__(self, other: CellSums) -> CellSums:
+        if other.k_items != self.k_items:
+            raise ValueError("cells of different numbers of items cannot be added")
+        return CellSums(
+            self.n + other.n,
+            tuple(a + b for a, b in zip(self.sums, other.sums, strict=True)),
+            tuple(
+                tuple(a + b for a, b in zip(row, other_row, strict=True))
+                for row, other_row in zip(self.products, other.products, strict=True)
+            ),
+        )
+
+    def to_record(self) -> dict:
+        return {"n": self.n, "sums": list(self.sums), "products": [list(r) for r in self.products]}
+
+    @classmethod
+    def from_record(cls, record: Mapping) -> CellSums:
+        return cls(
+            int(record["n"]),
+            tuple(int(v) for v in record["sums"]),
+            tuple(tuple(int(v) for v in row) for row in record["products"]),
+        )
+
+
+# (instrument, scale, rater, wave) -> the cell's sums
+CellKey = tuple[str, str, str, int]
+ReliabilitySums = dict[CellKey, CellSums]
+
+
+def grid_responses(data: np.ndarray) -> np.ndarray:
+    """Responses as whole numbers of 1/`GRID` point: round(x * GRID), half to even."""
+    return np.rint(np.asarray(data, dtype="float64") * GRID).astype(np.int64)
+
+
+def cell_sums(data: np.ndarray) -> CellSums:
+    """The exact sums of a complete-case matrix (rows = cases, columns = items).
+
+    Responses go onto the grid (`grid_responses`); sums and cross-products are taken in int64
+    over chunks of rows small enough that no sum of products can overflow, and the chunks are
+    added as Python integers (unbounded).
+    """
+    grid = grid_responses(data)
+    n, k = grid.shape
+    largest = int(np.abs(grid).max()) if grid.size else 0
+    rows = (2**63 - 1) // max(largest * largest, 1)
+    if rows == 0:  # a single product would overflow int64: Python integers throughout
+        grid, rows = grid.astype(object), max(n, 1)
+    sums = [0] * k
+    products = [[0] * k for _ in range(k)]
+    for start in range(0, n, rows):
+        chunk = grid[start : start + rows]
+        chunk_sums = chunk.sum(axis=0).tolist()
+        chunk_products = (chunk.T @ chunk).tolist()
+        for j in range(k):
+            sums[j] += chunk_sums[j]
+            for m in range(k):
+                products[j][m] += chunk_products[j][m]
+    return CellSums(n, tuple(sums), tuple(tuple(row) for row in products))
+
+
+def covariance_from_sums(cell: CellSums) -> np.ndarray:
+    """The item covariance matrix (n - 1 denominator) of a cell, in response units.
+
+    cov_jk = (n S_jk - S_j S_k) / (n (n - 1) GRID^2): the numerator is an exact integer and
+    the one division of Python integers is correctly rounded, so the matrix depends on the
+    sums alone, never on the order the cases were added in.
+    """
+    n, k = cell.n, cell.k_items
+    if n < 2:
+        raise ValueError("a covariance needs at least 2 cases")
+    scale = n * (n - 1) * GRID * GRID
+    cov = np.empty((k, k), dtype="float64")
+    for j in range(k):
+        for m in range(j, k):
+            value = (n * cell.products[j][m] - cell.sums[j] * cell.sums[m]) / scale
+            cov[j, m] = cov[m, j] = value
+    return cov
+
+
+def reliability_sums(
+    measures: pd.DataFrame, registry: Registry, *, raters: Sequence[str] | None = ("client",)
+) -> ReliabilitySums:
+    """The sufficient statistics of every reliability cell of the measures table.
+
+    A cell is an instrument (GAS excepted), scale, rater and wave in which some form has at
+    least one answered item of the instrument; its sums cover the complete cases on the
+    scale's items (possibly none). `raters` limits the raters (None: every rater).
+    """
     prepared = prepare_forms(measures, registry)
-    rows = []
+    cells: ReliabilitySums = {}
     for block in prepared.blocks:
         inst = block.instrument
         if inst.score == "gas" or block.matrix is None:
@@ -220,34 +336,104 @@ def reliability_table(
         forms = np.flatnonzero(keep)
         if forms.size == 0:
             continue
-        cell_rater, cell_session = block.rater[forms], block.session[forms]
-        cells = pd.DataFrame({"rater": cell_rater, "session": cell_session})
-        groups = cells.groupby(["rater", "session"], sort=True).indices
-        split = _subscale_parts(inst)
+        groups = (
+            pd.DataFrame({"rater": block.rater[forms], "session": block.session[forms]})
+            .groupby(["rater", "session"], sort=True)
+            .indices
+        )
         for scale, columns, _ in scale_columns(inst):
-            parts = split if scale == "total" else None
             matrix = block.matrix[np.ix_(forms, columns)]
             complete = ~np.isnan(matrix).any(axis=1)
             for (rater, session), members in groups.items():
-                data = matrix[members[complete[members]]]
-                rows.append(
-                    {
-                        "instrument": inst.key,
-                        "scale": scale,
-                        "rater": prepared.raters[rater],
-                        "wave": int(session),
-                        **_cell_statistics(data, min_n, level, parts),
-                    }
-                )
+                key = (inst.key, scale, str(prepared.raters[rater]), int(session))
+                cells[key] = cell_sums(matrix[members[complete[members]]])
+    return cells
+
+
+def add_reliability_sums(parts: Iterable[ReliabilitySums]) -> ReliabilitySums:
+    """The cells of several partitions of clients added up (a cell in any part is kept)."""
+    total: ReliabilitySums = {}
+    for part in parts:
+        for key, cell in part.items():
+            total[key] = total[key] + cell if key in total else cell
+    return total
+
+
+def sums_to_records(cells: ReliabilitySums) -> list[dict]:
+    """The cells as JSON-ready records (integers stay exact), sorted by key."""
+    return [
+        {"instrument": i, "scale": s, "rater": r, "wave": w, **cells[(i, s, r, w)].to_record()}
+        for i, s, r, w in sorted(cells)
+    ]
+
+
+def sums_from_records(records: Iterable[Mapping]) -> ReliabilitySums:
+    """The inverse of `sums_to_records`."""
+    return {
+        (str(r["instrument"]), str(r["scale"]), str(r["rater"]), int(r["wave"])): (
+            CellSums.from_record(r)
+        )
+        for r in records
+    }
+
+
+def reliability_table(
+    measures: pd.DataFrame,
+    registry: Registry,
+    *,
+    raters: Sequence[str] | None = ("client",),
+    min_n: int = 10,
+    level: float = 0.95,
+) -> pd.DataFrame:
+    """Alpha (with its Feldt interval) and omega per instrument, scale, rater and wave.
+
+    `raters` limits the raters (None: every rater in the data). One row per cell in which some
+    form has at least one answered item; `n` counts the complete cases on that scale. Sorted by
+    instrument, scale, rater, wave. Computed from the cells' sufficient statistics
+    (`reliability_sums`, `reliability_from_sums`), so responses enter on a grid of 1/1000 of
+    a point and a study scored in partitions of clients gets the same table to the last bit.
+    """
+    _check_min_n(min_n)
+    cells = reliability_sums(measures, registry, raters=raters)
+    return reliability_from_sums(cells, registry, min_n=min_n, level=level)
+
+
+def reliability_from_sums(
+    cells: ReliabilitySums, registry: Registry, *, min_n: int = 10, level: float = 0.95
+) -> pd.DataFrame:
+    """The reliability table (RELIABILITY_COLUMNS) from the cells' sufficient statistics.
+
+    Each cell's covariance matrix is formed once, exactly (`covariance_from_sums`), from
+    responses held on a grid of 1/1000 of a point; alpha, its interval and omega follow from it.
+    """
+    _check_min_n(min_n)
+    rows = []
+    for instrument, scale, rater, wave in sorted(cells):
+        parts = _subscale_parts(registry[instrument]) if scale == "total" else None
+        cell = cells[(instrument, scale, rater, wave)]
+        rows.append(
+            {
+                "instrument": instrument,
+                "scale": scale,
+                "rater": rater,
+                "wave": wave,
+                **_cell_statistics(cell, min_n, level, parts),
+            }
+        )
     table = pd.DataFrame(rows, columns=list(RELIABILITY_COLUMNS))
     table = table.astype({"wave": np.int64, "n": np.int64, "k_items": np.int64})
     return table.sort_values(["instrument", "scale", "rater", "wave"], ignore_index=True)
 
 
+def _check_min_n(min_n: int) -> None:
+    if isinstance(min_n, bool) or not isinstance(min_n, int) or min_n < 2:
+        raise ValueError("min_n must be a whole number of at least 2")
+
+
 def _cell_statistics(
-    data: np.ndarray, min_n: int, level: float, parts: list[list[int]] | None = None
+    cell: CellSums, min_n: int, level: float, parts: list[list[int]] | None = None
 ) -> dict:
-    n, k = data.shape
+    n, k = cell.n, cell.k_items
     result = {
         "n": n,
         "k_items": k,
@@ -263,7 +449,7 @@ def _cell_statistics(
     if n < min_n:
         result["reason"] = f"fewer than {min_n} complete cases"
         return result
-    cov = np.cov(data, rowvar=False)
+    cov = covariance_from_sums(cell)
     if not cov.sum() > 0:
         result["reason"] = "no variance in the total"
         return result

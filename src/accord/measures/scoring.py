@@ -47,6 +47,7 @@ __all__ = [
     "gas_t_score",
     "score_measures",
     "score_measures_with_summary",
+    "summary_table",
 ]
 
 log = logging.getLogger(__name__)
@@ -202,7 +203,7 @@ def score_measures_with_summary(
 
     scores = _assemble_scores(chunks, prepared)
     table = _assemble_disagreements(disagreements, prepared)
-    summary_frame = _assemble_summary(summary)
+    summary_frame = summary_table(summary)
     not_scored = int(summary_frame["not_scored"].sum()) if len(summary_frame) else 0
     log.info(
         "scored %d rows from %d measure rows; %d form-scales not scored; %d supplied totals "
@@ -777,7 +778,8 @@ def _summary_rows(
     return rows
 
 
-def _assemble_summary(rows: list[dict[str, Any]]) -> pd.DataFrame:
+def summary_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """The scoring summary (SUMMARY_COLUMNS) from its rows, sorted by instrument, rater, scale."""
     table = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
     if table.empty:
         return table.astype({name: np.int64 for name in SUMMARY_COLUMNS[3:]})

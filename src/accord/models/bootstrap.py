@@ -19,6 +19,14 @@ order the jobs run in or on the number of cores: the pooled table, and so every 
 same for any chunk count and the same as fitting the model in one process (`fit_therapist`,
 `fit_mediation` without precomputed replicates).
 
+A mediation model may instead be fitted by the quasi-Bayesian (asymptotic) Monte Carlo form
+(its option ``method``: bootstrap, quasi_bayesian or auto, the default; `choose_method`):
+``auto`` bootstraps a study of up to ``analysis.mediation.bootstrap_max_clients`` clients (the
+rows of its client measures) and draws quasi-Bayesian above it, where refitting both models on
+a million clients hundreds of times would buy nothing the normal approximation does not give.
+A model fitted quasi-Bayesian has no replicates, so no bootstrap_model jobs
+(`scattered_chunks` with the study's client count).
+
 A replicate table has one row per replicate, its index in the column ``replicate`` first; the
 other columns are the kind's own (`accord.models.therapist.therapist_icc_replicates`,
 `accord.models.mediation.mediation_replicates`).
@@ -29,6 +37,7 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
 from typing import Any
@@ -37,7 +46,13 @@ import numpy as np
 import pandas as pd
 
 from accord.core.errors import AccordError, ConfigError
-from accord.models.spec import ModelContext, ModelSpec
+from accord.models.spec import (
+    DEFAULT_BOOTSTRAP_MAX_CLIENTS,
+    ModelContext,
+    ModelSpec,
+    check_mediation_method,
+    mediation_method,
+)
 
 DEFAULT_CHUNKS = "auto"
 #: ``auto``: one chunk per this many clients, at most MAX_AUTO_CHUNKS.
@@ -122,9 +137,61 @@ def study_bootstrap_chunks(config: Mapping[str, Any], study: str) -> int:
     return auto_chunks(client_rows(entry["path"], entry))
 
 
-def scattered_chunks(spec: ModelSpec, n_chunks: int) -> list[range]:
+@dataclass(frozen=True)
+class MethodChoice:
+    """How a model with a choice of method is fitted (``bootstrap`` or ``quasi_bayesian``) and
+    why, in words for the diagnostics."""
+
+    method: str
+    reason: str
+
+
+def choose_method(
+    setting: str,
+    n_clients: int | None,
+    max_clients: int = DEFAULT_BOOTSTRAP_MAX_CLIENTS,
+    *,
+    model_id: str = "mediation",
+) -> MethodChoice:
+    """The method option ``setting`` (bootstrap, quasi_bayesian or auto) resolved for a study
+    of `n_clients` clients: ``auto`` bootstraps up to `max_clients` clients and draws
+    quasi-Bayesian above; an unknown count (None) bootstraps."""
+    setting = check_mediation_method(setting, model_id)
+    if setting != "auto":
+        return MethodChoice(setting, f"as options.method is {setting}")
+    if n_clients is None:
+        return MethodChoice("bootstrap", "as the number of clients is not known")
+    if n_clients > max_clients:
+        return MethodChoice(
+            "quasi_bayesian",
+            f"as the study has {n_clients:,} clients (above bootstrap_max_clients {max_clients:,})",
+        )
+    return MethodChoice(
+        "bootstrap",
+        f"as the study has {n_clients:,} clients (at most bootstrap_max_clients {max_clients:,})",
+    )
+
+
+def needs_client_count(spec: ModelSpec) -> bool:
+    """Whether a model's method depends on the study's number of clients (a mediation model
+    with ``method: auto``)."""
+    return spec.kind == "mediation" and mediation_method(spec) == "auto"
+
+
+def scattered_chunks(
+    spec: ModelSpec,
+    n_chunks: int,
+    *,
+    n_clients: int | None = None,
+    max_clients: int = DEFAULT_BOOTSTRAP_MAX_CLIENTS,
+) -> list[range]:
     """The replicate chunks drawn in jobs of their own (rule bootstrap_model): none for a model
-    without a bootstrap, and none when there is a single chunk, which the model's job draws."""
+    without a bootstrap or fitted quasi-Bayesian in a study of `n_clients` clients
+    (`choose_method`), and none when there is a single chunk, which the model's job draws."""
+    if spec.kind == "mediation":
+        choice = choose_method(mediation_method(spec), n_clients, max_clients, model_id=spec.id)
+        if choice.method == "quasi_bayesian":
+            return []
     chunks = model_chunks(spec, n_chunks)
     return chunks if len(chunks) > 1 else []
 

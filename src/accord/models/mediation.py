@@ -1,6 +1,6 @@
 """Mediation: is collaborative goal-setting associated with the outcome through engagement or
 the alliance? (analyses.md; Imai, Keele & Tingley 2010, Psychological Methods 15:309, as R's
-``mediation::mediate`` with ``boot = TRUE`` and ``medsens``)
+``mediation::mediate``, with ``boot = TRUE`` or quasi-Bayesian, and ``medsens``)
 
     mediator model:  m_i = a0 + a x_i + covariates_i + u_i
     outcome model:   y_i = c0 + c' x_i + b m_i + covariates_i + e_i
@@ -20,19 +20,38 @@ draw per client for both conditions, so its ACME is exactly a b). The contrast i
 the exposure as coded: for joint_goal_share, all goals set jointly against none; a two-level
 text exposure (e.g. arm) is coded 1 for the level that is not ``exposure_reference``.
 
-Estimates and uncertainty, as ``mediate(..., boot = TRUE)``: the point estimates come from the
-original sample; each of ``n_boot`` replicates draws ONE resample of clients and refits BOTH
-models on it; the 95 % CI is the 2.5 and 97.5 percentiles of the replicates (R's quantile type
-7). The p-value is two-sided from the replicates' signs, never below its resolution:
-p = min(1, 2 (1 + k) / (1 + B)), k the number of replicates on the far side of zero (Davison &
-Hinkley 1997), so the smallest possible p is 2 / (1 + B). ``std_error`` is the replicates' SD.
+Estimates and uncertainty, by one of two methods (option ``method``; `fit_mediation`):
+
+- ``bootstrap``, as ``mediate(..., boot = TRUE)``: the point estimates come from the original
+  sample; each of ``n_boot`` replicates draws ONE resample of clients and refits BOTH models
+  on it; the 95 % CI is the 2.5 and 97.5 percentiles of the replicates (R's quantile type 7).
+  The p-value is two-sided from the replicates' signs, never below its resolution:
+  p = min(1, 2 (1 + k) / (1 + B)), k the number of replicates on the far side of zero
+  (Davison & Hinkley 1997), so the smallest possible p is 2 / (1 + B).
+- ``quasi_bayesian``, as ``mediate(..., boot = FALSE)``, R's default (King, Tomz & Wittenberg
+  2000): ``sims`` draws of each model's coefficient vector from the multivariate normal with
+  its OLS estimates and classical covariance s^2 (X'X)^-1 (R's ``vcov`` of an ``lm``); per
+  draw the ACME is a b, the ADE c', the total a b + c' and the proportion mediated
+  a b / (a b + c'). As in R the estimates are the means of the draws (the proportion
+  mediated's the median), the 95 % CI their 2.5 and 97.5 percentiles (type 7) and the p-value
+  R's ``pval``: 2 min(#draws > 0, #draws < 0) / sims (1 when the estimate is 0), which is 0
+  when every draw lies on one side, so the report reads a p at or below 2 / sims as "<=".
+  Fitting each model once, it takes seconds on a million clients where the bootstrap refits
+  both models n_boot times.
+- ``auto`` (the default): the bootstrap in a study of up to
+  ``analysis.mediation.bootstrap_max_clients`` clients (rows of the client measures; default
+  100,000), the quasi-Bayesian form above (`accord.models.bootstrap.choose_method`; the
+  workflow then starts no bootstrap_model jobs). The diagnostics' ``method`` says which and why.
+
+``std_error`` is the SD of the replicates or draws.
 
 Randomness: replicate r draws its resample from its own generator, seeded from (study seed,
 model id, r) (`accord.models.bootstrap.replicate_rng`), so the same inputs give identical
 results, numpy's global random state is untouched, and `mediation_replicates` can spread the
 replicates over jobs (rule bootstrap_model) that `fit_mediation` pools (``replicates=``) with the
 same results as drawing every replicate at once. A replicate is the ACME and ADE under control
-and treatment (equal here; the columns keep the shape of the general case).
+and treatment (equal here; the columns keep the shape of the general case). The quasi-Bayesian
+draws come from one generator seeded from (study seed, model id) (`simulation_rng`).
 
 Sensitivity to sequential ignorability (Imai, Keele & Yamamoto 2010, Statistical Science 25:51,
 Theorem 2; R's ``medsens``): with rho the correlation between the errors of the mediator model
@@ -50,18 +69,23 @@ data cannot check: no unmeasured confounding of the exposure and the mediator, o
 and the outcome, and of the mediator and the outcome (the last even in a randomised trial).
 For an observed exposure the report says "is associated with".
 
-Fit time (400 clients, 500 replicates, one core): about 0.5 s.
+Fit time (one core): 400 clients, 500 replicates, about 0.5 s. 1,000,000 clients (simulated,
+one covariate): quasi-Bayesian with 1,000 draws 2-4 s (about 2 s of it building the design
+matrices, 0.5 s the covariances and draws); the bootstrap with 500 replicates about 390 s
+(0.5 s a replicate).
 """
 
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.linalg
 import statsmodels.formula.api as smf
 
 from accord.core.errors import ConfigError
@@ -72,14 +96,18 @@ from accord.models.ancova import (
 )
 from accord.models.bootstrap import (
     BOOTSTRAP_KINDS,
+    MethodChoice,
     check_replicates,
+    choose_method,
     replicate_indices,
     replicate_rng,
 )
-from accord.models.spec import ModelContext, ModelSpec
+from accord.models.spec import DEFAULT_BOOTSTRAP_MAX_CLIENTS, ModelContext, ModelSpec
 from accord.models.tidy import ModelResult, capture_fit, coefficient_frame
 
 DEFAULT_N_BOOT = BOOTSTRAP_KINDS["mediation"][0]
+#: Quasi-Bayesian draws, R's default sims.
+DEFAULT_SIMS = 1000
 MIN_BOOT = 50
 TERMS = ("acme", "ade", "total_effect", "proportion_mediated")
 # A replicate: the ACME and ADE under control (0) and treatment (1).
@@ -128,23 +156,30 @@ def fit_mediation(
     seed: int = 2026,
     exposure_reference: str | None = None,
     replicates: pd.DataFrame | None = None,
+    method: str = "auto",
+    sims: int = DEFAULT_SIMS,
+    bootstrap_max_clients: int = DEFAULT_BOOTSTRAP_MAX_CLIENTS,
 ) -> ModelResult:
     """Estimate the ACME, ADE, total effect and proportion mediated (see the module docstring).
 
     `client_measures` has one row per client with the exposure, `mediator`, the outcome
     column (`outcome_column`, default ``<outcome>_post``), ``<outcome>_first`` and the
-    `covariates`. Clients missing any of them are left out and counted. Replicate r draws from
-    ``replicate_rng(seed, model_id, r)``. `replicates`, the replicates already drawn (by
-    `mediation_replicates`, possibly in several jobs, pooled), replaces the drawing; it must
-    hold replicates 0 .. n_boot - 1.
+    `covariates`. Clients missing any of them are left out and counted. `method` (bootstrap,
+    quasi_bayesian or auto) chooses the uncertainty: auto bootstraps when `client_measures`
+    has at most `bootstrap_max_clients` rows and draws `sims` quasi-Bayesian draws above.
+    Replicate r draws from ``replicate_rng(seed, model_id, r)``; the quasi-Bayesian draws from
+    `simulation_rng`. `replicates`, the replicates already drawn (by `mediation_replicates`,
+    possibly in several jobs, pooled), replaces the drawing; it must hold replicates
+    0 .. n_boot - 1.
 
     Raises ConfigError for a missing column, a mediator equal to the exposure or the outcome,
-    or fewer than `MIN_BOOT` replicates; AccordError when fewer than 5 clients have complete
-    data or the exposure does not vary.
+    an unknown method, fewer than `MIN_BOOT` replicates or draws, or replicates given to a
+    quasi-Bayesian fit; AccordError when fewer than 5 clients have complete data or the
+    exposure does not vary.
     """
     y = outcome_column or f"{outcome}_post"
-    if n_boot < MIN_BOOT:
-        raise ConfigError(f"mediation model: n_boot must be at least {MIN_BOOT}, not {n_boot}")
+    choice = choose_method(method, len(client_measures), bootstrap_max_clients, model_id=model_id)
+    n_draws = _check_draw_counts(choice, int(n_boot), int(sims), model_id, replicates)
     prepared = _prepare(
         client_measures,
         mediator=mediator,
@@ -155,23 +190,50 @@ def fit_mediation(
         exposure_reference=exposure_reference,
     )
     if replicates is not None:
-        check_replicates(replicates, int(n_boot), model_id)
+        check_replicates(replicates, n_draws, model_id)
     result, fit_warnings, error = capture_fit(
-        lambda: _estimates_and_replicates(prepared, replicates, seed, model_id, int(n_boot))
+        lambda: _paths_and_draws(prepared, choice, replicates, int(seed), model_id, n_draws)
     )
     warn = prepared.notes + fit_warnings + ([f"fit failed: {error}"] if error else [])
     converged = result is not None and not error
-    rows, products, sensitivity = _estimates(result if converged else None, prepared, int(n_boot))
-    n_obs = len(prepared.data)
-    common = {"model": model_id, "outcome": outcome, "exposure": exposure}
-    common |= {"n_obs": n_obs, "n_clients": n_obs, "converged": converged}
-    rows = [{**common, **row, "primary": bool(primary and row["term"] == "acme")} for row in rows]
-    diagnostics: dict[str, Any] = client_model_diagnostics(
-        model_id=model_id,
-        outcome=outcome,
-        exposure=exposure,
+    settings = {
+        "names": {"model_id": model_id, "outcome": outcome, "exposure": exposure},
+        "mediator": mediator,
+        "outcome_column": y,
+        "primary": primary,
+        "setting": method,
+        "choice": choice,
+        "n_draws": n_draws,
+        "seed": int(seed),
+        "study_clients": len(client_measures),
+        "bootstrap_max_clients": int(bootstrap_max_clients),
+    }
+    return _mediation_result(
+        prepared, client_measures, settings, result if converged else None, warn
+    )
+
+
+def _mediation_result(
+    prepared: _Prepared,
+    client_measures: pd.DataFrame,
+    settings: dict[str, Any],
+    result: tuple[dict[str, float], pd.DataFrame] | None,
+    warn: list[str],
+) -> ModelResult:
+    """The coefficient rows and diagnostics of a fit (`result` None when it failed)."""
+    names = settings["names"]
+    choice = settings["choice"]
+    rows, products, sensitivity = _estimates(result, prepared, choice)
+    n_obs, converged = len(prepared.data), result is not None
+    common = {"model": names["model_id"], "outcome": names["outcome"]}
+    common |= {"exposure": names["exposure"], "n_obs": n_obs, "n_clients": n_obs}
+    common |= {"converged": converged}
+    primary = bool(settings["primary"])
+    rows = [{**common, **row, "primary": primary and row["term"] == "acme"} for row in rows]
+    diagnostics = client_model_diagnostics(
+        **names,
         formula=f"{prepared.mediator_formula}; {prepared.outcome_formula}",
-        method=_method(int(n_boot)),
+        method=_method(choice, int(settings["n_draws"])),
         optimizer="least squares",
         converged=converged,
         warn=warn,
@@ -180,27 +242,72 @@ def fit_mediation(
         data=prepared.data,
         client_measures=client_measures,
         extras={
-            "mediator": mediator,
-            "outcome_column": y,
-            **_mediation_extras(prepared, int(n_boot), int(seed), products, sensitivity),
+            "mediator": settings["mediator"],
+            "outcome_column": settings["outcome_column"],
+            **_mediation_extras(prepared, settings, products, sensitivity),
         },
     )
     return ModelResult(
-        model=model_id,
-        outcome=outcome,
-        exposure=exposure,
+        model=names["model_id"],
+        outcome=names["outcome"],
+        exposure=names["exposure"],
         coefficients=coefficient_frame(rows),
         diagnostics=diagnostics,
     )
 
 
-def _method(n_boot: int) -> str:
-    """How the effects were estimated, for the diagnostics."""
+def _check_draw_counts(
+    choice: MethodChoice,
+    n_boot: int,
+    sims: int,
+    model_id: str,
+    replicates: pd.DataFrame | None,
+) -> int:
+    """The number of replicates (bootstrap) or draws (quasi-Bayesian) the fit uses; ConfigError
+    for fewer than `MIN_BOOT` of either, or for replicates given to a quasi-Bayesian fit."""
+    for name, value in (("n_boot", n_boot), ("sims", sims)):
+        if value < MIN_BOOT:
+            raise ConfigError(f"mediation model: {name} must be at least {MIN_BOOT}, not {value}")
+    if choice.method == "bootstrap":
+        return n_boot
+    if replicates is not None:
+        raise ConfigError(
+            f"mediation model {model_id!r}: bootstrap replicates were given to a quasi-Bayesian "
+            "fit; the bootstrap jobs and the model's method disagree"
+        )
+    return sims
+
+
+def _method(choice: MethodChoice, n_draws: int) -> str:
+    """How the effects were estimated and why, for the diagnostics."""
+    if choice.method == "quasi_bayesian":
+        return (
+            f"causal mediation (Imai et al. 2010), OLS models, quasi-Bayesian Monte Carlo "
+            f"(King, Tomz & Wittenberg 2000), {n_draws:,} draws of each model's coefficients "
+            "from a normal with the OLS estimates and their covariance, estimates the draws' "
+            "means (proportion mediated: median), percentile CIs, "
+            f"{choice.reason}"
+        )
     return (
         f"causal mediation (Imai et al. 2010), OLS models, point estimates from the "
-        f"original sample, nonparametric bootstrap n={n_boot} (one resample for both "
-        "models, percentile CIs)"
+        f"original sample, nonparametric bootstrap n={n_draws} (one resample for both "
+        f"models, percentile CIs), {choice.reason}"
     )
+
+
+def _paths_and_draws(
+    prepared: _Prepared,
+    choice: MethodChoice,
+    replicates: pd.DataFrame | None,
+    seed: int,
+    model_id: str,
+    n_draws: int,
+) -> tuple[dict[str, float], pd.DataFrame]:
+    """The paths of the original sample, and the draws of the chosen method in order: the
+    bootstrap replicates (those given, or drawn here) or the quasi-Bayesian draws."""
+    if choice.method == "quasi_bayesian":
+        return _paths(prepared, None), quasi_bayesian_draws(prepared, seed, model_id, n_draws)
+    return _estimates_and_replicates(prepared, replicates, seed, model_id, n_draws)
 
 
 def _estimates_and_replicates(
@@ -219,15 +326,20 @@ def _estimates_and_replicates(
 
 
 def _estimates(
-    result: tuple[dict[str, float], pd.DataFrame] | None, prepared: _Prepared, n_boot: int
+    result: tuple[dict[str, float], pd.DataFrame] | None,
+    prepared: _Prepared,
+    choice: MethodChoice,
 ) -> tuple[list[dict[str, Any]], dict[str, float], dict[str, Any]]:
-    """From the paths and replicates (None when the fit failed): the coefficient rows, the
+    """From the paths and draws (None when the fit failed): the coefficient rows, the
     product of coefficients and the ACME's sensitivity to the mediator-outcome error
     correlation (all empty when the fit failed)."""
     if result is None:
         return [], {}, {}
     paths, drawn = result
-    rows = _rows(paths, drawn, n_boot)
+    if choice.method == "quasi_bayesian":
+        rows = quasi_bayesian_rows(drawn)
+    else:
+        rows = _rows(paths, drawn, len(drawn))
     return rows, _product_of_coefficients(paths), acme_sensitivity(prepared)
 
 
@@ -244,22 +356,42 @@ def _product_of_coefficients(paths: dict[str, float]) -> dict[str, float]:
 
 def _mediation_extras(
     prepared: _Prepared,
-    n_boot: int,
-    seed: int,
+    settings: dict[str, Any],
     products: dict[str, float],
     sensitivity: dict[str, Any],
 ) -> dict[str, Any]:
-    """The two models' formulas, the exposure coding, the bootstrap's settings, the product of
-    coefficients, the sensitivity analysis, the assumptions and the clients left out."""
+    """The two models' formulas, the exposure coding, the method and its settings, the product
+    of coefficients, the sensitivity analysis, the assumptions and the clients left out."""
+    choice: MethodChoice = settings["choice"]
+    n_draws = int(settings["n_draws"])
+    if choice.method == "quasi_bayesian":
+        draws = {
+            "sims": n_draws,
+            "draw_seed": "default_rng([seed, crc32(model id)])",
+            # R's pval is 0 when every draw lies on one side of zero: read as <= 2 / sims.
+            "p_value_resolution": 2.0 / n_draws,
+        }
+    else:
+        draws = {
+            "n_boot": n_draws,
+            "replicate_seed": "default_rng([seed, crc32(model id), replicate])",
+            "p_value_resolution": 2.0 / (1 + n_draws),
+        }
     return {
         "mediator_formula": prepared.mediator_formula,
         "outcome_formula": prepared.outcome_formula,
         "exposure_coding": prepared.coding,
         "contrast": "exposure 1 vs 0 (as coded)",
-        "n_boot": n_boot,
-        "seed": seed,
-        "replicate_seed": "default_rng([seed, crc32(model id), replicate])",
-        "p_value_resolution": 2.0 / (1 + n_boot),
+        "uncertainty": {
+            "setting": settings["setting"],
+            "method": choice.method,
+            "reason": choice.reason,
+            "study_clients": int(settings["study_clients"]),
+            # analysis.mediation.bootstrap_max_clients (a setting, not a count of clients)
+            "threshold": int(settings["bootstrap_max_clients"]),
+        },
+        "seed": int(settings["seed"]),
+        **draws,
         "product_of_coefficients": products,
         "sensitivity": sensitivity,
         "assumptions": list(ASSUMPTIONS),
@@ -268,35 +400,45 @@ def _mediation_extras(
     }
 
 
-def _rows(paths: dict[str, float], drawn: pd.DataFrame, n_boot: int) -> list[dict[str, Any]]:
+def _effect_draws(drawn: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Per replicate or draw: the ACME and ADE (averaged over control and treatment, as R's
+    d.avg and z.avg), the total effect and the proportion mediated (R's tau and nu.avg)."""
     acme_r = (drawn["acme_control"] + drawn["acme_treated"]).to_numpy(float) / 2
     ade_r = (drawn["ade_control"] + drawn["ade_treated"]).to_numpy(float) / 2
     total_r = acme_r + ade_r
     with np.errstate(divide="ignore", invalid="ignore"):
         prop_r = acme_r / total_r
+    return {"acme": acme_r, "ade": ade_r, "total_effect": total_r, "proportion_mediated": prop_r}
+
+
+def _rows(paths: dict[str, float], drawn: pd.DataFrame, n_boot: int) -> list[dict[str, Any]]:
+    effects = _effect_draws(drawn)
     acme = paths["a"] * paths["b"]
     total = acme + paths["c"]
-    estimates = {
-        "acme": (acme, acme_r),
-        "ade": (paths["c"], ade_r),
-        "total_effect": (total, total_r),
-        "proportion_mediated": (acme / total if total != 0 else math.nan, prop_r),
+    point = {
+        "acme": acme,
+        "ade": paths["c"],
+        "total_effect": total,
+        "proportion_mediated": acme / total if total != 0 else math.nan,
     }
-    rows = []
-    for term in TERMS:
-        estimate, draws = estimates[term]
-        low, high = np.quantile(draws, [0.025, 0.975])
-        rows.append(
-            {
-                "term": term,
-                "estimate": float(estimate),
-                "std_error": float(np.std(draws, ddof=1)),
-                "ci_low": float(low),
-                "ci_high": float(high),
-                "p_value": bootstrap_p_value(draws, n_boot),
-            }
-        )
-    return rows
+    return [
+        _summary_row(term, point[term], effects[term], bootstrap_p_value(effects[term], n_boot))
+        for term in TERMS
+    ]
+
+
+def _summary_row(term: str, estimate: float, draws: np.ndarray, p: float) -> dict[str, Any]:
+    """One coefficient row: the estimate, the draws' SD and 2.5 and 97.5 percentiles (R's
+    quantile type 7, draws that are not a number left out as by na.rm) and the p-value."""
+    low, high = np.nanquantile(draws, [0.025, 0.975])
+    return {
+        "term": term,
+        "estimate": float(estimate),
+        "std_error": float(np.std(draws, ddof=1)),
+        "ci_low": float(low),
+        "ci_high": float(high),
+        "p_value": float(p),
+    }
 
 
 def bootstrap_p_value(draws: np.ndarray, n_boot: int) -> float:
@@ -304,6 +446,82 @@ def bootstrap_p_value(draws: np.ndarray, n_boot: int) -> float:
     the smaller side of zero."""
     k = min(int(np.sum(draws >= 0)), int(np.sum(draws <= 0)))
     return float(min(1.0, 2.0 * (1 + k) / (1 + n_boot)))
+
+
+def simulation_rng(seed: int, model_id: str) -> np.random.Generator:
+    """The generator of a model's quasi-Bayesian draws: ``default_rng([seed, crc32(model
+    id)])``, a stream of its own beside the bootstrap replicates' (`replicate_rng`)."""
+    return np.random.default_rng([int(seed), zlib.crc32(model_id.encode("utf-8"))])
+
+
+def ols_covariance(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """OLS coefficients and their classical covariance s^2 (X'X)^-1 with s^2 = RSS / (n - p),
+    R's ``vcov`` of an ``lm``, from the QR decomposition X = QR ((X'X)^-1 = R^-1 R^-T).
+
+    Raises LinAlgError for a rank-deficient design (R's mediate stops on NA coefficients) or
+    no residual degrees of freedom."""
+    n, p = x.shape
+    if n <= p:
+        raise np.linalg.LinAlgError(f"{n} clients leave no residual degrees of freedom")
+    q, r = np.linalg.qr(x)
+    if np.linalg.matrix_rank(r) < p:
+        raise np.linalg.LinAlgError("the design is rank-deficient (collinear columns)")
+    r_inv = scipy.linalg.solve_triangular(r, np.eye(p))
+    beta = r_inv @ (q.T @ y)
+    residuals = y - x @ beta
+    s2 = float(residuals @ residuals) / (n - p)
+    return beta, s2 * (r_inv @ r_inv.T)
+
+
+def quasi_bayesian_draws(prepared: _Prepared, seed: int, model_id: str, sims: int) -> pd.DataFrame:
+    """`sims` quasi-Bayesian draws (King, Tomz & Wittenberg 2000), as ``mediate(boot = FALSE)``:
+    each model's coefficient vector drawn from the normal with its OLS estimates and classical
+    covariance (`ols_covariance`), the mediator model's first, from `simulation_rng`. With
+    both models linear and no interaction, R's per-draw ACME, the mean over clients of
+    Y(t, M(1)) - Y(t, M(0)) with simulated mediators M(t) = X(t) alpha + e, is exactly
+    a b (the error e is shared by M(1) and M(0) and cancels, so it is not drawn), and its ADE
+    c'. Returns one row per draw: draw, acme_control, acme_treated, ade_control, ade_treated."""
+    rng = simulation_rng(seed, model_id)
+    m_beta, m_cov = ols_covariance(prepared.m_x, prepared.m_y)
+    y_beta, y_cov = ols_covariance(prepared.y_x, prepared.y_y)
+    m_draws = rng.multivariate_normal(m_beta, m_cov, size=sims, method="eigh")
+    y_draws = rng.multivariate_normal(y_beta, y_cov, size=sims, method="eigh")
+    acme = m_draws[:, prepared.a_col] * y_draws[:, prepared.b_col]
+    ade = y_draws[:, prepared.c_col]
+    frame = pd.DataFrame(
+        {
+            "draw": np.arange(sims, dtype=np.int64),
+            "acme_control": acme,
+            "acme_treated": acme,
+            "ade_control": ade,
+            "ade_treated": ade,
+        }
+    )
+    return frame
+
+
+def quasi_bayesian_rows(drawn: pd.DataFrame) -> list[dict[str, Any]]:
+    """The coefficient rows from quasi-Bayesian draws, as R's mediate with boot = FALSE: each
+    effect's estimate is the mean of its draws (the proportion mediated's the median), its CI
+    the 2.5 and 97.5 percentiles and its p-value R's `r_p_value` around that estimate."""
+    effects = _effect_draws(drawn)
+    rows = []
+    for term in TERMS:
+        draws = effects[term]
+        summary = np.median if term == "proportion_mediated" else np.mean
+        estimate = float(summary(draws))
+        rows.append(_summary_row(term, estimate, draws, r_p_value(draws, estimate)))
+    return rows
+
+
+def r_p_value(draws: np.ndarray, estimate: float) -> float:
+    """R mediation's ``pval``: 1 when the estimate is 0, else min(1, 2 min(#draws > 0,
+    #draws < 0) / #draws). It is 0 when every draw lies on one side of zero; the report reads
+    a p at or below 2 / #draws as "<=" that."""
+    if estimate == 0:
+        return 1.0
+    k = min(int(np.sum(draws > 0)), int(np.sum(draws < 0)))
+    return float(min(1.0, 2.0 * k / len(draws)))
 
 
 def acme_sensitivity(prepared: _Prepared, grid: Sequence[float] = RHO_GRID) -> dict[str, Any]:
@@ -468,10 +686,10 @@ def fit_mediation_spec(
     replicates: pd.DataFrame | None = None,
 ) -> ModelResult:
     """`fit_mediation` for a model declared in config (options: mediator (required),
-    outcome_column (default ``<outcome>_post``), n_boot, exposure_reference; the seed is the
-    study seed). The session panel
-    is not used. `replicates`: the pooled replicate tables of the model's bootstrap jobs, if
-    drawn there."""
+    outcome_column (default ``<outcome>_post``), method (bootstrap, quasi_bayesian or auto, the
+    default), n_boot, sims, exposure_reference; the seed is the study seed and auto's threshold
+    ``analysis.mediation.bootstrap_max_clients``). The session panel is not used.
+    `replicates`: the pooled replicate tables of the model's bootstrap jobs, if drawn there."""
     return fit_mediation(
         client_measures,
         mediator=_mediator_option(spec),
@@ -485,6 +703,9 @@ def fit_mediation_spec(
         seed=context.seed,
         exposure_reference=spec.options.get("exposure_reference"),
         replicates=replicates,
+        method=spec.options.get("method", "auto"),
+        sims=int(spec.options.get("sims", DEFAULT_SIMS)),
+        bootstrap_max_clients=context.mediation_bootstrap_max_clients,
     )
 
 

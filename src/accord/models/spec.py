@@ -92,6 +92,13 @@ DEFAULT_ROLES: Mapping[str, str] = {
 }
 
 
+#: ``analysis.mediation.bootstrap_max_clients``: a mediation model with ``method: auto`` is
+#: bootstrapped in a study of up to this many clients and fitted quasi-Bayesian above it.
+DEFAULT_BOOTSTRAP_MAX_CLIENTS = 100_000
+#: The values of a mediation model's option ``method``.
+MEDIATION_METHODS = ("bootstrap", "quasi_bayesian", "auto")
+
+
 @dataclass(frozen=True)
 class ModelContext:
     """Study-wide settings every model may need."""
@@ -100,6 +107,7 @@ class ModelContext:
     primary_exposure: str = "joint_goal_share"
     seed: int = 2026
     min_cell: int = 11
+    mediation_bootstrap_max_clients: int = DEFAULT_BOOTSTRAP_MAX_CLIENTS
 
 
 # The model kinds a likelihood-ratio test (kind lrt) can compare, and the fields it takes from
@@ -143,6 +151,8 @@ def model_specs(config: Mapping[str, Any]) -> list[ModelSpec]:
                 f"models: unknown kind {spec.kind!r}; known: {', '.join(sorted(KINDS))}"
             )
         _check_role(spec)
+        if spec.kind == "mediation":
+            mediation_method(spec)
         if spec.exposure in OUTCOME_ONLY:
             raise ConfigError(
                 f"models: {spec.id!r} has the exposure {spec.exposure!r}, a goal-attainment "
@@ -171,6 +181,24 @@ def planned_sessions(analysis: Mapping[str, Any]) -> int:
     if isinstance(end, int) and not isinstance(end, bool):
         return end
     return int(analysis.get("planned_sessions", DEFAULT_PLANNED_SESSIONS))
+
+
+def mediation_method(spec: ModelSpec) -> str:
+    """A mediation model's option ``method`` (`MEDIATION_METHODS`, default auto); ConfigError
+    naming the setting for any other value."""
+    return check_mediation_method(spec.options.get("method", "auto"), spec.id)
+
+
+def check_mediation_method(method: Any, model_id: str) -> str:
+    """`method` if it is one of `MEDIATION_METHODS`, else ConfigError naming the setting."""
+    if method not in MEDIATION_METHODS:
+        raise ConfigError(
+            f"models: {model_id!r}: options.method {method!r} is not one of "
+            f"{', '.join(MEDIATION_METHODS)} (bootstrap: resample clients; quasi_bayesian: "
+            "draw the coefficients from their normal approximation; auto: bootstrap up to "
+            "analysis.mediation.bootstrap_max_clients)"
+        )
+    return str(method)
 
 
 def _check_role(spec: ModelSpec) -> None:
@@ -257,6 +285,11 @@ def model_context(config: Mapping[str, Any]) -> ModelContext:
         primary_exposure=analysis.get("primary_exposure", "joint_goal_share"),
         seed=analysis.get("seed", 2026),
         min_cell=config.get("privacy", {}).get("min_cell", 11),
+        mediation_bootstrap_max_clients=int(
+            (analysis.get("mediation") or {}).get(
+                "bootstrap_max_clients", DEFAULT_BOOTSTRAP_MAX_CLIENTS
+            )
+        ),
     )
 
 

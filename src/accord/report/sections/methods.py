@@ -17,6 +17,7 @@ from accord.report.labels import in_words
 from accord.report.numbers import finite, num
 from accord.report.parts import Section, Text
 from accord.report.sections.summary import primary_row
+from accord.report.sections.therapist import mediation_inferences
 from accord.report.text import instrument_label
 
 
@@ -291,15 +292,14 @@ def _mediation_sentences(c: pd.DataFrame, diags: dict[str, Any], models: list[st
     mediation = [m for m in models if "acme" in set(c.loc[c["model"] == m, "term"])]
     if not mediation:
         return []
-    extras = diags.get(mediation[0], {}).get("extras") or {}
+    inference = mediation_inferences(diags, mediation)
     mediators = [str((diags.get(m, {}).get("extras") or {}).get("mediator", m)) for m in mediation]
     return [
-        "Mediation through " + _join([m.replace("_", " ") for m in mediators]) + " (each "
-        "measured in the early sessions, before the outcome) was estimated as average "
-        "causal mediation and direct effects on the post score adjusted for intake (Imai, "
-        "Keele & Tingley 2010, as R’s mediation package): point estimates from the "
-        f"sample, percentile 95% CIs from {extras.get('n_boot', 'bootstrap')} nonparametric "
-        "bootstrap replicates that refit both models on the same resample, and the error "
+        "Indirect associations of the exposure with the outcome via "
+        + _join([in_words(m).lower() for m in mediators])
+        + " (each measured in the early sessions, before the outcome) were estimated as "
+        "average causal mediation and direct effects on the post score adjusted for intake (Imai, "
+        f"Keele & Tingley 2010, as R’s mediation package): {inference}; and the error "
         "correlation between the mediator and outcome models at which the indirect effect "
         "would vanish (medsens; Imai, Keele & Yamamoto 2010). These effects have a causal "
         "reading only if there is no unmeasured confounding of the exposure and the "

@@ -3,6 +3,9 @@ random intercepts) and mediation (ACME, ADE, total effect, proportion mediated).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import pandas as pd
 
 from accord.core.disclosure import structural_count, suppressed_label
@@ -259,22 +262,74 @@ def _mediation(ctx: ReportContext) -> list:
             caption,
             _MEDIATION_COLUMNS,
             rows,
-            note=(
-                "Mediation analysis (Imai, Keele & Tingley 2010, as R\u2019s mediation) with "
-                "linear models for the mediator (measured in the early sessions) and the post "
-                "score, both adjusted for the intake score; "
-                f"{first.get('contrast', 'exposure 1 vs 0')}. Estimates from the sample; CIs "
-                f"and p-values from {first.get('n_boot', 'the')} nonparametric bootstrap "
-                "replicates, each refitting both models on one resample; a p-value at the "
-                "smallest the replicates can give reads \u201c\u2264\u201d. The split into "
-                "indirect and direct parts has a causal reading only if nothing unmeasured "
-                "confounds the exposure and the mediator, the exposure and the outcome, or the "
-                "mediator and the outcome; the last is not ensured even by randomisation. With "
-                "an observed exposure it describes associations. "
-                "\u03c1 at ACME = 0: the correlation between the errors of the mediator and "
-                "outcome models (e.g. from an unmeasured mediator\u2013outcome confounder) at "
-                "which the indirect effect would vanish (Imai, Keele & Yamamoto 2010). "
-                "Decompositions are outside the secondary family (no adjusted p-value)."
-            ),
+            note=_mediation_note(ctx, models),
         )
     ]
+
+
+def _mediation_note(ctx: ReportContext, models: list[str]) -> str:
+    """The mediation table's note: the models, how each model's uncertainty was computed, the
+    assumptions and how to read rho at ACME = 0."""
+    first = ctx.diagnostics.get(models[0], {}).get("extras") or {}
+    inference = mediation_inferences(ctx.diagnostics, models)
+    return (
+        "Mediation analysis (Imai, Keele & Tingley 2010, as R\u2019s mediation) with "
+        "linear models for the mediator (measured in the early sessions) and the post "
+        "score, both adjusted for the intake score; "
+        f"{first.get('contrast', 'exposure 1 vs 0')}. {inference[:1].upper()}{inference[1:]}; "
+        "a p-value at the smallest the replicates or draws can give reads "
+        "\u201c\u2264\u201d. The split into "
+        "indirect and direct parts has a causal reading only if nothing unmeasured "
+        "confounds the exposure and the mediator, the exposure and the outcome, or the "
+        "mediator and the outcome; the last is not ensured even by randomisation. With "
+        "an observed exposure it describes associations. "
+        "\u03c1 at ACME = 0: the correlation between the errors of the mediator and "
+        "outcome models (e.g. from an unmeasured mediator\u2013outcome confounder) at "
+        "which the indirect effect would vanish (Imai, Keele & Yamamoto 2010). "
+        "Decompositions are outside the secondary family (no adjusted p-value)."
+    )
+
+
+def mediation_inferences(diagnostics: Mapping[str, Any], models: list[str]) -> str:
+    """`mediation_inference` of the mediation `models`: once when they share it, else per
+    mediator (per model when two models have the same mediator)."""
+    extras = {m: (diagnostics.get(m, {}) or {}).get("extras") or {} for m in models}
+    groups: dict[str, list[str]] = {}
+    for model in models:
+        groups.setdefault(mediation_inference(extras[model]), []).append(model)
+    if len(groups) == 1:
+        return next(iter(groups))
+    mediators = [str(extras[m].get("mediator", m)) for m in models]
+    names = {
+        m: m if mediators.count(mediator) > 1 else label(mediator).lower()
+        for m, mediator in zip(models, mediators, strict=True)
+    }
+    return "; ".join(
+        f"for {' and '.join(names[m] for m in group)}, {text}" for text, group in groups.items()
+    )
+
+
+def mediation_inference(extras: Mapping[str, Any]) -> str:
+    """How a mediation model's estimates, CIs and p-values were computed, in words: the
+    nonparametric bootstrap or the quasi-Bayesian Monte Carlo draws (and, when the study's
+    size chose the latter, why)."""
+    uncertainty = extras.get("uncertainty") or {}
+    if uncertainty.get("method") == "quasi_bayesian":
+        why = ""
+        if uncertainty.get("setting") == "auto" and finite(uncertainty.get("threshold")):
+            why = (
+                f", used as the study has more than {int(uncertainty['threshold']):,} clients, "
+                "the most the bootstrap is used for"
+            )
+        return (
+            f"estimates are the means of {int(extras.get('sims', 1000)):,} quasi-Bayesian Monte "
+            "Carlo draws of both models\u2019 coefficients from their normal approximation "
+            "(King, Tomz & Wittenberg 2000; R\u2019s default; for the proportion mediated, "
+            "the median), CIs the draws\u2019 2.5th and 97.5th percentiles and p-values twice "
+            f"the share of draws on the far side of zero{why}"
+        )
+    return (
+        "point estimates from the sample, percentile 95% CIs and p-values from "
+        f"{extras.get('n_boot', 'the')} nonparametric bootstrap replicates, each refitting "
+        "both models on one resample"
+    )

@@ -9,7 +9,9 @@ the workflow's jobs run:
 * ``score``: questionnaire scores and the reliability table (in a study validated in
   partitions, one ``score:part:<k>`` job per partition and ``score:gather``, as the workflow
   runs them);
-* ``measures``: per-client measures and the session panel;
+* ``measures``: per-client measures and the session panel (in a study validated in
+  partitions, ``measures:statistics:<k>`` and ``measures:part:<k>`` per partition and
+  ``measures:gather``);
 * ``model:<id>``: each model of the analysis plan (`accord.models.spec.DEFAULT_MODELS`, or
   ``--models``), the goal models (congruence, goal attainment, not on track) among them,
   timing the fit alone (reading the panel and the validated tables a kind reads is not

@@ -7,5 +7,7 @@ partitions of clients is scored in them (``score_partition``, `partitions`) and 
 same bytes. ``build_measures`` adds the validated clients and sessions and writes
 ``client_measures.parquet`` and ``session_panel.parquet`` (`build`, from `panel`, `engagement`,
 `alliance`, `goalsetting` and `change`) with ``measures_metadata.json`` recording every scoring
-choice.
+choice; a study in partitions builds them in its partitions (``measures_statistics`` and
+``build_partition``, `build_parts`), with the few numbers taken over all clients added up
+exactly (`statistics`, `exact`), and gathers them to the same bytes.
 """

@@ -1,7 +1,7 @@
 """The workflow on a real SLURM cluster: a single-node cluster on this machine
 (tools/slurm/start-cluster.sh, as root), the shipped profile (profiles/slurm), the study
-validated in three partitions of clients, each its own SLURM job, and outputs byte-identical to
-the local run in one job.
+validated, scored and measured in three partitions of clients, each its own SLURM job, and
+outputs byte-identical to the local run in one job.
 
 Opt-in: set ACCORD_TEST_SLURM=1 (CI does). The cluster has no accounting database, so job
 states come from squeue (the script sets MinJobAge to a day so finished jobs stay listed).
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.skipif(
 
 START_CLUSTER = ROOT / "tools" / "slurm" / "start-cluster.sh"
 PARTITION = "main"
-PARTITIONS = 3  # partitions of clients the study is validated in on the cluster
+PARTITIONS = 3  # partitions of clients the study runs in on the cluster
 
 
 def run(*command: str, timeout: float = 120) -> str:
@@ -119,9 +119,10 @@ def check_ran_through_slurm(workdir: Path, before: set[str]) -> None:
         "rule_fit_model",
     ):
         assert any((slurm_logs / rule).rglob("*.log")), rule
-    # one SLURM job per partition of clients
-    partitions = {p.parent.name for p in (slurm_logs / "rule_validate_partition").rglob("*.log")}
-    assert len(partitions) == PARTITIONS, sorted(partitions)
+    # one SLURM job per partition of clients in each stage that runs in partitions
+    for rule in ("validate_partition", "score_partition", "measures_statistics", "build_partition"):
+        partitions = {p.parent.name for p in (slurm_logs / f"rule_{rule}").rglob("*.log")}
+        assert len(partitions) == PARTITIONS, (rule, sorted(partitions))
 
 
 def check_same_bytes(workdir: Path, local_run: Path) -> None:

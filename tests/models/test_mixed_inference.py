@@ -268,3 +268,51 @@ def test_lagged_model_reports_df_r_squared_and_variance_intervals() -> None:
     assert list(rows.index) == ["client_intercept_sd", "residual_sd"]
     residual_sd = math.sqrt(result.diagnostics["random_effects"]["residual"])
     assert rows.loc["residual_sd", "ci_low"] < residual_sd < rows.loc["residual_sd", "ci_high"]
+
+
+def test_wald_intervals_carry_the_deviance_curvature_to_the_sd_scale_by_hand():
+    # A random-intercept model: sd_client = sigma * theta and sd_residual = sigma, so with A
+    # the covariance of (theta, sigma), var(sd_client) = sigma^2 A_tt + theta^2 A_ss +
+    # 2 sigma theta A_ts and var(sd_residual) = A_ss (the delta method, worked by hand).
+    d = _design("growth_negcorr")
+    fit = fit_lmm(d.y, d.X, d.client, client_effects="intercept", reml=True)
+    model = mi.ProfiledDeviance(d.y, d.X, d.client, client_effects="intercept", reml=True)
+    phi, A = mi.variance_parameter_covariance(model, fit)
+    theta, sigma = phi
+    table = mi.wald_intervals(model, fit, phi, A).set_index("term")
+    se_client = math.sqrt(sigma**2 * A[0, 0] + theta**2 * A[1, 1] + 2 * sigma * theta * A[0, 1])
+    se_residual = math.sqrt(A[1, 1])
+    z = stats.norm.ppf(0.975)
+    client = table.loc["client_intercept_sd"]
+    assert client["estimate"] == pytest.approx(sigma * theta, rel=1e-12)
+    assert client["ci_low"] == pytest.approx(sigma * theta - z * se_client, rel=1e-6)
+    assert client["ci_high"] == pytest.approx(sigma * theta + z * se_client, rel=1e-6)
+    residual = table.loc["residual_sd"]
+    assert residual["ci_low"] == pytest.approx(sigma - z * se_residual, rel=1e-6)
+    assert residual["ci_high"] == pytest.approx(sigma + z * se_residual, rel=1e-6)
+    assert set(table["method"]) == {mi.WALD_METHOD}
+
+
+def test_above_the_profile_limit_the_variance_parameters_get_wald_intervals(monkeypatch):
+    # Each profile limit costs dozens of refits, so a study of more clients than the limit gets
+    # Wald intervals; with a limit of 10 clients these three datasets are "large". Where the
+    # profile interval stays clear of the parameter's bounds, the two cover much the same range.
+    monkeypatch.setattr(mi, "PROFILE_MAX_CLIENTS", 10)
+    for name in DATASETS:
+        d, fit = _design(name), _fit(name)
+        extras = mi.mixed_model_inference(
+            fit, d.y, d.X, d.client, time=d.time, therapist=d.therapist
+        )
+        wald = extras["variance_parameters"].set_index("term")
+        profile = _profile(name)
+        for term, row in wald.iterrows():
+            if row["method"] != mi.WALD_METHOD:
+                assert "on its bound" in row["method"]
+                continue
+            assert row["ci_low"] <= row["estimate"] <= row["ci_high"]
+            low, high = profile.loc[term, ["ci_low", "ci_high"]]
+            at_bound = (low <= -1 or high >= 1) if "correlation" in term else low <= 0
+            if at_bound:
+                continue  # a profile reaching a bound: far from quadratic, no large study
+            overlap = min(high, row["ci_high"]) - max(low, row["ci_low"])
+            assert overlap > 0.5 * (high - low), (name, term)

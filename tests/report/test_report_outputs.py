@@ -568,6 +568,29 @@ def test_report_shows_df_r_squared_and_profile_intervals(tmp_path) -> None:
     assert list(supplement.columns[-3:]) == ["df", "p (Satterthwaite)", "Test"]
 
 
+def test_wald_intervals_of_a_large_study_are_named_as_such(tmp_path) -> None:
+    """A growth model of more clients than the profile limit carries Wald intervals: the
+    random-effects note and the methods say so, and no profile is claimed."""
+    from accord.models.engine import inference as mi
+
+    root = write_hand_results(tmp_path / "results")
+    diagnostics = json.loads((root / "models" / "diagnostics.json").read_text())
+    diagnostics["growth"]["variance_parameters"] = [
+        {"group": "therapist", "term": "therapist_intercept_sd", "estimate": 1.0,
+         "ci_low": 0.8, "ci_high": 1.2, "method": mi.WALD_METHOD},
+    ]  # fmt: skip
+    (root / "models" / "diagnostics.json").write_text(json.dumps(diagnostics))
+    out = tmp_path / "report" / "report.html"
+    render_report(root, out, study="hand", config=CONFIG, run_date=RUN_DATE)
+    text = out.read_text(encoding="utf-8")
+    random = {row[0]: row for row in html_tables(text)["models_growth_random_effects"]}
+    assert random["Therapist intercept"][-1] == "[0.80, 1.20]"
+    methods = text.split('id="methods"', 1)[1].split("</section>", 1)[0]
+    assert "are Wald intervals" in methods and "profile-likelihood intervals" not in methods
+    assert "more than 100,000 clients" in methods
+    assert "95% CI: Wald interval of the SD" in text
+
+
 def test_dropout_groups_say_when_tied_exposure_values_form_fewer_tertiles(tmp_path) -> None:
     from accord.report.context import Inputs, ReportContext
     from accord.report.sections.dropout import _cumulative_incidence

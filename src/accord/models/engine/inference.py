@@ -16,7 +16,11 @@ For a model fitted by the profiled engine (`accord.models.engine.lmm`):
   own inner optimisations can stop there: on the reference datasets three of its limits lie
   inside the profile, tests/models/test_mixed_inference.py.) A parameter whose profile cannot be
   computed (a correlation with a zero slope SD) has no interval; the `method` column says
-  which was done. The table's `estimate` is the reported (REML or ML) fit's.
+  which was done. The table's `estimate` is the reported (REML or ML) fit's. A model of more
+  than `PROFILE_MAX_CLIENTS` clients gets Wald intervals instead (`wald_intervals`: the
+  asymptotic covariance of the variance parameters below, carried to the SD scale by the
+  delta method): each profile limit needs dozens of refits, minutes each at a million
+  clients, where the deviance is close to quadratic and the two agree.
 * **Marginal and conditional R^2** of Nakagawa & Schielzeth (2013, Methods Ecol Evol 4:133),
   with Johnson's (2014, Methods Ecol Evol 5:944) variance of a random slope, as
   ``performance::r2_nakagawa`` (insight's ``get_variance``) and ``MuMIn::r.squaredGLMM``
@@ -64,6 +68,11 @@ PROFILE_TOLERANCE = 1e-4
 # (see `_Profile.zeta`).
 PROFILE_BOUND_PROBES = (0.01, 0.05, 0.3)
 PROFILE_METHOD = "profile likelihood (ML deviance, as lme4's confint)"
+# Above this many clients the variance parameters get Wald intervals instead of profiles: each
+# profile limit needs dozens of refits, minutes each at a million clients, where the deviance
+# is close to quadratic and the two agree.
+PROFILE_MAX_CLIENTS = 100_000
+WALD_METHOD = "Wald (delta method from the curvature of the deviance)"
 VARIANCE_COLUMNS = ["group", "term", "estimate", "ci_low", "ci_high", "method"]
 
 
@@ -103,7 +112,8 @@ def mixed_model_inference(
         client_effects,
     )
     model = _model(design, reml=fit.reml)
-    df = satterthwaite_df(model, fit)
+    phi, phi_covariance = variance_parameter_covariance(model, fit)
+    df = satterthwaite_df(model, fit, phi_covariance)
     se = np.sqrt(np.diag(fit.fe_cov))
     t = fit.fe_params / se
     satterthwaite = pd.DataFrame(
@@ -113,7 +123,12 @@ def mixed_model_inference(
             "p_value": 2 * stats.t.sf(np.abs(t), df),
         }
     )
-    variance = profile_intervals(design, fit) if profile else pd.DataFrame(columns=VARIANCE_COLUMNS)
+    if not profile:
+        variance = pd.DataFrame(columns=VARIANCE_COLUMNS)
+    elif len(np.unique(client)) > PROFILE_MAX_CLIENTS:
+        variance = wald_intervals(model, fit, phi, phi_covariance)
+    else:
+        variance = profile_intervals(design, fit)
     return {
         "satterthwaite": satterthwaite,
         "r_squared": nakagawa_r_squared(fit, design.X, time),
@@ -160,12 +175,27 @@ def _fe_covariance(model: ProfiledDeviance, phi: np.ndarray) -> np.ndarray:
     return phi[-1] ** 2 * np.linalg.inv(parts["XtVX"])
 
 
-def satterthwaite_df(model: ProfiledDeviance, fit: LmmFit) -> np.ndarray:
-    """Satterthwaite df of each fixed effect (module docstring), for `fit` of `model`."""
+def variance_parameter_covariance(
+    model: ProfiledDeviance, fit: LmmFit
+) -> tuple[np.ndarray, np.ndarray]:
+    """phi = (theta, sigma) of `fit` and its asymptotic covariance A = 2 H^-1, H the Hessian
+    of the (RE)ML deviance in phi (a pseudo-inverse, as lmerTest's ``MASS::ginv``)."""
     phi = np.r_[np.asarray(fit.theta, dtype=float), math.sqrt(fit.residual_variance)]
     steps = HESSIAN_STEP * np.maximum(np.abs(phi), 0.1)
     hessian = _central_hessian(lambda p: _deviance_with_sigma(model, p[:-1], p[-1]), phi, steps)
     covariance = 2 * np.linalg.pinv(hessian, rcond=math.sqrt(np.finfo(float).eps), hermitian=True)
+    return phi, covariance
+
+
+def satterthwaite_df(
+    model: ProfiledDeviance, fit: LmmFit, covariance: np.ndarray | None = None
+) -> np.ndarray:
+    """Satterthwaite df of each fixed effect (module docstring), for `fit` of `model`;
+    `covariance` is `variance_parameter_covariance`'s, computed here when not given."""
+    if covariance is None:
+        phi, covariance = variance_parameter_covariance(model, fit)
+    else:
+        phi = np.r_[np.asarray(fit.theta, dtype=float), math.sqrt(fit.residual_variance)]
     jac_steps = JACOBIAN_STEP * np.maximum(np.abs(phi), 0.1)
     jacobian = []
     for k in range(len(phi)):
@@ -302,6 +332,65 @@ def profile_intervals(design: _Design, fit: LmmFit) -> pd.DataFrame:
             low, high, method = math.nan, math.nan, "not computed: the ML refit did not converge"
         rows.append({**row, "ci_low": low, "ci_high": high, "method": method})
     return pd.DataFrame(rows, columns=VARIANCE_COLUMNS)
+
+
+def wald_intervals(
+    model: ProfiledDeviance, fit: LmmFit, phi: np.ndarray, covariance: np.ndarray
+) -> pd.DataFrame:
+    """95% Wald intervals of the variance parameters on the SD/correlation scale of
+    `profile_intervals`: the asymptotic covariance of phi = (theta, sigma)
+    (`variance_parameter_covariance`) carried to that scale by the delta method, the limits
+    estimate -+ z SE cut at the parameter's bounds. For a large study, where the deviance is
+    close to quadratic; an estimate on its bound (an SD of 0, a correlation of -+1) gets no
+    interval, as a Wald interval does not apply there."""
+    scale = _SdScale(model)
+    estimate = _sd_scale_from_phi(model, scale, phi)
+    steps = JACOBIAN_STEP * np.maximum(np.abs(phi), 0.1)
+    jacobian = np.empty((len(estimate), len(phi)))
+    for k in range(len(phi)):
+        e = np.zeros_like(phi)
+        e[k] = steps[k]
+        upper = _sd_scale_from_phi(model, scale, phi + e)
+        lower = _sd_scale_from_phi(model, scale, phi - e)
+        jacobian[:, k] = (upper - lower) / (2 * steps[k])
+    se = np.sqrt(np.maximum(np.diag(jacobian @ covariance @ jacobian.T), 0.0))
+    rows = []
+    for k, name in enumerate(scale.names):
+        low, high, method = estimate[k] - _Z * se[k], estimate[k] + _Z * se[k], WALD_METHOD
+        on_bound = not scale.lower[k] < estimate[k] < scale.upper[k]
+        if on_bound or not (np.isfinite(se[k]) and se[k] > 0):
+            low, high = math.nan, math.nan
+            method = "not computed: the estimate is on its bound, where a Wald interval fails"
+        rows.append(
+            {
+                "group": name.split("_")[0],
+                "term": name,
+                "estimate": estimate[k],
+                "ci_low": max(low, scale.lower[k]),
+                "ci_high": min(high, scale.upper[k]),
+                "method": method,
+            }
+        )
+    return pd.DataFrame(rows, columns=VARIANCE_COLUMNS)
+
+
+def _sd_scale_from_phi(model: ProfiledDeviance, scale: _SdScale, phi: np.ndarray) -> np.ndarray:
+    """The SD/correlation-scale parameters (`_SdScale`) at phi = (theta, sigma)."""
+    sigma2 = phi[-1] ** 2
+    T, tau = model.factor(phi[:-1])
+    unscale = np.diag([1.0, 1.0 / model.time_sd][: model.q])
+    client = unscale @ (sigma2 * T @ T.T) @ unscale
+    sd = np.sqrt(np.maximum(np.diag(client), 0.0))
+    values = {"client_intercept_sd": sd[0], "residual_sd": abs(phi[-1])}
+    if model.q == 2:
+        values["client_slope_sd"] = sd[1]
+        product = sd[0] * sd[1]
+        values["client_intercept_slope_correlation"] = (
+            client[0, 1] / product if product > 0 else math.nan
+        )
+    if model.therapist_labels is not None:
+        values["therapist_intercept_sd"] = math.sqrt(sigma2) * abs(tau)
+    return np.array([values[n] for n in scale.names])
 
 
 class _Profile:

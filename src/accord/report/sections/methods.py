@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 import accord
+from accord.models.engine.inference import PROFILE_MAX_CLIENTS
 from accord.report import aggregate as agg
 from accord.report.context import ReportContext
 from accord.report.labels import in_words
@@ -145,11 +146,24 @@ def _mixed_model_extras(diags: dict, models: list[str]) -> list[str]:
             "(fixed and random effects) R\u00b2 of Nakagawa and Schielzeth (2013), with "
             "random slopes as in Johnson (2014)."
         )
-    if any(diags[m].get("variance_parameters") for m in models):
+    methods = {
+        str(row.get("method", ""))
+        for m in models
+        for row in diags[m].get("variance_parameters") or []
+    }
+    if any(method.startswith("profile") for method in methods):
         out.append(
             "95% CIs of the random-effect SDs, the client intercept-slope correlation and "
             "the residual SD are profile-likelihood intervals from the maximum-likelihood "
             'refit, as lme4\'s confint(method = "profile") gives them.'
+        )
+    if any(method.startswith("Wald") for method in methods):
+        out.append(
+            f"In models of more than {PROFILE_MAX_CLIENTS:,} clients the 95% CIs of the "
+            "random-effect SDs, the correlation and the residual SD are Wald intervals (the "
+            "curvature of the deviance carried to the SD scale by the delta method), as "
+            "profiling each limit would take hours at that size and the likelihood is close "
+            "to quadratic there."
         )
     return out
 

@@ -17,6 +17,7 @@ from accord.core.disclosure import (
     suppressed_label,
 )
 from accord.core.errors import AccordError
+from accord.models.engine.inference import PROFILE_MAX_CLIENTS
 from accord.models.gather import LRT_TERM_PREFIX
 from accord.models.plan import FITTED, STATUS_LABELS
 from accord.models.spec import model_specs
@@ -577,7 +578,7 @@ def _random_effects(model_id: str, diag: Mapping[str, Any], enough: bool, min_ce
         f"{label(model_id)}: random effects",
         ["Component", "Variance", "SD", *(["SD 95% CI"] if intervals else [])],
         rows,
-        note=" ".join(_random_effect_notes(bool(icc), bool(intervals), bool(r_squared))),
+        note=" ".join(_random_effect_notes(bool(icc), intervals, bool(r_squared))),
     )
 
 
@@ -612,14 +613,22 @@ def _variance_rows(
     return rows
 
 
-def _random_effect_notes(icc: bool, intervals: bool, r_squared: bool) -> list[str]:
+def _random_effect_notes(icc: bool, intervals: Mapping[str, Any], r_squared: bool) -> list[str]:
     notes = []
     if icc:
         notes.append(
             "ICC: the share of the intercept-level variance (therapist + client + residual) "
             "at the therapist or client level; in a growth model this is the share at time 0."
         )
-    if intervals:
+    methods = {str(row.get("method", "")) for row in intervals.values()}
+    if any(method.startswith("Wald") for method in methods):
+        notes.append(
+            "95% CI: Wald interval of the SD (or correlation), the curvature of the deviance "
+            "carried to the SD scale by the delta method: in a model of more than "
+            f"{PROFILE_MAX_CLIENTS:,} clients, where profiling each limit would take hours "
+            "and the likelihood is close to quadratic; none for an estimate on its bound."
+        )
+    elif intervals:
         notes.append(
             "95% CI: profile-likelihood interval of the SD (or correlation) from the "
             'maximum-likelihood refit, as lme4\'s confint(method = "profile"); a limit at 0 '

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 # `performance.partitions: auto` keeps one job below this many clients ...
 AUTO_FROM_CLIENTS = 200_000
@@ -78,3 +79,15 @@ def count_rows(path: Path) -> int:
             last = block[-1:]
     lines += last != b"\n"
     return max(lines - 1, 0)
+
+
+def gather_columns(frames: list[pd.DataFrame], order: np.ndarray) -> pd.DataFrame:
+    """The partitions' `frames` end to end, their rows taken in `order`, a column at a time:
+    each frame's column is let go once gathered (the frames are emptied), so about one table
+    is held, not three."""
+    gathered = {}
+    for column in list(frames[0].columns):
+        values = pd.concat([frame.pop(column) for frame in frames], ignore_index=True)
+        gathered[column] = values.take(order).reset_index(drop=True)
+        del values
+    return pd.DataFrame(gathered)

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from accord.core.errors import AccordError, ConfigError
+from accord.core.partitions import gather_columns
 from accord.measures.alliance import alliance_measures
 from accord.measures.change import (
     CHANGE_COLUMNS,
@@ -548,12 +549,12 @@ def build_partition(
 def gather_client_measures(parts: list[pd.DataFrame]) -> pd.DataFrame:
     """The partitions' client measures as one table sorted by client_id (the one-job order).
 
-    The parts are emptied as they are gathered, a column at a time (`_gathered`)."""
+    The parts are emptied as they are gathered, a column at a time (`gather_columns`)."""
     if len(parts) == 1:
         return parts[0]
     _same_columns(parts, "client measures")
     ids = np.concatenate([part["client_id"].to_numpy(dtype=object) for part in parts])
-    return _gathered(parts, np.argsort(ids, kind="stable"))
+    return gather_columns(parts, np.argsort(ids, kind="stable"))
 
 
 def gather_panel(parts: list[pd.DataFrame]) -> pd.DataFrame:
@@ -571,18 +572,7 @@ def gather_panel(parts: list[pd.DataFrame]) -> pd.DataFrame:
     low = int(session.min(initial=0))
     top = int(session.max(initial=0)) - low + 1
     keys = rank[codes] * top + (session - low)
-    return _gathered(parts, np.argsort(keys, kind="stable"))
-
-
-def _gathered(parts: list[pd.DataFrame], order: np.ndarray) -> pd.DataFrame:
-    """The parts end to end in `order`, a column at a time, each part's column let go once
-    gathered: about one table held, not three."""
-    columns = {}
-    for name in list(parts[0].columns):
-        values = pd.concat([part.pop(name) for part in parts], ignore_index=True)
-        columns[name] = values.take(order).reset_index(drop=True)
-        del values
-    return pd.DataFrame(columns)
+    return gather_columns(parts, np.argsort(keys, kind="stable"))
 
 
 def _same_columns(parts: Sequence[pd.DataFrame], name: str) -> None:

@@ -39,6 +39,7 @@ from accord.core.io import (
     write_json,
     write_parquet,
 )
+from accord.core.partitions import gather_columns
 from accord.validate.categories import CategoryChange
 from accord.validate.checks import emptied_notes
 from accord.validate.guard import quasi_identifier_warning
@@ -188,14 +189,7 @@ def gather_table(table: str, parts: Sequence[PartResult]) -> pd.DataFrame:
         if isinstance(kinds[0], pd.CategoricalDtype) and any(k != kinds[0] for k in kinds):
             raise AssertionError(f"{table}.{column}: partitions differ in labels ({dtypes})")
     rows = np.concatenate([part.row_numbers[table] for part in parts])
-    order = np.argsort(rows, kind="stable")
-    # column by column, each partition's column let go once gathered: one table held, not three
-    gathered = {}
-    for column in list(frames[0].columns):
-        values = pd.concat([frame.pop(column) for frame in frames], ignore_index=True)
-        gathered[column] = values.take(order).reset_index(drop=True)
-        del values
-    return pd.DataFrame(gathered)
+    return gather_columns(frames, np.argsort(rows, kind="stable"))
 
 
 def _keep_labels(frame: pd.DataFrame, column: str, used: set[str]) -> pd.DataFrame:

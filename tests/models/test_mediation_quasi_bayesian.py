@@ -6,13 +6,13 @@ the report's words."""
 
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.formula.api as smf
+from test_mediation import C_DIRECT, A, B, linear_data
 
 from accord.config import validate_config
 from accord.core.errors import ConfigError
@@ -27,20 +27,6 @@ from accord.models.mediation import (
     simulation_rng,
 )
 from accord.models.spec import ModelContext, ModelSpec, model_context, model_specs
-
-A, B, C_DIRECT = 0.5, -2.0, -1.0  # x -> m, m -> y, x -> y directly
-
-
-@functools.cache
-def linear_data(n: int = 600, seed: int = 4) -> pd.DataFrame:
-    """m = 1 + a x + 0.1 z + u, y = c' x + b m + 0.3 z + e: ACME = a b = -1, ADE = c' = -1,
-    total = -2, proportion mediated = 0.5."""
-    rng = np.random.default_rng(seed)
-    x = rng.uniform(0, 1, n)
-    z = rng.normal(0, 1, n)
-    m = 1 + A * x + 0.1 * z + rng.normal(0, 0.5, n)
-    y = C_DIRECT * x + B * m + 0.3 * z + rng.normal(0, 1, n)
-    return pd.DataFrame({"client_id": [f"C{i}" for i in range(n)], "x": x, "m": m, "y": y, "z": z})
 
 
 def fit(data: pd.DataFrame | None = None, **kwargs):

@@ -205,3 +205,26 @@ def test_the_at_risk_attack_finds_successive_counts_that_differ_by_a_few(tmp_pat
         "dropout_number_at_risk, a: size 50 - 48 at 0",
         "dropout_number_at_risk, a: 48 at 2 - 43 at 4 left",
     ]
+
+
+def test_a_row_total_gives_a_withheld_cell_away_only_when_it_pins_one(tmp_path: Path):
+    # Rows of a category table with its total. Worked by hand, each withheld cell 1..10:
+    # a: 27 - 19 - 0 = 8 in two cells: each 1..7, none known (and 19 (70.4%) of the printed
+    #    27 adds nothing); b: 27 - 19 = 8 in one cell: known; c: 13 - 11 = 2 in two cells:
+    #    both 1; d: 40 - 20 = 20 in two cells: both 10.
+    tables = tmp_path / "tables"
+    tables.mkdir()
+    pd.DataFrame(
+        {
+            "Group": ["a", "b", "c", "d"],
+            "Recovered": ["<11", "<11", "<11", "<11"],
+            "Improved": ["<11", "19 (70.4%)", "<11", "<11"],
+            "Unchanged": ["19 (70.4%)", "0 (0.0%)", "11", "20"],
+            "Total": ["27", "27", "13", "40"],
+        }
+    ).to_csv(tables / "outcomes_change_categories.csv", index=False)
+    assert every_attack(tmp_path, 11) == [
+        "outcomes_change_categories, b: 27 - shown = 8 in 1 cell(s)",
+        "outcomes_change_categories, c: 13 - shown = 2 in 2 cell(s)",
+        "outcomes_change_categories, d: 40 - shown = 20 in 2 cell(s)",
+    ]

@@ -61,20 +61,17 @@ def _mantissas(values: np.ndarray) -> tuple[list[int], np.ndarray]:
 
 def exact_sum(values: np.ndarray) -> Dyadic:
     """The exact sum of finite float64 values."""
-    values = np.asarray(values, dtype=np.float64)
-    if not np.isfinite(values).all():
-        raise ValueError("an exact sum needs finite values")
-    if len(values) == 0:
-        return Dyadic()
-    ints, exponent = _mantissas(values)
-    low = int(exponent.min())
-    shifts = (exponent - low).tolist()
-    return Dyadic(sum(m << s for m, s in zip(ints, shifts, strict=True)), low).normalized()
+    return _power_sum(values, 1)
 
 
 def exact_sum_of_squares(values: np.ndarray) -> Dyadic:
     """The exact sum of the squares of finite float64 values (a square of a float is not
     a float: it is kept as the integer m**2 times 2**(2e))."""
+    return _power_sum(values, 2)
+
+
+def _power_sum(values: np.ndarray, power: int) -> Dyadic:
+    """The exact sum of the values' `power`-th powers: sum of m**power * 2**(power e)."""
     values = np.asarray(values, dtype=np.float64)
     if not np.isfinite(values).all():
         raise ValueError("an exact sum needs finite values")
@@ -82,9 +79,9 @@ def exact_sum_of_squares(values: np.ndarray) -> Dyadic:
         return Dyadic()
     ints, exponent = _mantissas(values)
     low = int(exponent.min())
-    shifts = (2 * (exponent - low)).tolist()
-    total = sum((m * m) << s for m, s in zip(ints, shifts, strict=True))
-    return Dyadic(total, 2 * low).normalized()
+    shifts = (power * (exponent - low)).tolist()
+    total = sum((m**power) << s for m, s in zip(ints, shifts, strict=True))
+    return Dyadic(total, power * low).normalized()
 
 
 def sqrt_rounded(value: Fraction) -> float:

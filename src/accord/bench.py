@@ -126,6 +126,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     )
         if "workflow" in args.stages and status == 0:
             row = {"size": n, **run_workflow(folder, n, cores=args.cores, partitions=partitions)}
+            for job in workflow_jobs(folder / "workflow" / "logs" / "bench"):
+                rows.append({"size": n, **job})
+                print(_line(rows[-1]), flush=True)
             rows.append(row)
             print(_line(row), flush=True)
             status = 1 if row["note"].startswith("failed") else status
@@ -287,6 +290,58 @@ def run_workflow(folder: Path, n: int, *, cores: int, partitions: int = 1) -> di
         "rows": n,
         "note": note,
     }
+
+
+def workflow_jobs(logs: Path) -> list[dict[str, Any]]:
+    """One row per rule of a workflow run from the jobs' Snakemake benchmark files under
+    `logs` (``<job>.benchmark.tsv``: wall seconds and peak resident MB of each job), sorted
+    by rule: ``workflow:<rule>`` for a rule run once or once per partition or bootstrap chunk
+    (seconds summed over its jobs, the largest job's peak), ``workflow:fit_model:<id>`` for
+    each model. Jobs of a rule can run at the same time, so the seconds of the rows add up to
+    more than the workflow's."""
+    groups: dict[str, list[tuple[float, float]]] = {}
+    for path in sorted(logs.rglob("*.benchmark.tsv")):
+        with path.open(encoding="utf-8") as handle:
+            record = next(csv.DictReader(handle, delimiter="\t"), None)
+        if record is None:
+            continue
+        groups.setdefault(_job_rule(path.relative_to(logs)), []).append(
+            (float(record["s"]), _number(record.get("max_rss")))
+        )
+    rows = []
+    for rule, jobs in sorted(groups.items()):
+        note = f"{len(jobs)} jobs; peak of the largest" if len(jobs) > 1 else ""
+        rows.append(
+            {
+                "stage": f"workflow:{rule}",
+                "seconds": sum(seconds for seconds, _ in jobs),
+                "peak_mb": max((peak for _, peak in jobs if math.isfinite(peak)), default=math.nan),
+                "rows": len(jobs),
+                "note": note,
+            }
+        )
+    return rows
+
+
+def _job_rule(relative: Path) -> str:
+    """The rule (and model) a benchmark file belongs to: ``fit_model/growth.benchmark.tsv`` is
+    fit_model:growth, ``bootstrap_model/therapist/chunk_3...`` is bootstrap_model:therapist and
+    ``score_partition_7...`` is score_partition."""
+    parts = list(relative.parts)
+    name = parts.pop().removesuffix(".benchmark.tsv")
+    if name.startswith("chunk_"):
+        name = ""
+    stem, _, tail = name.rpartition("_")
+    if tail.isdigit() and stem:
+        name = stem
+    return ":".join([*parts, name] if name else parts)
+
+
+def _number(text: str | None) -> float:
+    try:
+        return float(text) if text not in (None, "", "NA", "-") else math.nan
+    except ValueError:
+        return math.nan
 
 
 def _tree_rss(process: Any) -> int:

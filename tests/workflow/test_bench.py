@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from accord.bench import SUMMARY_COLUMNS, run_workflow
+from accord.bench import SUMMARY_COLUMNS, run_workflow, workflow_jobs
 
 
 def test_harness_writes_the_summary_table(tmp_path: Path) -> None:
@@ -73,3 +73,37 @@ def test_workflow_stage_runs_snakemake_and_reports_a_failure(tmp_path: Path) -> 
     assert "snakemake.log" in row["note"]
     assert "clients" in (folder / "workflow" / "snakemake.log").read_text()
     assert row["peak_mb"] > 10
+
+
+def test_workflow_jobs_sum_a_rule_over_its_partitions_and_keep_its_largest_peak(
+    tmp_path: Path,
+) -> None:
+    header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+    jobs = {
+        "validate_partition_0.benchmark.tsv": (10.5, 300.0),
+        "validate_partition_1.benchmark.tsv": (12.0, 350.5),
+        "fit_model/growth.benchmark.tsv": (7.25, 900.0),
+        "bootstrap_model/therapist/chunk_0.benchmark.tsv": (1.0, 100.0),
+        "bootstrap_model/therapist/chunk_1.benchmark.tsv": (2.0, 120.0),
+        "render_report.benchmark.tsv": (3.0, "NA"),
+    }
+    for name, (seconds, rss) in jobs.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(header + f"{seconds}\t0:00:{seconds}\t{rss}\t1\t1\t1\t0\t0\t0\t1\n")
+
+    rows = {row["stage"]: row for row in workflow_jobs(tmp_path)}
+
+    assert sorted(rows) == [
+        "workflow:bootstrap_model:therapist",
+        "workflow:fit_model:growth",
+        "workflow:render_report",
+        "workflow:validate_partition",
+    ]
+    assert rows["workflow:validate_partition"]["seconds"] == 22.5
+    assert rows["workflow:validate_partition"]["peak_mb"] == 350.5
+    assert rows["workflow:validate_partition"]["rows"] == 2
+    assert rows["workflow:bootstrap_model:therapist"]["seconds"] == 3.0
+    assert rows["workflow:fit_model:growth"]["peak_mb"] == 900.0
+    assert rows["workflow:fit_model:growth"]["note"] == ""
+    assert math.isnan(rows["workflow:render_report"]["peak_mb"])

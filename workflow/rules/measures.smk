@@ -14,6 +14,8 @@ rule score_measures:
         disagreements="results/{study}/validation/total_disagreements.csv",
     conda:
         "../envs/accord.yaml"
+    benchmark:
+        "logs/{study}/score_measures.benchmark.tsv",
     log:
         "logs/{study}/score_measures.log",
     params:
@@ -29,6 +31,8 @@ rule score_partition:
         scored=temp(directory("results/{study}/partitions/scored_{part}")),
     conda:
         "../envs/accord.yaml"
+    benchmark:
+        "logs/{study}/score_partition_{part}.benchmark.tsv",
     log:
         "logs/{study}/score_partition_{part}.log",
     script:
@@ -44,6 +48,8 @@ rule build_measures:
         metadata="results/{study}/measures_metadata.json",
     conda:
         "../envs/accord.yaml"
+    benchmark:
+        "logs/{study}/build_measures.benchmark.tsv",
     log:
         "logs/{study}/build_measures.log",
     script:
@@ -58,6 +64,8 @@ rule measures_statistics:
         statistics=temp("results/{study}/partitions/measures_statistics_{part}.json"),
     conda:
         "../envs/accord.yaml"
+    benchmark:
+        "logs/{study}/measures_statistics_{part}.benchmark.tsv",
     log:
         "logs/{study}/measures_statistics_{part}.log",
     script:
@@ -73,6 +81,8 @@ rule build_partition:
         part=temp(directory("results/{study}/partitions/measures_{part}")),
     conda:
         "../envs/accord.yaml"
+    benchmark:
+        "logs/{study}/build_partition_{part}.benchmark.tsv",
     log:
         "logs/{study}/build_partition_{part}.log",
     script:

@@ -14,6 +14,8 @@ rule bootstrap_model:
         replicates="results/{study}/models/{model}/bootstrap/chunk_{chunk}.parquet",
     conda:
         "../envs/accord.yaml"
+    benchmark:
+        "logs/{study}/bootstrap_model/{model}/chunk_{chunk}.benchmark.tsv",
     log:
         "logs/{study}/bootstrap_model/{model}/chunk_{chunk}.log",
     wildcard_constraints:
@@ -35,6 +37,8 @@ checkpoint plan_models:
         plan="results/{study}/models/plan.json",
     conda:
         "../envs/accord.yaml"
+    benchmark:
+        "logs/{study}/plan_models.benchmark.tsv",
     log:
         "logs/{study}/plan_models.log",
     params:
@@ -55,6 +59,8 @@ rule fit_model:
         diagnostics="results/{study}/models/{model}/diagnostics.json",
     conda:
         "../envs/accord.yaml"
+    benchmark:
+        "logs/{study}/fit_model/{model}.benchmark.tsv",
     log:
         "logs/{study}/fit_model/{model}.log",
     params:
@@ -72,6 +78,8 @@ rule gather_models:
         diagnostics="results/{study}/models/diagnostics.json",
     conda:
         "../envs/accord.yaml"
+    benchmark:
+        "logs/{study}/gather_models.benchmark.tsv",
     log:
         "logs/{study}/gather_models.log",
     script:
@@ -90,6 +98,8 @@ rule share_models:
         diagnostics="results/{study}/shared/diagnostics.json",
     conda:
         "../envs/accord.yaml"
+    benchmark:
+        "logs/{study}/share_models.benchmark.tsv",
     log:
         "logs/{study}/share_models.log",
     script:
@@ -105,6 +115,8 @@ rule describe_missingness:
         vs_exposure="results/{study}/models/missingness_vs_exposure.csv",
     conda:
         "../envs/accord.yaml"
+    benchmark:
+        "logs/{study}/describe_missingness.benchmark.tsv",
     log:
         "logs/{study}/describe_missingness.log",
     script:

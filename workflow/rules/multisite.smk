@@ -12,6 +12,8 @@ rule pool_sites:
         record="results/consortia/{consortium}/pooling.json",
     conda:
         "../envs/accord.yaml"
+    benchmark:
+        "logs/consortia/{consortium}/pool_sites.benchmark.tsv",
     log:
         "logs/consortia/{consortium}/pool_sites.log",
     params:
@@ -29,6 +31,8 @@ rule fit_one_stage:
         diagnostics="results/consortia/{consortium}/one_stage.json",
     conda:
         "../envs/accord.yaml"
+    benchmark:
+        "logs/consortia/{consortium}/fit_one_stage.benchmark.tsv",
     log:
         "logs/consortia/{consortium}/fit_one_stage.log",
     params:
@@ -52,6 +56,8 @@ rule render_pooled_report:
         forest_png="reports/consortia/{consortium}/forest.png",
     conda:
         "../envs/accord.yaml"
+    benchmark:
+        "logs/consortia/{consortium}/render_pooled_report.benchmark.tsv",
     log:
         "logs/consortia/{consortium}/render_pooled_report.log",
     params:

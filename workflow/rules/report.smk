@@ -53,6 +53,8 @@ rule render_report:
         ),
     conda:
         "../envs/accord.yaml"
+    benchmark:
+        "logs/{study}/render_report.benchmark.tsv",
     log:
         "logs/{study}/render_report.log",
     params:

@@ -10,6 +10,8 @@ rule simulate_study:
         truth="{simdir}/truth.json",
     conda:
         "../envs/accord.yaml"
+    benchmark:
+        "logs/simulate/{simdir}.benchmark.tsv",
     log:
         "logs/simulate/{simdir}.log",
     params:

@@ -14,6 +14,8 @@ rule validate_study:
         summary="results/{study}/validation/summary.json",
     conda:
         "../envs/accord.yaml"
+    benchmark:
+        "logs/{study}/validate_study.benchmark.tsv",
     log:
         "logs/{study}/validate_study.log",
     params:
@@ -31,6 +33,8 @@ rule split_study:
         split=temp(directory("results/{study}/partitions/split")),
     conda:
         "../envs/accord.yaml"
+    benchmark:
+        "logs/{study}/split_study.benchmark.tsv",
     log:
         "logs/{study}/split_study.log",
     params:
@@ -48,6 +52,8 @@ rule validate_partition:
         part=temp(directory("results/{study}/partitions/validated_{part}")),
     conda:
         "../envs/accord.yaml"
+    benchmark:
+        "logs/{study}/validate_partition_{part}.benchmark.tsv",
     log:
         "logs/{study}/validate_partition_{part}.log",
     params:

@@ -20,7 +20,9 @@ the workflow's jobs run:
 * ``workflow``: the whole Snakemake workflow, validation to report with every default model,
   in a fresh working folder with ``--cores`` (default: all), timed from Snakemake's start to
   its end. Its peak memory is the largest total resident memory of Snakemake and all its jobs
-  together (sampled five times a second), the figure that must fit in the machine.
+  together (sampled five times a second), the figure that must fit in the machine. A row
+  per rule (``workflow:<rule>``) and per model (``workflow:fit_model:<id>``) comes first,
+  read from the Snakemake benchmark file each job writes beside its log (`workflow_jobs`).
 
 Each stage's wall time is measured inside its process (imports excluded) and its peak
 resident memory is the process's own (``wait4``'s ``ru_maxrss``, imports included). Linux
@@ -504,6 +506,7 @@ def _fit_model_stage(model_id: str, out: Path, config: dict[str, Any]) -> dict[s
         fit_model,
         model_context,
         model_specs,
+        read_kind_tables,
     )
     from accord.models.tidy import write_model_result
 
@@ -511,10 +514,10 @@ def _fit_model_stage(model_id: str, out: Path, config: dict[str, Any]) -> dict[s
     fit_function(spec.kind)  # imports the kind's module
     panel = read_validated(out / "session_panel.parquet")
     client_measures = read_validated(out / "client_measures.parquet")
-    tables = {
-        name: read_validated(out / "validated" / f"{name}.parquet")
-        for name in KIND_TABLES.get(spec.kind, ())
-    }
+    tables = read_kind_tables(
+        spec.kind,
+        {name: out / "validated" / f"{name}.parquet" for name in KIND_TABLES.get(spec.kind, ())},
+    )
     start = time.perf_counter()
     result = fit_model(panel, client_measures, spec, model_context(config), **tables)
     seconds = time.perf_counter() - start

@@ -159,10 +159,14 @@ def test_therapist_chunked_equals_unchunked(tmp_path: Path) -> None:
     data, _ = _model_data(panel, "phq9")
     sums = ClientSums.of(data, "phq9")
     rng = np.random.default_rng([5, zlib.crc32(b"therapist"), 7])
-    by_hand = fit_variance_components(sums.resample(rng))
+    drawn = sums.resample(rng)
+    by_hand = fit_variance_components(drawn.pooled())
     seventh = pooled.set_index("replicate").loc[7]
     assert seventh["icc_therapist"] == by_hand["icc_therapist"]
     assert seventh["var_residual"] == by_hand["residual"]
+    # Cells of clients or the clients themselves: the same optimum.
+    by_client = fit_variance_components(drawn)
+    assert seventh["icc_therapist"] == pytest.approx(by_client["icc_therapist"], rel=1e-6)
 
 
 def test_pooling_refuses_missing_or_repeated_replicates() -> None:

@@ -274,3 +274,57 @@ def test_the_closed_form_reaches_a_therapist_variance_of_zero() -> None:
     assert profiled.diagnostics["random_effects"]["therapist_intercept"] == 0.0
     assert closed["converged"]
     assert closed["log_likelihood"] >= profiled.diagnostics["log_likelihood"] - 1e-6
+
+
+def test_pooled_cells_hold_the_clients_of_a_therapist_with_the_same_count() -> None:
+    # Therapist 0: clients with n = 2 (sums 4, 6) and n = 1 (sum 3); therapist 1: n = 2 (sum 5).
+    sums = ClientSums(
+        therapist=np.array([0, 1, 0, 0]),
+        n=np.array([2.0, 2.0, 1.0, 2.0]),
+        total=np.array([4.0, 5.0, 3.0, 6.0]),
+        squares=np.array([10.0, 13.0, 9.0, 20.0]),
+        n_therapists=2,
+    )
+    cells = sums.pooled()
+    # Cells sorted by (therapist, n): (0, 1), (0, 2), (1, 2).
+    assert cells.therapist.tolist() == [0, 0, 1]
+    assert cells.n.tolist() == [1.0, 2.0, 2.0]
+    assert cells.clients.tolist() == [1.0, 2.0, 1.0]
+    assert cells.total.tolist() == [3.0, 10.0, 5.0]
+    assert cells.squares.tolist() == [9.0, 30.0, 13.0]
+    assert cells.total_squares.tolist() == [9.0, 16.0 + 36.0, 25.0]
+
+
+def test_pooled_cells_give_the_fit_of_the_clients() -> None:
+    panel = three_level(var_therapist=0.1, n_therapists=30, seed=11)
+    data = panel.rename(columns={"client_id": "client", "therapist_id": "therapist"})
+    sums = ClientSums.of(data.dropna(subset=["phq9"]), "phq9")
+    by_client, by_cell = fit_variance_components(sums), fit_variance_components(sums.pooled())
+    assert len(sums.pooled().n) < len(sums.n)
+    for name in ("therapist_intercept", "client_intercept", "residual", "log_likelihood"):
+        assert by_cell[name] == pytest.approx(by_client[name], rel=1e-7)
+
+
+def test_closed_form_gradient_equals_central_differences(monkeypatch) -> None:
+    import accord.models.therapist as therapist
+
+    captured = {}
+    real = therapist._certified_minimum
+
+    def spy(objective, start, gradient=None):
+        captured.update(objective=objective, gradient=gradient)
+        return real(objective, start, gradient)
+
+    monkeypatch.setattr(therapist, "_certified_minimum", spy)
+    panel = three_level(var_therapist=0.1, n_therapists=12, seed=3)
+    data = panel.rename(columns={"client_id": "client", "therapist_id": "therapist"})
+    fit_variance_components(ClientSums.of(data.dropna(subset=["phq9"]), "phq9").pooled())
+    objective, gradient = captured["objective"], captured["gradient"]
+    step = 1e-5
+    for theta in ([-0.5, -1.0, -2.0], [0.0, 0.3, -4.0], [-1.2, -0.2, 0.5]):
+        theta = np.array(theta)
+        central = [
+            (objective(theta + step * e) - objective(theta - step * e)) / (2 * step)
+            for e in np.eye(3)
+        ]
+        np.testing.assert_allclose(gradient(theta), central, rtol=1e-5, atol=1e-6)

@@ -5,7 +5,7 @@ from accord.core.logs import run_step
 from accord.core.stages import read_validated
 from accord.models.bootstrap import read_replicates
 from accord.models.plan import fit_planned, planned_entry
-from accord.models.spec import KIND_TABLES, find_spec, model_context, model_specs
+from accord.models.spec import find_spec, model_context, model_specs, read_kind_tables
 from accord.models.tidy import write_model_result
 
 with run_step(snakemake.log[0]) as log:
@@ -15,9 +15,7 @@ with run_step(snakemake.log[0]) as log:
     chunks = list(snakemake.input.replicates)
     pooled = {"replicates": read_replicates(chunks)} if chunks else {}
     # Validated tables the kind reads besides the panel and client measures (KIND_TABLES).
-    tables = {
-        name: read_validated(snakemake.input[name]) for name in KIND_TABLES.get(spec.kind, ())
-    }
+    tables = read_kind_tables(spec.kind, snakemake.input)
     result = fit_planned(
         spec,
         read_validated(snakemake.input.session_panel),

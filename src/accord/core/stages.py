@@ -2,20 +2,36 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 
-def read_validated(path: str | Path, *, categorical: bool = False) -> pd.DataFrame:
+def read_validated(
+    path: str | Path,
+    *,
+    categorical: bool = False,
+    columns: Sequence[str] | None = None,
+    filters: list[tuple[str, str, Any]] | None = None,
+) -> pd.DataFrame:
     """A table written by an earlier stage, with text columns as plain strings.
 
     Validated tables hold text as categories on disk (small files, fast reads); later stages
     compute with ordinary string columns, so nothing downstream trips over unused categories.
     `categorical=True` keeps the categories, for code built on them (scoring tens of millions
-    of item rows).
+    of item rows). `columns` and `filters` (pyarrow's row filters, e.g.
+    ``[("instrument", "==", "gas")]``) read only part of the table, row group by row group.
     """
-    frame = pd.read_parquet(path)
+    frame = pd.read_parquet(
+        path, columns=list(columns) if columns is not None else None, filters=filters
+    )
+    if filters:
+        frame = frame.reset_index(drop=True)
+        for name in frame.columns:
+            if isinstance(frame[name].dtype, pd.CategoricalDtype):
+                frame[name] = frame[name].cat.remove_unused_categories()
     return frame if categorical else plain_text(frame)
 
 

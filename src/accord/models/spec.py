@@ -50,6 +50,27 @@ KIND_TABLES: Mapping[str, tuple[str, ...]] = {
     "not_on_track": ("sessions",),
 }
 
+# The part of a validated table the kinds read, where that is a small part: the goal models read
+# only the GAS ratings of the item-level measures (a few percent of their rows), so a study of a
+# million clients does not hold hundreds of millions of item rows in a model's job.
+KIND_TABLE_PARTS: Mapping[str, dict[str, Any]] = {
+    "measures": {
+        "columns": ["client_id", "session_number", "instrument", "item", "value"],
+        "filters": [("instrument", "==", "gas")],
+    },
+}
+
+
+def read_kind_tables(kind: str, paths: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
+    """The validated tables a model kind reads (`KIND_TABLES`), each from its path in `paths`,
+    read in the part the kinds use (`KIND_TABLE_PARTS`), text as plain strings."""
+    from accord.core.stages import read_validated
+
+    return {
+        name: read_validated(paths[name], **KIND_TABLE_PARTS.get(name, {}))
+        for name in KIND_TABLES.get(kind, ())
+    }
+
 
 @dataclass(frozen=True)
 class ModelSpec:

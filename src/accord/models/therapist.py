@@ -102,13 +102,46 @@ REPLICATE_COLUMNS = ["var_therapist", "var_client", "var_residual", "icc_therapi
 @dataclass(frozen=True)
 class ClientSums:
     """The sufficient statistics of the null model: per client its therapist (a code
-    0..n_therapists-1), number of assessments, sum and sum of squares of the outcome."""
+    0..n_therapists-1), number of assessments, sum and sum of squares of the outcome.
+
+    `pooled` turns them into cells of the clients of one therapist with the same number of
+    assessments (`clients` in the cell, `total_squares` the sum of their squared sums): the
+    criterion depends on the clients only through these, and a study of a million clients has
+    a few tens of thousands of cells, so each bootstrap replicate is that much cheaper."""
 
     therapist: np.ndarray
     n: np.ndarray
     total: np.ndarray
     squares: np.ndarray
     n_therapists: int
+    clients: np.ndarray | None = None
+    total_squares: np.ndarray | None = None
+
+    def weights(self) -> tuple[np.ndarray, np.ndarray]:
+        """Clients per row and the sum of their squared sums (one client each before pooling)."""
+        clients = self.clients if self.clients is not None else np.ones_like(self.n)
+        total_squares = self.total_squares if self.total_squares is not None else self.total**2
+        return clients, total_squares
+
+    def pooled(self) -> ClientSums:
+        """The clients of a therapist with the same number of assessments as one cell."""
+        clients, total_squares = self.weights()
+        key = self.therapist.astype(np.int64) * (int(self.n.max(initial=0)) + 1) + self.n.astype(
+            np.int64
+        )
+        keys, cell = np.unique(key, return_inverse=True)
+        size = len(keys)
+        first = np.zeros(size, dtype=np.int64)
+        first[cell[::-1]] = np.arange(len(cell))[::-1]
+        return ClientSums(
+            therapist=self.therapist[first].astype(np.int64),
+            n=self.n[first],
+            total=np.bincount(cell, weights=self.total, minlength=size),
+            squares=np.bincount(cell, weights=self.squares, minlength=size),
+            n_therapists=self.n_therapists,
+            clients=np.bincount(cell, weights=clients, minlength=size),
+            total_squares=np.bincount(cell, weights=total_squares, minlength=size),
+        )
 
     @classmethod
     def of(cls, data: pd.DataFrame, outcome: str) -> ClientSums:
@@ -135,12 +168,15 @@ class ClientSums:
         sizes = counts[drawn]
         offsets = np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)
         rows = order[np.repeat(starts[drawn], sizes) + offsets]
+        clients, total_squares = self.weights()
         return ClientSums(
             therapist=np.repeat(np.arange(self.n_therapists), sizes),
             n=self.n[rows],
             total=self.total[rows],
             squares=self.squares[rows],
             n_therapists=self.n_therapists,
+            clients=clients[rows],
+            total_squares=total_squares[rows],
         )
 
 
@@ -371,7 +407,7 @@ def therapist_icc_replicates(
     """
     indices = replicate_indices(replicates)
     data, _ = _model_data(panel, outcome)
-    sums = ClientSums.of(data, outcome)
+    sums = ClientSums.of(data, outcome).pooled()
     rows = []
     for r in indices:
         fit = fit_variance_components(sums.resample(replicate_rng(seed, model_id, r)))
@@ -420,34 +456,75 @@ def fit_variance_components(sums: ClientSums) -> dict[str, Any]:
     r'V^-1 r + (N - 1) log 2 pi), A = sum_j 1'V_j^-1 1.
     """
     n, total, squares, th = sums.n, sums.total, sums.squares, sums.therapist
+    m, total_squares = sums.weights()
     n_t = sums.n_therapists
-    n_obs = float(n.sum())
+    n_obs = float(np.sum(m * n))
     mean = total.sum() / n_obs
     # Centre and scale y (REML is invariant to both) so the bounds and tolerances are relative.
-    centred_sq = squares - 2 * mean * total + n * mean**2
-    centred = total - n * mean
+    # Per row (a client, or a cell of m clients with n assessments each): the sums over its
+    # clients of the centred sum, the centred sum of squares and the squared centred sum.
+    centred_sq = squares - 2 * mean * total + m * n * mean**2
+    centred = total - m * n * mean
+    centred_ss = total_squares - 2 * n * mean * total + m * (n * mean) ** 2
     var_y = float(centred_sq.sum() / max(n_obs - 1, 1))
     if not var_y > 0:
         return _failed("the outcome does not vary")
-    s, q = centred / math.sqrt(var_y), centred_sq / var_y
+    s, q, ss = centred / math.sqrt(var_y), centred_sq / var_y, centred_ss / var_y
 
     def objective(theta: np.ndarray) -> float:
         e, c, t = np.exp(theta)
         d = e + n * c
-        a = np.bincount(th, weights=n / d, minlength=n_t)
+        a = np.bincount(th, weights=m * n / d, minlength=n_t)
         b = np.bincount(th, weights=s / d, minlength=n_t)
-        yy = np.bincount(th, weights=(q - c * s * s / d) / e, minlength=n_t)
+        yy = np.bincount(th, weights=(q - c * ss / d) / e, minlength=n_t)
         g = 1 + t * a
-        logdet = float(np.sum((n - 1) * math.log(e) + np.log(d)) + np.sum(np.log(g)))
+        logdet = float(np.sum(m * ((n - 1) * math.log(e) + np.log(d))) + np.sum(np.log(g)))
         big_a, big_b = float(np.sum(a / g)), float(np.sum(b / g))
         quad = float(np.sum(yy - t * b * b / g)) - big_b**2 / big_a
         return 0.5 * (logdet + math.log(big_a) + quad)
 
-    within = float(np.sum(q - s * s / n) / max(n_obs - len(n), 1))
+    def gradient(theta: np.ndarray) -> np.ndarray:
+        """The criterion's gradient in the log variances, in closed form (module docstring's
+        terms differentiated: d'(e) = 1, d'(c) = n; g' = t a' for e and c, a for t)."""
+        e, c, t = np.exp(theta)
+        d = e + n * c
+        a = np.bincount(th, weights=m * n / d, minlength=n_t)
+        b = np.bincount(th, weights=s / d, minlength=n_t)
+        yy = np.bincount(th, weights=(q - c * ss / d) / e, minlength=n_t)
+        g = 1 + t * a
+        big_a, big_b = float(np.sum(a / g)), float(np.sum(b / g))
+        out = np.empty(3)
+        for k, (dd, variance) in enumerate(((1.0, e), (n, c), (0.0, t))):
+            if k < 2:
+                da = np.bincount(th, weights=-m * n * dd / d**2, minlength=n_t)
+                db = np.bincount(th, weights=-s * dd / d**2, minlength=n_t)
+                if k == 0:
+                    dyy = -yy / e + np.bincount(th, weights=c * ss / d**2, minlength=n_t) / e
+                else:
+                    dyy = -np.bincount(th, weights=ss / d**2, minlength=n_t)
+                dg = t * da
+                dl = float(np.sum(m * ((n - 1) / e * (k == 0) + dd / d))) + float(np.sum(dg / g))
+                dtb = t * (2 * b * db / g - b * b * dg / g**2)
+            else:
+                da = db = dyy = np.zeros(n_t)
+                dg = a
+                dl = float(np.sum(a / g))
+                dtb = b * b / g - t * b * b * a / g**2
+            d_big_a = float(np.sum(da / g - a * dg / g**2))
+            d_big_b = float(np.sum(db / g - b * dg / g**2))
+            dquad = (
+                float(np.sum(dyy - dtb))
+                - 2 * big_b * d_big_b / big_a
+                + big_b**2 * d_big_a / big_a**2
+            )
+            out[k] = 0.5 * variance * (dl + d_big_a / big_a + dquad)
+        return out
+
+    within = float(np.sum(q - ss / n) / max(n_obs - float(np.sum(m)), 1))
     start = np.log(
         np.clip([within, max(1 - within, 0.1) * 0.9, max(1 - within, 0.1) * 0.1], 1e-6, None)
     )
-    x, fun, converged = _certified_minimum(objective, start)
+    x, fun, converged = _certified_minimum(objective, start, gradient)
     e, c, t = np.exp(x) * var_y
     at_zero = [
         name
@@ -467,38 +544,29 @@ def fit_variance_components(sums: ClientSums) -> dict[str, Any]:
     return out
 
 
-def _certified_minimum(objective, start: np.ndarray) -> tuple[np.ndarray, float, bool]:
+def _certified_minimum(objective, start: np.ndarray, gradient) -> tuple[np.ndarray, float, bool]:
     """Minimise the closed-form criterion over the log variances and certify the minimum.
 
     L-BFGS-B from `start`; where a variance ends near zero, again from its end point with
     that variance at the lower bound (in log variances the criterion is flat next to zero,
-    where a gradient method stops short of it); then once more from the best point with
-    central-difference gradients and tight tolerances (L-BFGS-B's default stopping rule ends
-    up to 1e-4 relative short in the variances, by a path that differs between CPUs). The
-    lowest point is kept and certified by its projected gradient (`_GRADIENT_TOLERANCE`);
-    L-BFGS-B's own flag is not used."""
+    where a gradient method stops short of it); then once more from the best point with tight
+    tolerances (L-BFGS-B's default stopping rule ends up to 1e-4 relative short in the
+    variances, by a path that differs between CPUs). The lowest point is kept and certified by
+    its projected gradient (`_GRADIENT_TOLERANCE`); L-BFGS-B's own flag is not used.
+    `gradient` is the criterion's gradient in closed form: central differences of a criterion
+    over millions of assessments carry a rounding error above the tolerance."""
     bounds = [(_LOG_LOWER, _LOG_UPPER)] * 3
-    fit = optimize.minimize(objective, start, method="L-BFGS-B", bounds=bounds)
+    fit = optimize.minimize(objective, start, jac=gradient, method="L-BFGS-B", bounds=bounds)
     x, fun = np.asarray(fit.x, dtype=float), float(fit.fun)
     for k in (1, 2):
         if x[k] < _LOG_NEAR_ZERO:
             trial = x.copy()
             trial[k] = _LOG_LOWER
-            again = optimize.minimize(objective, trial, method="L-BFGS-B", bounds=bounds)
+            again = optimize.minimize(
+                objective, trial, jac=gradient, method="L-BFGS-B", bounds=bounds
+            )
             if again.fun < fun:
                 x, fun = np.asarray(again.x, dtype=float), float(again.fun)
-
-    def gradient(theta: np.ndarray, step: float = 1e-6) -> np.ndarray:
-        return np.array(
-            [(objective(theta + step * e) - objective(theta - step * e)) / (2 * step)
-             for e in np.eye(3)]
-        )  # fmt: skip
-
-    def projected(theta: np.ndarray) -> float:
-        grad = gradient(theta)
-        low, high = theta <= _LOG_LOWER + 1e-6, theta >= _LOG_UPPER - 1e-6
-        grad = np.where(low, np.minimum(grad, 0), np.where(high, np.maximum(grad, 0), grad))
-        return float(np.max(np.abs(grad)))
 
     options = {"ftol": 1e-15, "gtol": 1e-9, "maxiter": 2000}
     again = optimize.minimize(
@@ -506,8 +574,38 @@ def _certified_minimum(objective, start: np.ndarray) -> tuple[np.ndarray, float,
     )
     if again.fun < fun:
         x, fun = np.asarray(again.x, dtype=float), float(again.fun)
-    converged = bool(np.isfinite(fun) and projected(x) <= _GRADIENT_TOLERANCE)
+    converged = bool(np.isfinite(fun) and _certified(gradient, x))
     return x, fun, converged
+
+
+def _certified(gradient, theta: np.ndarray) -> bool:
+    """Whether `theta` is a minimum, as lme4 checks one (checkConv): each free component's
+    gradient, or its gradient scaled by the Cholesky factor of the Hessian, within
+    `_GRADIENT_TOLERANCE`; a component at a bound counts only if the gradient points out.
+
+    The scaled gradient is the criterion's possible further decrease in the component's
+    direction, whatever the study's size; the raw gradient of a criterion over millions of
+    assessments cannot be brought below the tolerance (its rounding error alone, about
+    eps |criterion| / step, is larger), while the scaled one can."""
+    grad = gradient(theta)
+    low, high = theta <= _LOG_LOWER + 1e-6, theta >= _LOG_UPPER - 1e-6
+    grad = np.where(low, np.minimum(grad, 0), np.where(high, np.maximum(grad, 0), grad))
+    if float(np.max(np.abs(grad))) <= _GRADIENT_TOLERANCE:
+        return True
+    free = ~(low | high)
+    if not free.any() or np.any(np.abs(grad[~free]) > _GRADIENT_TOLERANCE):
+        return False
+    step = 1e-4
+    hessian = np.array(
+        [(gradient(theta + step * e) - gradient(theta - step * e)) / (2 * step) for e in np.eye(3)]
+    )
+    hessian = (hessian + hessian.T)[np.ix_(free, free)] / 2
+    try:
+        factor = np.linalg.cholesky(hessian)
+    except np.linalg.LinAlgError:
+        return False
+    scaled = np.linalg.solve(factor, grad[free])
+    return bool(np.all(np.minimum(np.abs(scaled), np.abs(grad[free])) <= _GRADIENT_TOLERANCE))
 
 
 def _failed(reason: str) -> dict[str, Any]:

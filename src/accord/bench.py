@@ -269,8 +269,12 @@ def run_workflow(folder: Path, n: int, *, cores: int, partitions: int = 1) -> di
         "performance": {"partitions": partitions},
     }
     config.write_text(json.dumps(settings))
+    from accord.core.job_memory import memory_budget_mb
+
+    budget = memory_budget_mb(settings)
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE)]
     command += ["--directory", str(workdir), "--configfile", str(config), "--cores", str(cores)]
+    command += ["--resources", f"mem_mb={budget}"]
     log_path = workdir / "snakemake.log"
     peak = 0
     start = time.perf_counter()
@@ -282,7 +286,10 @@ def run_workflow(folder: Path, n: int, *, cores: int, partitions: int = 1) -> di
     seconds = time.perf_counter() - start
     text = log_path.read_text()
     jobs = text.count("Finished jobid")
-    note = f"{jobs} jobs, --cores {cores}, {partitions} partition(s); peak: all processes together"
+    note = (
+        f"{jobs} jobs, --cores {cores}, {partitions} partition(s), jobs sharing {budget:,} MB; "
+        "peak: all processes together"
+    )
     if process.returncode != 0:
         note = f"failed (exit {process.returncode}); see {log_path}"
     return {

@@ -322,9 +322,13 @@ def default_config() -> Path:
     return Path(__file__).resolve().parents[2] / "config" / "config.yaml"
 
 
-def snakemake_command(args: argparse.Namespace, snakefile: Path, config_file: Path) -> list[str]:
+def snakemake_command(
+    args: argparse.Namespace, snakefile: Path, config_file: Path, memory_mb: int | None = None
+) -> list[str]:
     """The Snakemake command of `accord run`: targets come before the options, and the config
-    file is given as --configfile=FILE (--configfile takes every value that follows it)."""
+    file is given as --configfile=FILE (--configfile takes every value that follows it).
+    `memory_mb` is the memory the running jobs share (``--resources mem_mb=``; each job
+    declares its own from the study's size, accord.core.job_memory)."""
     target = [f"reports/{args.study}/report.html"] if args.study else []
     flags = {
         "--dry-run": args.dry_run,
@@ -340,6 +344,7 @@ def snakemake_command(args: argparse.Namespace, snakefile: Path, config_file: Pa
         f"--snakefile={snakefile}",
         f"--cores={args.cores}",
         f"--configfile={config_file}",
+        *([f"--resources=mem_mb={int(memory_mb)}"] if memory_mb is not None else []),
         *(flag for flag, on in flags.items() if on),
     ]
 
@@ -355,7 +360,9 @@ def _run(args: argparse.Namespace) -> int:
     snakefile = args.snakefile or default_snakefile()
     if not snakefile.exists():
         raise AccordError(f"The workflow {snakefile} does not exist; give --snakefile.")
-    command = snakemake_command(args, snakefile, args.config)
+    from accord.core.job_memory import memory_budget_mb
+
+    command = snakemake_command(args, snakefile, args.config, memory_budget_mb(config))
     print(f"Running the workflow for {args.study or 'every study'} ({' '.join(command[2:])})")
     code = subprocess.call(command)
     if code != 0:

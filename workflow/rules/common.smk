@@ -7,7 +7,8 @@ from snakemake.utils import validate
 
 from accord.config import validate_config
 from accord.core.contract import TABLES
-from accord.core.partitions import study_partitions
+from accord.core.job_memory import job_memory_mb, memory_budget_mb
+from accord.core.partitions import study_clients, study_partitions
 from accord.ingest import source_files
 from accord.core.instruments import load_registry
 from accord.core.io import TABLE_SUFFIXES
@@ -29,6 +30,10 @@ STUDIES = sorted(config["studies"])
 BOOTSTRAP_CHUNKS = {study: study_bootstrap_chunks(config, study) for study in STUDIES}
 # Partitions of clients each study is validated in (performance.partitions).
 PARTITIONS = {study: study_partitions(config, study) for study in STUDIES}
+# Clients of each study before validation, for the memory its jobs declare (mem_mb), and the
+# memory the jobs running at once share with `accord run` (performance.memory_mb).
+CLIENTS = {study: study_clients(config, study) for study in STUDIES}
+MEMORY_BUDGET_MB = memory_budget_mb(config)
 MODELS = {spec.id: spec for spec in model_specs(config)}
 # Study-wide model settings (seed, the mediation bootstrap's size limit).
 CONTEXT = model_context(config)
@@ -42,6 +47,18 @@ wildcard_constraints:
     study="|".join(re.escape(study) for study in STUDIES),
     model="|".join(MODELS),
     part=r"\d+",
+
+
+def job_memory(rule):
+    """The mem_mb of a job of `rule` (accord.core.job_memory), at most the shared budget."""
+
+    def mem_mb(wildcards):
+        kind = MODELS[wildcards.model].kind if rule == "fit_model" else None
+        study = wildcards.study
+        needed = job_memory_mb(rule, CLIENTS[study], PARTITIONS[study], kind=kind)
+        return min(needed, MEMORY_BUDGET_MB)
+
+    return mem_mb
 
 
 def study_path(study):

@@ -16,6 +16,8 @@ rule score_measures:
         "../envs/accord.yaml"
     benchmark:
         "logs/{study}/score_measures.benchmark.tsv",
+    resources:
+        mem_mb=job_memory("score_measures"),
     log:
         "logs/{study}/score_measures.log",
     params:
@@ -33,6 +35,8 @@ rule score_partition:
         "../envs/accord.yaml"
     benchmark:
         "logs/{study}/score_partition_{part}.benchmark.tsv",
+    resources:
+        mem_mb=job_memory("score_partition"),
     log:
         "logs/{study}/score_partition_{part}.log",
     script:
@@ -50,6 +54,8 @@ rule build_measures:
         "../envs/accord.yaml"
     benchmark:
         "logs/{study}/build_measures.benchmark.tsv",
+    resources:
+        mem_mb=job_memory("build_measures"),
     log:
         "logs/{study}/build_measures.log",
     script:
@@ -66,6 +72,8 @@ rule measures_statistics:
         "../envs/accord.yaml"
     benchmark:
         "logs/{study}/measures_statistics_{part}.benchmark.tsv",
+    resources:
+        mem_mb=job_memory("measures_statistics"),
     log:
         "logs/{study}/measures_statistics_{part}.log",
     script:
@@ -83,6 +91,8 @@ rule build_partition:
         "../envs/accord.yaml"
     benchmark:
         "logs/{study}/build_partition_{part}.benchmark.tsv",
+    resources:
+        mem_mb=job_memory("build_partition"),
     log:
         "logs/{study}/build_partition_{part}.log",
     script:

@@ -16,6 +16,8 @@ rule bootstrap_model:
         "../envs/accord.yaml"
     benchmark:
         "logs/{study}/bootstrap_model/{model}/chunk_{chunk}.benchmark.tsv",
+    resources:
+        mem_mb=job_memory("bootstrap_model"),
     log:
         "logs/{study}/bootstrap_model/{model}/chunk_{chunk}.log",
     wildcard_constraints:
@@ -39,6 +41,8 @@ checkpoint plan_models:
         "../envs/accord.yaml"
     benchmark:
         "logs/{study}/plan_models.benchmark.tsv",
+    resources:
+        mem_mb=job_memory("plan_models"),
     log:
         "logs/{study}/plan_models.log",
     params:
@@ -61,6 +65,8 @@ rule fit_model:
         "../envs/accord.yaml"
     benchmark:
         "logs/{study}/fit_model/{model}.benchmark.tsv",
+    resources:
+        mem_mb=job_memory("fit_model"),
     log:
         "logs/{study}/fit_model/{model}.log",
     params:
@@ -80,6 +86,8 @@ rule gather_models:
         "../envs/accord.yaml"
     benchmark:
         "logs/{study}/gather_models.benchmark.tsv",
+    resources:
+        mem_mb=job_memory("gather_models"),
     log:
         "logs/{study}/gather_models.log",
     script:
@@ -100,6 +108,8 @@ rule share_models:
         "../envs/accord.yaml"
     benchmark:
         "logs/{study}/share_models.benchmark.tsv",
+    resources:
+        mem_mb=job_memory("share_models"),
     log:
         "logs/{study}/share_models.log",
     script:
@@ -117,6 +127,8 @@ rule describe_missingness:
         "../envs/accord.yaml"
     benchmark:
         "logs/{study}/describe_missingness.benchmark.tsv",
+    resources:
+        mem_mb=job_memory("describe_missingness"),
     log:
         "logs/{study}/describe_missingness.log",
     script:

@@ -55,6 +55,8 @@ rule render_report:
         "../envs/accord.yaml"
     benchmark:
         "logs/{study}/render_report.benchmark.tsv",
+    resources:
+        mem_mb=job_memory("render_report"),
     log:
         "logs/{study}/render_report.log",
     params:

@@ -16,6 +16,8 @@ rule validate_study:
         "../envs/accord.yaml"
     benchmark:
         "logs/{study}/validate_study.benchmark.tsv",
+    resources:
+        mem_mb=job_memory("validate_study"),
     log:
         "logs/{study}/validate_study.log",
     params:
@@ -35,6 +37,8 @@ rule split_study:
         "../envs/accord.yaml"
     benchmark:
         "logs/{study}/split_study.benchmark.tsv",
+    resources:
+        mem_mb=job_memory("split_study"),
     log:
         "logs/{study}/split_study.log",
     params:
@@ -54,6 +58,8 @@ rule validate_partition:
         "../envs/accord.yaml"
     benchmark:
         "logs/{study}/validate_partition_{part}.benchmark.tsv",
+    resources:
+        mem_mb=job_memory("validate_partition"),
     log:
         "logs/{study}/validate_partition_{part}.log",
     params:

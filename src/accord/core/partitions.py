@@ -58,10 +58,19 @@ def study_partitions(config: Mapping[str, Any], study: str) -> int:
     setting = config.get("performance", {}).get("partitions", "auto")
     if setting != "auto":
         return int(setting)
+    return auto_partitions(study_clients(config, study))
+
+
+def study_clients(config: Mapping[str, Any], study: str) -> int:
+    """The rows of a study's clients table before validation (a simulated study's size); 0 for
+    a mapped or REDCap study, whose clients are known only once its mapping has been read."""
+    entry = config["studies"][study]
+    if entry.get("format", "contract") != "contract":
+        return 0
     if "simulate" in entry:
-        return auto_partitions(int(entry["simulate"].get("n_clients", 0)))
+        return int(entry["simulate"].get("n_clients", 0))
     folder = Path(entry["path"])
-    return auto_partitions(max(count_rows(folder / f"clients{s}") for s in (".csv", ".parquet")))
+    return max(count_rows(folder / f"clients{s}") for s in (".csv", ".parquet"))
 
 
 def count_rows(path: Path) -> int:

@@ -471,60 +471,13 @@ def fit_variance_components(sums: ClientSums) -> dict[str, Any]:
         return _failed("the outcome does not vary")
     s, q, ss = centred / math.sqrt(var_y), centred_sq / var_y, centred_ss / var_y
 
-    def objective(theta: np.ndarray) -> float:
-        e, c, t = np.exp(theta)
-        d = e + n * c
-        a = np.bincount(th, weights=m * n / d, minlength=n_t)
-        b = np.bincount(th, weights=s / d, minlength=n_t)
-        yy = np.bincount(th, weights=(q - c * ss / d) / e, minlength=n_t)
-        g = 1 + t * a
-        logdet = float(np.sum(m * ((n - 1) * math.log(e) + np.log(d))) + np.sum(np.log(g)))
-        big_a, big_b = float(np.sum(a / g)), float(np.sum(b / g))
-        quad = float(np.sum(yy - t * b * b / g)) - big_b**2 / big_a
-        return 0.5 * (logdet + math.log(big_a) + quad)
-
-    def gradient(theta: np.ndarray) -> np.ndarray:
-        """The criterion's gradient in the log variances, in closed form (module docstring's
-        terms differentiated: d'(e) = 1, d'(c) = n; g' = t a' for e and c, a for t)."""
-        e, c, t = np.exp(theta)
-        d = e + n * c
-        a = np.bincount(th, weights=m * n / d, minlength=n_t)
-        b = np.bincount(th, weights=s / d, minlength=n_t)
-        yy = np.bincount(th, weights=(q - c * ss / d) / e, minlength=n_t)
-        g = 1 + t * a
-        big_a, big_b = float(np.sum(a / g)), float(np.sum(b / g))
-        out = np.empty(3)
-        for k, (dd, variance) in enumerate(((1.0, e), (n, c), (0.0, t))):
-            if k < 2:
-                da = np.bincount(th, weights=-m * n * dd / d**2, minlength=n_t)
-                db = np.bincount(th, weights=-s * dd / d**2, minlength=n_t)
-                if k == 0:
-                    dyy = -yy / e + np.bincount(th, weights=c * ss / d**2, minlength=n_t) / e
-                else:
-                    dyy = -np.bincount(th, weights=ss / d**2, minlength=n_t)
-                dg = t * da
-                dl = float(np.sum(m * ((n - 1) / e * (k == 0) + dd / d))) + float(np.sum(dg / g))
-                dtb = t * (2 * b * db / g - b * b * dg / g**2)
-            else:
-                da = db = dyy = np.zeros(n_t)
-                dg = a
-                dl = float(np.sum(a / g))
-                dtb = b * b / g - t * b * b * a / g**2
-            d_big_a = float(np.sum(da / g - a * dg / g**2))
-            d_big_b = float(np.sum(db / g - b * dg / g**2))
-            dquad = (
-                float(np.sum(dyy - dtb))
-                - 2 * big_b * d_big_b / big_a
-                + big_b**2 * d_big_a / big_a**2
-            )
-            out[k] = 0.5 * variance * (dl + d_big_a / big_a + dquad)
-        return out
+    criterion = _NullCriterion(n=n, m=m, s=s, q=q, ss=ss, therapist=th, n_therapists=n_t)
 
     within = float(np.sum(q - ss / n) / max(n_obs - float(np.sum(m)), 1))
     start = np.log(
         np.clip([within, max(1 - within, 0.1) * 0.9, max(1 - within, 0.1) * 0.1], 1e-6, None)
     )
-    x, fun, converged = _certified_minimum(objective, start, gradient)
+    x, fun, converged = _certified_minimum(criterion.value, start, criterion.gradient)
     e, c, t = np.exp(x) * var_y
     at_zero = [
         name
@@ -542,6 +495,74 @@ def fit_variance_components(sums: ClientSums) -> dict[str, Any]:
     }
     out.update(_shares(out))
     return out
+
+
+@dataclass(frozen=True)
+class _NullCriterion:
+    """The REML criterion of the null three-level model (`fit_variance_components`) over the
+    log variances (e, c, t) = log(s2_residual, s2_client, s2_therapist), per row (a client or a
+    cell of m clients with n assessments each) from the centred and scaled sums s, sums of
+    squares q and squared sums ss, and its gradient in closed form."""
+
+    n: np.ndarray
+    m: np.ndarray
+    s: np.ndarray
+    q: np.ndarray
+    ss: np.ndarray
+    therapist: np.ndarray
+    n_therapists: int
+
+    def _by_therapist(self, weights: np.ndarray) -> np.ndarray:
+        return np.bincount(self.therapist, weights=weights, minlength=self.n_therapists)
+
+    def _terms(self, theta: np.ndarray) -> tuple:
+        e, c, t = np.exp(theta)
+        d = e + self.n * c
+        a = self._by_therapist(self.m * self.n / d)
+        b = self._by_therapist(self.s / d)
+        yy = self._by_therapist((self.q - c * self.ss / d) / e)
+        return e, c, t, d, a, b, yy, 1 + t * a
+
+    def value(self, theta: np.ndarray) -> float:
+        e, _, t, d, a, b, yy, g = self._terms(theta)
+        n, m = self.n, self.m
+        logdet = float(np.sum(m * ((n - 1) * math.log(e) + np.log(d))) + np.sum(np.log(g)))
+        big_a, big_b = float(np.sum(a / g)), float(np.sum(b / g))
+        quad = float(np.sum(yy - t * b * b / g)) - big_b**2 / big_a
+        return 0.5 * (logdet + math.log(big_a) + quad)
+
+    def gradient(self, theta: np.ndarray) -> np.ndarray:
+        """The terms of `value` differentiated (d' = 1 for e, n for c; g' = t a' for e and c,
+        a for t), times each variance for the log scale."""
+        e, c, t, d, a, b, yy, g = self._terms(theta)
+        n, m, s, ss = self.n, self.m, self.s, self.ss
+        big_a, big_b = float(np.sum(a / g)), float(np.sum(b / g))
+        out = np.empty(3)
+        for k, (dd, variance) in enumerate(((1.0, e), (n, c), (0.0, t))):
+            if k < 2:
+                da = self._by_therapist(-m * n * dd / d**2)
+                db = self._by_therapist(-s * dd / d**2)
+                if k == 0:
+                    dyy = -yy / e + self._by_therapist(c * ss / d**2) / e
+                else:
+                    dyy = -self._by_therapist(ss / d**2)
+                dg = t * da
+                dl = float(np.sum(m * ((n - 1) / e * (k == 0) + dd / d))) + float(np.sum(dg / g))
+                dtb = t * (2 * b * db / g - b * b * dg / g**2)
+            else:
+                da = db = dyy = np.zeros(self.n_therapists)
+                dg = a
+                dl = float(np.sum(a / g))
+                dtb = b * b / g - t * b * b * a / g**2
+            d_big_a = float(np.sum(da / g - a * dg / g**2))
+            d_big_b = float(np.sum(db / g - b * dg / g**2))
+            dquad = (
+                float(np.sum(dyy - dtb))
+                - 2 * big_b * d_big_b / big_a
+                + big_b**2 * d_big_a / big_a**2
+            )
+            out[k] = 0.5 * variance * (dl + d_big_a / big_a + dquad)
+        return out
 
 
 def _certified_minimum(objective, start: np.ndarray, gradient) -> tuple[np.ndarray, float, bool]:

@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 
 from accord.core.errors import AccordError, ConfigError
 from accord.core.instruments import Instrument, load_registry
+from accord.core.stages import read_validated
 from accord.report.ledger import Ledger
 from accord.report.text import outcome_label
 
@@ -54,7 +55,8 @@ class Inputs:
 
     def parquet(self, relative: str) -> pd.DataFrame | None:
         path = self.path(relative)
-        return pd.read_parquet(path) if path else None
+        # Read a column at a time (read_validated): a panel of millions of rows is held once.
+        return read_validated(path, categorical=True) if path else None
 
     def parquet_metadata(self, relative: str, key: str) -> Any:
         """The JSON stored under `key` in a parquet file's schema metadata (None if absent)."""

@@ -22,8 +22,13 @@ def _table() -> pd.DataFrame:
     )
 
 
+@pytest.mark.parametrize("columnwise_from", [0, 1_000_000])
 @pytest.mark.parametrize("index", ["default", "stored", "offset"])
-def test_a_column_at_a_time_reads_what_pandas_reads(tmp_path: Path, index: str) -> None:
+def test_a_column_at_a_time_reads_what_pandas_reads(
+    tmp_path: Path, monkeypatch, index: str, columnwise_from: int
+) -> None:
+    # 0: every table is read a column at a time; 1,000,000: this small one is read whole.
+    monkeypatch.setattr("accord.core.stages.COLUMNWISE_FROM_ROWS", columnwise_from)
     frame = _table()
     if index == "stored":
         frame = frame.set_index("client_id")

@@ -9,6 +9,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+# Tables of at least this many rows are read a column at a time (`read_validated`).
+COLUMNWISE_FROM_ROWS = 1_000_000
+
 
 def read_validated(
     path: str | Path,
@@ -25,13 +28,16 @@ def read_validated(
     of item rows). `columns` and `filters` (pyarrow's row filters, e.g.
     ``[("instrument", "==", "gas")]``) read only part of the table, row group by row group.
 
-    The table is read a column at a time, so it is held once, not once as Arrow and once as
-    pandas (a session panel of ten million rows peaks at 2.8 GB instead of 5.3 GB).
+    A table of `COLUMNWISE_FROM_ROWS` rows or more is read a column at a time, so it is held
+    once, not once as Arrow and once as pandas (a session panel of ten million rows peaks at
+    2.8 GB instead of 5.3 GB); a smaller one is read whole, which is faster (a few ms a
+    column less).
     """
     import pyarrow.parquet as pq
 
     source = pq.ParquetFile(path)
-    if filters or not _default_index(source):
+    whole = source.metadata.num_rows < COLUMNWISE_FROM_ROWS
+    if filters or whole or not _default_index(source):
         frame = pd.read_parquet(
             path, columns=list(columns) if columns is not None else None, filters=filters
         )

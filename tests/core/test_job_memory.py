@@ -47,3 +47,14 @@ def test_accord_run_shares_the_budget_among_its_jobs() -> None:
     args = _parser().parse_args(["run", "s", "--config", "my.yaml"])
     command = snakemake_command(args, Path("Snakefile"), args.config, 12000)
     assert "--resources=mem_mb=12000" in command
+
+
+def test_a_budget_that_is_not_a_number_of_mb_is_refused_by_name() -> None:
+    from accord.config import validate_config
+    from accord.core.errors import ConfigError
+
+    study = {"studies": {"s": {"path": "s"}}}
+    with pytest.raises(ConfigError, match=r"performance\.memory_mb"):
+        validate_config({**study, "performance": {"memory_mb": "16GB"}})
+    with pytest.raises(ConfigError, match=r"performance\.memory_mb"):
+        validate_config({**study, "performance": {"memory_mb": 100}})

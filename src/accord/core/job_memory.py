@@ -51,6 +51,10 @@ FIT_MODEL_RATE_BY_KIND: Mapping[str, float] = {
     "goal_attainment": 14.3,
     "not_on_track": 7.7,
 }
+# Rules run once per partition of clients.
+PARTITION_RULES = frozenset(
+    {"validate_partition", "score_partition", "measures_statistics", "build_partition"}
+)
 # With one partition the one job does a partition's work on every client.
 ONE_JOB_RATE: Mapping[str, str] = {
     "validate_study": "validate_partition",
@@ -69,7 +73,7 @@ def job_memory_mb(rule: str, n_clients: int, partitions: int = 1, kind: str | No
     if rule == "fit_model" and kind in FIT_MODEL_RATE_BY_KIND:
         rate = FIT_MODEL_RATE_BY_KIND[kind]
     clients = n_clients
-    if rule in ("validate_partition", "score_partition", "measures_statistics", "build_partition"):
+    if rule in PARTITION_RULES:
         clients = math.ceil(n_clients / max(partitions, 1))
     return math.ceil(MARGIN * (FLOOR_MB + rate * clients / 1000))
 

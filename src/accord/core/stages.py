@@ -81,14 +81,16 @@ def _plain_column(column: pd.Series) -> pd.Series:
     lookup = np.empty(len(column.cat.categories) + 1, dtype=object)
     lookup[:-1] = column.cat.categories.to_numpy(dtype=object)
     lookup[-1] = None  # code -1: empty
-    return pd.Series(lookup[column.cat.codes.to_numpy()], name=column.name, dtype=object)
+    return pd.Series(
+        lookup[column.cat.codes.to_numpy()], index=column.index, name=column.name, dtype=object
+    )
 
 
 def plain_text(frame: pd.DataFrame) -> pd.DataFrame:
     """The frame with its category columns as plain strings (None where empty), in place."""
     for name in frame.columns:
         if isinstance(frame[name].dtype, pd.CategoricalDtype):
-            frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
+            frame[name] = _plain_column(frame[name])
     return frame
 
 

@@ -129,10 +129,8 @@ class ClientSums:
         key = self.therapist.astype(np.int64) * (int(self.n.max(initial=0)) + 1) + self.n.astype(
             np.int64
         )
-        keys, cell = np.unique(key, return_inverse=True)
+        keys, first, cell = np.unique(key, return_index=True, return_inverse=True)
         size = len(keys)
-        first = np.zeros(size, dtype=np.int64)
-        first[cell[::-1]] = np.arange(len(cell))[::-1]
         return ClientSums(
             therapist=self.therapist[first].astype(np.int64),
             n=self.n[first],

@@ -80,6 +80,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="partitions of clients validation, scoring and measures run in: a number, or auto "
         "(the default: 1 below 200,000 clients)",
     )
+    parser.add_argument(
+        "--memory-mb",
+        default="auto",
+        help="memory (MB) the workflow's running jobs share (performance.memory_mb): a number, "
+        "or auto (the default: two thirds of this machine's)",
+    )
     parser.add_argument("--stage", help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -127,7 +133,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         flush=True,
                     )
         if "workflow" in args.stages and status == 0:
-            row = {"size": n, **run_workflow(folder, n, cores=args.cores, partitions=partitions)}
+            memory = args.memory_mb if args.memory_mb == "auto" else int(args.memory_mb)
+            row = {
+                "size": n,
+                **run_workflow(
+                    folder, n, cores=args.cores, partitions=partitions, memory_mb=memory
+                ),
+            }
             for job in workflow_jobs(folder / "workflow" / "logs" / "bench"):
                 rows.append({"size": n, **job})
                 print(_line(rows[-1]), flush=True)
@@ -255,9 +267,12 @@ def _measured(command: list[str]) -> tuple[int, float, str, str]:
         return process.returncode, usage.ru_maxrss / 1024, out.read(), err.read()
 
 
-def run_workflow(folder: Path, n: int, *, cores: int, partitions: int = 1) -> dict[str, Any]:
-    """The whole workflow on the study in `folder` (see the module docstring); its working
-    folder is `folder`/workflow, rebuilt each time, with Snakemake's log in it."""
+def run_workflow(
+    folder: Path, n: int, *, cores: int, partitions: int = 1, memory_mb: int | str = "auto"
+) -> dict[str, Any]:
+    """The whole workflow on the study in `folder` (see the module docstring), its jobs
+    sharing `memory_mb` (``performance.memory_mb``); its working folder is `folder`/workflow,
+    rebuilt each time, with Snakemake's log in it."""
     import psutil
 
     workdir = folder / "workflow"
@@ -266,7 +281,7 @@ def run_workflow(folder: Path, n: int, *, cores: int, partitions: int = 1) -> di
     config = workdir / "config.yaml"
     settings = {
         "studies": {"bench": {"path": str(folder.resolve())}},
-        "performance": {"partitions": partitions},
+        "performance": {"partitions": partitions, "memory_mb": memory_mb},
     }
     config.write_text(json.dumps(settings))
     from accord.core.job_memory import memory_budget_mb

@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from accord.core.errors import AccordError, ConfigError, NotEstimableError
+from accord.models.gee import fit_exchangeable_logistic
 from accord.models.spec import ModelContext, ModelSpec
 from accord.models.tidy import (
     ModelResult,
@@ -174,8 +175,6 @@ def check_in_events(flags: pd.DataFrame, sessions: pd.DataFrame) -> pd.DataFrame
 def fit_check_in(events: pd.DataFrame) -> tuple[dict[str, float] | None, dict[str, Any]]:
     """GEE (binomial, exchangeable, by client) of back_on_track on goal_review: the Wald row
     of goal_review (log-odds) and notes; None when it cannot be fitted."""
-    import statsmodels.api as sm
-
     notes: dict[str, Any] = {"n_events": len(events), "warnings": []}
     if len(events) < 20 or events["goal_review"].nunique() < 2:
         notes["warnings"].append("too few not-on-track events with and without a review")
@@ -183,15 +182,12 @@ def fit_check_in(events: pd.DataFrame) -> tuple[dict[str, float] | None, dict[st
     if events["back_on_track"].nunique() < 2:
         notes["warnings"].append("back on track does not vary among the events")
         return None, notes
-    x = sm.add_constant(events[["goal_review"]].astype(float), has_constant="add")
-    model = sm.GEE(
-        events["back_on_track"].astype(float),
-        x,
-        groups=pd.factorize(events["client_id"])[0],
-        family=sm.families.Binomial(),
-        cov_struct=sm.cov_struct.Exchangeable(),
+    x = events[["goal_review"]].astype(float)
+    x.insert(0, "const", 1.0)
+    groups = pd.factorize(events["client_id"])[0]
+    fitted, warn, error = capture_fit(
+        lambda: fit_exchangeable_logistic(events["back_on_track"], x, groups, maxiter=100)
     )
-    fitted, warn, error = capture_fit(lambda: model.fit(maxiter=100))
     notes["warnings"] += warn
     if fitted is None:
         notes["warnings"].append(f"check-in model failed: {error}")

@@ -64,6 +64,24 @@ PRIMARY_GROWTH = "growth"
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmarks (see the module docstring); returns the exit status."""
+    args = _parser().parse_args(argv)
+    if args.stage:
+        print(json.dumps(_run_stage(args.stage, args.folder, seed=args.seed)))
+        return 0
+
+    sizes = args.clients or list(QUICK_SIZES if args.quick else DEFAULT_SIZES)
+    models = args.models or _default_model_ids()
+    rows: list[dict[str, Any]] = []
+    status = 0
+    for n in sizes:
+        status = max(status, _bench_size(n, args, models, rows))
+    write_summary(rows, args.summary)
+    print()
+    print(format_table(rows))
+    return status
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m accord.bench", description=__doc__)
     parser.add_argument("--clients", type=int, nargs="+", help="sizes (default 1000 10000 100000)")
     parser.add_argument("--quick", action="store_true", help="1,000 clients only")
@@ -88,68 +106,60 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--stage", help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.stage:
-        print(json.dumps(_run_stage(args.stage, args.folder, seed=args.seed)))
-        return 0
+    return parser
 
-    sizes = args.clients or list(QUICK_SIZES if args.quick else DEFAULT_SIZES)
-    models = args.models or _default_model_ids()
-    rows: list[dict[str, Any]] = []
-    status = 0
-    for n in sizes:
-        folder = args.out / f"clients_{n}_seed_{args.seed}"
-        rows.append({"size": n, **_run_child("simulate", folder, seed=args.seed)})
-        print(_line(rows[-1]), flush=True)
-        partitions = _partitions(args.partitions, n)
-        stages = [
-            stage
-            for name in args.stages
-            if name != "workflow"
-            for stage in _stage_names(name, models, partitions)
-        ]
-        for stage in stages:
-            row = {"size": n, **_run_child(stage, folder)}
-            rows.append(row)
-            print(_line(row), flush=True)
-            if row["note"].startswith("failed") and stage.split(":")[0] in DATA_STAGES:
-                status = 1
-                break
-            if stage in ("validate:gather", "score:gather", "measures:gather"):
-                rows.append(_partitioned_total(rows, n, partitions, stage.split(":")[0]))
-                print(_line(rows[-1]), flush=True)
-        growth = next(
-            (r for r in rows if r["size"] == n and r["stage"] == f"model:{PRIMARY_GROWTH}"), None
+
+def _bench_size(n: int, args: argparse.Namespace, models: Sequence[str], rows: list) -> int:
+    """Every chosen stage on the simulated study of `n` clients, its rows appended to `rows`
+    and printed; returns 1 when a data stage or the workflow failed, else 0."""
+    folder = args.out / f"clients_{n}_seed_{args.seed}"
+    _add(rows, {"size": n, **_run_child("simulate", folder, seed=args.seed)})
+    partitions = _partitions(args.partitions, n)
+    stages = [
+        stage
+        for name in args.stages
+        if name != "workflow"
+        for stage in _stage_names(name, models, partitions)
+    ]
+    for stage in stages:
+        row = _add(rows, {"size": n, **_run_child(stage, folder)})
+        if row["note"].startswith("failed") and stage.split(":")[0] in DATA_STAGES:
+            return 1
+        if stage in ("validate:gather", "score:gather", "measures:gather"):
+            _add(rows, _partitioned_total(rows, n, partitions, stage.split(":")[0]))
+    growth = next(
+        (r for r in rows if r["size"] == n and r["stage"] == f"model:{PRIMARY_GROWTH}"), None
+    )
+    if growth is not None and not args.no_lme4 and not growth["note"]:
+        _compare_lme4(folder, n, growth, rows)
+    if "workflow" not in args.stages:
+        return 0
+    memory = args.memory_mb if args.memory_mb == "auto" else int(args.memory_mb)
+    row = run_workflow(folder, n, cores=args.cores, partitions=partitions, memory_mb=memory)
+    for job in workflow_jobs(folder / "workflow" / "logs" / "bench"):
+        _add(rows, {"size": n, **job})
+    _add(rows, {"size": n, **row})
+    return 1 if row["note"].startswith("failed") else 0
+
+
+def _add(rows: list, row: dict[str, Any]) -> dict[str, Any]:
+    rows.append(row)
+    print(_line(row), flush=True)
+    return row
+
+
+def _compare_lme4(folder: Path, n: int, growth: dict[str, Any], rows: list) -> None:
+    """The lme4 growth fit on the same rows, where R has lme4, and the ratio of the times."""
+    lme4 = _lme4_growth(folder, n)
+    if lme4 is None:
+        return
+    _add(rows, {"size": n, **lme4})
+    if math.isfinite(lme4["seconds"]) and lme4["seconds"] > 0:
+        print(
+            f"{n:>8} clients  growth: accord / lme4 time = "
+            f"{growth['seconds'] / lme4['seconds']:.2f}",
+            flush=True,
         )
-        if growth is not None and not args.no_lme4 and not growth["note"]:
-            lme4 = _lme4_growth(folder, n)
-            if lme4 is not None:
-                rows.append({"size": n, **lme4})
-                print(_line(rows[-1]), flush=True)
-                if math.isfinite(lme4["seconds"]) and lme4["seconds"] > 0:
-                    print(
-                        f"{n:>8} clients  growth: accord / lme4 time = "
-                        f"{growth['seconds'] / lme4['seconds']:.2f}",
-                        flush=True,
-                    )
-        if "workflow" in args.stages and status == 0:
-            memory = args.memory_mb if args.memory_mb == "auto" else int(args.memory_mb)
-            row = {
-                "size": n,
-                **run_workflow(
-                    folder, n, cores=args.cores, partitions=partitions, memory_mb=memory
-                ),
-            }
-            for job in workflow_jobs(folder / "workflow" / "logs" / "bench"):
-                rows.append({"size": n, **job})
-                print(_line(rows[-1]), flush=True)
-            rows.append(row)
-            print(_line(row), flush=True)
-            status = 1 if row["note"].startswith("failed") else status
-    write_summary(rows, args.summary)
-    print()
-    print(format_table(rows))
-    return status
 
 
 def write_summary(rows: Sequence[dict[str, Any]], path: Path) -> None:

@@ -32,6 +32,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     worked back from any of them fails the run."""
     from disclosure_attacks import every_attack, reports_under
 
+    if hasattr(session.config, "workerinput"):
+        return  # a pytest-xdist worker: the controller attacks every worker's reports at the end
     factory = getattr(session.config, "_tmp_path_factory", None)
     basetemp = getattr(factory, "_basetemp", None)
     if basetemp is None:  # no test asked for a temporary folder, so none rendered a report

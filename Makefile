@@ -24,11 +24,13 @@ demo-consortium: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) --configfile config/consortium.yaml
 	@echo "The pooled report is at reports/consortia/goals_network/pooled.html"
 
+# The tests run in one process per core (pytest-xdist), a test file's tests in one process, so its
+# module fixtures (a workflow run, a SLURM cluster) are made once.
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 test-all: $(STAMP)
-	$(BIN)/python -m pytest --runslow
+	$(BIN)/python -m pytest -n auto --dist loadfile --runslow
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -10,9 +10,8 @@ cluster's rows, so each step is a few vector operations over the table.
 
 For a cluster of k rows with working correlation a, V⁻¹ = A^-1/2 R⁻¹ A^-1/2 with
 R⁻¹x = x/(1 − a) − c·Σx and c = a / ((1 − a)(1 + (k − 1)a)) (statsmodels'
-``Exchangeable.covariance_matrix_solve``). With
-the logit link D = A·X, so, writing s_j = √(μ_j(1 − μ_j)), S_g = Σ_{j∈g} x_j s_j and
-P_g = Σ_{j∈g} (y_j − μ_j)/s_j:
+``Exchangeable.covariance_matrix_solve``). With the logit link D = A·X, so, writing
+s_j = √(μ_j(1 − μ_j)), S_g = Σ_{j∈g} x_j s_j and P_g = Σ_{j∈g} (y_j − μ_j)/s_j:
 
 * D'V⁻¹D = Σ_j s_j² x_j x_j' / (1 − a) − Σ_g c_g S_g S_g'
 * the cluster's score U_g = Σ_{j∈g} x_j (y_j − μ_j) / (1 − a) − c_g S_g P_g
@@ -93,10 +92,14 @@ def fit_exchangeable_logistic(
     beta = np.asarray(start.params, dtype=float).copy()
     correlation = 0.0
 
-    def moments(beta: np.ndarray, a: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def residuals(beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Raw residuals y − μ and the binomial standard deviations √(μ(1 − μ))."""
         mu = 1.0 / (1.0 + np.exp(-(x @ beta)))
-        sd = np.sqrt(mu * (1.0 - mu))
-        resid = y - mu
+        return y - mu, np.sqrt(mu * (1.0 - mu))
+
+    def moments(beta: np.ndarray, a: float) -> tuple[np.ndarray, np.ndarray]:
+        """D'V⁻¹D and the clusters' scores U_g (module docstring)."""
+        resid, sd = residuals(beta)
         c = a / (1.0 - a) / (1.0 + a * (clusters.sizes - 1))
         xs = x * sd[:, None]
         s = clusters.sums(xs)
@@ -105,7 +108,7 @@ def fit_exchangeable_logistic(
             clusters.sums(x * resid[:, None]) / (1.0 - a)
             - s * (c * clusters.sums(resid / sd))[:, None]
         )
-        return bmat, scores, resid / sd
+        return bmat, scores
 
     def solve(bmat: np.ndarray, rhs: np.ndarray) -> np.ndarray:
         try:
@@ -116,21 +119,21 @@ def fit_exchangeable_logistic(
     score_norm, iterations = -1.0, 0
     while iterations < maxiter:
         iterations += 1
-        bmat, scores, _ = moments(beta, correlation)
+        bmat, scores = moments(beta, correlation)
         score = scores.sum(axis=0)
         beta = beta + solve(bmat, score)
         score_norm = float(np.sqrt(np.sum(score**2)))
         # statsmodels stops only after the correlation has been updated once
         if score_norm < ctol and iterations > 1:
             break
-        _, _, pearson = moments(beta, correlation)
-        correlation = _exchangeable_correlation(pearson, clusters, n_obs, n_params, n_pairs)
+        resid, sd = residuals(beta)
+        correlation = _exchangeable_correlation(resid / sd, clusters, n_obs, n_params, n_pairs)
     converged = score_norm < ctol
     if not converged:
         warnings.warn(
             "Iteration limit reached prior to convergence", IterationLimitWarning, stacklevel=2
         )
-    bmat, scores, _ = moments(beta, correlation)
+    bmat, scores = moments(beta, correlation)
     try:
         bread = np.linalg.inv(bmat)
     except np.linalg.LinAlgError:

@@ -23,8 +23,8 @@ who set the goal) join the Benjamini-Hochberg family; the default plan fits GAS 
 secondary model and goal status achieved as its sensitivity analysis (the same question on
 another outcome). SMART and the other predictors are adjustment terms, not tests.
 
-Fit time (400 clients, about 1,200 goals): under a second for each outcome; a million
-clients' goals: about a minute for achieved.
+Fit time (400 clients, about 1,200 goals): under a second for each outcome; at a million
+clients the achieved model's job, reading its tables included, takes under two minutes.
 """
 
 from __future__ import annotations
